@@ -1,0 +1,48 @@
+import express, { type Express, type RequestHandler } from 'express';
+import { createLiveAudioController } from './controllers/live-audio-controller';
+import { corsPolicy } from './middleware/cors-policy';
+import { errorHandler, notFoundHandler } from './middleware/error-handler';
+import { requestId } from './middleware/request-id';
+import { createLiveAudioRouter } from './routes/live-audio-routes';
+import type { LiveAudioService } from './services/live-audio-service';
+import type { Logger } from './util/logger';
+
+export interface AppDeps {
+  service: LiveAudioService;
+  requireAuth: RequestHandler;
+  logger: Logger;
+  corsOrigins: string[];
+  allowLocalhostOrigins: boolean;
+  jsonBodyLimit: string;
+  /** Shown in `/sessions` answers while replies come from the built-in emulator. */
+  emulatedNotice?: string;
+  /** Readiness: false before start-up completes and while draining. */
+  isReady: () => boolean;
+  /** Extra routers mounted before the 404 handler (health, metrics, static page). */
+  mount?: (app: Express) => void;
+}
+
+/** Builds the Express application (no listening, no side effects): tests run it in-process. */
+export function createApp(deps: AppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', false);
+  app.use(requestId);
+  app.use(corsPolicy({ origins: deps.corsOrigins, allowLocalhost: deps.allowLocalhostOrigins }));
+  app.use(express.json({ limit: deps.jsonBodyLimit, strict: true }));
+
+  app.get('/health', (_req, res) => {
+    res.json({ success: true, status: 'ok', uptimeSec: Math.round(process.uptime()) });
+  });
+  app.get('/ready', (_req, res) => {
+    if (deps.isReady()) res.json({ success: true, status: 'ready' });
+    else res.status(503).json({ success: false, error: 'Server is not ready', code: 'NOT_READY' });
+  });
+
+  const controller = createLiveAudioController({ service: deps.service, emulatedNotice: deps.emulatedNotice });
+  app.use('/api/v1/live-audio', createLiveAudioRouter(controller, deps.requireAuth));
+  deps.mount?.(app);
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

@@ -1,0 +1,178 @@
+import { z } from 'zod';
+
+/**
+ * The server's whole configuration, read once at start-up from the environment (after dotenv loaded `.env`).
+ * Nothing else in the code base reads `process.env`.
+ */
+export interface AppConfig {
+  nodeEnv: string;
+  isProduction: boolean;
+  host: string;
+  port: number;
+  log: { level: string; pretty: boolean; transcripts: boolean };
+  gemini: {
+    /** Empty when no key is set: the built-in emulator is used unless `baseUrl` points elsewhere. */
+    apiKey: string;
+    /** `http://host:port` replacing Google's endpoint (emulator, proxy). */
+    baseUrl: string | undefined;
+    apiVersion: string;
+    setupTimeoutMs: number;
+    defaultModel: string;
+    /** Extra Live model ids accepted as requested (besides the built-in table). */
+    extraModels: string[];
+    systemInstruction: string;
+    voiceName: string | undefined;
+  };
+  /** `auto`: the emulator runs in-process when no Gemini key and no base URL are set. */
+  emulator: 'auto' | 'on' | 'off';
+  sessions: {
+    maxAgeMs: number;
+    idleTimeoutMs: number;
+    maxPerUser: number;
+    maxGlobal: number;
+    transcribeWaitMs: number;
+    /** Recently ended sessions are remembered this long so clients get `SESSION_EXPIRED`, not `NOT_FOUND`. */
+    tombstoneMs: number;
+  };
+  audio: { ffmpegPath: string | undefined; maxChunkBytes: number; jsonBodyLimit: string };
+  auth: { apiKeys: string; apiKeysFile: string; jwtSecret: string | undefined };
+  cors: { origins: string[] };
+}
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return def;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be an integer in [${min}, ${max}]` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const bool = (def: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return def;
+      if (/^(1|true|yes|on)$/i.test(v)) return true;
+      if (/^(0|false|no|off)$/i.test(v)) return false;
+      ctx.addIssue({ code: 'custom', message: 'must be true or false' });
+      return z.NEVER;
+    });
+
+const str = (def?: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? def : v.trim()));
+
+const list = () =>
+  z
+    .string()
+    .optional()
+    .transform((v) =>
+      (v ?? '')
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
+
+export const DEFAULT_LIVE_MODEL = 'gemini-2.5-flash-native-audio-preview-12-2025';
+
+const envSchema = z.object({
+  NODE_ENV: str('development'),
+  HOST: str('0.0.0.0'),
+  PORT: int(3000, 0, 65535),
+  LOG_LEVEL: str(undefined),
+  LOG_PRETTY: z.string().optional(),
+  LOG_TRANSCRIPTS: bool(false),
+  GEMINI_API_KEY: str(undefined),
+  GOOGLE_API_KEY: str(undefined),
+  GEMINI_BASE_URL: str(undefined),
+  GEMINI_API_VERSION: str('v1beta'),
+  GEMINI_SETUP_TIMEOUT_MS: int(10_000, 100, 120_000),
+  LIVE_AUDIO_DEFAULT_MODEL: str(DEFAULT_LIVE_MODEL),
+  LIVE_AUDIO_EXTRA_MODELS: list(),
+  LIVE_AUDIO_SYSTEM_INSTRUCTION: str(
+    'You are a helpful, friendly voice assistant. Keep answers short and conversational.',
+  ),
+  LIVE_AUDIO_VOICE: str(undefined),
+  LIVE_AUDIO_EMULATOR: z.enum(['auto', 'on', 'off']).optional().default('auto'),
+  LIVE_AUDIO_SESSION_MAX_MS: int(900_000, 1_000),
+  LIVE_AUDIO_IDLE_TIMEOUT_MS: int(120_000, 1_000),
+  LIVE_AUDIO_MAX_SESSIONS_PER_USER: int(5, 1),
+  LIVE_AUDIO_MAX_CONCURRENT_SESSIONS: int(200, 1),
+  LIVE_AUDIO_TRANSCRIBE_WAIT_MS: int(1_200, 0, 30_000),
+  LIVE_AUDIO_SESSION_TOMBSTONE_MS: int(900_000, 0),
+  FFMPEG_PATH: str(undefined),
+  LIVE_AUDIO_MAX_CHUNK_BYTES: int(5 * 1024 * 1024, 1024),
+  LIVE_AUDIO_JSON_LIMIT: str('8mb'),
+  LIVE_AUDIO_API_KEYS: str(''),
+  LIVE_AUDIO_API_KEYS_FILE: str('.live-audio/api-keys.json'),
+  JWT_SECRET: str(undefined),
+  CORS_ORIGINS: list(),
+});
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses an environment (normally `process.env`) into the typed configuration, or throws `ConfigError`. */
+export function loadConfig(env: Record<string, string | undefined>, opts: { isTTY?: boolean } = {}): AppConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const isProduction = e.NODE_ENV === 'production';
+  const isTest = e.NODE_ENV === 'test';
+  const baseUrl = e.GEMINI_BASE_URL;
+  if (baseUrl !== undefined && !/^http:\/\/[^/]+(\/.*)?$/.test(baseUrl) && !/^https:\/\//.test(baseUrl)) {
+    throw new ConfigError([`GEMINI_BASE_URL: must be an http:// or https:// URL`]);
+  }
+  const pretty = e.LOG_PRETTY !== undefined ? /^(1|true|yes|on)$/i.test(e.LOG_PRETTY) : !isProduction && !!opts.isTTY;
+  return {
+    nodeEnv: e.NODE_ENV!,
+    isProduction,
+    host: e.HOST!,
+    port: e.PORT,
+    log: { level: e.LOG_LEVEL ?? (isTest ? 'silent' : 'info'), pretty, transcripts: e.LOG_TRANSCRIPTS },
+    gemini: {
+      apiKey: e.GEMINI_API_KEY ?? e.GOOGLE_API_KEY ?? '',
+      baseUrl,
+      apiVersion: e.GEMINI_API_VERSION!,
+      setupTimeoutMs: e.GEMINI_SETUP_TIMEOUT_MS,
+      defaultModel: e.LIVE_AUDIO_DEFAULT_MODEL!,
+      extraModels: e.LIVE_AUDIO_EXTRA_MODELS,
+      systemInstruction: e.LIVE_AUDIO_SYSTEM_INSTRUCTION!,
+      voiceName: e.LIVE_AUDIO_VOICE,
+    },
+    emulator: e.LIVE_AUDIO_EMULATOR,
+    sessions: {
+      maxAgeMs: e.LIVE_AUDIO_SESSION_MAX_MS,
+      idleTimeoutMs: e.LIVE_AUDIO_IDLE_TIMEOUT_MS,
+      maxPerUser: e.LIVE_AUDIO_MAX_SESSIONS_PER_USER,
+      maxGlobal: e.LIVE_AUDIO_MAX_CONCURRENT_SESSIONS,
+      transcribeWaitMs: e.LIVE_AUDIO_TRANSCRIBE_WAIT_MS,
+      tombstoneMs: e.LIVE_AUDIO_SESSION_TOMBSTONE_MS,
+    },
+    audio: { ffmpegPath: e.FFMPEG_PATH, maxChunkBytes: e.LIVE_AUDIO_MAX_CHUNK_BYTES, jsonBodyLimit: e.LIVE_AUDIO_JSON_LIMIT! },
+    auth: { apiKeys: e.LIVE_AUDIO_API_KEYS!, apiKeysFile: e.LIVE_AUDIO_API_KEYS_FILE!, jwtSecret: e.JWT_SECRET },
+    cors: { origins: e.CORS_ORIGINS },
+  };
+}
+
+/** True when the server should start the built-in Gemini Live emulator (offline demo mode). */
+export function usesEmbeddedEmulator(cfg: AppConfig): boolean {
+  if (cfg.emulator === 'on') return true;
+  if (cfg.emulator === 'off') return false;
+  return !cfg.gemini.apiKey && !cfg.gemini.baseUrl;
+}

@@ -1,0 +1,20 @@
+/** Shared types of the audio seam: what a client sends and what the upstream receives. */
+
+export type AudioFormat = 'webm' | 'wav' | 'pcm';
+export const AUDIO_FORMATS: readonly AudioFormat[] = ['webm', 'wav', 'pcm'];
+
+/** How a chunk is described by the client (REST body / WebSocket message). */
+export interface ChunkDescriptor {
+  format: AudioFormat;
+  /** Only meaningful for `pcm` (s16le at this rate). Default 16000. */
+  sampleRate?: number;
+  /** Only meaningful for `pcm`. Default 1. */
+  channels?: number;
+}
+
+/** Output of every decoder: 16 kHz, mono, signed 16-bit little-endian PCM. */
+export const UPSTREAM_SAMPLE_RATE = 16000;
+export const UPSTREAM_BYTES_PER_MS = (UPSTREAM_SAMPLE_RATE * 2) / 1000; // 32
+
+/** Reply audio from Gemini: 24 kHz mono s16le. */
+export const REPLY_SAMPLE_RATE = 24000;

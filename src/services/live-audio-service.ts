@@ -1,0 +1,212 @@
+import type { Principal } from './auth/principal';
+import { AUDIO_FORMATS, type AudioFormat, type ChunkDescriptor } from './audio/audio-types';
+import { AudioDecodeError, type SessionAudioDecoder } from './audio/session-audio-decoder';
+import { AudioTooLargeError } from './audio/ffmpeg-session-decoder';
+import { ModelTable } from './upstream/model-table';
+import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
+import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';
+import { LiveSession, type LiveSessionParams } from './session/live-session';
+import { SessionRegistry } from './session/session-registry';
+import { transcriptionView, type TranscriptionData } from './session/session-views';
+import { AppError, Errors } from '../util/app-error';
+import { decodeBase64Strict, base64DecodedLength } from '../util/base64';
+import type { Logger } from '../util/logger';
+
+export interface DecoderFactory {
+  create(sessionLabel: string): SessionAudioDecoder;
+}
+
+export interface LiveAudioServiceOptions {
+  registry: SessionRegistry;
+  decoders: DecoderFactory;
+  provider: UpstreamProvider;
+  models: ModelTable;
+  logger: Logger;
+  sessionMaxAgeMs: number;
+  idleTimeoutMs: number;
+  transcribeWaitMs: number;
+  maxChunkBytes: number;
+  systemInstruction?: string;
+  voiceName?: string;
+  logTranscripts?: boolean;
+  resilience?: Partial<ResilienceOptions>;
+  /** `null` turns context window compression off. */
+  contextWindowCompression?: { triggerTokens?: number; targetTokens?: number } | null;
+  onRelayLatency?: (ms: number) => void;
+}
+
+export interface StartSessionInput {
+  sessionId: string;
+  model?: unknown;
+  responseModality?: unknown;
+  inputTranscription?: unknown;
+  outputTranscription?: unknown;
+}
+
+export interface AudioInput {
+  audioData: unknown;
+  format?: unknown;
+  sampleRate?: unknown;
+  channels?: unknown;
+}
+
+const asBool = (v: unknown, def: boolean, field: string): boolean => {
+  if (v === undefined || v === null) return def;
+  if (typeof v === 'boolean') return v;
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  throw Errors.invalidField(field, 'must be a boolean');
+};
+
+const asInt = (v: unknown, def: number, field: string, min: number, max: number): number => {
+  if (v === undefined || v === null || v === '') return def;
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    throw Errors.invalidField(field, `must be an integer between ${min} and ${max}`);
+  }
+  return n;
+};
+
+/**
+ * The live-audio use cases shared by REST and WebSocket: start, feed audio, read results, end.
+ */
+export class LiveAudioService {
+  constructor(private readonly o: LiveAudioServiceOptions) {}
+
+  get registry(): SessionRegistry {
+    return this.o.registry;
+  }
+
+  get emulated(): boolean {
+    return this.o.provider.emulated;
+  }
+
+  async startSession(owner: Principal, input: StartSessionInput, transport: 'rest' | 'ws'): Promise<LiveSession> {
+    const sessionId = SessionRegistry.validateId(input.sessionId);
+    if (input.model !== undefined && input.model !== null && typeof input.model !== 'string') {
+      throw Errors.invalidField('model', 'must be a string');
+    }
+    const rm = input.responseModality ?? 'text';
+    if (typeof rm !== 'string') throw Errors.invalidField('response_modality', "must be 'text' or 'audio'");
+    const responseModality: 'text' | 'audio' = rm.toLowerCase() === 'audio' ? 'audio' : 'text';
+    const choice = this.o.models.resolve(input.model);
+    const params: LiveSessionParams = {
+      sessionId,
+      owner,
+      model: choice.model,
+      requestedModel: choice.requested,
+      responseModality,
+      inputTranscription: asBool(input.inputTranscription, true, 'input_transcription'),
+      outputTranscription: asBool(input.outputTranscription, true, 'output_transcription'),
+      transport,
+    };
+    if (choice.fellBack) {
+      this.o.logger.info({ requested: choice.requested, model: choice.model }, 'requested model is not a Live model; using the default');
+    }
+    return this.o.registry.start(owner, sessionId, () => this.createSession(params));
+  }
+
+  private async createSession(params: LiveSessionParams): Promise<LiveSession> {
+    const log = this.o.logger.child({ sessionId: params.sessionId });
+    const upstream = new ResilientUpstream(
+      this.o.provider,
+      {
+        model: params.model,
+        responseModality: params.responseModality,
+        inputTranscription: params.inputTranscription,
+        // Native-audio models only speak: the text reply is the transcription of the speech.
+        outputTranscription: params.outputTranscription || params.responseModality === 'text',
+        systemInstruction: this.o.systemInstruction,
+        voiceName: this.o.voiceName,
+        sessionResumption: true,
+        contextWindowCompression: this.o.contextWindowCompression === undefined ? {} : this.o.contextWindowCompression,
+      },
+      this.o.resilience,
+      log,
+    );
+    try {
+      await upstream.start();
+    } catch (err) {
+      upstream.close();
+      if (err instanceof UpstreamConnectError) {
+        throw new AppError(err.fatal ? 502 : 503, 'UPSTREAM_UNAVAILABLE', `Could not start the Gemini Live session: ${err.message}`);
+      }
+      throw err;
+    }
+    return new LiveSession(params, {
+      decoder: this.o.decoders.create(params.sessionId),
+      upstream,
+      maxAgeMs: this.o.sessionMaxAgeMs,
+      idleTimeoutMs: this.o.idleTimeoutMs,
+      logger: this.o.logger,
+      logTranscripts: this.o.logTranscripts,
+      onRelayLatency: this.o.onRelayLatency,
+    });
+  }
+
+  /** Validates and decodes an audio chunk description (shared by REST and WebSocket). */
+  parseAudio(input: AudioInput): { chunk: Buffer; desc: ChunkDescriptor } {
+    if (input.audioData === undefined || input.audioData === null || input.audioData === '') {
+      throw Errors.missingField('audio_data');
+    }
+    if (typeof input.audioData !== 'string') throw Errors.invalidField('audio_data', 'must be a base64 string');
+    const fmt = input.format ?? 'webm';
+    if (typeof fmt !== 'string' || !AUDIO_FORMATS.includes(fmt.toLowerCase() as AudioFormat)) {
+      throw new AppError(415, 'AUDIO_UNSUPPORTED_FORMAT', `Unsupported audio format: use one of ${AUDIO_FORMATS.join(', ')}`);
+    }
+    const max = this.o.maxChunkBytes;
+    if (base64DecodedLength(input.audioData) > max + 4096) throw Errors.tooLarge('Audio data', max);
+    const chunk = decodeBase64Strict(input.audioData, 'audio_data');
+    if (chunk.length > max) throw Errors.tooLarge('Audio data', max);
+    const desc: ChunkDescriptor = {
+      format: fmt.toLowerCase() as AudioFormat,
+      sampleRate: asInt(input.sampleRate, 16000, 'sample_rate', 8000, 192000),
+      channels: asInt(input.channels, 1, 'channels', 1, 8),
+    };
+    return { chunk, desc };
+  }
+
+  /** Feeds a chunk into the session; audio errors become 4xx AppErrors. */
+  async pushAudio(session: LiveSession, chunk: Buffer, desc: ChunkDescriptor): Promise<void> {
+    try {
+      await session.pushAudio(chunk, desc);
+    } catch (err) {
+      throw toClientAudioError(err);
+    }
+  }
+
+  /**
+   * REST `/transcribe`: feed the chunk, then answer within the bounded wait with the current turn's state.
+   * Never waits for a turn to complete.
+   */
+  async transcribe(owner: Principal, sessionIdRaw: unknown, audio: AudioInput): Promise<TranscriptionData> {
+    if (sessionIdRaw === undefined || sessionIdRaw === null || sessionIdRaw === '') throw Errors.missingField('session_id');
+    const { chunk, desc } = this.parseAudio(audio);
+    const sessionId = SessionRegistry.validateId(sessionIdRaw);
+    const session = this.o.registry.require(owner, sessionId);
+    // Anything that changed since the last answer is news: answer at once. Otherwise wait (bounded).
+    const before = Math.min(session.snapshot().version, session.restServedVersion);
+    const errSeq = session.decodeErrors.seq;
+    await this.pushAudio(session, chunk, desc);
+    await session.waitForUpdate(before, errSeq, this.o.transcribeWaitMs);
+    const errs = session.decodeErrors;
+    if (errs.seq > errSeq && errs.last) throw toClientAudioError(errs.last);
+    if (session.ended) {
+      const info = session.endedInfo!;
+      if (info.reason === 'upstream_error') throw new AppError(502, 'UPSTREAM_FAILED', `Live session failed: ${info.message}`);
+      throw Errors.sessionExpired();
+    }
+    const snap = session.snapshot();
+    session.restServedVersion = snap.version;
+    return transcriptionView(session, snap);
+  }
+}
+
+export function toClientAudioError(err: unknown): unknown {
+  if (err instanceof AudioTooLargeError) return Errors.tooLarge('Audio data', err.maxBytes);
+  if (err instanceof AudioDecodeError) {
+    if (err.code === 'AUDIO_UNSUPPORTED_FORMAT') return new AppError(415, err.code, err.message);
+    return new AppError(422, err.code, err.message);
+  }
+  return err;
+}

@@ -1,0 +1,355 @@
+import type { Principal } from '../auth/principal';
+import type { ChunkDescriptor } from '../audio/audio-types';
+import { REPLY_SAMPLE_RATE, UPSTREAM_BYTES_PER_MS } from '../audio/audio-types';
+import { AudioDecodeError, type SessionAudioDecoder } from '../audio/session-audio-decoder';
+import { PcmFramer } from '../audio/pcm-framer';
+import type { ResilientUpstream, UpstreamFailure } from '../upstream/resilient-upstream';
+import type { Logger } from '../../util/logger';
+import { TypedEmitter } from '../../util/typed-emitter';
+import { TurnTracker, type TurnSnapshot } from './turn-tracker';
+
+export type SessionEndReason =
+  | 'client_end'
+  | 'expired'
+  | 'idle_timeout'
+  | 'replaced'
+  | 'upstream_error'
+  | 'server_shutdown'
+  | 'socket_closed';
+
+export interface SessionEndInfo {
+  reason: SessionEndReason;
+  message: string;
+  endTime: string;
+  durationMs: number;
+}
+
+export interface LiveSessionParams {
+  sessionId: string;
+  owner: Principal;
+  model: string;
+  requestedModel: string | undefined;
+  responseModality: 'text' | 'audio';
+  inputTranscription: boolean;
+  outputTranscription: boolean;
+  transport: 'rest' | 'ws';
+}
+
+export interface LiveSessionDeps {
+  decoder: SessionAudioDecoder;
+  upstream: ResilientUpstream;
+  maxAgeMs: number;
+  idleTimeoutMs: number;
+  /** Silence on the input for this long sends `audioStreamEnd` so the model flushes the turn. */
+  streamEndGapMs?: number;
+  logger: Logger;
+  logTranscripts?: boolean;
+  /** Called with the relay's added latency (chunk received → PCM handed to the socket), ms. */
+  onRelayLatency?: (ms: number) => void;
+}
+
+export interface LiveSessionEvents {
+  [event: string]: (...args: any[]) => void;
+  /** The turn's texts or flags changed. */
+  update: (snap: TurnSnapshot) => void;
+  /** Reply audio as it arrives (24 kHz mono s16le), only when audio replies were asked for. */
+  replyAudio: (pcm: Buffer, sampleRate: number) => void;
+  turnComplete: (snap: TurnSnapshot) => void;
+  interrupted: (snap: TurnSnapshot) => void;
+  decodeError: (err: AudioDecodeError) => void;
+  ended: (info: SessionEndInfo) => void;
+}
+
+/**
+ * One live conversation: the client's audio goes through the session's decoder and framer into the
+ * upstream link; upstream events build the turn state that REST and WebSocket clients read.
+ */
+export class LiveSession extends TypedEmitter<LiveSessionEvents> {
+  readonly startTime = new Date();
+  readonly expiresAt: Date;
+  private lastActivityAt = Date.now();
+  private lastAudioAt = 0;
+  private readonly turn: TurnTracker;
+  private readonly framer: PcmFramer;
+  private queue: Promise<void> = Promise.resolve();
+  private endInfo: SessionEndInfo | undefined;
+  private maxAgeTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private streamEndTimer: NodeJS.Timeout | undefined;
+  private decodeErrorSeq = 0;
+  private lastDecodeError: AudioDecodeError | undefined;
+  private chunks = 0;
+  private bytesIn = 0;
+  private pcmBytesDecoded = 0;
+  /** Receive times of chunks whose PCM has not reached the upstream yet (relay latency). */
+  private pendingChunkTimes: number[] = [];
+  /** Barge-in from the client: drop reply audio until the next turn starts. */
+  private suppressReplyTurn = -1;
+  private readonly log: Logger;
+  /** Turn-state version last returned by REST `/transcribe` (lets the next call answer at once on news). */
+  restServedVersion = 0;
+
+  constructor(
+    readonly params: LiveSessionParams,
+    private readonly deps: LiveSessionDeps,
+  ) {
+    super();
+    this.log = deps.logger.child({ sessionId: params.sessionId, owner: params.owner.id });
+    this.expiresAt = new Date(this.startTime.getTime() + deps.maxAgeMs);
+    this.turn = new TurnTracker({ keepAudio: params.responseModality === 'audio' });
+    this.framer = new PcmFramer((frame) => this.forwardFrame(frame));
+    this.wireDecoder();
+    this.wireUpstream();
+    this.maxAgeTimer = setTimeout(() => this.end('expired', 'Session reached its maximum duration'), deps.maxAgeMs);
+    this.armIdleTimer();
+  }
+
+  get id(): string {
+    return this.params.sessionId;
+  }
+
+  get ownerId(): string {
+    return this.params.owner.id;
+  }
+
+  get ended(): boolean {
+    return !!this.endInfo;
+  }
+
+  get endedInfo(): SessionEndInfo | undefined {
+    return this.endInfo;
+  }
+
+  get lastActivity(): Date {
+    return new Date(this.lastActivityAt);
+  }
+
+  /** When the idle timer fires if nothing arrives. */
+  get idleExpiresAt(): Date {
+    return new Date(this.lastActivityAt + this.deps.idleTimeoutMs);
+  }
+
+  get upstream(): ResilientUpstream {
+    return this.deps.upstream;
+  }
+
+  private wireDecoder(): void {
+    const d = this.deps.decoder;
+    d.on('pcm', (pcm) => {
+      this.pcmBytesDecoded += pcm.length;
+      this.framer.push(pcm);
+    });
+    d.on('error', (err) => {
+      this.decodeErrorSeq++;
+      this.lastDecodeError = err;
+      this.log.warn({ code: err.code, err: err.message }, 'audio decode error');
+      this.emit('decodeError', err);
+    });
+  }
+
+  private wireUpstream(): void {
+    const u = this.deps.upstream;
+    const logT = this.deps.logTranscripts;
+    u.on('inputTranscription', (t) => {
+      this.turn.addUserText(t);
+      this.publish();
+    });
+    u.on('outputTranscription', (t) => {
+      this.turn.addOutputTranscription(t);
+      this.publish();
+    });
+    u.on('modelText', (t) => {
+      this.turn.addModelText(t);
+      this.publish();
+    });
+    u.on('modelAudio', (pcm, rate) => {
+      if (this.params.responseModality !== 'audio') return;
+      const snapBefore = this.turn.snapshot();
+      if (this.suppressReplyTurn === snapBefore.turnId && !snapBefore.turnComplete) return;
+      this.turn.addReplyAudio(pcm);
+      this.emit('replyAudio', pcm, rate || REPLY_SAMPLE_RATE);
+    });
+    u.on('interrupted', () => {
+      this.turn.markInterrupted();
+      this.emit('interrupted', this.turn.snapshot());
+      this.publish();
+    });
+    u.on('turnComplete', () => {
+      this.turn.markComplete();
+      const snap = this.turn.snapshot();
+      if (logT) this.log.info({ user: snap.userText, reply: snap.replyText }, 'turn complete');
+      else this.log.debug({ turnId: snap.turnId }, 'turn complete');
+      this.emit('turnComplete', snap);
+      this.publish();
+    });
+    u.on('failed', (f: UpstreamFailure) => this.end('upstream_error', f.description));
+  }
+
+  private publish(): void {
+    if (this.endInfo) return;
+    this.emit('update', this.turn.snapshot());
+  }
+
+  private armIdleTimer(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => this.end('idle_timeout', 'No audio received for too long'), this.deps.idleTimeoutMs);
+  }
+
+  private forwardFrame(frame: Buffer): void {
+    if (this.endInfo) return;
+    this.deps.upstream.sendAudio(frame);
+    const t = this.pendingChunkTimes.shift();
+    if (t !== undefined) {
+      this.deps.onRelayLatency?.(performance.now() - t);
+      this.pendingChunkTimes.length = 0;
+    }
+    clearTimeout(this.streamEndTimer);
+    const gap = this.deps.streamEndGapMs ?? 1500;
+    if (gap > 0) this.streamEndTimer = setTimeout(() => this.deps.upstream.sendAudioStreamEnd(), gap);
+  }
+
+  /**
+   * Feeds one client chunk. Chunks are processed strictly in call order, even when calls overlap.
+   * Rejects with `AudioDecodeError` when the chunk is refused up front.
+   */
+  pushAudio(chunk: Buffer, desc: ChunkDescriptor): Promise<void> {
+    const receivedAt = performance.now();
+    this.touchActivity(true);
+    const run = async () => {
+      if (this.endInfo) throw new AudioDecodeError('AUDIO_INVALID', 'Session has ended');
+      this.chunks++;
+      this.bytesIn += chunk.length;
+      this.pendingChunkTimes.push(receivedAt);
+      await this.deps.decoder.write(chunk, desc);
+    };
+    const p = this.queue.then(run, run);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  /** Typed user input for the model. */
+  sendText(text: string): void {
+    this.touchActivity(false);
+    this.deps.upstream.sendText(text);
+  }
+
+  sendImage(data: Buffer, mimeType: 'image/jpeg' | 'image/png'): void {
+    this.touchActivity(false);
+    this.deps.upstream.sendImage(data, mimeType);
+  }
+
+  /** Client barge-in: stop relaying the current reply at once. */
+  interrupt(): TurnSnapshot {
+    const snap = this.turn.snapshot();
+    this.suppressReplyTurn = snap.turnId;
+    this.turn.markInterrupted();
+    return this.turn.snapshot();
+  }
+
+  private touchActivity(audio: boolean): void {
+    this.lastActivityAt = Date.now();
+    if (audio) this.lastAudioAt = this.lastActivityAt;
+    this.armIdleTimer();
+  }
+
+  get decodeErrors(): { seq: number; last: AudioDecodeError | undefined } {
+    return { seq: this.decodeErrorSeq, last: this.lastDecodeError };
+  }
+
+  snapshot(): TurnSnapshot {
+    return this.turn.snapshot();
+  }
+
+  replyAudio(): Buffer {
+    return this.turn.replyAudio();
+  }
+
+  /**
+   * Resolves when the turn state moves past `sinceVersion`, a decode error happens after `sinceErrorSeq`,
+   * the session ends, or `timeoutMs` passes — whichever comes first. A burst of updates is coalesced for
+   * `settleMs` so one answer carries several transcription fragments.
+   */
+  waitForUpdate(sinceVersion: number, sinceErrorSeq: number, timeoutMs: number, settleMs = 60): Promise<void> {
+    if (this.endInfo || this.turn.version > sinceVersion || this.decodeErrorSeq > sinceErrorSeq || timeoutMs <= 0) {
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      let settleTimer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        clearTimeout(timer);
+        clearTimeout(settleTimer);
+        this.off('update', onUpdate);
+        this.off('decodeError', finish);
+        this.off('ended', finish);
+        resolve();
+      };
+      const onUpdate = (snap: TurnSnapshot) => {
+        if (snap.turnComplete) return finish();
+        if (!settleTimer) settleTimer = setTimeout(finish, settleMs);
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      this.on('update', onUpdate);
+      this.on('decodeError', finish);
+      this.on('ended', finish);
+    });
+  }
+
+  status(): Record<string, unknown> {
+    const up = this.deps.upstream.stats();
+    return {
+      sessionId: this.id,
+      status: this.endInfo ? (this.endInfo.reason === 'expired' ? 'expired' : 'ended') : 'active',
+      startTime: this.startTime.toISOString(),
+      expiresAt: this.expiresAt.toISOString(),
+      idleExpiresAt: this.idleExpiresAt.toISOString(),
+      lastActivity: this.lastActivity.toISOString(),
+      lastAudioAt: this.lastAudioAt ? new Date(this.lastAudioAt).toISOString() : null,
+      model: this.params.model,
+      requestedModel: this.params.requestedModel ?? null,
+      responseModality: this.params.responseModality,
+      transport: this.params.transport,
+      audio: {
+        chunks: this.chunks,
+        bytesIn: this.bytesIn,
+        decodedSeconds: Math.round(this.pcmBytesDecoded / UPSTREAM_BYTES_PER_MS) / 1000,
+        decodeErrors: this.decodeErrorSeq,
+        lastDecodeError: this.lastDecodeError ? { code: this.lastDecodeError.code, message: this.lastDecodeError.message } : null,
+      },
+      upstream: {
+        state: up.state,
+        connected: up.state === 'open',
+        connections: up.connections,
+        reconnects: up.reconnects,
+        lastCloseCode: up.lastClose?.code ?? null,
+        lastCloseReason: up.lastClose?.reason ?? null,
+        lastClose: up.lastClose,
+        droppedAudioMs: up.droppedAudioMs,
+        bufferedAudioMs: up.bufferedAudioMs,
+        sentAudioMs: up.sentAudioMs,
+      },
+      turn: (({ version: _v, ...rest }) => rest)(this.turn.snapshot()),
+      ...(this.endInfo ? { endTime: this.endInfo.endTime, endReason: this.endInfo.reason, endMessage: this.endInfo.message } : {}),
+    };
+  }
+
+  /** Ends the session (idempotent): stops timers, kills the decoder, closes the upstream. */
+  end(reason: SessionEndReason, message = ''): SessionEndInfo {
+    if (this.endInfo) return this.endInfo;
+    const now = new Date();
+    this.endInfo = {
+      reason,
+      message: message || reason,
+      endTime: now.toISOString(),
+      durationMs: now.getTime() - this.startTime.getTime(),
+    };
+    clearTimeout(this.maxAgeTimer);
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.streamEndTimer);
+    this.deps.decoder.destroy();
+    this.deps.upstream.close();
+    this.log.info({ reason, durationMs: this.endInfo.durationMs }, 'session ended');
+    this.emit('ended', this.endInfo);
+    this.removeAllListeners();
+    return this.endInfo;
+  }
+}

@@ -1,0 +1,204 @@
+import type { Principal } from '../auth/principal';
+import { AppError, Errors } from '../../util/app-error';
+import type { Logger } from '../../util/logger';
+import { TypedEmitter } from '../../util/typed-emitter';
+import type { LiveSession, SessionEndInfo, SessionEndReason } from './live-session';
+
+export const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
+
+export interface RegistryLimits {
+  maxPerUser: number;
+  maxGlobal: number;
+  /** How long ended sessions are remembered (so a client learns "expired" instead of "unknown"). */
+  tombstoneMs: number;
+  maxTombstones?: number;
+}
+
+interface Tombstone {
+  info: SessionEndInfo;
+  startTime: string;
+  model: string;
+  responseModality: string;
+  at: number;
+}
+
+export interface RegistryEvents {
+  [event: string]: (...args: any[]) => void;
+  started: (s: LiveSession) => void;
+  ended: (s: LiveSession, info: SessionEndInfo) => void;
+}
+
+/** Result of looking a session up for its owner. */
+export type Lookup =
+  | { kind: 'live'; session: LiveSession }
+  | { kind: 'ended'; tombstone: Tombstone }
+  | { kind: 'unknown' };
+
+/**
+ * All live sessions of this process, keyed by (owner, client-chosen id): nobody can see, end or overwrite
+ * another owner's session, and a foreign id is indistinguishable from an unknown one.
+ */
+export class SessionRegistry extends TypedEmitter<RegistryEvents> {
+  private readonly sessions = new Map<string, LiveSession>();
+  /** Slots held by starts that are still connecting upstream (counted against the caps). */
+  private readonly reserved = new Map<string, number>();
+  private reservedTotal = 0;
+  private readonly tombstones = new Map<string, Tombstone>();
+  private draining = false;
+
+  constructor(
+    private readonly limits: RegistryLimits,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  static key(ownerId: string, sessionId: string): string {
+    return `${ownerId}\u0000${sessionId}`;
+  }
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  /** Stops accepting new sessions (graceful shutdown). */
+  startDraining(): void {
+    this.draining = true;
+  }
+
+  countFor(ownerId: string): number {
+    let n = this.reserved.get(ownerId) ?? 0;
+    for (const s of this.sessions.values()) if (s.ownerId === ownerId) n++;
+    return n;
+  }
+
+  listFor(ownerId: string): LiveSession[] {
+    return [...this.sessions.values()].filter((s) => s.ownerId === ownerId);
+  }
+
+  all(): LiveSession[] {
+    return [...this.sessions.values()];
+  }
+
+  lookup(owner: Principal, sessionId: string): Lookup {
+    const key = SessionRegistry.key(owner.id, sessionId);
+    const s = this.sessions.get(key);
+    if (s) return { kind: 'live', session: s };
+    const t = this.tombstones.get(key);
+    if (t && Date.now() - t.at < this.limits.tombstoneMs) return { kind: 'ended', tombstone: t };
+    return { kind: 'unknown' };
+  }
+
+  /** The live session or a 404 AppError (expired vs unknown). */
+  require(owner: Principal, sessionId: string): LiveSession {
+    const l = this.lookup(owner, sessionId);
+    if (l.kind === 'live') return l.session;
+    throw l.kind === 'ended' ? Errors.sessionExpired() : Errors.sessionNotFound();
+  }
+
+  /**
+   * Starts a session: ends the owner's session with the same id first, checks the caps (429 with
+   * Retry-After), holds a slot while `create` connects upstream, then registers the result.
+   */
+  async start(owner: Principal, sessionId: string, create: () => Promise<LiveSession>): Promise<LiveSession> {
+    if (this.draining) throw Errors.shuttingDown();
+    const key = SessionRegistry.key(owner.id, sessionId);
+    const existing = this.sessions.get(key);
+    if (existing) this.endSession(existing, 'replaced', 'Replaced by a new session with the same id');
+
+    if (this.countFor(owner.id) >= this.limits.maxPerUser) {
+      throw Errors.tooManySessions('user', this.retryAfterSec(this.listFor(owner.id)));
+    }
+    if (this.sessions.size + this.reservedTotal >= this.limits.maxGlobal) {
+      throw Errors.tooManySessions('global', this.retryAfterSec(this.all()));
+    }
+    this.reserved.set(owner.id, (this.reserved.get(owner.id) ?? 0) + 1);
+    this.reservedTotal++;
+    let session: LiveSession;
+    try {
+      session = await create();
+    } finally {
+      const n = (this.reserved.get(owner.id) ?? 1) - 1;
+      if (n <= 0) this.reserved.delete(owner.id);
+      else this.reserved.set(owner.id, n);
+      this.reservedTotal--;
+    }
+    if (this.draining) {
+      session.end('server_shutdown', 'Server is shutting down');
+      throw Errors.shuttingDown();
+    }
+    // A concurrent start with the same id may have won the race while we connected: it is replaced.
+    const raced = this.sessions.get(key);
+    if (raced) this.endSession(raced, 'replaced', 'Replaced by a new session with the same id');
+    this.sessions.set(key, session);
+    this.tombstones.delete(key);
+    session.once('ended', (info) => this.onEnded(key, session, info));
+    this.emit('started', session);
+    return session;
+  }
+
+  /** Ends a session of this owner; returns what happened (idempotent). */
+  end(owner: Principal, sessionId: string, reason: SessionEndReason = 'client_end'): Lookup {
+    const l = this.lookup(owner, sessionId);
+    if (l.kind === 'live') this.endSession(l.session, reason, 'Ended by the client');
+    return l;
+  }
+
+  endSession(session: LiveSession, reason: SessionEndReason, message?: string): SessionEndInfo {
+    return session.end(reason, message);
+  }
+
+  private onEnded(key: string, session: LiveSession, info: SessionEndInfo): void {
+    if (this.sessions.get(key) === session) this.sessions.delete(key);
+    this.tombstones.set(key, {
+      info,
+      startTime: session.startTime.toISOString(),
+      model: session.params.model,
+      responseModality: session.params.responseModality,
+      at: Date.now(),
+    });
+    this.pruneTombstones();
+    this.emit('ended', session, info);
+  }
+
+  private pruneTombstones(): void {
+    const max = this.limits.maxTombstones ?? 10_000;
+    const now = Date.now();
+    for (const [k, t] of this.tombstones) {
+      if (this.tombstones.size <= max && now - t.at < this.limits.tombstoneMs) break;
+      this.tombstones.delete(k); // Map iterates oldest first
+    }
+  }
+
+  /** Seconds until one of these sessions frees its slot at the latest (idle timeout or max age). */
+  private retryAfterSec(sessions: LiveSession[]): number {
+    const now = Date.now();
+    let soonest = Infinity;
+    for (const s of sessions) {
+      const t = Math.min(s.idleExpiresAt.getTime(), s.expiresAt.getTime());
+      soonest = Math.min(soonest, t - now);
+    }
+    if (!Number.isFinite(soonest)) return 5;
+    return Math.max(1, Math.ceil(soonest / 1000));
+  }
+
+  /** Ends every session (shutdown), returning how many were ended. */
+  endAll(reason: SessionEndReason, message: string): number {
+    const list = this.all();
+    for (const s of list) this.endSession(s, reason, message);
+    return list.length;
+  }
+
+  /** Throws if the id is not acceptable. */
+  static validateId(id: unknown): string {
+    if (id === undefined || id === null || id === '') throw Errors.missingField('session_id');
+    if (typeof id !== 'string' || !SESSION_ID_RE.test(id)) {
+      throw new AppError(400, 'INVALID_SESSION_ID', 'Invalid session_id: use 1-128 characters from A-Z, a-z, 0-9, _ and -');
+    }
+    return id;
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * The state of the current (or last) conversational turn, built from upstream events.
+ * Texts are cumulative within the turn: transcription fragments are concatenated, never overwritten.
+ */
+export interface TurnSnapshot {
+  turnId: number;
+  /** The user's words (input transcription). */
+  userText: string;
+  /** The model's reply text: text parts for text models, else the transcription of its speech. */
+  replyText: string;
+  /** Transcription of the model's speech. */
+  outputTranscription: string;
+  turnComplete: boolean;
+  interrupted: boolean;
+  /** Reply audio of this turn so far (24 kHz mono s16le), bytes. */
+  replyAudioBytes: number;
+  /** Increases on every change; lets waiters tell whether something new happened. */
+  version: number;
+  updatedAt: number;
+}
+
+export class TurnTracker {
+  private turnId = 0;
+  private userText = '';
+  private modelText = '';
+  private outputText = '';
+  private complete = false;
+  private interrupted = false;
+  private audio: Buffer[] = [];
+  private audioBytes = 0;
+  private versionNo = 0;
+  private updatedAt = Date.now();
+  /** Upper bound on reply audio kept for one turn (REST `audioBuffer`). */
+  private readonly maxAudioBytes: number;
+
+  constructor(opts: { keepAudio: boolean; maxAudioBytes?: number }) {
+    this.maxAudioBytes = opts.keepAudio ? (opts.maxAudioBytes ?? 24000 * 2 * 120) : 0;
+  }
+
+  get version(): number {
+    return this.versionNo;
+  }
+
+  /** Starts a new turn if the current one is complete (called before adding new content). */
+  private ensureOpenTurn(): void {
+    if (this.complete || this.turnId === 0) {
+      this.turnId++;
+      this.userText = '';
+      this.modelText = '';
+      this.outputText = '';
+      this.complete = false;
+      this.interrupted = false;
+      this.audio = [];
+      this.audioBytes = 0;
+    }
+  }
+
+  private touch(): void {
+    this.versionNo++;
+    this.updatedAt = Date.now();
+  }
+
+  addUserText(t: string): void {
+    this.ensureOpenTurn();
+    this.userText += t;
+    this.touch();
+  }
+
+  addOutputTranscription(t: string): void {
+    this.ensureOpenTurn();
+    this.outputText += t;
+    this.touch();
+  }
+
+  addModelText(t: string): void {
+    this.ensureOpenTurn();
+    this.modelText += t;
+    this.touch();
+  }
+
+  /** Returns false when the audio was not kept (cap reached or audio not requested). */
+  addReplyAudio(pcm: Buffer): boolean {
+    this.ensureOpenTurn();
+    if (this.audioBytes + pcm.length > this.maxAudioBytes) return false;
+    this.audio.push(pcm);
+    this.audioBytes += pcm.length;
+    this.touch();
+    return true;
+  }
+
+  markInterrupted(): void {
+    if (this.turnId === 0 || this.complete) return;
+    this.interrupted = true;
+    this.touch();
+  }
+
+  markComplete(): void {
+    if (this.turnId === 0 || this.complete) return;
+    this.complete = true;
+    this.touch();
+  }
+
+  replyAudio(): Buffer {
+    return Buffer.concat(this.audio, this.audioBytes);
+  }
+
+  snapshot(): TurnSnapshot {
+    return {
+      turnId: this.turnId,
+      userText: this.userText.trim(),
+      replyText: (this.modelText || this.outputText).trim(),
+      outputTranscription: this.outputText.trim(),
+      turnComplete: this.complete,
+      interrupted: this.interrupted,
+      replyAudioBytes: this.audioBytes,
+      version: this.versionNo,
+      updatedAt: this.updatedAt,
+    };
+  }
+}

@@ -1,0 +1,134 @@
+import type { LiveServerMessage, Session } from '@google/genai';
+import type { Logger } from '../../util/logger';
+import { TypedEmitter } from '../../util/typed-emitter';
+import { describeClose } from './close-codes';
+import type { UpstreamCloseInfo, UpstreamConnection, UpstreamEvents } from './upstream-types';
+
+/** Parses a protobuf Duration string (`"50s"`, `"1.5s"`) into milliseconds. */
+export function durationToMs(d: unknown): number {
+  if (typeof d === 'number') return d * 1000;
+  if (typeof d !== 'string') return 0;
+  const m = /^(\d+(?:\.\d+)?)s$/.exec(d.trim());
+  return m ? Math.round(Number(m[1]) * 1000) : 0;
+}
+
+const rateOf = (mime: string | undefined): number => {
+  const m = /rate=(\d+)/.exec(mime ?? '');
+  return m ? Number(m[1]) : 24000;
+};
+
+/** Minimal view of the SDK's underlying `ws` socket (internal, but stable across 2.x). */
+interface RawSocket {
+  readyState: number;
+  bufferedAmount: number;
+  terminate(): void;
+}
+
+/**
+ * One Gemini Live connection: a typed event emitter over the SDK `Session`.
+ * Reads every field of every server message (parts are not mutually exclusive).
+ */
+export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implements UpstreamConnection {
+  private session: Session | undefined;
+  private closedInfo: UpstreamCloseInfo | undefined;
+  private closingByClient = false;
+
+  constructor(
+    readonly id: string,
+    private readonly log: Logger,
+    private readonly rawSocket: () => RawSocket | undefined,
+  ) {
+    super();
+  }
+
+  /** Called by the provider once `connect()` resolved. */
+  attach(session: Session): void {
+    this.session = session;
+  }
+
+  get isOpen(): boolean {
+    return !this.closedInfo && this.rawSocket()?.readyState === 1;
+  }
+
+  get bufferedAmount(): number {
+    return this.rawSocket()?.bufferedAmount ?? 0;
+  }
+
+  sendAudio(pcm: Buffer): number {
+    if (!this.session || !this.isOpen || pcm.length === 0) return 0;
+    this.session.sendRealtimeInput({ audio: { data: pcm.toString('base64'), mimeType: 'audio/pcm;rate=16000' } });
+    return pcm.length;
+  }
+
+  sendAudioStreamEnd(): void {
+    if (this.session && this.isOpen) this.session.sendRealtimeInput({ audioStreamEnd: true });
+  }
+
+  sendText(text: string): void {
+    if (this.session && this.isOpen) this.session.sendRealtimeInput({ text });
+  }
+
+  sendImage(data: Buffer, mimeType: 'image/jpeg' | 'image/png'): void {
+    if (this.session && this.isOpen) this.session.sendRealtimeInput({ video: { data: data.toString('base64'), mimeType } });
+  }
+
+  close(): void {
+    if (this.closedInfo) return;
+    this.closingByClient = true;
+    try {
+      this.session?.close();
+    } catch {
+      /* already closed */
+    }
+    const raw = this.rawSocket();
+    if (!this.session && raw) raw.terminate();
+    // The SDK reports our own close as 1005 once the server answers; do not wait for a silent server.
+    const t = setTimeout(() => {
+      if (!this.closedInfo) {
+        this.rawSocket()?.terminate();
+        this.handleClose(1005, '');
+      }
+    }, 2000);
+    t.unref();
+  }
+
+  /** SDK `onclose`. */
+  handleClose(code: number, reason: string): void {
+    if (this.closedInfo) return;
+    this.closedInfo = describeClose(code, reason ?? '', this.closingByClient);
+    this.emit('close', this.closedInfo);
+    this.removeAllListeners();
+  }
+
+  /** SDK `onmessage`. Never throws: a throw here would become an unhandled rejection inside the SDK. */
+  handleMessage(msg: LiveServerMessage): void {
+    try {
+      this.dispatch(msg);
+    } catch (err) {
+      this.log.error({ err }, 'error while handling a Gemini message');
+    }
+  }
+
+  private dispatch(msg: LiveServerMessage): void {
+    const sc = msg.serverContent;
+    if (sc) {
+      if (sc.interrupted) this.emit('interrupted');
+      for (const part of sc.modelTurn?.parts ?? []) {
+        if (part.inlineData?.data && (part.inlineData.mimeType ?? 'audio/pcm').startsWith('audio/')) {
+          this.emit('modelAudio', Buffer.from(part.inlineData.data, 'base64'), rateOf(part.inlineData.mimeType));
+        } else if (typeof part.text === 'string' && part.text && !part.thought) {
+          this.emit('modelText', part.text);
+        }
+      }
+      if (sc.inputTranscription?.text) this.emit('inputTranscription', sc.inputTranscription.text);
+      if (sc.outputTranscription?.text) this.emit('outputTranscription', sc.outputTranscription.text);
+      if (sc.generationComplete) this.emit('generationComplete');
+      if (sc.turnComplete) this.emit('turnComplete');
+    }
+    if (msg.sessionResumptionUpdate) {
+      const u = msg.sessionResumptionUpdate;
+      this.emit('resumptionUpdate', { handle: u.newHandle || undefined, resumable: u.resumable === true });
+    }
+    if (msg.goAway) this.emit('goAway', durationToMs(msg.goAway.timeLeft));
+  }
+}

@@ -1,0 +1,84 @@
+import type { TypedEmitter } from '../../util/typed-emitter';
+
+/** What a session asks of the model provider. */
+export interface UpstreamSessionConfig {
+  /** Model id actually used (already mapped through the model table). */
+  model: string;
+  responseModality: 'text' | 'audio';
+  inputTranscription: boolean;
+  outputTranscription: boolean;
+  systemInstruction?: string;
+  voiceName?: string;
+  /** Resume an earlier upstream session with this handle. */
+  resumptionHandle?: string;
+  /** Ask for sessionResumption updates (default true). */
+  sessionResumption?: boolean;
+  /** Context window compression; `null` turns it off. */
+  contextWindowCompression?: { triggerTokens?: number; targetTokens?: number } | null;
+}
+
+export interface UpstreamCloseInfo {
+  code: number;
+  reason: string;
+  /** True when we closed it ourselves. */
+  byClient: boolean;
+  /** True when retrying cannot help (bad key, bad model, quota, invalid argument). */
+  fatal: boolean;
+  /** Plain-language description for operators and clients. */
+  description: string;
+}
+
+/** Events of one upstream connection (typed; see `GeminiLiveConnection`). */
+export interface UpstreamEvents {
+  [event: string]: (...args: any[]) => void;
+  /** A fragment of the user's words (to be concatenated). */
+  inputTranscription: (text: string) => void;
+  /** A fragment of the transcription of the model's spoken reply. */
+  outputTranscription: (text: string) => void;
+  /** A fragment of a text reply (TEXT-modality models only). */
+  modelText: (text: string) => void;
+  /** Reply audio: 24 kHz mono s16le. */
+  modelAudio: (pcm: Buffer, sampleRate: number) => void;
+  generationComplete: () => void;
+  turnComplete: () => void;
+  interrupted: () => void;
+  /** The server will close this connection in `timeLeftMs`. */
+  goAway: (timeLeftMs: number) => void;
+  resumptionUpdate: (update: { handle?: string; resumable: boolean }) => void;
+  /** The connection is gone. Emitted exactly once. */
+  close: (info: UpstreamCloseInfo) => void;
+}
+
+/** One live connection to the model. Never reused after `close`. */
+export interface UpstreamConnection extends TypedEmitter<UpstreamEvents> {
+  readonly id: string;
+  readonly isOpen: boolean;
+  /** 16 kHz mono s16le PCM. Returns the number of bytes handed to the socket (0 if closed). */
+  sendAudio(pcm: Buffer): number;
+  sendAudioStreamEnd(): void;
+  sendText(text: string): void;
+  sendImage(data: Buffer, mimeType: 'image/jpeg' | 'image/png'): void;
+  /** Bytes queued in the socket and not yet sent (backpressure signal). */
+  readonly bufferedAmount: number;
+  close(): void;
+}
+
+/** The upstream seam. Implementations: `GeminiLiveProvider` (the real SDK, also used against the emulator). */
+export interface UpstreamProvider {
+  /** Resolves once the server confirmed the setup; rejects with `UpstreamConnectError` otherwise (bounded). */
+  connect(config: UpstreamSessionConfig): Promise<UpstreamConnection>;
+  /** True when replies come from the built-in emulator (offline demo mode). */
+  readonly emulated: boolean;
+}
+
+export class UpstreamConnectError extends Error {
+  constructor(
+    message: string,
+    readonly fatal: boolean,
+    readonly closeCode?: number,
+    readonly closeReason?: string,
+  ) {
+    super(message);
+    this.name = 'UpstreamConnectError';
+  }
+}

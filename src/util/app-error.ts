@@ -1,0 +1,37 @@
+/**
+ * The one error type that reaches HTTP and WebSocket clients. Everything else is an internal error and is
+ * reported as a generic 500 without its message.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly extra: { retryAfterSec?: number; details?: unknown } = {},
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+}
+
+export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
+
+/** Common client errors, so that codes and wording stay identical across REST and WebSocket. */
+export const Errors = {
+  missingField: (field: string) => new AppError(400, 'MISSING_FIELD', `Missing required field: ${field}`),
+  invalidField: (field: string, why: string) => new AppError(400, 'INVALID_FIELD', `Invalid field ${field}: ${why}`),
+  sessionNotFound: () => new AppError(404, 'SESSION_NOT_FOUND', 'Session not found or expired'),
+  sessionExpired: () => new AppError(404, 'SESSION_EXPIRED', 'Session not found or expired'),
+  tooLarge: (what: string, maxBytes: number) =>
+    new AppError(413, 'PAYLOAD_TOO_LARGE', `${what} too large (max ${Math.round(maxBytes / 1024 / 1024)}MB)`),
+  tooManySessions: (scope: 'user' | 'global', retryAfterSec: number) =>
+    new AppError(
+      429,
+      scope === 'user' ? 'TOO_MANY_USER_SESSIONS' : 'TOO_MANY_SESSIONS',
+      scope === 'user'
+        ? 'Too many live sessions for this user. End one or try again later.'
+        : 'Too many concurrent sessions. Please try again later.',
+      { retryAfterSec },
+    ),
+  shuttingDown: () => new AppError(503, 'SERVER_SHUTTING_DOWN', 'Server is shutting down; try again shortly'),
+} as const;

@@ -1,0 +1,55 @@
+import pino, { type Logger } from 'pino';
+
+export type { Logger };
+
+/** Paths whose values must never be written to a log line. */
+export const REDACT_PATHS = [
+  'apiKey',
+  'token',
+  'key',
+  'authorization',
+  'password',
+  'req.headers.authorization',
+  'req.headers["x-api-key"]',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers["x-api-key"]',
+  '*.apiKey',
+  '*.token',
+  '*.geminiApiKey',
+  '*.jwtSecret',
+];
+
+/** Removes credentials from a URL before it is logged (`?token=`, `?key=`, `?access_token=`). */
+export function redactUrl(url: string): string {
+  return url.replace(/([?&](?:token|key|access_token|api_key|apikey)=)[^&#]*/gi, '$1[REDACTED]');
+}
+
+/** Removes anything that looks like one of our credentials from free text (error messages, reasons). */
+export function redactText(text: string): string {
+  return redactUrl(text)
+    .replace(/ak_[0-9a-f]{8,}/gi, 'ak_[REDACTED]')
+    .replace(/AIza[0-9A-Za-z_-]{20,}/g, '[REDACTED_GOOGLE_KEY]')
+    .replace(/eyJ[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+/g, '[REDACTED_JWT]')
+    .replace(/(Bearer\s+)\S+/gi, '$1[REDACTED]');
+}
+
+export interface LoggerOptions {
+  level: string;
+  pretty: boolean;
+}
+
+export function createLogger(opts: LoggerOptions): Logger {
+  const base = {
+    level: opts.level,
+    redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
+    base: { service: 'live-audio' },
+  };
+  if (opts.pretty) {
+    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'HH:MM:ss.l' } } });
+  }
+  return pino(base);
+}
+
+/** A logger that drops everything: the default in tests and library code that was given none. */
+export const silentLogger: Logger = pino({ level: 'silent' });
