@@ -5,7 +5,7 @@ import { createApp } from './app';
 import { type AppConfig, usesEmbeddedEmulator } from './config/config';
 import { startGeminiLiveEmulator, type GeminiLiveEmulator } from './emulator';
 import { requireAuth } from './middleware/require-auth';
-import { createFfmpegDecoderFactory } from './services/audio/ffmpeg-decoder-factory';
+import { createFfmpegDecoderFactory } from './services/audio/ffmpeg-session-decoder';
 import { resolveFfmpegPath } from './services/audio/ffmpeg-path';
 import { createAuthenticator, ensureDevelopmentKey, type AuthService, type DevelopmentKey } from './services/auth';
 import { LiveAudioService, type DecoderFactory } from './services/live-audio-service';
@@ -82,7 +82,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   const decoders =
     o.decoders ??
     createFfmpegDecoderFactory({
-      ffmpegPath: resolveFfmpegPath(config.audio.ffmpegPath).path,
+      ffmpegPath: resolveFfmpegPath({ explicitPath: config.audio.ffmpegPath, logger }).path,
       logger,
       maxChunkBytes: config.audio.maxChunkBytes,
     });

@@ -1,7 +1,6 @@
 import type { Principal } from './auth/principal';
 import { AUDIO_FORMATS, type AudioFormat, type ChunkDescriptor } from './audio/audio-types';
-import { AudioDecodeError, type SessionAudioDecoder } from './audio/session-audio-decoder';
-import { AudioTooLargeError } from './audio/ffmpeg-session-decoder';
+import { AudioDecodeError, AudioTooLargeError, type SessionAudioDecoder } from './audio/session-audio-decoder';
 import { ModelTable } from './upstream/model-table';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
 import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';

@@ -48,3 +48,14 @@ export class AudioDecodeError extends Error {
     this.name = 'AudioDecodeError';
   }
 }
+
+/** A chunk larger than the decoder's limit (`maxChunkBytes`); mapped to HTTP 413 by the controllers. */
+export class AudioTooLargeError extends Error {
+  constructor(
+    readonly maxBytes: number,
+    readonly actualBytes: number,
+  ) {
+    super(`Audio chunk of ${actualBytes} bytes exceeds the limit of ${maxBytes} bytes`);
+    this.name = 'AudioTooLargeError';
+  }
+}

@@ -1,0 +1,406 @@
+import type { RawData, WebSocket } from 'ws';
+import type { Logger } from '../util/logger';
+import {
+  ProtocolError,
+  clientContentText,
+  invalid,
+  isObject,
+  parseAudioBlob,
+  parseClientFrame,
+  validateSetup,
+  type NegotiatedSetup,
+} from './client-messages';
+import { EnergyVad, DEFAULT_SILENCE_DURATION_MS, type EnergyVadOptions, type VadEvent } from './energy-vad';
+import { DEFAULT_GOAWAY_TIME_LEFT_MS, type FaultOptions } from './faults';
+import type { ModelCapabilities } from './models';
+import { pcmDurationMs } from './pcm';
+import type { ClientMessageKind, ConnectionRecorder } from './recorder';
+import { planReply, type ReplyPlan, type ServerMessage } from './reply-plan';
+import { ReplyPlayer } from './reply-player';
+import type { ResumptionStore, SessionState } from './resumption';
+import { resolveTurn, type Scenario, type TurnInput } from './scenario';
+import {
+  CLOSE_INTERNAL,
+  REASON_DEADLINE,
+  REASON_INTERNAL,
+  REASON_QUOTA,
+  encodeFrame,
+  formatDuration,
+  serverMessageKind,
+  truncateReason,
+  type FrameMode,
+  type LiveRequest,
+} from './wire';
+
+/** Everything one connection needs from the emulator. */
+export interface ConnectionDeps {
+  id: string;
+  ws: WebSocket;
+  request: LiveRequest;
+  recorder: ConnectionRecorder;
+  frames: FrameMode;
+  /** Accepted keys; undefined = any key that is present. */
+  apiKeys: readonly string[] | undefined;
+  models: Record<string, ModelCapabilities>;
+  /** Unknown top-level setup fields close 1007 (the service parses proto-JSON strictly). */
+  strictSetup: boolean;
+  vad: Omit<EnergyVadOptions, 'silenceDurationMs'>;
+  resumption: ResumptionStore;
+  /** The scenario in force now (read when a reply starts). */
+  scenario: () => Scenario;
+  /** The faults in force now for this connection (timed faults are read once, at setupComplete). */
+  faults: () => FaultOptions;
+  newSessionId: () => string;
+  logger: Logger;
+  onClosed: () => void;
+}
+
+type Phase = 'awaiting-setup' | 'setup-pending' | 'live' | 'closed';
+
+/**
+ * One emulated Live connection: validates the client's messages, detects turns, plays replies, and handles
+ * goAway / close / terminate / interrupt requests from the emulator.
+ */
+export class EmulatorConnection {
+  readonly id: string;
+  private phase: Phase = 'awaiting-setup';
+  private readonly log: Logger;
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  // negotiated at setup
+  private setup: NegotiatedSetup | undefined;
+  private vad: EnergyVad | undefined; // undefined: manual activity detection
+  private session!: SessionState;
+
+  // live state
+  private audioMs = 0; // audio time received, for manual activity turns
+  private manualActivityStartMs: number | undefined;
+  private reply: { player: ReplyPlayer; plan: ReplyPlan } | undefined;
+  private readonly queued: TurnInput[] = [];
+  private silent = false;
+  private warnedNoRate = false;
+
+  constructor(private readonly deps: ConnectionDeps) {
+    this.id = deps.id;
+    this.log = deps.logger.child({ conn: deps.id });
+    deps.ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    deps.ws.on('close', (code, reason) => this.onSocketClosed(code, reason.toString('utf8')));
+    deps.ws.on('error', (err) => this.log.debug({ err: err.message }, 'socket error'));
+  }
+
+  // ---------------------------------------------------------------- control API
+
+  /** Sends `{goAway:{timeLeft}}`; what follows after `timeLeftMs` depends on `faults.afterGoAway`. */
+  goAway(timeLeftMs: number): void {
+    if (this.phase === 'closed') return;
+    const faults = this.deps.faults();
+    this.send({ goAway: { timeLeft: formatDuration(timeLeftMs) } });
+    if (faults.silentAfterGoAway) {
+      this.silent = true;
+      this.reply?.player.cancel();
+      this.reply = undefined;
+      this.queued.length = 0;
+    }
+    const after = faults.afterGoAway ?? 'close';
+    if (after === 'close') this.later(timeLeftMs, () => this.close(CLOSE_INTERNAL, REASON_DEADLINE));
+    if (after === 'terminate') this.later(timeLeftMs, () => this.terminate());
+  }
+
+  /** Closes with `code` and `reason` (truncated to 123 bytes). */
+  close(code: number, reason: string): void {
+    if (this.phase === 'closed') return;
+    const r = truncateReason(reason);
+    this.deps.recorder.closed(code, r, 'server');
+    this.shutdown();
+    this.log.info({ code, reason: r }, 'closing');
+    try {
+      this.deps.ws.close(code, r);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, code }, 'close failed, terminating');
+      this.deps.ws.terminate();
+    }
+  }
+
+  /** Abrupt TCP drop: the client sees 1006. */
+  terminate(): void {
+    if (this.phase !== 'closed') {
+      this.deps.recorder.closed(1006, '', 'server');
+      this.shutdown();
+    }
+    this.deps.ws.terminate();
+  }
+
+  /** Barge-in on the reply in progress; returns false if there was none. */
+  interrupt(): boolean {
+    const current = this.reply;
+    if (!current?.player.active) return false;
+    current.player.cancel();
+    this.send({ serverContent: { interrupted: true } });
+    this.send({ serverContent: { turnComplete: true }, usageMetadata: current.plan.usageMetadata });
+    this.finishTurn(true);
+    return true;
+  }
+
+  // ---------------------------------------------------------------- incoming
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    if (this.phase === 'closed') return;
+    try {
+      this.handleMessage(data, isBinary);
+    } catch (err) {
+      if (err instanceof ProtocolError) {
+        if (err.detail !== undefined) this.deps.recorder.message('invalid');
+        this.log.warn({ code: err.code, reason: err.reason, detail: err.detail }, 'rejecting client message');
+        this.close(err.code, err.reason);
+      } else {
+        this.log.error({ err: (err as Error).stack }, 'emulator bug while handling a message');
+        this.close(CLOSE_INTERNAL, REASON_INTERNAL);
+      }
+    }
+  }
+
+  private handleMessage(data: RawData, isBinary: boolean): void {
+    const { type, body } = parseClientFrame(data, isBinary);
+    if (this.phase === 'awaiting-setup') {
+      if (type !== 'setup') return invalid(`first message must be setup, got ${type}`);
+      return this.handleSetup(body);
+    }
+    if (type === 'setup') return invalid('second setup');
+    if (this.phase === 'setup-pending') return this.deps.recorder.message(type as ClientMessageKind);
+    switch (type) {
+      case 'realtimeInput':
+        return this.handleRealtimeInput(body);
+      case 'clientContent':
+        return this.handleClientContent(body);
+      case 'toolResponse':
+      case 'contextUpdate':
+        return this.deps.recorder.message(type);
+    }
+  }
+
+  private handleSetup(raw: unknown): void {
+    const { recorder, request } = this.deps;
+    recorder.record.setup = raw;
+    recorder.message('setup');
+    const faults = this.deps.faults();
+    if (faults.rejectSetup) throw new ProtocolError(faults.rejectSetup.code, faults.rejectSetup.reason);
+    const { apiKeys, models, strictSetup } = this.deps;
+    const setup = validateSetup(raw, { key: request.key, apiVersion: request.apiVersion, apiKeys, models, strictSetup });
+
+    if (setup.resumeHandle) {
+      const state = this.deps.resumption.lookup(setup.resumeHandle);
+      if (!state) return invalid(`unknown or expired resumption handle ${setup.resumeHandle}`);
+      this.session = state;
+      recorder.record.resumedFrom = setup.resumeHandle;
+    } else {
+      this.session = { sessionId: this.deps.newSessionId(), scenario: undefined, scenarioIndex: 0, turnIndex: 0 };
+    }
+    this.setup = setup;
+    this.vad = setup.manualActivity
+      ? undefined
+      : new EnergyVad({ ...this.deps.vad, silenceDurationMs: setup.silenceDurationMs ?? DEFAULT_SILENCE_DURATION_MS });
+
+    if (faults.neverCompleteSetup) {
+      this.phase = 'setup-pending';
+      this.log.info('setup accepted, never completing it (fault)');
+      return;
+    }
+    this.phase = 'live';
+    this.send({ setupComplete: {} });
+    const { modelName: model, modality } = setup;
+    this.log.info({ model, modality, resumedFrom: recorder.record.resumedFrom }, 'setup complete');
+    this.armTimedFaults(faults);
+  }
+
+  private armTimedFaults(f: FaultOptions): void {
+    if (f.quotaCloseAfterSetup) {
+      this.close(CLOSE_INTERNAL, REASON_QUOTA);
+      return;
+    }
+    if (f.goAwayAfterMs !== undefined) {
+      this.later(f.goAwayAfterMs, () => this.goAway(f.goAwayTimeLeftMs ?? DEFAULT_GOAWAY_TIME_LEFT_MS));
+    }
+    if (f.dropAfterMs !== undefined) this.later(f.dropAfterMs, () => this.terminate());
+    const c = f.closeAfterMs;
+    if (c) this.later(c.ms, () => this.close(c.code, c.reason));
+  }
+
+  private handleRealtimeInput(ri: unknown): void {
+    if (!isObject(ri) || Object.keys(ri).length === 0) return invalid('empty realtimeInput');
+    const { recorder } = this.deps;
+    for (const [field, value] of Object.entries(ri)) {
+      switch (field) {
+        case 'audio': {
+          const { pcm, rate, rateDeclared } = parseAudioBlob(value);
+          if (!rateDeclared && !this.warnedNoRate) {
+            this.warnedNoRate = true;
+            this.log.warn('audio mimeType without rate=, assuming 16000 Hz');
+          }
+          this.handleAudio(pcm, rate);
+          break;
+        }
+        case 'mediaChunks': {
+          // Deprecated `media:` parameter of sendRealtimeInput: a list of blobs.
+          if (!Array.isArray(value)) return invalid('mediaChunks is not a list');
+          for (const blob of value) {
+            if (isObject(blob) && typeof blob.mimeType === 'string' && blob.mimeType.startsWith('audio/')) {
+              const { pcm, rate } = parseAudioBlob(blob);
+              this.handleAudio(pcm, rate);
+            } else recorder.message('video');
+          }
+          break;
+        }
+        case 'video':
+          recorder.message('video');
+          break;
+        case 'text':
+          if (typeof value !== 'string') return invalid('realtimeInput.text is not a string');
+          recorder.message('text');
+          this.startTurn({ kind: 'text', speechMs: 0, text: value });
+          break;
+        case 'audioStreamEnd':
+          if (!this.vad) return invalid('audioStreamEnd with automatic activity detection disabled');
+          recorder.message('audioStreamEnd');
+          this.onVadEvents(this.vad.end());
+          break;
+        case 'activityStart':
+          if (this.vad) return invalid('activityStart requires automaticActivityDetection.disabled');
+          recorder.message('activityStart');
+          this.manualActivityStartMs = this.audioMs;
+          this.onSpeechStart();
+          break;
+        case 'activityEnd':
+          if (this.vad) return invalid('activityEnd requires automaticActivityDetection.disabled');
+          recorder.message('activityEnd');
+          if (this.manualActivityStartMs !== undefined) {
+            const speechMs = this.audioMs - this.manualActivityStartMs;
+            this.manualActivityStartMs = undefined;
+            this.startTurn({ kind: 'audio', speechMs });
+          }
+          break;
+        default:
+          return invalid(`unknown realtimeInput field ${field}`);
+      }
+    }
+  }
+
+  private handleAudio(pcm: Buffer, rate: number): void {
+    this.deps.recorder.audio(pcm, rate);
+    this.audioMs += pcmDurationMs(pcm.length, rate);
+    if (this.vad) this.onVadEvents(this.vad.push(pcm, rate));
+  }
+
+  private onVadEvents(events: VadEvent[]): void {
+    for (const e of events) {
+      if (e.type === 'speechStart') this.onSpeechStart();
+      else this.startTurn({ kind: 'audio', speechMs: e.speechMs });
+    }
+  }
+
+  private handleClientContent(cc: unknown): void {
+    if (!isObject(cc)) return invalid('clientContent is not an object');
+    if (this.setup?.model.restrictClientContent && this.deps.recorder.record.turns > 0) {
+      return invalid('clientContent after the first model turn on this model');
+    }
+    this.deps.recorder.message('clientContent');
+    if (cc.turnComplete === true) this.startTurn({ kind: 'text', speechMs: 0, text: clientContentText(cc) });
+  }
+
+  // ---------------------------------------------------------------- turns and replies
+
+  /** Speech (or activityStart) while the model talks interrupts it, unless activityHandling says otherwise. */
+  private onSpeechStart(): void {
+    if (this.setup?.interruptible) this.interrupt();
+  }
+
+  private startTurn(partial: Omit<TurnInput, 'index'>): void {
+    const input: TurnInput = { ...partial, index: this.session.turnIndex++ };
+    this.log.debug({ input }, 'user turn');
+    if (this.reply?.player.active) {
+      if (!this.setup?.interruptible) {
+        this.queued.push(input);
+        return;
+      }
+      this.interrupt();
+    }
+    this.answer(input);
+  }
+
+  private answer(input: TurnInput): void {
+    const setup = this.setup;
+    if (this.silent || this.phase !== 'live' || !setup) return;
+    const scenario = this.deps.scenario();
+    if (this.session.scenario !== scenario) {
+      this.session.scenario = scenario;
+      this.session.scenarioIndex = 0;
+    }
+    const turn = resolveTurn(scenario, this.session.scenarioIndex++, input);
+    const faults = this.deps.faults();
+    const plan = planReply({
+      turn,
+      input,
+      modality: setup.modality,
+      inputTranscription: setup.inputTranscription,
+      outputTranscription: setup.outputTranscription,
+      pacing: faults.pacing ?? scenario.pacing ?? 'fast',
+      outChunkMs: scenario.outChunkMs ?? 100,
+      delayMs: (turn.delayMs ?? 0) + (faults.replyDelayMs ?? 0),
+      splitParts: faults.splitReplyParts ?? 1,
+      lateInputTranscription: faults.lateInputTranscription === true,
+    });
+    if (setup.resumption && faults.notResumableDuringGeneration) {
+      this.send({ sessionResumptionUpdate: { resumable: false } });
+    }
+    const player = new ReplyPlayer(plan.steps, (m) => this.send(m), () => this.finishTurn(false), plan.stalls);
+    this.reply = { player, plan };
+    player.start();
+  }
+
+  private finishTurn(interrupted: boolean): void {
+    const { record } = this.deps.recorder;
+    this.reply = undefined;
+    record.turns++;
+    if (interrupted) record.interruptedTurns++;
+    if (this.setup?.resumption && !this.silent && this.phase === 'live') {
+      const newHandle = this.deps.resumption.issue(this.id, this.session);
+      this.send({ sessionResumptionUpdate: { newHandle, resumable: true } });
+    }
+    const next = this.queued.shift();
+    if (next) this.answer(next);
+  }
+
+  // ---------------------------------------------------------------- plumbing
+
+  private send(message: ServerMessage): void {
+    const { ws } = this.deps;
+    if (this.silent || ws.readyState !== ws.OPEN) return;
+    ws.send(encodeFrame(message, this.deps.frames));
+    this.deps.recorder.sent(serverMessageKind(message));
+  }
+
+  private later(ms: number, fn: () => void): void {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+  }
+
+  /** Stops replies and timers; the socket itself is closed by the caller. */
+  private shutdown(): void {
+    this.phase = 'closed';
+    this.reply?.player.cancel();
+    this.reply = undefined;
+    this.queued.length = 0;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+  }
+
+  private onSocketClosed(code: number, reason: string): void {
+    this.deps.recorder.closed(code, reason, 'client');
+    this.shutdown();
+    this.deps.resumption.connectionClosed(this.id);
+    this.log.info({ code, reason }, 'closed');
+    this.deps.onClosed();
+  }
+}

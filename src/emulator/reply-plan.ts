@@ -1,0 +1,173 @@
+import { OUTPUT_SAMPLE_RATE, pcmBytesFor, samplesFor, tonePcm } from './pcm';
+import { replyAudioMsFor, wordFragments, type Pacing, type Turn, type TurnInput } from './scenario';
+
+export type ServerMessage = Record<string, unknown>;
+
+/** One message of a reply, sent `waitMs` after the previous one. */
+export interface ReplyStep {
+  waitMs: number;
+  message: ServerMessage;
+}
+
+export interface ReplyPlan {
+  /** Everything from the first input transcription to `turnComplete`, in order (cut short when `stalls`). */
+  steps: ReplyStep[];
+  /** The reply stops mid-way (`turn.stallAfterChunks`) and never completes. */
+  stalls: boolean;
+  /** Also sent with an interrupted turn's `turnComplete`. */
+  usageMetadata: ServerMessage;
+  /** Total reply PCM bytes (AUDIO). */
+  audioBytes: number;
+}
+
+export interface ReplyPlanOptions {
+  turn: Turn;
+  input: TurnInput;
+  modality: 'AUDIO' | 'TEXT';
+  /** setup.inputAudioTranscription was present. */
+  inputTranscription: boolean;
+  /** setup.outputAudioTranscription was present. */
+  outputTranscription: boolean;
+  pacing: Pacing;
+  outChunkMs: number;
+  /** Latency before the first model content (turn delay + fault delay). */
+  delayMs: number;
+  /** Split every audio chunk and text fragment into this many messages (>= 1). */
+  splitParts: number;
+  /** Input transcription after the first model content instead of before it. */
+  lateInputTranscription: boolean;
+}
+
+export const OUTPUT_MIME_TYPE = `audio/pcm;rate=${OUTPUT_SAMPLE_RATE}`;
+/** Deterministic token accounting: 25 tokens per second of audio, 1 per 4 characters of text. */
+export const AUDIO_TOKENS_PER_SECOND = 25;
+const REPLY_TONE = { freqHz: 220, amplitude: 1000, sampleRate: OUTPUT_SAMPLE_RATE };
+
+/**
+ * Builds the server messages of one reply in production order:
+ * inputTranscription fragments → (delay) → modelTurn audio chunks interleaved with outputTranscription
+ * fragments (or modelTurn text parts for TEXT) → generationComplete → turnComplete + usageMetadata.
+ */
+export function planReply(o: ReplyPlanOptions): ReplyPlan {
+  const parts = Math.max(1, Math.floor(o.splitParts));
+  const inputSteps =
+    o.input.kind === 'audio' && o.inputTranscription
+      ? wordFragments(o.turn.userTranscript)
+          .flatMap((w) => splitText(w, parts))
+          .map((text) => step({ serverContent: { inputTranscription: { text } } }))
+      : [];
+
+  const content = o.modality === 'AUDIO' ? audioContent(o, parts) : textContent(o, parts);
+  const generationComplete: ReplyStep = {
+    waitMs: content.trailingWaitMs,
+    message: { serverContent: { generationComplete: true } },
+  };
+  // The delay comes before the first model content (or before generationComplete if there is none).
+  (content.steps[0] ?? generationComplete).waitMs += o.delayMs;
+
+  const usageMetadata = usage(o, content.audioMs);
+  const body = o.lateInputTranscription
+    ? [...content.steps.slice(0, 1), ...inputSteps, ...content.steps.slice(1)]
+    : [...inputSteps, ...content.steps];
+
+  const stallAfter = o.turn.stallAfterChunks;
+  if (stallAfter !== undefined) {
+    let contentSeen = 0;
+    const cut = body.findIndex((s) => isModelContent(s) && ++contentSeen > stallAfter);
+    return { steps: cut < 0 ? body : body.slice(0, cut), stalls: true, usageMetadata, audioBytes: content.audioBytes };
+  }
+  return {
+    steps: [...body, generationComplete, step({ serverContent: { turnComplete: true }, usageMetadata })],
+    stalls: false,
+    usageMetadata,
+    audioBytes: content.audioBytes,
+  };
+}
+
+function isModelContent(s: ReplyStep): boolean {
+  return (s.message.serverContent as { modelTurn?: unknown } | undefined)?.modelTurn !== undefined;
+}
+
+interface Content {
+  steps: ReplyStep[];
+  audioMs: number;
+  audioBytes: number;
+  /** Realtime pacing: the last audio part's duration, waited before generationComplete. */
+  trailingWaitMs: number;
+}
+
+function audioContent(o: ReplyPlanOptions, parts: number): Content {
+  const chunkMs = o.outChunkMs;
+  const chunkSamples = samplesFor(chunkMs, OUTPUT_SAMPLE_RATE);
+  const chunks = Math.max(1, Math.ceil(replyAudioMsFor(o.turn) / chunkMs));
+  const words = o.outputTranscription ? wordFragments(o.turn.reply) : [];
+  const steps: ReplyStep[] = [];
+  let wait = 0; // realtime pacing: the previous audio part's duration
+  let wordsSent = 0;
+  for (let i = 0; i < chunks; i++) {
+    const pcm = tonePcm(chunkMs, { ...REPLY_TONE, startSample: i * chunkSamples });
+    for (const piece of splitPcm(pcm, parts)) {
+      steps.push({
+        waitMs: wait,
+        message: { serverContent: { modelTurn: { parts: [{ inlineData: audioBlob(piece) }] } } },
+      });
+      wait = o.pacing === 'realtime' ? (piece.length / 2 / OUTPUT_SAMPLE_RATE) * 1000 : 0;
+    }
+    const wordsDue = Math.floor(((i + 1) * words.length) / chunks);
+    for (; wordsSent < wordsDue; wordsSent++) {
+      for (const text of splitText(words[wordsSent], parts)) {
+        steps.push(step({ serverContent: { outputTranscription: { text } } }));
+      }
+    }
+  }
+  const audioBytes = chunks * pcmBytesFor(chunkMs, OUTPUT_SAMPLE_RATE);
+  return { steps, audioMs: chunks * chunkMs, audioBytes, trailingWaitMs: wait };
+}
+
+function textContent(o: ReplyPlanOptions, parts: number): Content {
+  const steps = wordFragments(o.turn.reply)
+    .flatMap((w) => splitText(w, parts))
+    .map((text) => step({ serverContent: { modelTurn: { parts: [{ text }] } } }));
+  return { steps, audioMs: 0, audioBytes: 0, trailingWaitMs: 0 };
+}
+
+function usage(o: ReplyPlanOptions, replyAudioMs: number): ServerMessage {
+  const audioTokens = (ms: number) => Math.ceil((ms / 1000) * AUDIO_TOKENS_PER_SECOND);
+  const textTokens = (s: string) => Math.ceil(s.length / 4);
+  const prompt = o.input.kind === 'audio' ? audioTokens(o.input.speechMs) : textTokens(o.input.text ?? '');
+  const response = o.modality === 'AUDIO' ? audioTokens(replyAudioMs) : textTokens(o.turn.reply);
+  return {
+    promptTokenCount: prompt,
+    responseTokenCount: response,
+    totalTokenCount: prompt + response,
+    promptTokensDetails: [{ modality: o.input.kind === 'audio' ? 'AUDIO' : 'TEXT', tokenCount: prompt }],
+    responseTokensDetails: [{ modality: o.modality, tokenCount: response }],
+  };
+}
+
+function audioBlob(pcm: Buffer): { mimeType: string; data: string } {
+  return { mimeType: OUTPUT_MIME_TYPE, data: pcm.toString('base64') };
+}
+
+function step(message: ServerMessage): ReplyStep {
+  return { waitMs: 0, message };
+}
+
+/** Splits text into up to `parts` non-empty pieces. */
+export function splitText(text: string, parts: number): string[] {
+  if (parts <= 1 || text.length <= 1) return [text];
+  const size = Math.ceil(text.length / parts);
+  const out: string[] = [];
+  for (let off = 0; off < text.length; off += size) out.push(text.slice(off, off + size));
+  return out;
+}
+
+/** Splits PCM into up to `parts` pieces of whole samples. */
+export function splitPcm(pcm: Buffer, parts: number): Buffer[] {
+  const samples = pcm.length / 2;
+  if (parts <= 1 || samples <= 1) return [pcm];
+  const size = Math.ceil(samples / parts) * 2;
+  const out: Buffer[] = [];
+  for (let off = 0; off < pcm.length; off += size) out.push(pcm.subarray(off, off + size));
+  return out;
+}

@@ -1,0 +1,71 @@
+import type { Request, RequestHandler, Response } from 'express';
+import { AppError } from '../util/app-error';
+import type { Logger } from '../util/logger';
+import { redactText, silentLogger } from '../util/logger';
+import { extractHeaderCredential } from '../services/auth/authenticator';
+import type { Authenticator, Principal } from '../services/auth/principal';
+
+declare global {
+  // eslint-disable-next-line @typescript-eslint/no-namespace
+  namespace Express {
+    interface Request {
+      /** Set by `requireAuth` once the request is authenticated. */
+      principal?: Principal;
+    }
+  }
+}
+
+/** The three 401 answers (contract §1.1), with a `code` added. Bodies are exactly `{success:false, error, code}`. */
+export const AuthErrors = {
+  authRequired: () => new AppError(401, 'AUTH_REQUIRED', 'Access denied. No token provided.'),
+  invalidApiKey: () => new AppError(401, 'INVALID_API_KEY', 'Invalid API key'),
+  invalidToken: () => new AppError(401, 'INVALID_TOKEN', 'Invalid token'),
+} as const;
+
+export interface RequireAuthOptions {
+  log?: Logger;
+}
+
+function reject(res: Response, err: AppError): void {
+  if (res.headersSent) return;
+  res.status(err.status).json({ success: false, error: err.message, code: err.code });
+}
+
+/**
+ * Express middleware: `X-API-Key` first (present but invalid → 401 INVALID_API_KEY, no fallback to the bearer
+ * token), else `Authorization: Bearer` (invalid → 401 INVALID_TOKEN), else 401 AUTH_REQUIRED. On success sets
+ * `req.principal`. Any exception while authenticating becomes 401 INVALID_TOKEN, never a 500; credentials are
+ * never logged or echoed.
+ */
+export function requireAuth(authenticator: Authenticator, opts: RequireAuthOptions = {}): RequestHandler {
+  const log = (opts.log ?? silentLogger).child({ component: 'auth' });
+  return async (req, res, next) => {
+    let principal: Principal | null;
+    try {
+      const cred = extractHeaderCredential(req.headers);
+      if (!cred) {
+        reject(res, AuthErrors.authRequired());
+        return;
+      }
+      principal = await authenticator.authenticate(cred);
+      if (!principal) {
+        log.debug({ authMethod: cred.kind === 'api_key' ? 'api_key' : 'jwt', path: req.path }, 'request rejected: invalid credential');
+        reject(res, cred.kind === 'api_key' ? AuthErrors.invalidApiKey() : AuthErrors.invalidToken());
+        return;
+      }
+    } catch (e) {
+      log.warn({ errMessage: redactText(String((e as Error)?.message ?? e)) }, 'authentication error');
+      reject(res, AuthErrors.invalidToken());
+      return;
+    }
+    req.principal = principal;
+    // Outside the try: errors of later handlers are theirs to report, not a 401.
+    next();
+  };
+}
+
+/** The authenticated principal of a request behind `requireAuth`; throws 401 AUTH_REQUIRED if there is none. */
+export function getPrincipal(req: Request): Principal {
+  if (!req.principal) throw AuthErrors.authRequired();
+  return req.principal;
+}

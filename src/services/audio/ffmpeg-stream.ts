@@ -1,0 +1,355 @@
+import type { ChildProcess } from 'node:child_process';
+import { PassThrough, Writable } from 'node:stream';
+import ffmpeg from 'fluent-ffmpeg';
+import type { Logger } from '../../util/logger';
+import { UPSTREAM_SAMPLE_RATE } from './audio-types';
+import { AudioDecodeError } from './session-audio-decoder';
+
+export interface FfmpegPcmStreamOptions {
+  ffmpegPath: string;
+  /** ffmpeg input format (`-f`): 'webm', 's16le', 'f32le', ... */
+  inputFormat: string;
+  /** Extra input options placed before `-i pipe:0`, e.g. ['-ar', '24000', '-ac', '2'] for raw input. */
+  inputOptions?: string[];
+  logger: Logger;
+  /** Decoded 16 kHz mono s16le, even-length. */
+  onPcm: (pcm: Buffer) => void;
+  /** A process was spawned (pid known). */
+  onSpawn?: (pid: number) => void;
+  /** The spawned process exited. */
+  onExit?: () => void;
+  /**
+   * The stream failed (decode error or crash). Called at most once, after the remaining PCM was delivered,
+   * and never after `kill()`.
+   */
+  onFailure: (err: AudioDecodeError) => void;
+}
+
+/** After the process ended, how long to wait for the last stdout bytes. */
+const OUTPUT_DRAIN_GRACE_MS = 1000;
+/** After a SIGKILL, how long before the stream is considered finished even without an exit report. */
+const KILL_GRACE_MS = 2000;
+
+/**
+ * Error lines ffmpeg may print while the input is open before the stream is declared undecodable (ffmpeg skips an
+ * isolated corrupt Opus packet and goes on; structural corruption is caught earlier by WebmStreamChecker).
+ */
+const MAX_ERROR_LINES = 5;
+
+const fluentLogger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * One long-lived ffmpeg process, driven through fluent-ffmpeg:
+ * `ffmpeg -hide_banner -loglevel error -f <fmt> [opts] -i pipe:0 -ac 1 -ar 16000 -vn -f s16le pipe:1`,
+ * fed through a PassThrough (stdin) with backpressure, its stdout delivered through `onPcm`.
+ *
+ * Failure policy:
+ * - 5 error lines on stderr while input is still open → the stream is killed and reported as AUDIO_DECODE_FAILED
+ *   (ffmpeg skips bad packets and keeps going; a single one is only logged);
+ * - non-zero exit → AUDIO_DECODE_FAILED with ffmpeg's stderr summarised;
+ * - exit 0 before the input was ended → AUDIO_DECODE_FAILED;
+ * - killed by a signal we did not send → AUDIO_DECODER_CRASHED;
+ * - could not be started → AUDIO_DECODER_CRASHED.
+ * Error lines printed after the input was ended (e.g. a recording cut inside a block) are only logged.
+ */
+export class FfmpegPcmStream {
+  /** Resolves once the process is gone and its output delivered (or it never started). Never rejects. */
+  readonly done: Promise<void>;
+
+  // No buffering of our own: write() resolves once the bytes were handed to the child's stdin (which applies
+  // its own backpressure), not when they were parked in front of a process that may not even be spawned yet.
+  private readonly input = new PassThrough({ writableHighWaterMark: 0, readableHighWaterMark: 0 });
+  private readonly output: Writable;
+  private readonly command: ffmpeg.FfmpegCommand;
+  private readonly log: Logger;
+  private proc: ChildProcess | null = null;
+  private resolveDone!: () => void;
+
+  private spawned = false;
+  private exited = false;
+  private commandEnded = false;
+  private outputFinished = false;
+  private settled = false;
+  private inputEnded = false;
+  private killedByOwner = false;
+  private silent = false;
+  private failure: AudioDecodeError | null = null;
+  private failScheduled = false;
+  private errorLinesWhileOpen = 0;
+  private readonly stderrLines: string[] = [];
+  private carry: Buffer | null = null;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly drainWaiters = new Set<() => void>();
+
+  constructor(private readonly opts: FfmpegPcmStreamOptions) {
+    this.log = opts.logger;
+    this.done = new Promise<void>((resolve) => (this.resolveDone = resolve));
+    this.output = new Writable({
+      emitClose: false, // fluent-ffmpeg kills the process 20 ms after the output stream's 'close'
+      write: (chunk: Buffer, _enc, cb) => {
+        this.handleOutput(chunk);
+        cb();
+      },
+    });
+    this.output.on('finish', () => {
+      this.outputFinished = true;
+      this.maybeSettle();
+    });
+    this.output.on('error', (err) => this.log.warn({ err: err.message }, 'ffmpeg output stream error'));
+    this.input.on('error', (err) => this.log.debug({ err: err.message }, 'ffmpeg input stream error'));
+
+    this.command = ffmpeg({ logger: fluentLogger, stdoutLines: 20 })
+      .setFfmpegPath(opts.ffmpegPath)
+      .input(this.input)
+      .inputOptions(['-hide_banner', '-loglevel', 'error'])
+      .inputFormat(opts.inputFormat);
+    if (opts.inputOptions?.length) this.command.inputOptions(opts.inputOptions);
+    this.command.noVideo().audioChannels(1).audioFrequency(UPSTREAM_SAMPLE_RATE).format('s16le');
+
+    this.command.on('start', (commandLine: string) => this.onStart(commandLine));
+    this.command.on('stderr', (line: string) => this.onStderrLine(line));
+    this.command.on('error', (err: Error) => this.onCommandEnd(err));
+    this.command.on('end', () => this.onCommandEnd(null));
+    try {
+      this.command.pipe(this.output, { end: true });
+    } catch (err) {
+      this.onCommandEnd(err as Error);
+    }
+  }
+
+  /** pid of the running process (undefined before spawn and after exit). */
+  get pid(): number | undefined {
+    return this.proc && !this.exited ? this.proc.pid : undefined;
+  }
+
+  /** The process is running. */
+  get alive(): boolean {
+    return this.spawned && !this.exited;
+  }
+
+  /** The stream accepts more input (not ended, not failed, not killed, not finished). */
+  get usable(): boolean {
+    return !this.inputEnded && !this.killedByOwner && !this.failure && !this.failScheduled && !this.commandEnded;
+  }
+
+  /**
+   * Writes bytes to ffmpeg's stdin. Resolves when they were accepted (immediately, or on 'drain' under
+   * backpressure), or when the stream ended; bytes written to an unusable stream are dropped.
+   */
+  write(buf: Buffer): Promise<void> {
+    if (!this.usable || this.settled) return Promise.resolve();
+    if (this.input.write(buf)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const finish = (): void => {
+        this.input.off('drain', finish);
+        this.drainWaiters.delete(finish);
+        resolve();
+      };
+      this.drainWaiters.add(finish);
+      this.input.on('drain', finish);
+    });
+  }
+
+  /**
+   * Ends stdin and waits until ffmpeg has exited and all its PCM was delivered. If that takes longer than
+   * `timeoutMs`, the process is killed (and that is not reported as a crash).
+   */
+  async end(timeoutMs: number): Promise<void> {
+    if (!this.inputEnded) {
+      this.inputEnded = true;
+      this.input.end();
+    }
+    if (this.settled) return;
+    const timer = this.setTimer(() => {
+      if (this.settled) return;
+      this.log.warn({ timeoutMs }, 'ffmpeg did not finish after its input ended; killing it');
+      this.killedByOwner = true;
+      this.sendKill();
+    }, timeoutMs);
+    await this.done;
+    this.clearTimer(timer);
+  }
+
+  /**
+   * Fails the stream with `err` (reported through onFailure once the stream is done), but lets ffmpeg finish the
+   * input it already has, so the audio before the failure point is still delivered.
+   */
+  async failAndEnd(err: AudioDecodeError, timeoutMs: number): Promise<void> {
+    if (!this.failure && !this.killedByOwner) this.failure = err;
+    await this.end(timeoutMs);
+  }
+
+  /** SIGKILL now; no more output and no failure report. */
+  kill(): void {
+    this.silent = true;
+    this.killedByOwner = true;
+    if (!this.inputEnded) {
+      this.inputEnded = true;
+      this.input.end();
+    }
+    this.sendKill();
+  }
+
+  private sendKill(): void {
+    if (this.proc && this.spawned && !this.exited) {
+      try {
+        this.proc.kill('SIGKILL');
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'could not kill ffmpeg');
+      }
+    }
+    // A process that is still being prepared by fluent-ffmpeg is killed in onStart.
+    // Safety net: never leave `done` pending forever.
+    this.setTimer(() => {
+      if (!this.settled) {
+        this.log.warn('ffmpeg stream did not report its end after SIGKILL');
+        this.settle();
+      }
+    }, KILL_GRACE_MS);
+  }
+
+  private onStart(commandLine: string): void {
+    const proc = (this.command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc ?? null;
+    this.proc = proc;
+    if (!proc || proc.pid === undefined) return; // spawn failed; 'error' follows
+    this.spawned = true;
+    proc.once('exit', () => {
+      this.exited = true;
+      this.opts.onExit?.();
+    });
+    this.log.debug({ pid: proc.pid, args: commandLine.replace(/^\S+/, 'ffmpeg') }, 'ffmpeg started');
+    this.opts.onSpawn?.(proc.pid);
+    if (this.killedByOwner) this.sendKill();
+  }
+
+  private onStderrLine(line: string): void {
+    const text = line.trim();
+    if (!text) return;
+    if (this.stderrLines.length < 20) this.stderrLines.push(text);
+    this.log.debug({ stderr: summariseStderr([text]) }, 'ffmpeg stderr');
+    if (this.inputEnded || this.killedByOwner || this.failure || this.failScheduled) return;
+    // ffmpeg recovers from an isolated bad packet; persistent errors mean the stream is not decodable.
+    if (++this.errorLinesWhileOpen < MAX_ERROR_LINES) return;
+    // Gather the lines of the same burst, then fail the stream.
+    this.failScheduled = true;
+    setImmediate(() => {
+      if (this.killedByOwner || this.failure || this.settled) return;
+      this.failure = new AudioDecodeError(
+        'AUDIO_DECODE_FAILED',
+        `Audio could not be decoded: ${summariseStderr(this.stderrLines) || 'decoder error'}`,
+      );
+      this.sendKill();
+    });
+  }
+
+  private onCommandEnd(err: Error | null): void {
+    if (this.commandEnded) return;
+    this.commandEnded = true;
+    if (err && !this.killedByOwner && !this.failure) {
+      const msg = err.message || String(err);
+      const signal = /killed with signal (\w+)/.exec(msg);
+      if (signal) {
+        this.failure = new AudioDecodeError(
+          'AUDIO_DECODER_CRASHED',
+          `The audio decoder process was terminated unexpectedly (${signal[1]})`,
+        );
+      } else if (/exited with code/.test(msg)) {
+        const code = /exited with code (-?\d+)/.exec(msg)?.[1];
+        this.failure = new AudioDecodeError(
+          'AUDIO_DECODE_FAILED',
+          `Audio could not be decoded: ${summariseStderr(this.stderrLines) || `decoder exited with code ${code}`}`,
+        );
+      } else {
+        this.failure = new AudioDecodeError(
+          'AUDIO_DECODER_CRASHED',
+          `The audio decoder could not be run: ${summariseStderr([msg])}`,
+        );
+      }
+    } else if (!err && !this.inputEnded && !this.killedByOwner && !this.failure) {
+      this.failure = new AudioDecodeError(
+        'AUDIO_DECODE_FAILED',
+        `Audio could not be decoded: the decoder stopped before the end of the stream` +
+          (this.stderrLines.length ? ` (${summariseStderr(this.stderrLines)})` : ''),
+      );
+    } else if (this.stderrLines.length && !this.failure) {
+      this.log.debug({ stderr: summariseStderr(this.stderrLines) }, 'ffmpeg finished with messages');
+    }
+    if (!this.spawned) {
+      this.outputFinished = true; // nothing can arrive
+    } else if (!this.outputFinished) {
+      this.setTimer(() => {
+        if (!this.outputFinished) {
+          this.log.warn('ffmpeg output did not end after the process exited');
+          this.outputFinished = true;
+          this.maybeSettle();
+        }
+      }, OUTPUT_DRAIN_GRACE_MS);
+    }
+    this.maybeSettle();
+  }
+
+  private handleOutput(chunk: Buffer): void {
+    if (this.silent) return;
+    let buf = chunk;
+    if (this.carry) {
+      buf = Buffer.concat([this.carry, chunk]);
+      this.carry = null;
+    }
+    if (buf.length & 1) {
+      this.carry = Buffer.from(buf.subarray(buf.length - 1));
+      buf = buf.subarray(0, buf.length - 1);
+    }
+    if (buf.length > 0) this.opts.onPcm(buf);
+  }
+
+  private maybeSettle(): void {
+    if (this.commandEnded && this.outputFinished) this.settle();
+  }
+
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    for (const w of [...this.drainWaiters]) w();
+    if (this.failure && !this.silent) {
+      this.log.warn({ code: this.failure.code, reason: this.failure.message }, 'audio decoder failed');
+      this.opts.onFailure(this.failure);
+    }
+    this.resolveDone();
+  }
+
+  private setTimer(fn: () => void, ms: number): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+    return t;
+  }
+
+  private clearTimer(t: NodeJS.Timeout): void {
+    clearTimeout(t);
+    this.timers.delete(t);
+  }
+}
+
+/**
+ * Makes ffmpeg's stderr fit for a client-visible message: drops `[demuxer @ 0x...]` prefixes, `pipe:0:` prefixes and
+ * file-system paths, de-duplicates, keeps at most 3 lines and 300 characters.
+ */
+export function summariseStderr(lines: readonly string[]): string {
+  const out: string[] = [];
+  for (const raw of lines) {
+    const line = raw
+      .replace(/^\[([^\]@]+?)\s*@\s*0x[0-9a-f]+\]\s*/i, (_m, name: string) => (name === 'NULL' ? '' : `${name}: `))
+      .replace(/\bpipe:[01]:\s*/g, '')
+      .replace(/(^|[\s'"(=])(?:[A-Za-z]:)?[\\/][^\s'")]+/g, '$1<path>')
+      .replace(/\s+/g, ' ')
+      .trim();
+    if (line && !out.includes(line)) out.push(line);
+    if (out.length === 3) break;
+  }
+  const text = out.join('; ');
+  return text.length > 300 ? `${text.slice(0, 297)}...` : text;
+}

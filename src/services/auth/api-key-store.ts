@@ -1,0 +1,254 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import type { Logger } from '../../util/logger';
+import { silentLogger } from '../../util/logger';
+import { apiKeyDigest, isWellFormedApiKey, LEAKED_KEY_HASHES, parseEnvApiKeys, type EnvApiKey } from './api-key';
+import {
+  createKeyInFile,
+  DEFAULT_KEY_FILE,
+  isActive,
+  KeyFileError,
+  readKeyFile,
+  type CreatedApiKey,
+  type KeyRecord,
+} from './key-file';
+
+export interface ApiKeyStoreOptions {
+  /** Raw `LIVE_AUDIO_API_KEYS` value (`name:key,name:key`). Parsed once, at construction; keys are kept hashed. */
+  envKeys?: string;
+  /** Key file path; relative paths are resolved against the working directory. Default `.live-audio/api-keys.json`. */
+  filePath?: string;
+  log?: Logger;
+  /** Minimum time between two checks of the key file's mtime. Default 1000 ms; 0 checks on every lookup. */
+  reloadIntervalMs?: number;
+  /** Clock for the reload throttle (tests). */
+  now?: () => number;
+}
+
+/** Who a valid API key belongs to. */
+export interface ApiKeyIdentity {
+  name: string;
+  source: 'env' | 'file';
+}
+
+export type ApiKeyCheck =
+  | { ok: true; name: string; source: 'env' | 'file' }
+  | { ok: false; reason: 'malformed' | 'unknown' | 'revoked' | 'leaked' };
+
+export interface StoredKey {
+  name: string;
+  /** 32-byte SHA-256 digest. */
+  digest: Buffer;
+  source: 'env' | 'file' | 'leaked';
+  revoked: boolean;
+}
+
+export interface ApiKeyStoreSummary {
+  filePath: string;
+  envKeys: number;
+  fileKeys: number;
+  revokedFileKeys: number;
+}
+
+const MISSING = 'missing';
+
+/**
+ * The set of valid API keys: `LIVE_AUDIO_API_KEYS` (fixed at start) plus the key file (re-read when it changes,
+ * so keys created or revoked with the CLI take effect within about a second, without a restart).
+ *
+ * Construction parses the env value (throws `ApiKeyConfigError`) and reads the key file (throws `KeyFileError`
+ * if it exists but is invalid). Later reload failures keep the last good key set and log a warning.
+ */
+export class ApiKeyStore {
+  readonly filePath: string;
+  private readonly log: Logger;
+  private readonly reloadIntervalMs: number;
+  private readonly now: () => number;
+  private readonly envKeys: EnvApiKey[];
+  private fileRecords: KeyRecord[] = [];
+  private entries: StoredKey[] = [];
+  private fileSig: string | null = null;
+  private lastCheck = Number.NEGATIVE_INFINITY;
+  private inflight: Promise<void> | null = null;
+
+  constructor(opts: ApiKeyStoreOptions = {}) {
+    this.filePath = path.resolve(opts.filePath || DEFAULT_KEY_FILE);
+    this.log = (opts.log ?? silentLogger).child({ component: 'auth' });
+    this.reloadIntervalMs = Math.max(0, opts.reloadIntervalMs ?? 1000);
+    this.now = opts.now ?? Date.now;
+    this.envKeys = parseEnvApiKeys(opts.envKeys);
+    this.reloadSync(true);
+  }
+
+  /**
+   * Checks a presented key. Malformed input (wrong prefix, length, non-hex, Google `AIza…` keys) is rejected
+   * before the key set is consulted or the file is checked.
+   */
+  async check(presented: unknown): Promise<ApiKeyCheck> {
+    if (!isWellFormedApiKey(presented)) return { ok: false, reason: 'malformed' };
+    await this.refresh();
+    const found = this.findByDigest(apiKeyDigest(presented));
+    if (!found) return { ok: false, reason: 'unknown' };
+    if (found.source === 'leaked') return { ok: false, reason: 'leaked' };
+    if (found.revoked) return { ok: false, reason: 'revoked' };
+    return { ok: true, name: found.name, source: found.source };
+  }
+
+  /** The key's owner, or null when the key is malformed, unknown, revoked or publicly leaked. */
+  async verify(presented: unknown): Promise<ApiKeyIdentity | null> {
+    const r = await this.check(presented);
+    return r.ok ? { name: r.name, source: r.source } : null;
+  }
+
+  /**
+   * Constant-time look-up. The presented key has already been hashed to a fixed 32-byte SHA-256 digest, and it
+   * is compared with `timingSafeEqual` against EVERY stored digest (env keys, file keys including revoked ones,
+   * and the leaked-key deny list) without breaking out of the loop on a match. The time taken therefore depends
+   * only on the number of stored keys, never on which key matched or how many leading bytes agreed.
+   * A Map keyed by hash would be O(1) but hashes the attacker-chosen digest through a non-constant-time string
+   * comparison; with the handful of keys a deployment has, the full scan costs microseconds and is obviously
+   * leak-free, so we prefer it. The first matching entry wins (leaked entries come first, so they always deny).
+   */
+  findByDigest(digest: Buffer): StoredKey | null {
+    let found: StoredKey | null = null;
+    for (const entry of this.entries) {
+      // Both sides are SHA-256 digests: always 32 bytes, as timingSafeEqual requires.
+      const match = timingSafeEqual(entry.digest, digest);
+      if (match && found === null) found = entry;
+    }
+    return found;
+  }
+
+  /** True when at least one usable key exists (env or an active file key). Re-reads the file first. */
+  hasActiveKeys(): boolean {
+    this.reloadSync(false);
+    return this.envKeys.length > 0 || this.fileRecords.some(isActive);
+  }
+
+  summary(): ApiKeyStoreSummary {
+    return {
+      filePath: this.filePath,
+      envKeys: this.envKeys.length,
+      fileKeys: this.fileRecords.filter(isActive).length,
+      revokedFileKeys: this.fileRecords.filter((r) => !isActive(r)).length,
+    };
+  }
+
+  /** Names of the keys from `LIVE_AUDIO_API_KEYS`. */
+  envKeyNames(): string[] {
+    return this.envKeys.map((k) => k.name);
+  }
+
+  /** Creates a key in the key file (see `createKeyInFile`) and makes it valid immediately. */
+  createKey(name: string, opts: { now?: () => Date } = {}): CreatedApiKey {
+    const created = createKeyInFile(this.filePath, name, { reservedNames: this.envKeyNames(), now: opts.now });
+    this.reloadSync(false);
+    return created;
+  }
+
+  /**
+   * Re-reads the key file if its mtime/size/inode changed, at most once per `reloadIntervalMs`. Called by
+   * every look-up; concurrent callers share one check.
+   */
+  async refresh(): Promise<void> {
+    if (this.inflight) return this.inflight;
+    const t = this.now();
+    if (t - this.lastCheck < this.reloadIntervalMs) return;
+    this.lastCheck = t;
+    this.inflight = this.checkFileAsync().finally(() => {
+      this.inflight = null;
+    });
+    return this.inflight;
+  }
+
+  private async checkFileAsync(): Promise<void> {
+    let sig: string;
+    let mode: number | undefined;
+    try {
+      const st = await fs.promises.stat(this.filePath);
+      sig = signature(st);
+      mode = st.mode;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.log.warn({ filePath: this.filePath, errCode: (e as NodeJS.ErrnoException).code }, 'cannot stat API key file');
+        return;
+      }
+      sig = MISSING;
+    }
+    if (sig !== this.fileSig) this.load(sig, mode, false);
+  }
+
+  private reloadSync(strict: boolean): void {
+    let sig: string;
+    let mode: number | undefined;
+    try {
+      const st = fs.statSync(this.filePath);
+      sig = signature(st);
+      mode = st.mode;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') {
+        if (strict) throw new KeyFileError(`API key file ${this.filePath}: cannot stat (${code ?? 'error'})`);
+        this.log.warn({ filePath: this.filePath, errCode: code }, 'cannot stat API key file');
+        return;
+      }
+      sig = MISSING;
+    }
+    this.lastCheck = this.now();
+    if (sig !== this.fileSig || strict) this.load(sig, mode, strict);
+  }
+
+  private load(sig: string, mode: number | undefined, strict: boolean): void {
+    const first = this.fileSig === null;
+    let records: KeyRecord[];
+    try {
+      records = sig === MISSING ? [] : readKeyFile(this.filePath).keys;
+    } catch (e) {
+      if (strict) throw e;
+      // Keep the last good key set; remember the signature so the warning is not repeated every second.
+      this.fileSig = sig;
+      this.log.warn(
+        { filePath: this.filePath, reason: e instanceof KeyFileError ? e.message : 'read error' },
+        'API key file is invalid; keeping the previously loaded keys',
+      );
+      return;
+    }
+    this.fileSig = sig;
+    this.fileRecords = records;
+    this.rebuild();
+    const active = records.filter(isActive);
+    if (mode !== undefined && process.platform !== 'win32' && (mode & 0o077) !== 0) {
+      this.log.warn({ filePath: this.filePath }, 'API key file is accessible by other users; run chmod 600 on it');
+    }
+    const envNames = new Set(this.envKeyNames());
+    const clashes = [...new Set(active.filter((r) => envNames.has(r.name)).map((r) => r.name))];
+    if (clashes.length) {
+      this.log.warn({ names: clashes }, 'API key names exist both in LIVE_AUDIO_API_KEYS and in the key file; they share one identity');
+    }
+    this.log[first ? 'debug' : 'info'](
+      { filePath: this.filePath, activeKeys: active.length, revokedKeys: records.length - active.length },
+      first ? 'API key file loaded' : 'API key file reloaded',
+    );
+  }
+
+  private rebuild(): void {
+    const entries: StoredKey[] = LEAKED_KEY_HASHES.map((h) => ({
+      name: '(leaked)',
+      digest: Buffer.from(h, 'hex'),
+      source: 'leaked' as const,
+      revoked: true,
+    }));
+    for (const k of this.envKeys) {
+      entries.push({ name: k.name, digest: Buffer.from(k.hash, 'hex'), source: 'env', revoked: false });
+    }
+    for (const r of this.fileRecords) {
+      entries.push({ name: r.name, digest: Buffer.from(r.hash, 'hex'), source: 'file', revoked: !isActive(r) });
+    }
+    this.entries = entries;
+  }
+}
+
+function signature(st: fs.Stats): string {
+  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}

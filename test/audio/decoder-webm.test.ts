@@ -1,0 +1,312 @@
+import pino from 'pino';
+import { Writable } from 'node:stream';
+import { createFfmpegDecoderFactory, FfmpegSessionDecoder } from '../../src/services/audio/ffmpeg-session-decoder';
+import { AudioDecodeError, AudioTooLargeError } from '../../src/services/audio/session-audio-decoder';
+import { summariseStderr } from '../../src/services/audio/ffmpeg-stream';
+import {
+  HELLO,
+  SHORT,
+  collect,
+  ffmpegBinary,
+  loadChunks,
+  pseudoRandomBytes,
+  referenceDecode,
+  resplit,
+  simpleBlockPayloads,
+  similarity,
+  waitFor,
+} from './helpers';
+
+const hello = loadChunks(HELLO);
+const short = loadChunks(SHORT);
+const refHello = referenceDecode(Buffer.concat(hello));
+const refShort = referenceDecode(Buffer.concat(short));
+
+function newFactory(extra: { maxChunkBytes?: number } = {}) {
+  return createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), ...extra });
+}
+
+async function rejection(p: Promise<unknown>): Promise<AudioDecodeError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as AudioDecodeError;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('FfmpegSessionDecoder: WebM/Opus from MediaRecorder', () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (r: unknown) => unhandled.push(r);
+  beforeAll(() => process.on('unhandledRejection', onUnhandled));
+  afterAll(() => process.off('unhandledRejection', onUnhandled));
+  afterEach(() => expect(unhandled).toEqual([]));
+
+  it('references decode to the expected lengths', () => {
+    expect(refHello.length).toBe(192000); // 6.0 s at 16 kHz
+    expect(refShort.length).toBe(96000); // 3.0 s
+  });
+
+  it.each([
+    [HELLO, hello, refHello],
+    [SHORT, short, refShort],
+  ])('%s fed chunk by chunk (awaited) equals the one-shot reference decode', async (_name, chunks, ref) => {
+    const factory = newFactory();
+    const dec = factory.create('s1');
+    const out = collect(dec);
+    for (const c of chunks) await dec.write(c, { format: 'webm' });
+    await dec.close();
+    const pcm = out.pcm();
+    expect(out.errors).toEqual([]);
+    expect(Math.abs(pcm.length - ref.length) / ref.length).toBeLessThanOrEqual(0.02);
+    expect(pcm.length).toBe(ref.length); // in practice identical
+    expect(pcm.equals(ref)).toBe(true);
+    expect(out.chunks.every((c) => c.length % 2 === 0)).toBe(true);
+    expect(factory.processesSpawned).toBe(1);
+    expect(factory.processesAlive).toBe(0);
+    expect(dec.processesAlive).toBe(0);
+  });
+
+  it('overlapping un-awaited writes keep their order', async () => {
+    const factory = newFactory();
+    const dec = factory.create('s2');
+    const out = collect(dec);
+    const writes = hello.map((c) => dec.write(c, { format: 'webm' }));
+    const closed = dec.close(); // queued behind the writes
+    await Promise.all([...writes, closed]);
+    const pcm = out.pcm();
+    expect(pcm.length).toBe(refHello.length);
+    const sim = similarity(refHello, pcm);
+    expect(sim.corr).toBeGreaterThan(0.999);
+    expect(pcm.equals(refHello)).toBe(true);
+  });
+
+  it('emits each chunk\'s audio while the session is running (no buffering until close)', async () => {
+    const dec = newFactory().create('live');
+    const out = collect(dec);
+    await dec.write(hello[0]!, { format: 'webm' });
+    await waitFor(() => out.pcm().length >= 30000, 3000);
+    await dec.write(hello[1]!, { format: 'webm' });
+    await waitFor(() => out.pcm().length >= 62000, 3000);
+    expect(dec.processesAlive).toBe(1);
+    await dec.close();
+  });
+
+  it('uses the expected ffmpeg command line (no -fflags nobuffer)', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
+    const logger = pino({ level: 'debug' }, sink);
+    const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), logger });
+    const dec = factory.create('cmd');
+    await dec.write(short[0]!, { format: 'webm' });
+    await dec.close();
+    const started = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'ffmpeg started');
+    expect(started.args).toContain('-hide_banner -loglevel error -f webm -i pipe:0');
+    expect(started.args).toMatch(/-ac 1 .*-ar 16000 .*-f s16le pipe:1$/);
+    expect(started.args).not.toContain('nobuffer');
+    expect(started.session).toBe('cmd');
+  });
+
+  it('refuses a continuation chunk without a header, random bytes and empty chunks up front', async () => {
+    const factory = newFactory();
+    const dec = factory.create('s3');
+    const e1 = await rejection(dec.write(hello[3]!, { format: 'webm' }));
+    expect(e1).toBeInstanceOf(AudioDecodeError);
+    expect(e1.code).toBe('AUDIO_STREAM_NO_HEADER');
+    expect(e1.message).toBe(
+      'Audio chunk is a continuation of a WebM stream whose first chunk (with the header) was not received; start a new recording',
+    );
+    const e2 = await rejection(dec.write(pseudoRandomBytes(16000, 7), { format: 'webm' }));
+    expect(e2.code).toBe('AUDIO_INVALID');
+    expect(e2.message).toMatch(/^Audio data is not a WebM stream/);
+    expect((await rejection(dec.write(Buffer.alloc(0), { format: 'webm' }))).code).toBe('AUDIO_INVALID');
+    expect((await rejection(dec.write(hello[0]!, { format: 'ogg' as never }))).code).toBe('AUDIO_UNSUPPORTED_FORMAT');
+    expect(factory.processesSpawned).toBe(0);
+    // Still usable afterwards.
+    const out = collect(dec);
+    for (const c of short) await dec.write(c, { format: 'webm' });
+    await dec.close();
+    expect(out.pcm().equals(refShort)).toBe(true);
+  });
+
+  it('refuses chunks above maxChunkBytes with AudioTooLargeError', async () => {
+    const dec = newFactory({ maxChunkBytes: 10000 }).create('big');
+    const err = await rejection(dec.write(hello[0]!, { format: 'webm' }));
+    expect(err).toBeInstanceOf(AudioTooLargeError);
+    expect((err as unknown as AudioTooLargeError).maxBytes).toBe(10000);
+    await dec.close();
+  });
+
+  it('header chunk + garbage → error event AUDIO_DECODE_FAILED; the next continuation needs a new header', async () => {
+    const factory = newFactory();
+    const dec = factory.create('s4');
+    const out = collect(dec);
+    await dec.write(hello[0]!, { format: 'webm' });
+    const errP = out.nextError();
+    await dec.write(pseudoRandomBytes(20000, 42), { format: 'webm' });
+    const err = await errP;
+    expect(err).toBeInstanceOf(AudioDecodeError);
+    expect(err.code).toBe('AUDIO_DECODE_FAILED');
+    expect(err.message).toMatch(/^Audio could not be decoded: the WebM stream is corrupt \(/);
+    expect(err.message).not.toMatch(/\/|0x[0-9a-f]{6,}/); // no paths, no pointers
+    await waitFor(() => dec.processesAlive === 0);
+    // The audio decoded before the garbage was delivered.
+    expect(out.pcm().length).toBeGreaterThanOrEqual(30000);
+    expect((await rejection(dec.write(hello[1]!, { format: 'webm' }))).code).toBe('AUDIO_STREAM_NO_HEADER');
+    expect(factory.decodeErrors).toBe(1);
+    await dec.close();
+    expect(factory.processesAlive).toBe(0);
+  });
+
+  it('a truncated header → AUDIO_DECODE_FAILED', async () => {
+    const dec = newFactory().create('s5');
+    const out = collect(dec);
+    const errP = out.nextError();
+    await dec.write(hello[0]!.subarray(0, 100), { format: 'webm' });
+    await dec.write(hello[1]!, { format: 'webm' });
+    expect((await errP).code).toBe('AUDIO_DECODE_FAILED');
+    await dec.close();
+    expect(dec.processesAlive).toBe(0);
+  });
+
+  /** The hello recording with `count` Opus packets (from block 20 on) made invalid (code-3 packet, 0 frames). */
+  function helloWithBadPackets(count: number): Buffer[] {
+    const all = Buffer.from(Buffer.concat(hello));
+    for (const b of simpleBlockPayloads(all).slice(20, 20 + count)) {
+      all[b.start] = all[b.start]! | 0x03;
+      all[b.start + 1] = 0x00;
+    }
+    return resplit(all, hello.map((c) => c.length));
+  }
+
+  it('an isolated corrupt Opus packet is skipped by ffmpeg and only logged', async () => {
+    const dec = newFactory().create('opus1');
+    const out = collect(dec);
+    for (const c of helloWithBadPackets(1)) await dec.write(c, { format: 'webm' });
+    await dec.close();
+    expect(out.errors).toEqual([]);
+    // One 60 ms packet (960 samples) lost at most.
+    expect(refHello.length - out.pcm().length).toBeLessThanOrEqual(1920);
+  });
+
+  it('persistent decode errors from ffmpeg → AUDIO_DECODE_FAILED with the stderr summarised', async () => {
+    const factory = newFactory();
+    const dec = factory.create('opus6');
+    const out = collect(dec);
+    const errP = out.nextError();
+    const chunks = helloWithBadPackets(8);
+    for (const c of chunks.slice(0, 3)) await dec.write(c, { format: 'webm' });
+    const err = await errP;
+    expect(err.code).toBe('AUDIO_DECODE_FAILED');
+    expect(err.message).toBe('Audio could not be decoded: Error parsing Opus packet header.');
+    await waitFor(() => dec.processesAlive === 0);
+    expect((await rejection(dec.write(chunks[3]!, { format: 'webm' }))).code).toBe('AUDIO_STREAM_NO_HEADER');
+    await dec.close();
+  });
+
+  it('summariseStderr strips pointers and paths', () => {
+    expect(
+      summariseStderr([
+        '[matroska,webm @ 0x3a634bc0] Invalid track number 8545',
+        '[matroska,webm @ 0x3a634bc0] Invalid track number 8545',
+        '/tmp/secret/dir/input.webm: Invalid data found when processing input',
+        'pipe:0: Function not implemented',
+        'ignored fourth line',
+      ]),
+    ).toBe('matroska,webm: Invalid track number 8545; <path>: Invalid data found when processing input; Function not implemented');
+    expect(summariseStderr(['x'.repeat(400)]).length).toBe(300);
+  });
+
+  it('kill -9 of ffmpeg → error event AUDIO_DECODER_CRASHED, node survives, decoder recovers on a new header', async () => {
+    const factory = newFactory();
+    const dec = factory.create('s6') as FfmpegSessionDecoder;
+    const out = collect(dec);
+    await dec.write(hello[0]!, { format: 'webm' });
+    const pid = dec.currentPid;
+    expect(typeof pid).toBe('number');
+    expect(factory.processesAlive).toBe(1);
+    const errP = out.nextError();
+    process.kill(pid!, 'SIGKILL');
+    const err = await errP;
+    expect(err.code).toBe('AUDIO_DECODER_CRASHED');
+    expect(err.message).toMatch(/SIGKILL/);
+    expect(factory.processesAlive).toBe(0);
+    expect(dec.currentPid).toBeUndefined();
+    // Writes racing with the crash must not produce unhandled rejections either.
+    const racing = [hello[1]!, hello[2]!].map((c) => dec.write(c, { format: 'webm' }).catch((e: AudioDecodeError) => e.code));
+    expect(await Promise.all(racing)).toEqual(['AUDIO_STREAM_NO_HEADER', 'AUDIO_STREAM_NO_HEADER']);
+    const before = out.pcm().length;
+    for (const c of short) await dec.write(c, { format: 'webm' });
+    await dec.close();
+    expect(out.pcm().subarray(before).equals(refShort)).toBe(true);
+    expect(factory.decodeErrors).toBe(1);
+  });
+
+  it('a second EBML header restarts the stream; both streams come out complete and in order', async () => {
+    const factory = newFactory();
+    const dec = factory.create('s7');
+    const out = collect(dec);
+    const first = hello.slice(0, 3);
+    const refFirst = referenceDecode(Buffer.concat(first));
+    const writes = [...first, ...short].map((c) => dec.write(c, { format: 'webm' }));
+    await Promise.all(writes);
+    await dec.close();
+    const pcm = out.pcm();
+    expect(out.errors).toEqual([]);
+    expect(pcm.length).toBe(refFirst.length + refShort.length);
+    expect(pcm.equals(Buffer.concat([refFirst, refShort]))).toBe(true);
+    expect(factory.processesSpawned).toBe(2);
+    expect(factory.processesAlive).toBe(0);
+  });
+
+  it('switching webm → pcm flushes the WebM stream first', async () => {
+    const factory = newFactory();
+    const dec = factory.create('s8');
+    const out = collect(dec);
+    const raw = pseudoRandomBytes(3200, 9);
+    await Promise.all([...short.map((c) => dec.write(c, { format: 'webm' })), dec.write(raw, { format: 'pcm' })]);
+    await dec.close();
+    expect(out.pcm().equals(Buffer.concat([refShort, raw]))).toBe(true);
+    expect(factory.processesSpawned).toBe(1);
+  });
+
+  it('destroy() kills at once, emits nothing more, and processesAlive returns to 0', async () => {
+    const factory = newFactory();
+    const dec = factory.create('s9');
+    const out = collect(dec);
+    await dec.write(hello[0]!, { format: 'webm' });
+    expect(factory.processesAlive).toBe(1);
+    const pending = dec.write(hello[1]!, { format: 'webm' });
+    dec.destroy();
+    await pending;
+    const n = out.pcm().length;
+    await waitFor(() => factory.processesAlive === 0);
+    expect(dec.processesAlive).toBe(0);
+    expect(out.errors).toEqual([]);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(out.pcm().length).toBe(n);
+    await expect(dec.write(hello[2]!, { format: 'webm' })).rejects.toThrow(/destroyed/);
+    await dec.close(); // no-op
+  });
+
+  it('close() is idempotent and refuses later writes', async () => {
+    const factory = newFactory();
+    const dec = factory.create('s10');
+    await dec.write(short[0]!, { format: 'webm' });
+    const a = dec.close();
+    const b = dec.close();
+    expect(a).toBe(b);
+    await a;
+    expect(factory.processesAlive).toBe(0);
+    await expect(dec.write(short[1]!, { format: 'webm' })).rejects.toThrow(/closed/);
+  });
+
+  it('an error with no listener does not throw', async () => {
+    const factory = newFactory();
+    const dec = factory.create('s11');
+    await dec.write(hello[0]!, { format: 'webm' });
+    await dec.write(pseudoRandomBytes(20000, 43), { format: 'webm' });
+    await waitFor(() => factory.decodeErrors === 1);
+    await dec.close();
+  });
+});

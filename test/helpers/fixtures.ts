@@ -1,0 +1,40 @@
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const FIXTURES_DIR = path.resolve(__dirname, '../fixtures/audio');
+
+export interface Recording {
+  name: string;
+  chunks: Buffer[];
+  timesliceMs: number;
+  spokenText: string;
+}
+
+/** Loads a real Chromium MediaRecorder recording (chunk-000 carries the WebM header). */
+export function loadRecording(name: 'chromium-hello-1000ms' | 'chromium-short-250ms'): Recording {
+  const dir = path.join(FIXTURES_DIR, name);
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
+  const chunks = fs
+    .readdirSync(dir)
+    .filter((f) => /^chunk-\d+\.webm$/.test(f))
+    .sort()
+    .map((f) => fs.readFileSync(path.join(dir, f)));
+  return { name, chunks, timesliceMs: meta.timesliceMs, spokenText: meta.spokenText };
+}
+
+export function ffmpegBinary(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('@ffmpeg-installer/ffmpeg') as { path: string }).path;
+}
+
+/** Reference decode: the whole byte stream through one ffmpeg run, 16 kHz mono s16le. */
+export function referenceDecode(bytes: Buffer, inputFormat = 'webm'): Buffer {
+  const r = spawnSync(
+    ffmpegBinary(),
+    ['-hide_banner', '-loglevel', 'error', '-f', inputFormat, '-i', 'pipe:0', '-f', 's16le', '-ar', '16000', '-ac', '1', 'pipe:1'],
+    { input: bytes, maxBuffer: 64 * 1024 * 1024 },
+  );
+  if (r.status !== 0) throw new Error(`reference decode failed: ${r.stderr.toString()}`);
+  return r.stdout;
+}

@@ -1,0 +1,111 @@
+/**
+ * The Sculptor frontend's exact REST calls (contract.md §1) with real Chromium MediaRecorder chunks,
+ * through real ffmpeg and the real @google/genai SDK to the Gemini Live emulator.
+ */
+import request from 'supertest';
+import { scriptedScenario } from '../../src/emulator';
+import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
+
+const API = '/api/v1/live-audio';
+
+describe('frontend REST flow', () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer();
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  async function runRecording(name: 'chromium-hello-1000ms' | 'chromium-short-250ms', reply: string) {
+    const rec = loadRecording(name);
+    t.emu.setScenario(scriptedScenario([{ userTranscript: rec.spokenText, reply }], { fallback: { userTranscript: rec.spokenText, reply } }));
+    const headers = { 'X-API-Key': t.keys.alice, 'Content-Type': 'application/json' };
+    const before = t.emu.totalAudioBytes();
+
+    // connect(): the probe
+    const probe = await request(t.url).get(`${API}/sessions`).set(headers);
+    expect(probe.status).toBe(200);
+
+    // startSession(): the frontend sends chat model ids
+    const sessionId = frontendSessionId();
+    const start = await request(t.url)
+      .post(`${API}/session/start`)
+      .set(headers)
+      .send({ session_id: sessionId, model: 'gemini-2.5-pro', response_modality: 'text', input_transcription: true, output_transcription: true });
+    expect(start.status).toBe(200);
+    expect(start.body.success).toBe(true);
+    expect(start.body.data.sessionId).toBe(sessionId);
+    expect(start.body.data.status).toBe('active');
+    expect(start.body.data.model).toBe('gemini-2.5-flash-native-audio-preview-12-2025');
+    expect(start.body.data.responseModality).toBe('text');
+
+    // sendAudioChunk(): one POST per timeslice, not awaited, base64 without the data: prefix
+    const pending: Promise<request.Response>[] = [];
+    for (const chunk of rec.chunks) {
+      pending.push(
+        request(t.url)
+          .post(`${API}/transcribe`)
+          .set(headers)
+          .send({ session_id: sessionId, audio_data: chunk.toString('base64'), format: 'webm', sample_rate: 16000, channels: 1 })
+          .then((r) => r),
+      );
+      await sleep(rec.timesliceMs);
+    }
+    const responses = await Promise.all(pending);
+    for (const r of responses) {
+      expect(r.status).toBe(200);
+      expect(r.body.success).toBe(true);
+      expect(r.body.data.sessionId).toBe(sessionId);
+      expect(r.body.data.confidence).toBeNull();
+      expect(r.body.data.audioBuffer).toBeNull();
+      expect(r.body.transcript).toBe(r.body.inputTranscription);
+      expect(r.body.data.transcript).toBe(r.body.transcript);
+      expect(typeof r.body.turnComplete).toBe('boolean');
+    }
+
+    // Everything decoded reached the emulator: within 2% of a reference decode of the same bytes.
+    const reference = referenceDecode(Buffer.concat(rec.chunks));
+    await t.emu.waitFor(() => t.emu.totalAudioBytes() - before >= reference.length * 0.98, 5000);
+    const received = t.emu.totalAudioBytes() - before;
+    expect(Math.abs(received - reference.length) / reference.length).toBeLessThan(0.02);
+
+    // The user's words and the reply come back, at top level where the frontend reads them.
+    const seen = [...responses];
+    for (let i = 0; i < 5 && !seen.some((r) => r.body.response === reply && r.body.turnComplete); i++) {
+      // The frontend keeps posting while recording; the final blob brings the completed turn.
+      seen.push(
+        await request(t.url)
+          .post(`${API}/transcribe`)
+          .set(headers)
+          .send({ session_id: sessionId, audio_data: Buffer.alloc(3200).toString('base64'), format: 'pcm', sample_rate: 16000 }),
+      );
+    }
+    const final = seen.find((r) => r.body.response === reply && r.body.turnComplete);
+    expect(final).toBeDefined();
+    expect(final!.body.transcript).toBe(rec.spokenText);
+    expect(final!.body.inputTranscription).toBe(rec.spokenText);
+    expect(final!.body.data.response).toBe(reply);
+    expect(final!.body.data.turnComplete).toBe(true);
+
+    const status = await request(t.url).get(`${API}/session/${sessionId}/status`).set(headers);
+    expect(status.body.data.status).toBe('active');
+    expect(status.body.data.upstream.connected).toBe(true);
+    expect(status.body.data.audio.chunks).toBeGreaterThanOrEqual(rec.chunks.length);
+
+    const end = await request(t.url).post(`${API}/session/end`).set(headers).send({ session_id: sessionId });
+    expect(end.status).toBe(200);
+    expect(end.body.data.status).toBe('ended');
+    await t.emu.waitFor(() => t.emu.connections.every((c) => c.closed !== undefined), 3000);
+    return { received, reference: reference.length };
+  }
+
+  it('streams the 1000 ms-timeslice recording and returns the user words and the reply', async () => {
+    await runRecording('chromium-hello-1000ms', 'Nice to meet you, Alex. Tell me about yourself.');
+  }, 30000);
+
+  it('streams the 250 ms-timeslice recording too', async () => {
+    await runRecording('chromium-short-250ms', 'Yes, I can hear you clearly.');
+  }, 30000);
+});
