@@ -94,6 +94,14 @@ describe('frontend REST flow', () => {
     expect(status.body.data.upstream.connected).toBe(true);
     expect(status.body.data.audio.chunks).toBeGreaterThanOrEqual(rec.chunks.length);
 
+    // PCM went upstream in 20–100 ms frames (640..3200 bytes at 16 kHz mono s16le).
+    const conn = t.emu.connections[t.emu.connections.length - 1];
+    expect(conn.audioChunks.length).toBeGreaterThan(0);
+    for (const size of conn.audioChunks) {
+      expect(size).toBeGreaterThanOrEqual(640);
+      expect(size).toBeLessThanOrEqual(3200);
+    }
+
     const end = await request(t.url).post(`${API}/session/end`).set(headers).send({ session_id: sessionId });
     expect(end.status).toBe(200);
     expect(end.body.data.status).toBe('ended');
@@ -107,5 +115,34 @@ describe('frontend REST flow', () => {
 
   it('streams the 250 ms-timeslice recording too', async () => {
     await runRecording('chromium-short-250ms', 'Yes, I can hear you clearly.');
+  }, 30000);
+
+  it('keeps arrival order when POSTs overlap heavily (a burst 5 ms apart)', async () => {
+    const rec = loadRecording('chromium-short-250ms');
+    const headers = { 'X-API-Key': t.keys.bob };
+    const sessionId = frontendSessionId();
+    expect((await request(t.url).post(`${API}/session/start`).set(headers).send({ session_id: sessionId })).status).toBe(200);
+    const before = t.emu.totalAudioBytes();
+    const pending: Promise<request.Response>[] = [];
+    for (const chunk of rec.chunks) {
+      pending.push(
+        request(t.url)
+          .post(`${API}/transcribe`)
+          .set(headers)
+          .send({ session_id: sessionId, audio_data: chunk.toString('base64'), format: 'webm' })
+          .then((r) => r),
+      );
+      await sleep(5);
+    }
+    const responses = await Promise.all(pending);
+    expect(responses.map((r) => r.status)).toEqual(rec.chunks.map(() => 200));
+    const reference = referenceDecode(Buffer.concat(rec.chunks));
+    await t.emu.waitFor(() => t.emu.totalAudioBytes() - before >= reference.length * 0.98, 5000);
+    const got = t.emu.receivedPcm().subarray(before);
+    expect(Math.abs(got.length - reference.length) / reference.length).toBeLessThan(0.02);
+    // Same decoder, same bytes, same order: the PCM matches the one-shot decode sample for sample.
+    const n = Math.min(got.length, reference.length);
+    expect(got.subarray(0, n).equals(reference.subarray(0, n))).toBe(true);
+    await request(t.url).post(`${API}/session/end`).set(headers).send({ session_id: sessionId });
   }, 30000);
 });
