@@ -22,8 +22,27 @@ const short = loadChunks(SHORT);
 const refHello = referenceDecode(Buffer.concat(hello));
 const refShort = referenceDecode(Buffer.concat(short));
 
+const created: Array<{ destroy(): void }> = [];
+afterEach(() => created.splice(0).forEach((d) => d.destroy()));
+
 function newFactory(extra: { maxChunkBytes?: number } = {}) {
-  return createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), ...extra });
+  const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), ...extra });
+  return {
+    create(label: string) {
+      const d = factory.create(label);
+      created.push(d);
+      return d;
+    },
+    get processesAlive() {
+      return factory.processesAlive;
+    },
+    get processesSpawned() {
+      return factory.processesSpawned;
+    },
+    get decodeErrors() {
+      return factory.decodeErrors;
+    },
+  };
 }
 
 async function rejection(p: Promise<unknown>): Promise<AudioDecodeError> {
@@ -101,7 +120,7 @@ describe('FfmpegSessionDecoder: WebM/Opus from MediaRecorder', () => {
     await dec.write(short[0]!, { format: 'webm' });
     await dec.close();
     const started = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'ffmpeg started');
-    expect(started.args).toContain('-hide_banner -loglevel error -f webm -i pipe:0');
+    expect(started.args).toContain('-hide_banner -loglevel repeat+error -f webm -i pipe:0');
     expect(started.args).toMatch(/-ac 1 .*-ar 16000 .*-f s16le pipe:1$/);
     expect(started.args).not.toContain('nobuffer');
     expect(started.session).toBe('cmd');

@@ -304,7 +304,11 @@ export interface FfmpegDecoderFactory {
   readonly decodeErrors: number;
 }
 
-/** Creates the decoder factory the server wires once (the ffmpeg path comes from `resolveFfmpegPath`). */
+/**
+ * Creates the decoder factory the server wires once (the ffmpeg path comes from `resolveFfmpegPath`).
+ * Note: fluent-ffmpeg keeps the binary path (and its capability probe) in a module-global cache, so all factories
+ * of one process must use the same ffmpeg binary.
+ */
 export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): FfmpegDecoderFactory {
   const counters: DecoderCounters = { processesAlive: 0, processesSpawned: 0, decodeErrors: 0 };
   return {

@@ -40,7 +40,8 @@ const fluentLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**
  * One long-lived ffmpeg process, driven through fluent-ffmpeg:
- * `ffmpeg -hide_banner -loglevel error -f <fmt> [opts] -i pipe:0 -ac 1 -ar 16000 -vn -f s16le pipe:1`,
+ * `ffmpeg -hide_banner -loglevel repeat+error -f <fmt> [opts] -i pipe:0 -ac 1 -ar 16000 -vn -f s16le pipe:1`
+ * (`repeat+` keeps ffmpeg from folding repeated errors into a late "Last message repeated N times" line),
  * fed through a PassThrough (stdin) with backpressure, its stdout delivered through `onPcm`.
  *
  * Failure policy:
@@ -101,7 +102,7 @@ export class FfmpegPcmStream {
     this.command = ffmpeg({ logger: fluentLogger, stdoutLines: 20 })
       .setFfmpegPath(opts.ffmpegPath)
       .input(this.input)
-      .inputOptions(['-hide_banner', '-loglevel', 'error'])
+      .inputOptions(['-hide_banner', '-loglevel', 'repeat+error'])
       .inputFormat(opts.inputFormat);
     if (opts.inputOptions?.length) this.command.inputOptions(opts.inputOptions);
     this.command.noVideo().audioChannels(1).audioFrequency(UPSTREAM_SAMPLE_RATE).format('s16le');
@@ -217,7 +218,7 @@ export class FfmpegPcmStream {
       this.exited = true;
       this.opts.onExit?.();
     });
-    this.log.debug({ pid: proc.pid, args: commandLine.replace(/^\S+/, 'ffmpeg') }, 'ffmpeg started');
+    this.log.debug({ ffmpegPid: proc.pid, args: commandLine.replace(/^\S+/, 'ffmpeg') }, 'ffmpeg started');
     this.opts.onSpawn?.(proc.pid);
     if (this.killedByOwner) this.sendKill();
   }
@@ -344,7 +345,7 @@ export function summariseStderr(lines: readonly string[]): string {
     const line = raw
       .replace(/^\[([^\]@]+?)\s*@\s*0x[0-9a-f]+\]\s*/i, (_m, name: string) => (name === 'NULL' ? '' : `${name}: `))
       .replace(/\bpipe:[01]:\s*/g, '')
-      .replace(/(^|[\s'"(=])(?:[A-Za-z]:)?[\\/][^\s'")]+/g, '$1<path>')
+      .replace(/(^|[\s'"(=])(?:[A-Za-z]:)?[\\/][^\s'"):]+/g, '$1<path>')
       .replace(/\s+/g, ' ')
       .trim();
     if (line && !out.includes(line)) out.push(line);
