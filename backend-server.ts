@@ -38,13 +38,24 @@ async function main(): Promise<void> {
         `  Try: curl -H "X-API-Key: ${server.devKey.key}" ${base}/api/v1/live-audio/sessions\n`,
     );
   }
+  console.log(`  Try it in a browser: open ${base}/ and paste an API key.\n`);
 
   let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal: stop waiting for live sessions.
+      log.warn({ signal }, 'second signal: ending live sessions now');
+      await server.close();
+      process.exit(0);
+    }
     stopping = true;
-    log.info({ signal }, 'shutting down');
-    await server.close();
+    log.info({ signal, drainMs: config.ops.drainMs }, 'shutting down gracefully');
+    // Last resort if closing hangs (it should not): exit non-zero so the supervisor notices.
+    setTimeout(() => {
+      log.error('shutdown did not finish in time; exiting');
+      process.exit(1);
+    }, config.ops.drainMs + 15_000).unref();
+    await server.drain(config.ops.drainMs);
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

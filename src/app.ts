@@ -1,9 +1,14 @@
 import express, { type Express, type RequestHandler } from 'express';
+import helmet from 'helmet';
 import { createLiveAudioController } from './controllers/live-audio-controller';
 import { corsPolicy } from './middleware/cors-policy';
+import type { TrustProxy } from './middleware/client-ip';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
+import { httpLogger } from './middleware/http-logger';
 import { requestId } from './middleware/request-id';
 import { createLiveAudioRouter } from './routes/live-audio-routes';
+import { createOpsRouter } from './routes/ops-routes';
+import type { Metrics } from './observability/metrics';
 import type { LiveAudioService } from './services/live-audio-service';
 import type { Logger } from './util/logger';
 
@@ -20,14 +25,29 @@ export interface AppDeps {
   isReady: () => boolean;
   /** Extra routers mounted before the 404 handler (health, metrics, static page). */
   mount?: (app: Express) => void;
+  /** Proxies trusted to set X-Forwarded-For (`TRUST_PROXY`); default none. */
+  trustProxy?: TrustProxy;
+  /** Prometheus metrics: HTTP counters, `/transcribe` latency and the `/metrics` route. */
+  metrics?: Metrics;
+  /** Bearer token `/metrics` requires, when set. */
+  metricsToken?: string;
+  /** Rate limits of the live-audio router (see `createHttpLimits`). */
+  routeGuards?: {
+    afterAuth?: RequestHandler[];
+    sessionStartLimit?: RequestHandler[];
+    transcribe?: RequestHandler[];
+  };
 }
 
 /** Builds the Express application (no listening, no side effects): tests run it in-process. */
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', false);
+  app.set('trust proxy', deps.trustProxy ?? false);
   app.use(requestId);
+  if (deps.metrics) app.use(deps.metrics.httpMiddleware());
+  app.use(httpLogger(deps.logger));
+  app.use(helmet());
   app.use(corsPolicy({ origins: deps.corsOrigins, allowLocalhost: deps.allowLocalhostOrigins }));
   app.use(express.json({ limit: deps.jsonBodyLimit, strict: true }));
 
@@ -40,7 +60,8 @@ export function createApp(deps: AppDeps): Express {
   });
 
   const controller = createLiveAudioController({ service: deps.service, emulatedNotice: deps.emulatedNotice });
-  app.use('/api/v1/live-audio', createLiveAudioRouter(controller, deps.requireAuth));
+  app.use('/api/v1/live-audio', createLiveAudioRouter(controller, deps.requireAuth, deps.routeGuards));
+  if (deps.metrics) app.use(createOpsRouter({ metrics: deps.metrics, metricsToken: deps.metricsToken }));
   deps.mount?.(app);
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

@@ -15,6 +15,17 @@ import { ModelTable } from './services/upstream/model-table';
 import type { ResilienceOptions } from './services/upstream/resilient-upstream';
 import type { UpstreamProvider } from './services/upstream/upstream-types';
 import { createLogger, type Logger } from './util/logger';
+import { createWebPageRouter, defaultWebRoot } from './routes/web-routes';
+import { attachLiveAudioWebSocket, type LiveAudioWebSocket } from './websocket/attach-live-audio-ws';
+import type { DestinationStream } from 'pino';
+import { answerClientErrorsAsJson } from './middleware/client-error';
+import { createClientIpResolver } from './middleware/client-ip';
+import { createHttpLimits } from './middleware/rate-limits';
+import { Metrics, type DecoderCountersSource } from './observability/metrics';
+import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observability/shutdown';
+import { UPSTREAM_BYTES_PER_MS } from './services/audio/audio-types';
+import { Limits } from './services/limits/limits';
+import { wsRateLimitsFrom } from './services/limits/ws-rate-limits-adapter';
 
 export const EMULATED_NOTICE =
   'Offline demo mode: no GEMINI_API_KEY is set, so replies come from the built-in Gemini Live emulator, not from Gemini.';
@@ -25,12 +36,18 @@ export interface ServerOverrides {
   provider?: UpstreamProvider;
   decoders?: DecoderFactory;
   resilience?: Partial<ResilienceOptions>;
+  /** Folder of the built browser page (default: dist/web, see `defaultWebRoot`). */
+  webRoot?: string;
+  /** Log lines go here (with the configured level and redaction) instead of stdout; ignored with `logger`. */
+  logDestination?: DestinationStream;
 }
 
 export interface LiveAudioServer {
   readonly config: AppConfig;
   readonly app: Express;
   readonly httpServer: http.Server;
+  /** The `/ws/live-audio` WebSocket endpoint on the same server. */
+  readonly liveAudioWs: LiveAudioWebSocket;
   readonly service: LiveAudioService;
   readonly registry: SessionRegistry;
   readonly auth: AuthService;
@@ -42,11 +59,30 @@ export interface LiveAudioServer {
   listen(port?: number, host?: string): Promise<number>;
   /** Ends every session, closes sockets and child processes. */
   close(): Promise<void>;
+  /** Prometheus metrics of this server (`/metrics`). */
+  readonly metrics: Metrics;
+  /** Per-user audio/WebSocket and per-IP limits shared by REST and WebSocket. */
+  readonly limits: Limits;
+  /** ffmpeg processes alive/spawned, when the decoders are the ffmpeg factory. */
+  readonly decoderCounters: DecoderCountersSource | undefined;
+  /**
+   * Graceful shutdown: `/ready` answers 503 at once and new sessions 503 `SERVER_SHUTTING_DOWN`; live sessions
+   * may finish for up to `ms` (default `LIVE_AUDIO_DRAIN_MS`), then the rest end with `server_shutdown`;
+   * then sockets, the http server, ffmpeg children and the emulator are closed. Idempotent.
+   */
+  drain(ms?: number): Promise<{ endedByShutdown: number; drainedMs: number }>;
 }
 
 /** The composition root: builds every service from the typed config and wires them together. */
 export async function createLiveAudioServer(config: AppConfig, o: ServerOverrides = {}): Promise<LiveAudioServer> {
-  const logger = o.logger ?? createLogger(config.log);
+  const logger =
+    o.logger ??
+    createLogger({
+      ...config.log,
+      secrets: [config.gemini.apiKey, config.auth.jwtSecret, config.ops.metricsToken],
+      destination: o.logDestination,
+    });
+  const metrics = new Metrics();
   const auth = createAuthenticator({
     apiKeys: config.auth.apiKeys,
     apiKeysFile: config.auth.apiKeysFile,
@@ -91,9 +127,24 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     { maxPerUser: config.sessions.maxPerUser, maxGlobal: config.sessions.maxGlobal, tombstoneMs: config.sessions.tombstoneMs },
     logger,
   );
+  metrics.observeRegistry(registry);
+  const decoderCounters = 'processesAlive' in decoders ? (decoders as unknown as DecoderCountersSource) : undefined;
+  if (decoderCounters) metrics.observeDecoders(decoderCounters);
+  const limits = new Limits({
+    audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
+    audioBytesPerMinute: config.ws.maxAudioBytesPerMinute,
+    wsMessagesPerMinute: config.ws.maxMessagesPerMinute,
+    unauthenticatedPerIpPerMinute: config.limits.unauthenticatedPerIpPerMinute,
+    wsConnectsPerIpPerMinute: config.limits.wsConnectsPerIpPerMinute,
+    onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
+  });
+  // Audio seconds are charged as decoded PCM reaches the model, whatever the transport.
+  registry.on('started', (s) => {
+    s.upstream.on('audioSent', (bytes: number) => limits.chargeAudioSeconds(s.ownerId, bytes / (UPSTREAM_BYTES_PER_MS * 1000)));
+  });
   const service = new LiveAudioService({
     registry,
-    decoders,
+    decoders: metrics.instrumentDecoders(decoders),
     provider,
     models: new ModelTable(config.gemini.defaultModel, config.gemini.extraModels),
     logger,
@@ -104,26 +155,76 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     systemInstruction: config.gemini.systemInstruction,
     voiceName: config.gemini.voiceName,
     logTranscripts: config.log.transcripts,
-    resilience: o.resilience,
+    resilience: {
+      backlogMs: config.upstream.backlogMs,
+      reconnectBudgetMs: config.upstream.reconnectBudgetMs,
+      backoffBaseMs: config.upstream.backoffBaseMs,
+      backoffMaxMs: config.upstream.backoffMaxMs,
+      quickFailureMs: config.upstream.quickFailureMs,
+      quickFailureLimit: config.upstream.quickFailureLimit,
+      replayMs: config.upstream.replayMs,
+      ...o.resilience,
+    },
+    contextWindowCompression: config.upstream.contextCompression,
+    onRelayLatency: (ms) => metrics.observeRelayLatency(ms),
+  });
+  const httpLimits = createHttpLimits({
+    settings: config.limits,
+    limits,
+    service,
+    logger,
+    onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
   });
 
   let ready = false;
   const app = createApp({
     service,
-    requireAuth: requireAuth(auth, { log: logger }),
+    requireAuth: requireAuth(auth, {
+      log: logger,
+      // Per-IP budget before authentication: only requests that fail to authenticate count.
+      onFailure: async (req) => {
+        const d = limits.consume(req.ip ?? 'unknown', 'unauthenticated_ip');
+        return d.ok ? undefined : d.error;
+      },
+    }),
     logger,
     corsOrigins: config.cors.origins,
     allowLocalhostOrigins: !config.isProduction,
     jsonBodyLimit: config.audio.jsonBodyLimit,
     emulatedNotice: provider.emulated ? EMULATED_NOTICE : undefined,
     isReady: () => ready && !registry.isDraining,
+    mount: (a) => a.use(createWebPageRouter({ root: o.webRoot ?? defaultWebRoot(), logger })),
+    trustProxy: config.limits.trustProxy,
+    metrics,
+    metricsToken: config.ops.metricsToken,
+    routeGuards: httpLimits,
   });
   const httpServer = http.createServer(app);
+  const httpRequests = trackHttpRequests(httpServer, () => registry.isDraining);
+  const clientIp = createClientIpResolver(config.limits.trustProxy);
+  answerClientErrorsAsJson(httpServer);
+  const liveAudioWs = attachLiveAudioWebSocket({
+    httpServer,
+    service,
+    authenticator: auth,
+    logger,
+    config: config.ws,
+    corsOrigins: config.cors.origins,
+    allowLocalhost: !config.isProduction,
+    rateLimits: wsRateLimitsFrom(limits),
+    // Per-IP upgrade attempts, before authentication (same client address rules as Express's req.ip).
+    limitUpgrade: (req) => {
+      const d = limits.consume(clientIp(req), 'ws_connects_ip');
+      return d.ok ? undefined : { status: 429, code: d.error.code, message: d.error.message, retryAfterSec: d.retryAfterSec };
+    },
+  });
 
-  return {
+  let drainRun: Promise<{ endedByShutdown: number; drainedMs: number }> | undefined;
+  const server: LiveAudioServer = {
     config,
     app,
     httpServer,
+    liveAudioWs,
     service,
     registry,
     auth,
@@ -144,12 +245,42 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     async close() {
       registry.startDraining();
       registry.endAll('server_shutdown', 'Server is shutting down');
+      // WebSocket clients got session_ended above; now they get close 1001 (upgraded sockets keep httpServer.close waiting).
+      await liveAudioWs.close();
       await new Promise<void>((resolve) => {
         if (!httpServer.listening) return resolve();
         httpServer.close(() => resolve());
         httpServer.closeAllConnections();
       });
       await emulator?.stop();
+      httpLimits.close();
+      limits.close();
+      metrics.close();
+    },
+    metrics,
+    limits,
+    decoderCounters,
+    drain(ms = config.ops.drainMs) {
+      drainRun ??= (async () => {
+        const t0 = Date.now();
+        registry.startDraining();
+        const live = registry.size;
+        logger.info({ liveSessions: live, drainMs: ms }, 'draining: refusing new sessions, waiting for live ones to finish');
+        const emptied = await waitForSessionsToEnd(registry, ms);
+        const endedByShutdown = registry.endAll('server_shutdown', 'Server is shutting down');
+        // Requests waiting on the ended sessions answer 503 SERVER_SHUTTING_DOWN before the sockets close.
+        await waitFor(() => httpRequests.inFlight === 0, 2_000);
+        await server.close();
+        if (decoderCounters) await waitFor(() => decoderCounters.processesAlive === 0, 3_000);
+        const drainedMs = Date.now() - t0;
+        logger.info(
+          { drainedMs, endedByShutdown, emptiedByThemselves: emptied, ffmpegAlive: decoderCounters?.processesAlive ?? 0 },
+          'drained: all sessions ended and sockets closed',
+        );
+        return { endedByShutdown, drainedMs };
+      })();
+      return drainRun;
     },
   };
+  return server;
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseTrustProxy, type TrustProxy } from '../middleware/client-ip';
 
 /**
  * The server's whole configuration, read once at start-up from the environment (after dotenv loaded `.env`).
@@ -37,6 +38,63 @@ export interface AppConfig {
   audio: { ffmpegPath: string | undefined; maxChunkBytes: number; jsonBodyLimit: string };
   auth: { apiKeys: string; apiKeysFile: string; jwtSecret: string | undefined };
   cors: { origins: string[] };
+  /** Rate limits per authenticated user, per IP only before authentication (contract §3.4); 0 = unlimited. */
+  limits: {
+    /** Which proxies may set X-Forwarded-For (`TRUST_PROXY`): false, a hop count, or addresses/subnets. */
+    trustProxy: TrustProxy;
+    requestsPerMinute: number;
+    transcriptionsPerMinute: number;
+    sessionStartsPerMinute: number;
+    /** Decoded audio seconds per user per minute (REST and WebSocket together). */
+    audioSecondsPerMinute: number;
+    /** Requests failing authentication per client IP per minute. */
+    unauthenticatedPerIpPerMinute: number;
+    /** WebSocket upgrade attempts per client IP per minute. */
+    wsConnectsPerIpPerMinute: number;
+  };
+  /** Operations: metrics and graceful shutdown. */
+  ops: {
+    /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
+    metricsToken: string | undefined;
+    /** How long live sessions may finish after SIGTERM/SIGINT before they are ended. */
+    drainMs: number;
+  };
+  /** Upstream resilience (goAway rotation, reconnects, audio held while the upstream is down). */
+  upstream: {
+    /** PCM held per session while the upstream is down or rotating. */
+    backlogMs: number;
+    /** Give up reconnecting after this long. */
+    reconnectBudgetMs: number;
+    backoffBaseMs: number;
+    backoffMaxMs: number;
+    /** Connections ending within `quickFailureMs` of connecting, `quickFailureLimit` times in a row, fail the session. */
+    quickFailureMs: number;
+    quickFailureLimit: number;
+    /** Most recent unconfirmed audio resent after a connection dropped (0 = never resend). */
+    replayMs: number;
+    /** Context window compression (sliding window); `null` when turned off. Token counts are optional. */
+    contextCompression: { triggerTokens?: number; targetTokens?: number } | null;
+  };
+  /** The WebSocket endpoint `/ws/live-audio` (contract.md §2). */
+  ws: {
+    /** An unauthenticated socket gets `auth_timeout` and close 1008 after this long. */
+    authTimeoutMs: number;
+    /** An authenticated socket without client messages for this long gets `inactivity_timeout` and close 1000. */
+    inactivityTimeoutMs: number;
+    /** Protocol ping interval; the socket is terminated after `maxMissedPongs` unanswered pings. */
+    pingIntervalMs: number;
+    maxMissedPongs: number;
+    /** Largest client frame (checked by `ws` before any parsing; larger frames close with 1009). */
+    maxPayloadBytes: number;
+    maxConnectionsPerUser: number;
+    /** Outbound buffer cap: above it reply audio is dropped (text and control messages never are). */
+    sendBufferBytes: number;
+    /** The socket is closed with 1013 when its outbound buffer stays above the cap this long. */
+    sendStallMs: number;
+    /** Per-user fixed one-minute windows (contract §3.4). */
+    maxMessagesPerMinute: number;
+    maxAudioBytesPerMinute: number;
+  };
 }
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
@@ -116,6 +174,35 @@ const envSchema = z.object({
   LIVE_AUDIO_API_KEYS_FILE: str('.live-audio/api-keys.json'),
   JWT_SECRET: str(undefined),
   CORS_ORIGINS: list(),
+  TRUST_PROXY: z.string().optional(),
+  LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: int(300, 0),
+  LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: int(120, 0),
+  LIVE_AUDIO_MAX_SESSION_CREATES_PER_MINUTE: int(20, 0),
+  LIVE_AUDIO_MAX_AUDIO_SECONDS_PER_MINUTE: int(120, 0),
+  LIVE_AUDIO_MAX_REQUESTS_PER_IP_PER_MINUTE: int(600, 0),
+  LIVE_AUDIO_MAX_CONNECTIONS_PER_IP_PER_MINUTE: int(60, 0),
+  METRICS_TOKEN: str(undefined),
+  LIVE_AUDIO_DRAIN_MS: int(30_000, 0, 600_000),
+  LIVE_AUDIO_UPSTREAM_BACKLOG_MS: int(10_000, 0, 600_000),
+  LIVE_AUDIO_RECONNECT_BUDGET_MS: int(30_000, 100, 600_000),
+  LIVE_AUDIO_RECONNECT_BACKOFF_BASE_MS: int(250, 1, 60_000),
+  LIVE_AUDIO_RECONNECT_BACKOFF_MAX_MS: int(8_000, 1, 300_000),
+  LIVE_AUDIO_QUICK_FAILURE_MS: int(5_000, 0, 600_000),
+  LIVE_AUDIO_QUICK_FAILURE_LIMIT: int(3, 1, 100),
+  LIVE_AUDIO_RECONNECT_REPLAY_MS: int(200, 0, 10_000),
+  LIVE_AUDIO_CONTEXT_COMPRESSION: bool(true),
+  LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS: int(0, 0, 100_000_000),
+  LIVE_AUDIO_CONTEXT_TARGET_TOKENS: int(0, 0, 100_000_000),
+  LIVE_AUDIO_AUTH_TIMEOUT_MS: int(10_000, 100, 600_000),
+  LIVE_AUDIO_INACTIVITY_TIMEOUT_MS: int(300_000, 100),
+  LIVE_AUDIO_WS_PING_INTERVAL_MS: int(15_000, 10, 600_000),
+  LIVE_AUDIO_WS_MAX_MISSED_PONGS: int(2, 1, 100),
+  LIVE_AUDIO_WS_MAX_PAYLOAD_BYTES: int(2 * 1024 * 1024, 1024, 64 * 1024 * 1024),
+  LIVE_AUDIO_MAX_CONNECTIONS_PER_USER: int(5, 1),
+  LIVE_AUDIO_WS_SEND_BUFFER_BYTES: int(1024 * 1024, 1024),
+  LIVE_AUDIO_WS_SEND_STALL_MS: int(10_000, 10),
+  LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: int(600, 1),
+  LIVE_AUDIO_MAX_AUDIO_BYTES_PER_MINUTE: int(50 * 1024 * 1024, 1024),
 });
 
 export class ConfigError extends Error {
@@ -138,6 +225,15 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
   if (baseUrl !== undefined && !/^http:\/\/[^/]+(\/.*)?$/.test(baseUrl) && !/^https:\/\//.test(baseUrl)) {
     throw new ConfigError([`GEMINI_BASE_URL: must be an http:// or https:// URL`]);
   }
+  if (
+    e.LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS > 0 &&
+    e.LIVE_AUDIO_CONTEXT_TARGET_TOKENS > 0 &&
+    e.LIVE_AUDIO_CONTEXT_TARGET_TOKENS >= e.LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS
+  ) {
+    throw new ConfigError(['LIVE_AUDIO_CONTEXT_TARGET_TOKENS: must be below LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS']);
+  }
+  const trust = parseTrustProxy(e.TRUST_PROXY);
+  if ('error' in trust) throw new ConfigError([`TRUST_PROXY: ${trust.error}`]);
   const pretty = e.LOG_PRETTY !== undefined ? /^(1|true|yes|on)$/i.test(e.LOG_PRETTY) : !isProduction && !!opts.isTTY;
   return {
     nodeEnv: e.NODE_ENV!,
@@ -167,6 +263,43 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
     audio: { ffmpegPath: e.FFMPEG_PATH, maxChunkBytes: e.LIVE_AUDIO_MAX_CHUNK_BYTES, jsonBodyLimit: e.LIVE_AUDIO_JSON_LIMIT! },
     auth: { apiKeys: e.LIVE_AUDIO_API_KEYS!, apiKeysFile: e.LIVE_AUDIO_API_KEYS_FILE!, jwtSecret: e.JWT_SECRET },
     cors: { origins: e.CORS_ORIGINS },
+    limits: {
+      trustProxy: trust.value,
+      requestsPerMinute: e.LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE,
+      transcriptionsPerMinute: e.LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE,
+      sessionStartsPerMinute: e.LIVE_AUDIO_MAX_SESSION_CREATES_PER_MINUTE,
+      audioSecondsPerMinute: e.LIVE_AUDIO_MAX_AUDIO_SECONDS_PER_MINUTE,
+      unauthenticatedPerIpPerMinute: e.LIVE_AUDIO_MAX_REQUESTS_PER_IP_PER_MINUTE,
+      wsConnectsPerIpPerMinute: e.LIVE_AUDIO_MAX_CONNECTIONS_PER_IP_PER_MINUTE,
+    },
+    ops: { metricsToken: e.METRICS_TOKEN, drainMs: e.LIVE_AUDIO_DRAIN_MS },
+    upstream: {
+      backlogMs: e.LIVE_AUDIO_UPSTREAM_BACKLOG_MS,
+      reconnectBudgetMs: e.LIVE_AUDIO_RECONNECT_BUDGET_MS,
+      backoffBaseMs: e.LIVE_AUDIO_RECONNECT_BACKOFF_BASE_MS,
+      backoffMaxMs: e.LIVE_AUDIO_RECONNECT_BACKOFF_MAX_MS,
+      quickFailureMs: e.LIVE_AUDIO_QUICK_FAILURE_MS,
+      quickFailureLimit: e.LIVE_AUDIO_QUICK_FAILURE_LIMIT,
+      replayMs: e.LIVE_AUDIO_RECONNECT_REPLAY_MS,
+      contextCompression: e.LIVE_AUDIO_CONTEXT_COMPRESSION
+        ? {
+            ...(e.LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS > 0 ? { triggerTokens: e.LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS } : {}),
+            ...(e.LIVE_AUDIO_CONTEXT_TARGET_TOKENS > 0 ? { targetTokens: e.LIVE_AUDIO_CONTEXT_TARGET_TOKENS } : {}),
+          }
+        : null,
+    },
+    ws: {
+      authTimeoutMs: e.LIVE_AUDIO_AUTH_TIMEOUT_MS,
+      inactivityTimeoutMs: e.LIVE_AUDIO_INACTIVITY_TIMEOUT_MS,
+      pingIntervalMs: e.LIVE_AUDIO_WS_PING_INTERVAL_MS,
+      maxMissedPongs: e.LIVE_AUDIO_WS_MAX_MISSED_PONGS,
+      maxPayloadBytes: e.LIVE_AUDIO_WS_MAX_PAYLOAD_BYTES,
+      maxConnectionsPerUser: e.LIVE_AUDIO_MAX_CONNECTIONS_PER_USER,
+      sendBufferBytes: e.LIVE_AUDIO_WS_SEND_BUFFER_BYTES,
+      sendStallMs: e.LIVE_AUDIO_WS_SEND_STALL_MS,
+      maxMessagesPerMinute: e.LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE,
+      maxAudioBytesPerMinute: e.LIVE_AUDIO_MAX_AUDIO_BYTES_PER_MINUTE,
+    },
   };
 }
 

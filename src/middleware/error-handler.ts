@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { isAppError } from '../util/app-error';
-import type { Logger } from '../util/logger';
+import { redactText, type Logger } from '../util/logger';
 
 interface BodyParserError {
   type?: string;
@@ -26,7 +26,8 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
       return;
     }
     if (isAppError(err)) {
-      const body: Record<string, unknown> = { success: false, error: err.message, code: err.code };
+      // AppError messages are written for clients; redaction is a safety net against echoed credentials.
+      const body: Record<string, unknown> = { success: false, error: redactText(err.message), code: err.code };
       if (err.extra.retryAfterSec !== undefined) {
         body.retryAfter = err.extra.retryAfterSec;
         res.setHeader('Retry-After', String(err.extra.retryAfterSec));

@@ -24,6 +24,11 @@ export const AuthErrors = {
 
 export interface RequireAuthOptions {
   log?: Logger;
+  /**
+   * Called before a 401 is sent (pre-auth per-IP budget): returning an error (429) sends that instead.
+   * Authenticated requests never reach it, so authenticated users are never limited by address.
+   */
+  onFailure?: (req: Request) => Promise<AppError | undefined>;
 }
 
 function reject(res: Response, err: AppError): void {
@@ -39,23 +44,33 @@ function reject(res: Response, err: AppError): void {
  */
 export function requireAuth(authenticator: Authenticator, opts: RequireAuthOptions = {}): RequestHandler {
   const log = (opts.log ?? silentLogger).child({ component: 'auth' });
+  const fail = async (req: Request, res: Response, next: (err?: unknown) => void, err: AppError): Promise<void> => {
+    let instead: AppError | undefined;
+    try {
+      instead = await opts.onFailure?.(req);
+    } catch {
+      instead = undefined;
+    }
+    if (instead) next(instead);
+    else reject(res, err);
+  };
   return async (req, res, next) => {
     let principal: Principal | null;
     try {
       const cred = extractHeaderCredential(req.headers);
       if (!cred) {
-        reject(res, AuthErrors.authRequired());
+        await fail(req, res, next, AuthErrors.authRequired());
         return;
       }
       principal = await authenticator.authenticate(cred);
       if (!principal) {
         log.debug({ authMethod: cred.kind === 'api_key' ? 'api_key' : 'jwt', path: req.path }, 'request rejected: invalid credential');
-        reject(res, cred.kind === 'api_key' ? AuthErrors.invalidApiKey() : AuthErrors.invalidToken());
+        await fail(req, res, next, cred.kind === 'api_key' ? AuthErrors.invalidApiKey() : AuthErrors.invalidToken());
         return;
       }
     } catch (e) {
       log.warn({ errMessage: redactText(String((e as Error)?.message ?? e)) }, 'authentication error');
-      reject(res, AuthErrors.invalidToken());
+      await fail(req, res, next, AuthErrors.invalidToken());
       return;
     }
     req.principal = principal;

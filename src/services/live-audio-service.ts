@@ -193,6 +193,7 @@ export class LiveAudioService {
     if (session.ended) {
       const info = session.endedInfo!;
       if (info.reason === 'upstream_error') throw new AppError(502, 'UPSTREAM_FAILED', `Live session failed: ${info.message}`);
+      if (info.reason === 'server_shutdown') throw Errors.shuttingDown();
       throw Errors.sessionExpired();
     }
     const snap = session.snapshot();

@@ -97,6 +97,7 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
   require(owner: Principal, sessionId: string): LiveSession {
     const l = this.lookup(owner, sessionId);
     if (l.kind === 'live') return l.session;
+    if (l.kind === 'ended' && l.tombstone.info.reason === 'server_shutdown') throw Errors.shuttingDown();
     throw l.kind === 'ended' ? Errors.sessionExpired() : Errors.sessionNotFound();
   }
 

@@ -1,6 +1,7 @@
 import type { UpstreamCloseInfo } from './upstream-types';
 
-const QUOTA_RE = /quota|exceeded|RESOURCE_EXHAUSTED|rate limit/i;
+/** Quota reasons ("You exceeded your current quota…", RESOURCE_EXHAUSTED). Not bare "exceeded": "Deadline exceeded" is retryable. */
+const QUOTA_RE = /quota|RESOURCE_EXHAUSTED|rate limit/i;
 
 /**
  * Turns a Live API close into a clear description and says whether retrying could help.

@@ -18,11 +18,17 @@ const rateOf = (mime: string | undefined): number => {
 };
 
 /** Minimal view of the SDK's underlying `ws` socket (internal, but stable across 2.x). */
-interface RawSocket {
+export interface RawSocket {
   readyState: number;
   bufferedAmount: number;
   terminate(): void;
+  ping?(data?: Buffer): void;
+  on?(event: 'pong', listener: (data: Buffer) => void): unknown;
+  off?(event: 'pong', listener: (data: Buffer) => void): unknown;
 }
+
+/** Our own close is confirmed by the server within this long, else the socket is torn down (reported as 1006). */
+const CLOSE_CONFIRM_MS = 2000;
 
 /**
  * One Gemini Live connection: a typed event emitter over the SDK `Session`.
@@ -32,6 +38,15 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
   private session: Session | undefined;
   private closedInfo: UpstreamCloseInfo | undefined;
   private closingByClient = false;
+  private closeTimer: NodeJS.Timeout | undefined;
+  // Transport-level acknowledgement of audio (WebSocket ping/pong; Gemini itself acks nothing):
+  private audioBytesSent = 0;
+  private audioBytesAcked = 0;
+  private pingSeq = 0;
+  /** The ping in flight: its payload and the audio byte count it covers. */
+  private pingOut: { payload: Buffer; covers: number } | undefined;
+  private pongSocket: RawSocket | undefined;
+  private readonly onPong = (data: Buffer) => this.handlePong(data);
 
   constructor(
     readonly id: string,
@@ -44,6 +59,11 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
   /** Called by the provider once `connect()` resolved. */
   attach(session: Session): void {
     this.session = session;
+    const raw = this.rawSocket();
+    if (raw?.on && raw.ping && !this.closedInfo) {
+      raw.on('pong', this.onPong);
+      this.pongSocket = raw;
+    }
   }
 
   get isOpen(): boolean {
@@ -54,10 +74,43 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
     return this.rawSocket()?.bufferedAmount ?? 0;
   }
 
+  /** Audio bytes the server's WebSocket read before answering one of our pings (undefined: pings unavailable). */
+  get ackedAudioBytes(): number | undefined {
+    return this.pongSocket ? this.audioBytesAcked : undefined;
+  }
+
   sendAudio(pcm: Buffer): number {
     if (!this.session || !this.isOpen || pcm.length === 0) return 0;
     this.session.sendRealtimeInput({ audio: { data: pcm.toString('base64'), mimeType: 'audio/pcm;rate=16000' } });
+    this.audioBytesSent += pcm.length;
+    this.maybePing();
     return pcm.length;
+  }
+
+  /**
+   * One ping in flight at a time, sent after audio: its pong proves the server read every frame written before it
+   * (TCP keeps order, and a server answers a ping only while its socket is open). A slow server just means fewer
+   * pings. The payload carries a sequence number so an unsolicited pong confirms nothing.
+   */
+  private maybePing(): void {
+    const raw = this.pongSocket;
+    if (!raw?.ping || this.pingOut || this.audioBytesAcked >= this.audioBytesSent || !this.isOpen) return;
+    const payload = Buffer.alloc(4);
+    payload.writeUInt32BE(++this.pingSeq >>> 0);
+    this.pingOut = { payload, covers: this.audioBytesSent };
+    try {
+      raw.ping(payload);
+    } catch {
+      this.pingOut = undefined;
+    }
+  }
+
+  private handlePong(data: Buffer): void {
+    const out = this.pingOut;
+    if (!out || !Buffer.isBuffer(data) || !data.equals(out.payload)) return;
+    this.pingOut = undefined;
+    this.audioBytesAcked = Math.max(this.audioBytesAcked, out.covers);
+    this.maybePing();
   }
 
   sendAudioStreamEnd(): void {
@@ -73,7 +126,7 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
   }
 
   close(): void {
-    if (this.closedInfo) return;
+    if (this.closedInfo || this.closingByClient) return;
     this.closingByClient = true;
     try {
       this.session?.close();
@@ -82,19 +135,29 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
     }
     const raw = this.rawSocket();
     if (!this.session && raw) raw.terminate();
-    // The SDK reports our own close as 1005 once the server answers; do not wait for a silent server.
-    const t = setTimeout(() => {
+    // The SDK reports our own close as 1005 once the server answers; do not wait for a silent server. An
+    // unanswered close is reported as 1006 (nothing confirms the server read what we sent last).
+    this.closeTimer = setTimeout(() => {
+      this.closeTimer = undefined;
       if (!this.closedInfo) {
-        this.rawSocket()?.terminate();
-        this.handleClose(1005, '');
+        try {
+          this.rawSocket()?.terminate();
+        } catch {
+          /* ignore */
+        }
+        this.handleClose(1006, '');
       }
-    }, 2000);
-    t.unref();
+    }, CLOSE_CONFIRM_MS);
+    this.closeTimer.unref();
   }
 
   /** SDK `onclose`. */
   handleClose(code: number, reason: string): void {
     if (this.closedInfo) return;
+    clearTimeout(this.closeTimer);
+    this.closeTimer = undefined;
+    this.pongSocket?.off?.('pong', this.onPong);
+    this.pingOut = undefined;
     this.closedInfo = describeClose(code, reason ?? '', this.closingByClient);
     this.emit('close', this.closedInfo);
     this.removeAllListeners();

@@ -3,9 +3,10 @@ import { GoogleGenAI, Modality, type LiveConnectConfig, type Session } from '@go
 import type { Logger } from '../../util/logger';
 import { redactText, silentLogger } from '../../util/logger';
 import { describeClose, describeTransportError } from './close-codes';
-import { GeminiLiveConnection } from './gemini-live-connection';
+import { GeminiLiveConnection, type RawSocket } from './gemini-live-connection';
 import {
   UpstreamConnectError,
+  type UpstreamConnectOptions,
   type UpstreamConnection,
   type UpstreamProvider,
   type UpstreamSessionConfig,
@@ -23,7 +24,7 @@ export interface GeminiLiveProviderOptions {
 }
 
 interface SdkSocket {
-  ws?: { readyState: number; bufferedAmount: number; terminate(): void };
+  ws?: RawSocket;
   close(): void;
 }
 interface SdkCallbacks {
@@ -97,7 +98,8 @@ export class GeminiLiveProvider implements UpstreamProvider {
     };
   }
 
-  async connect(cfg: UpstreamSessionConfig): Promise<UpstreamConnection> {
+  async connect(cfg: UpstreamSessionConfig, opts: UpstreamConnectOptions = {}): Promise<UpstreamConnection> {
+    if (opts.signal?.aborted) throw abortError(opts.signal);
     const id = randomUUID();
     let sock: SdkSocket | undefined;
     const conn = new GeminiLiveConnection(id, this.log, () => sock?.ws);
@@ -143,6 +145,9 @@ export class GeminiLiveProvider implements UpstreamProvider {
         this.opts.setupTimeoutMs,
       );
     });
+    const signal = opts.signal;
+    const onAbort = () => fail(abortError(signal!));
+    signal?.addEventListener('abort', onAbort, { once: true });
     try {
       const session: Session = await Promise.race([connectPromise, failed, timeout]);
       settled = true;
@@ -159,8 +164,15 @@ export class GeminiLiveProvider implements UpstreamProvider {
       throw err instanceof UpstreamConnectError ? err : new UpstreamConnectError(redactText(String(err)), false);
     } finally {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
     }
   }
+}
+
+function abortError(signal: AbortSignal): UpstreamConnectError {
+  const r: unknown = signal.reason;
+  if (r instanceof UpstreamConnectError) return r;
+  return new UpstreamConnectError('connection attempt aborted', false);
 }
 
 /** Maps our session config onto the SDK's LiveConnectConfig. */

@@ -60,13 +60,26 @@ export interface UpstreamConnection extends TypedEmitter<UpstreamEvents> {
   sendImage(data: Buffer, mimeType: 'image/jpeg' | 'image/png'): void;
   /** Bytes queued in the socket and not yet sent (backpressure signal). */
   readonly bufferedAmount: number;
+  /**
+   * Audio bytes (counted as `sendAudio` returned them) that the server's transport confirmed it received,
+   * e.g. through a WebSocket ping sent after them whose pong came back. Undefined when the transport cannot
+   * tell; the resilient link then assumes nothing was confirmed. Gemini has no application-level ack for audio
+   * on the Developer API (`transparent` resumption is Vertex-only).
+   */
+  readonly ackedAudioBytes?: number;
+  /** Closes the connection; a `close` event with `byClient: true` follows (code 1005 when the server answered). */
   close(): void;
+}
+
+export interface UpstreamConnectOptions {
+  /** Aborting gives up the attempt at once: the socket is torn down and `connect` rejects (not fatal). */
+  signal?: AbortSignal;
 }
 
 /** The upstream seam. Implementations: `GeminiLiveProvider` (the real SDK, also used against the emulator). */
 export interface UpstreamProvider {
   /** Resolves once the server confirmed the setup; rejects with `UpstreamConnectError` otherwise (bounded). */
-  connect(config: UpstreamSessionConfig): Promise<UpstreamConnection>;
+  connect(config: UpstreamSessionConfig, opts?: UpstreamConnectOptions): Promise<UpstreamConnection>;
   /** True when replies come from the built-in emulator (offline demo mode). */
   readonly emulated: boolean;
 }

@@ -1,0 +1,297 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { RequestHandler } from 'express';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AudioDecodeError } from '../services/audio/session-audio-decoder';
+import type { DecoderFactory } from '../services/live-audio-service';
+import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
+import type { SessionRegistry } from '../services/session/session-registry';
+import type { UpstreamCloseInfo } from '../services/upstream/upstream-types';
+
+/** What the ffmpeg decoder factory exposes (counters are read when scraped). */
+export interface DecoderCountersSource {
+  readonly processesAlive: number;
+  readonly processesSpawned: number;
+  readonly decodeErrors: number;
+}
+
+const KNOWN_ROUTES: [RegExp, string][] = [
+  [/^\/api\/v1\/live-audio\/sessions$/, '/api/v1/live-audio/sessions'],
+  [/^\/api\/v1\/live-audio\/session\/start$/, '/api/v1/live-audio/session/start'],
+  [/^\/api\/v1\/live-audio\/streaming\/start$/, '/api/v1/live-audio/streaming/start'],
+  [/^\/api\/v1\/live-audio\/transcribe$/, '/api/v1/live-audio/transcribe'],
+  [/^\/api\/v1\/live-audio\/session\/end$/, '/api/v1/live-audio/session/end'],
+  [/^\/api\/v1\/live-audio\/session\/[^/]+\/status$/, '/api/v1/live-audio/session/:session_id/status'],
+  [/^\/(health|ready|metrics)$/, '/$1'],
+];
+
+/** A bounded route label (no ids, no arbitrary paths). */
+export function routeLabel(path: string): string {
+  for (const [re, label] of KNOWN_ROUTES) {
+    if (re.test(path)) return path.replace(re, label);
+  }
+  return 'other';
+}
+
+interface AudioTotals {
+  inSeconds: number;
+  relayedSeconds: number;
+  droppedSeconds: number;
+}
+
+/**
+ * The server's Prometheus metrics, in a registry of its own (several servers can live in one process).
+ * Fed by registry, session and upstream events; counters owned by other components (ffmpeg processes,
+ * per-session audio) are read when scraped.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly eventLoop: IntervalHistogram;
+  private readonly ended: AudioTotals = { inSeconds: 0, relayedSeconds: 0, droppedSeconds: 0 };
+  private readonly live = new Set<LiveSession>();
+  private decoders: DecoderCountersSource | undefined;
+
+  readonly sessionsStarted: Counter<'transport'>;
+  readonly sessionsEnded: Counter<'reason'>;
+  readonly upstreamConnects: Counter<'resumed'>;
+  readonly upstreamCloses: Counter<'code'>;
+  readonly upstreamReconnects: Counter<'cause'>;
+  readonly upstreamFailures: Counter;
+  readonly decodeErrors: Counter<'code'>;
+  readonly transcribeSeconds: Histogram<'status'>;
+  readonly relayLatencySeconds: Histogram;
+  readonly httpResponses: Counter<'route' | 'method' | 'status'>;
+  readonly rateLimited: Counter<'limit'>;
+  readonly wsConnections: Gauge;
+
+  constructor(opts: { eventLoopResolutionMs?: number } = {}) {
+    const r = this.registry;
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    this.eventLoop = monitorEventLoopDelay({ resolution: opts.eventLoopResolutionMs ?? 20 });
+    this.eventLoop.enable();
+
+    new Gauge({
+      name: 'live_audio_sessions_live',
+      help: 'Live sessions, by transport',
+      labelNames: ['transport'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const by: Record<string, number> = { rest: 0, ws: 0 };
+        for (const s of self.live) by[s.params.transport] = (by[s.params.transport] ?? 0) + 1;
+        for (const [transport, n] of Object.entries(by)) this.set({ transport }, n);
+      },
+    });
+    this.sessionsStarted = new Counter({ name: 'live_audio_sessions_started_total', help: 'Sessions started', labelNames: ['transport'], registers: [r] });
+    this.sessionsEnded = new Counter({ name: 'live_audio_sessions_ended_total', help: 'Sessions ended, by reason', labelNames: ['reason'], registers: [r] });
+    this.upstreamConnects = new Counter({
+      name: 'live_audio_upstream_connects_total',
+      help: 'Upstream (Gemini Live) connections set up, first or resumed',
+      labelNames: ['resumed'],
+      registers: [r],
+    });
+    this.upstreamCloses = new Counter({
+      name: 'live_audio_upstream_closes_total',
+      help: 'Upstream connections closed, by WebSocket close code',
+      labelNames: ['code'],
+      registers: [r],
+    });
+    this.upstreamReconnects = new Counter({
+      name: 'live_audio_upstream_reconnects_total',
+      help: 'Upstream replacements (goAway rotation or reconnect after an unexpected close), by cause',
+      labelNames: ['cause'],
+      registers: [r],
+    });
+    this.upstreamFailures = new Counter({ name: 'live_audio_upstream_failures_total', help: 'Sessions whose upstream link gave up', registers: [r] });
+    const audioCounter = (name: string, help: string, pick: (t: AudioTotals) => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          const t = self.audioTotals();
+          this.reset();
+          this.inc(pick(t));
+        },
+      });
+    audioCounter('live_audio_audio_in_seconds_total', 'Client audio decoded to PCM, seconds', (t) => t.inSeconds);
+    audioCounter('live_audio_audio_relayed_seconds_total', 'PCM handed to the upstream sockets, seconds', (t) => t.relayedSeconds);
+    audioCounter('live_audio_audio_dropped_seconds_total', 'PCM dropped because the upstream backlog overflowed, seconds', (t) => t.droppedSeconds);
+    this.decodeErrors = new Counter({ name: 'live_audio_decode_errors_total', help: 'Audio chunks that failed to decode, by code', labelNames: ['code'], registers: [r] });
+    new Gauge({
+      name: 'live_audio_ffmpeg_processes_alive',
+      help: 'ffmpeg decoder processes currently running',
+      registers: [r],
+      collect() {
+        this.set(self.decoders?.processesAlive ?? 0);
+      },
+    });
+    new Counter({
+      name: 'live_audio_ffmpeg_processes_spawned_total',
+      help: 'ffmpeg decoder processes started',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.decoders?.processesSpawned ?? 0);
+      },
+    });
+    this.transcribeSeconds = new Histogram({
+      name: 'live_audio_transcribe_duration_seconds',
+      help: 'POST /transcribe latency (request received to response sent), by status code',
+      labelNames: ['status'],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10],
+      registers: [r],
+    });
+    this.relayLatencySeconds = new Histogram({
+      name: 'live_audio_relay_latency_seconds',
+      help: "The relay's own added latency: audio chunk received to its PCM handed to the upstream socket",
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [r],
+    });
+    this.httpResponses = new Counter({
+      name: 'live_audio_http_responses_total',
+      help: 'HTTP responses, by route, method and status',
+      labelNames: ['route', 'method', 'status'],
+      registers: [r],
+    });
+    this.rateLimited = new Counter({ name: 'live_audio_rate_limited_total', help: 'Refusals by a rate or concurrency limit', labelNames: ['limit'], registers: [r] });
+    this.wsConnections = new Gauge({ name: 'live_audio_ws_connections', help: 'Open WebSocket connections', registers: [r] });
+    new Gauge({
+      name: 'live_audio_event_loop_delay_seconds',
+      help: 'Event-loop delay since the previous scrape (perf_hooks.monitorEventLoopDelay)',
+      labelNames: ['quantile'],
+      registers: [r],
+      collect() {
+        const h = self.eventLoop;
+        const s = (ns: number) => (Number.isFinite(ns) ? ns / 1e9 : 0);
+        this.set({ quantile: '0.5' }, s(h.percentile(50)));
+        this.set({ quantile: '0.9' }, s(h.percentile(90)));
+        this.set({ quantile: '0.99' }, s(h.percentile(99)));
+        this.set({ quantile: 'max' }, s(h.max));
+        h.reset();
+      },
+    });
+    new Gauge({
+      name: 'live_audio_process_memory_bytes',
+      help: 'Process memory (process.memoryUsage)',
+      labelNames: ['kind'],
+      registers: [r],
+      collect() {
+        const m = process.memoryUsage();
+        this.set({ kind: 'rss' }, m.rss);
+        this.set({ kind: 'heap_used' }, m.heapUsed);
+        this.set({ kind: 'external' }, m.external);
+      },
+    });
+  }
+
+  /** Session and upstream events of every session the registry starts. */
+  observeRegistry(registry: SessionRegistry): void {
+    registry.on('started', (s) => this.onStarted(s));
+    registry.on('ended', (s, info) => this.onEnded(s, info));
+  }
+
+  /** ffmpeg process counters (read at scrape time). */
+  observeDecoders(src: DecoderCountersSource): void {
+    this.decoders = src;
+  }
+
+  /**
+   * Wraps a decoder factory so that chunks refused up front (no WebM header, bad WAV, empty...) count as
+   * decode errors too; failures of a running stream arrive as session `decodeError` events.
+   */
+  instrumentDecoders(factory: DecoderFactory): DecoderFactory {
+    return {
+      create: (label) => {
+        const d = factory.create(label);
+        const write = d.write.bind(d);
+        d.write = (chunk, desc) =>
+          write(chunk, desc).catch((err: unknown) => {
+            if (err instanceof AudioDecodeError) this.decodeErrors.inc({ code: err.code });
+            throw err;
+          });
+        return d;
+      },
+    };
+  }
+
+  /** `LiveAudioService`'s `onRelayLatency` hook. */
+  observeRelayLatency(ms: number): void {
+    if (Number.isFinite(ms) && ms >= 0) this.relayLatencySeconds.observe(ms / 1000);
+  }
+
+  /** Counts HTTP responses and times `/transcribe` (mount early: the clock starts when the request arrives). */
+  httpMiddleware(): RequestHandler {
+    return (req, res, next) => {
+      const start = process.hrtime.bigint();
+      res.once('finish', () => {
+        const path = (req.originalUrl ?? req.url).split('?')[0];
+        const route = routeLabel(path);
+        const status = String(res.statusCode);
+        this.httpResponses.inc({ route, method: req.method, status });
+        if (route === '/api/v1/live-audio/transcribe' && req.method === 'POST') {
+          this.transcribeSeconds.observe({ status }, Number(process.hrtime.bigint() - start) / 1e9);
+        }
+      });
+      next();
+    };
+  }
+
+  private onStarted(s: LiveSession): void {
+    this.live.add(s);
+    this.sessionsStarted.inc({ transport: s.params.transport });
+    const up = s.upstream;
+    // The first connection completed before the session was registered.
+    const first = up.stats().connections;
+    if (first > 0) this.upstreamConnects.inc({ resumed: 'false' }, first);
+    up.on('connected', (info: { resumed: boolean }) => this.upstreamConnects.inc({ resumed: String(info.resumed) }));
+    up.on('connectionClosed', (info: UpstreamCloseInfo) => this.upstreamCloses.inc({ code: String(info.code) }));
+    up.on('rotation', (cause: string) => this.upstreamReconnects.inc({ cause }));
+    up.on('failed', () => this.upstreamFailures.inc());
+    s.on('decodeError', (err: { code: string }) => this.decodeErrors.inc({ code: err.code }));
+  }
+
+  private onEnded(s: LiveSession, info: SessionEndInfo): void {
+    this.sessionsEnded.inc({ reason: info.reason });
+    if (!this.live.delete(s)) return;
+    const a = sessionAudio(s);
+    this.ended.inSeconds += a.inSeconds;
+    this.ended.relayedSeconds += a.relayedSeconds;
+    this.ended.droppedSeconds += a.droppedSeconds;
+  }
+
+  private audioTotals(): AudioTotals {
+    const t = { ...this.ended };
+    for (const s of this.live) {
+      const a = sessionAudio(s);
+      t.inSeconds += a.inSeconds;
+      t.relayedSeconds += a.relayedSeconds;
+      t.droppedSeconds += a.droppedSeconds;
+    }
+    return t;
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  /** The Prometheus text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  close(): void {
+    this.eventLoop.disable();
+    this.live.clear();
+  }
+}
+
+function sessionAudio(s: LiveSession): AudioTotals {
+  const st = s.status() as { audio?: { decodedSeconds?: number } };
+  const up = s.upstream.stats();
+  return {
+    inSeconds: st.audio?.decodedSeconds ?? 0,
+    relayedSeconds: up.sentAudioMs / 1000,
+    droppedSeconds: up.droppedAudioMs / 1000,
+  };
+}

@@ -1,0 +1,158 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { makeOriginCheck } from '../middleware/cors-policy';
+import type { Authenticator } from '../services/auth/principal';
+import type { LiveAudioService } from '../services/live-audio-service';
+import type { Logger } from '../util/logger';
+import { redactText, redactUrl } from '../util/logger';
+import { ConnectionCounter } from './connection-counter';
+import { LiveAudioSocket, type PreAuth, type WsConfig } from './live-audio-socket';
+import { SessionHolders } from './session-holders';
+import { rejectUpgrade, upgradeRouterFor } from './upgrade-router';
+import { upgradeCredential, verifyCredential } from './ws-auth';
+import { FixedWindowWsRateLimiter, type WsRateLimits } from './ws-rate-limiter';
+
+export const LIVE_AUDIO_WS_PATH = '/ws/live-audio';
+
+export interface AttachLiveAudioWsOptions {
+  httpServer: Server;
+  service: LiveAudioService;
+  authenticator: Authenticator;
+  logger: Logger;
+  config: WsConfig;
+  /** Browser origins allowed to open the socket (same allowlist as CORS). */
+  corsOrigins: string[];
+  /** Outside production: localhost origins are allowed too. */
+  allowLocalhost: boolean;
+  /** Default `/ws/live-audio`. */
+  path?: string;
+  /** Replaces the built-in per-user fixed-window limiter. */
+  rateLimits?: WsRateLimits;
+  /** Pre-auth check of an upgrade request (per-IP connection attempts): a 429 refusal, or undefined to go on. */
+  limitUpgrade?: (req: IncomingMessage) => { status: number; code: string; message: string; retryAfterSec: number } | undefined;
+  /** How long `close()` waits for clients to answer the 1001 close before dropping them. Default 2000 ms. */
+  closeGraceMs?: number;
+}
+
+export interface LiveAudioWebSocket {
+  /** Refuses new connections (503), ends every relayed session, closes every socket with 1001. */
+  close(): Promise<void>;
+  /** Open connections (authenticated or not). */
+  readonly connections: number;
+}
+
+/**
+ * Serves the `/ws/live-audio` WebSocket on the REST server's port. Origin and header/query credentials are
+ * checked before the upgrade completes (refusals use the REST error bodies); frames over `maxPayload` are refused
+ * by `ws` before any parsing.
+ */
+export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudioWebSocket {
+  const log = o.logger.child({ component: 'ws' });
+  const path = o.path ?? LIVE_AUDIO_WS_PATH;
+  const cfg = o.config;
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: cfg.maxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+  const originAllowed = makeOriginCheck({ origins: o.corsOrigins, allowLocalhost: o.allowLocalhost });
+  const sockets = new Set<LiveAudioSocket>();
+  const connections = new ConnectionCounter(cfg.maxConnectionsPerUser);
+  const rateLimits =
+    o.rateLimits ??
+    new FixedWindowWsRateLimiter({ maxMessagesPerWindow: cfg.maxMessagesPerMinute, maxAudioBytesPerWindow: cfg.maxAudioBytesPerMinute });
+  const holders = new SessionHolders<LiveAudioSocket>();
+  let closing = false;
+
+  const accept = (req: IncomingMessage, socket: Duplex, head: Buffer, preAuth: PreAuth | null) => {
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      if (closing) {
+        ws.close(1001, 'Server shutting down');
+        return;
+      }
+      const s = new LiveAudioSocket(
+        ws,
+        {
+          service: o.service,
+          authenticator: o.authenticator,
+          connections,
+          rateLimits,
+          holders,
+          config: cfg,
+          logger: o.logger,
+          onClosed: (x) => sockets.delete(x),
+        },
+        { remoteAddress: req.socket.remoteAddress, url: redactUrl(req.url ?? '') },
+        preAuth,
+      );
+      if (!s.isClosed) sockets.add(s);
+    });
+  };
+
+  const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => {
+    const onError = (err: Error) => log.debug({ err: redactText(err.message) }, 'socket error during upgrade');
+    socket.on('error', onError);
+    try {
+      if (closing) return rejectUpgrade(socket, 503, { success: false, error: 'Server is shutting down; try again shortly', code: 'SERVER_SHUTTING_DOWN' });
+      const limited = o.limitUpgrade?.(req);
+      if (limited) {
+        const body = { success: false, error: limited.message, code: limited.code, retryAfter: limited.retryAfterSec };
+        return rejectUpgrade(socket, limited.status, body, { 'Retry-After': String(limited.retryAfterSec) });
+      }
+      const origin = req.headers.origin;
+      if (origin && !originAllowed(origin, req.headers.host)) {
+        log.info({ origin }, 'websocket refused: origin not allowed');
+        return rejectUpgrade(socket, 403, { success: false, error: 'Origin not allowed', code: 'CORS_ORIGIN_DENIED' });
+      }
+      let preAuth: PreAuth | null = null;
+      const cred = upgradeCredential(req, url);
+      if (cred) {
+        const outcome = await verifyCredential(o.authenticator, cred.credential);
+        if (socket.destroyed) return;
+        if (!outcome.ok) {
+          log.info({ source: cred.source, code: outcome.error.code }, 'websocket refused: invalid credential');
+          return rejectUpgrade(socket, 401, { success: false, error: outcome.error.message, code: outcome.error.code });
+        }
+        preAuth = { principal: outcome.principal, source: cred.source };
+      }
+      if (closing) return rejectUpgrade(socket, 503, { success: false, error: 'Server is shutting down; try again shortly', code: 'SERVER_SHUTTING_DOWN' });
+      accept(req, socket, head, preAuth);
+    } finally {
+      socket.off('error', onError);
+    }
+  };
+
+  const router = upgradeRouterFor(o.httpServer);
+  const removeRoute = router.add(path, (req, socket, head, url) => {
+    onUpgrade(req, socket, head, url).catch((err) => {
+      log.error({ err: redactText(String((err as Error)?.stack ?? err)) }, 'websocket upgrade failed');
+      if (!socket.destroyed) rejectUpgrade(socket, 500, { success: false, error: 'Internal server error', code: 'INTERNAL_ERROR' });
+    });
+  });
+
+  return {
+    get connections() {
+      return sockets.size;
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      const grace = o.closeGraceMs ?? 2000;
+      const all = [...sockets];
+      for (const s of all) s.shutdown(grace);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all(all.map((s) => s.closed)),
+        new Promise<void>((r) => (timer = setTimeout(r, grace + 500))),
+      ]);
+      clearTimeout(timer);
+      for (const s of sockets) s.terminate();
+      await Promise.all([...sockets].map((s) => s.closed));
+      removeRoute();
+      if (router.size === 0) router.detach();
+      await new Promise<void>((r) => wss.close(() => r()));
+    },
+  };
+}

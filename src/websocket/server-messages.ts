@@ -1,0 +1,152 @@
+import type { Principal } from '../services/auth/principal';
+import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
+import { sessionEndedView, sessionStartedView, transcriptionView } from '../services/session/session-views';
+import type { TurnSnapshot } from '../services/session/turn-tracker';
+import { isAppError } from '../util/app-error';
+import type { MessageProblem } from './client-messages';
+import type { WsRateLimitStatus } from './ws-rate-limiter';
+
+/**
+ * Every message the server sends on `/ws/live-audio`, built in one place (contract.md §2.3, plus the streaming
+ * events `audio_output`, `turn_complete`, `interrupted`, `session_detached` and `pong`).
+ */
+
+/** Close codes used by the server (RFC 6455 §7.4.1). 1009 (frame too large) is sent by `ws` itself. */
+export const CloseCodes = {
+  normal: 1000,
+  goingAway: 1001,
+  policyViolation: 1008,
+  internalError: 1011,
+  tryAgainLater: 1013,
+} as const;
+
+export const ServerMessages = {
+  connected: (authenticated: boolean) => ({
+    type: 'connected' as const,
+    message: authenticated
+      ? 'WebSocket connection established. Authenticated by the connection request.'
+      : 'WebSocket connection established. Send auth message to authenticate.',
+    required_auth: true as const,
+    authenticated,
+  }),
+
+  authSuccess: (p: Principal) => ({
+    type: 'auth_success' as const,
+    message: 'Authentication successful',
+    user: { id: p.userId, username: p.username },
+  }),
+
+  authFailed: (error: string, code: string) => ({ type: 'auth_failed' as const, error, code }),
+
+  authRequired: () => ({
+    type: 'auth_required' as const,
+    error: 'Please authenticate first using auth message type',
+    code: 'AUTH_REQUIRED',
+  }),
+
+  authTimeout: (ms: number) => ({
+    type: 'auth_timeout' as const,
+    error: `Authentication required within ${Math.round(ms / 100) / 10} seconds`,
+    code: 'AUTH_TIMEOUT',
+  }),
+
+  inactivityTimeout: () => ({
+    type: 'inactivity_timeout' as const,
+    error: 'Connection closed due to inactivity',
+    code: 'INACTIVITY_TIMEOUT',
+  }),
+
+  rateLimited: (what: 'messages' | 'audio', retryAfterSec: number) => ({
+    type: 'rate_limit_exceeded' as const,
+    error:
+      what === 'messages'
+        ? 'Message rate limit exceeded. Please slow down.'
+        : 'Audio data rate limit exceeded. Please reduce audio frequency.',
+    code: what === 'messages' ? 'MESSAGE_RATE_LIMITED' : 'AUDIO_RATE_LIMITED',
+    retryAfter: retryAfterSec,
+  }),
+
+  sessionStarted: (s: LiveSession, o: { mode: string; resumed: boolean; keepAliveOnClose: boolean }) => ({
+    type: 'session_started' as const,
+    session_id: s.id,
+    data: { ...sessionStartedView(s), mode: o.mode, resumed: o.resumed, keepAliveOnClose: o.keepAliveOnClose },
+  }),
+
+  transcription: (s: LiveSession, snap: TurnSnapshot) => ({
+    type: 'transcription_result' as const,
+    session_id: s.id,
+    data: transcriptionView(s, snap, false),
+  }),
+
+  audioOutput: (sessionId: string, pcm: Buffer, sampleRate: number) => ({
+    type: 'audio_output' as const,
+    session_id: sessionId,
+    data: pcm.toString('base64'),
+    sample_rate: sampleRate,
+  }),
+
+  turnComplete: (s: LiveSession, snap: TurnSnapshot) => ({
+    type: 'turn_complete' as const,
+    session_id: s.id,
+    data: transcriptionView(s, snap, false),
+  }),
+
+  interrupted: (sessionId: string, turnId: number, by: 'client' | 'upstream') => ({
+    type: 'interrupted' as const,
+    session_id: sessionId,
+    data: { turnId, by },
+  }),
+
+  sessionEnded: (sessionId: string, info: SessionEndInfo, extra: Record<string, unknown> = {}) => ({
+    type: 'session_ended' as const,
+    session_id: sessionId,
+    data: { ...sessionEndedView(sessionId, info), ...extra },
+  }),
+
+  sessionNotFound: (sessionId: string | null, message = 'Session not found or expired') => ({
+    type: 'session_ended' as const,
+    session_id: sessionId,
+    data: { sessionId, status: 'not_found' as const, message },
+  }),
+
+  /** Another connection of the same owner resumed this session; this socket gets nothing more for it. */
+  sessionDetached: (sessionId: string) => ({
+    type: 'session_detached' as const,
+    session_id: sessionId,
+    data: { sessionId, reason: 'resumed_by_another_connection' },
+  }),
+
+  sessionStatus: (sessionId: string | null, data: Record<string, unknown>) => ({
+    type: 'session_status' as const,
+    session_id: sessionId,
+    data,
+  }),
+
+  rateLimitStatus: (status: WsRateLimitStatus) => ({ type: 'rate_limit_status' as const, data: status }),
+
+  pong: () => ({ type: 'pong' as const, timestamp: new Date().toISOString() }),
+
+  /** A client problem: an AppError (code, message, retryAfter) or a refused frame. */
+  error: (err: unknown, sessionId?: string | null) => {
+    const base: Record<string, unknown> = { type: 'error' };
+    if (isAppError(err)) {
+      base.error = err.message;
+      base.code = err.code;
+      if (err.extra.retryAfterSec !== undefined) base.retryAfter = err.extra.retryAfterSec;
+    } else if (isProblem(err)) {
+      base.error = err.error;
+      base.code = err.code;
+      if (err.messageType) base.message_type = err.messageType;
+      if (err.fields) base.fields = err.fields;
+    } else {
+      base.error = 'Failed to process WebSocket message';
+      base.code = 'INTERNAL_ERROR';
+    }
+    if (sessionId !== undefined) base.session_id = sessionId;
+    return base;
+  },
+};
+
+function isProblem(e: unknown): e is MessageProblem {
+  return typeof e === 'object' && e !== null && typeof (e as MessageProblem).code === 'string' && typeof (e as MessageProblem).error === 'string';
+}
