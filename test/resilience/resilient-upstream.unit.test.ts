@@ -363,8 +363,9 @@ describe('goAway rotation', () => {
 
   it('holds audio during the rotation and sends it in order; nothing is resent after a confirmed close', async () => {
     const { p, up } = await started();
-    p.last.fire('goAway', 50_000);
-    up.sendAudio(frame(9)); // already rotating? no: idle rotation is synchronous up to the close
+    p.last.autoAck = false; // even unconfirmed audio is not resent: our close, answered, confirms it all
+    p.last.fire('goAway', 50_000); // idle: the rotation starts at once
+    up.sendAudio(frame(9));
     await tick();
     for (let i = 10; i < 13; i++) up.sendAudio(frame(i));
     const all = p.connections.flatMap((c) => frameIds(c.audio));
@@ -404,13 +405,28 @@ describe('no audio lost', () => {
     up.close();
   });
 
-  it('resends at most replayMs when the transport confirms nothing', async () => {
+  it('resends only what was sent in the last replayMs when the transport confirms nothing', async () => {
     const { p, up } = await started({ replayMs: 200 });
     p.last.acked = undefined;
-    for (let i = 1; i <= 5; i++) up.sendAudio(frame(i));
+    for (let i = 1; i <= 3; i++) up.sendAudio(frame(i));
+    await jest.advanceTimersByTimeAsync(300);
+    // A burst (a whole decoded chunk) just before the drop: all of it is within the window.
+    for (let i = 4; i <= 8; i++) up.sendAudio(frame(i));
+    await jest.advanceTimersByTimeAsync(150);
     p.last.serverClose(1006);
     await jest.advanceTimersByTimeAsync(250);
-    expect(frameIds(p.last.audio)).toEqual([4, 5]);
+    expect(frameIds(p.last.audio)).toEqual([4, 5, 6, 7, 8]);
+    expect(up.stats().replayedAudioMs).toBe(500);
+    up.close();
+  });
+
+  it('resends nothing the transport confirmed, however recent', async () => {
+    const { p, up } = await started({ replayMs: 200 });
+    for (let i = 1; i <= 3; i++) up.sendAudio(frame(i));
+    p.last.serverClose(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    expect(p.last.audio).toHaveLength(0);
+    expect(up.stats().replayedAudioMs).toBe(0);
     up.close();
   });
 
@@ -431,13 +447,18 @@ describe('no audio lost', () => {
     first.echoClose = false;
     first.autoAck = false;
     up.sendAudio(frame(1));
-    await jest.advanceTimersByTimeAsync(1_000); // the user stopped streaming: the goAway rotates at once
+    first.fire('outputTranscription', 'reply');
     first.fire('goAway', 50_000);
+    await jest.advanceTimersByTimeAsync(1_000);
+    up.sendAudio(frame(2));
+    first.fire('turnComplete');
+    first.fire('resumptionUpdate', { handle: 'h1', resumable: true }); // the boundary: rotation starts now
     await jest.advanceTimersByTimeAsync(299);
     expect(p.calls).toHaveLength(1);
     await jest.advanceTimersByTimeAsync(1);
     expect(p.calls).toHaveLength(2);
-    expect(frameIds(p.last.audio)).toEqual([1]);
+    // Frame 2 was sent just before the rotation and never confirmed; frame 1 is older than the window.
+    expect(frameIds(p.last.audio)).toEqual([2]);
     up.close();
   });
 

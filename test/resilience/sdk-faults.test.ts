@@ -206,6 +206,35 @@ describe('dropped connections', () => {
     await expectTurnsContinue(run);
   });
 
+  it.each([
+    [200, 'resent once'],
+    [0, 'lost (replay off)'],
+  ])('audio written into a socket that already died (replayMs %i) is %s', async (replayMs) => {
+    // A whole decoded chunk goes out in one burst right after the server dropped the connection, before the relay
+    // could notice: nothing acknowledges it, so only the replay window can save it.
+    const t = await startResilienceServer({ resilience: { replayMs } });
+    run = { t } as Run;
+    t.emu.setScenario(scenario());
+    const owner = (await t.server.auth.authenticate({ kind: 'api_key', token: t.keys.alice }))!;
+    const session = await t.server.service.startSession(owner, { sessionId: 'burst' }, 'rest');
+    const desc = { format: 'pcm' as const, sampleRate: 16000, channels: 1 };
+    const pcm = patternPcm(3_000);
+    await t.server.service.pushAudio(session, pcm.subarray(0, 32_000), desc);
+    await t.emu.waitFor(() => t.emu.receivedPcm().length === 32_000, 2_000);
+    await sleep(100); // the pongs confirming that first second are back
+    t.emu.terminate('c1');
+    await t.server.service.pushAudio(session, pcm.subarray(32_000), desc);
+    await t.emu.waitFor(() => t.emu.connections.length === 2 && session.upstream.state === 'open', 3_000);
+    if (replayMs > 0) {
+      await expectExactlyOnce(t.emu, pcm);
+      expect(session.upstream.stats().replayedAudioMs).toBe(2_000);
+    } else {
+      await sleep(300);
+      expect(t.emu.receivedPcm().equals(pcm.subarray(0, 32_000))).toBe(true);
+      expect(session.upstream.stats().replayedAudioMs).toBe(0);
+    }
+  });
+
   it('a reconnect that never completes its setup times out and the next attempt succeeds', async () => {
     run = await open({ env: { GEMINI_SETUP_TIMEOUT_MS: '400' } });
     const { t, s } = run;

@@ -28,8 +28,8 @@ export interface ResilienceOptions {
   closeWaitMs: number;
   /**
    * After a close that may have lost audio in flight (any close the relay did not initiate and see confirmed),
-   * resend at most this much of the most recent audio the server had not confirmed receiving (default 200 ms;
-   * 0 never resends). See `requeueUnconfirmed` for the trade-off.
+   * resend the audio the server had not confirmed receiving that was sent within this long before the close was
+   * noticed (default 200 ms; 0 never resends). See `requeueUnconfirmed` for the trade-off.
    */
   replayMs: number;
   /** On goAway, rotate at the latest this long before `timeLeft` runs out (capped at half of it; default 2 s). */
@@ -125,9 +125,8 @@ interface Link {
   connectedAt: number;
   /** Audio bytes handed to this connection. */
   sentBytes: number;
-  /** The most recent frames sent and not yet confirmed by the transport (at most ~replayMs of them). */
-  inflight: { frame: Buffer; end: number }[];
-  inflightBytes: number;
+  /** Frames sent within the last `replayMs` and not yet confirmed by the transport (`at`: send time). */
+  inflight: { frame: Buffer; end: number; at: number }[];
   /** User words, model content or a not-resumable update since the last turnComplete. */
   turnActive: boolean;
   /** Model content since the last turnComplete. */
@@ -181,7 +180,6 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
   private pendingConnect: AbortController | undefined;
   private sentBytes = 0;
   private replayedBytes = 0;
-  private readonly replayBytes: number;
   private readonly opts: ResilienceOptions;
   private readonly log: Logger;
 
@@ -196,7 +194,6 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     this.opts = { ...DEFAULT_RESILIENCE, ...defined };
     this.log = logger ?? silentLogger;
     this.backlog = new PcmBacklog(this.opts.backlogMs * UPSTREAM_BYTES_PER_MS);
-    this.replayBytes = Math.max(0, Math.round(this.opts.replayMs * UPSTREAM_BYTES_PER_MS));
   }
 
   get state(): UpstreamState {
@@ -345,21 +342,21 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
   private recordSent(link: Link, frame: Buffer, n: number): void {
     link.sentBytes += n;
     this.sentBytes += n;
-    if (this.replayBytes > 0) {
-      link.inflight.push({ frame, end: link.sentBytes });
-      link.inflightBytes += frame.length;
+    if (this.opts.replayMs > 0) {
+      link.inflight.push({ frame, end: link.sentBytes, at: Date.now() });
       this.trimInflight(link);
     }
     this.emit('audioSent', n);
   }
 
-  /** Forgets frames the server confirmed, and frames older than the replay window. */
-  private trimInflight(link: Link): void {
+  /** Forgets frames the server confirmed, and frames sent before the replay window (ending at `until`). */
+  private trimInflight(link: Link, until = Date.now()): void {
     const acked = link.conn.ackedAudioBytes ?? 0;
+    const oldest = until - this.opts.replayMs;
     const q = link.inflight;
-    while (q.length > 0 && (q[0].end <= acked || link.inflightBytes - q[0].frame.length >= this.replayBytes)) {
-      link.inflightBytes -= q.shift()!.frame.length;
-    }
+    let drop = 0;
+    while (drop < q.length && (q[drop].end <= acked || q[drop].at < oldest)) drop++;
+    if (drop > 0) q.splice(0, drop);
   }
 
   /**
@@ -368,18 +365,22 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
    *
    * The Gemini Developer API acknowledges no audio (`transparent` resumption, which reports the last consumed
    * message, is Vertex-only), so the relay weighs loss against duplication. It resends only audio the transport
-   * did not confirm (a WebSocket ping sent after it whose pong came back proves the server read it), and never more
-   * than the last `replayMs`. Against a server that answers pings at once (the emulator, a healthy link) this is
-   * exactly the audio written into an already-dead socket: nothing lost, nothing doubled. Against a server whose
-   * pongs lag, at most `replayMs` may be doubled; a dead link that went unnoticed for longer than `replayMs` can
-   * still lose what came before the window. A confirmed close of our own (rotation) resends nothing.
+   * did not confirm (a WebSocket ping sent after it whose pong came back proves the server read it), and only what
+   * was sent in the last `replayMs` before the close was noticed: a dropped TCP connection is noticed within about a
+   * round trip, so that is the audio that can have been written into an already-dead socket (a whole decoded chunk
+   * can go out in one burst, so the window is in send time, not audio length). Against a server that answers pings
+   * at once (the emulator, a healthy link) this resends exactly what was lost: nothing lost, nothing doubled.
+   * Against a server whose pongs lag, the audio sent in the last `replayMs` may be doubled; a dead link that went
+   * unnoticed for longer than `replayMs` still loses what came before the window. A confirmed close of our own
+   * (rotation) resends nothing.
+   *
+   * `lostAt`: when the connection stopped taking audio (the close was noticed, or our rotation began).
    */
-  private requeueUnconfirmed(link: Link): void {
-    if (this.replayBytes === 0) return;
-    this.trimInflight(link);
+  private requeueUnconfirmed(link: Link, lostAt = Date.now()): void {
+    if (this.opts.replayMs <= 0) return;
+    this.trimInflight(link, lostAt);
     const frames = link.inflight.map((f) => f.frame);
     link.inflight = [];
-    link.inflightBytes = 0;
     if (frames.length === 0) return;
     const bytes = frames.reduce((n, f) => n + f.length, 0);
     this.replayedBytes += bytes;
@@ -394,7 +395,6 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
       connectedAt: Date.now(),
       sentBytes: 0,
       inflight: [],
-      inflightBytes: 0,
       turnActive: false,
       replyActive: false,
       resumable: undefined,
@@ -551,6 +551,7 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     if (this.stateValue !== 'open' || !link) return;
     this.clearRotationTimers();
     this.link = undefined;
+    const detachedAt = Date.now();
     this.setState('rotating');
     this.noteRotation(link, cause);
     this.cutReply(link);
@@ -558,7 +559,7 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     link.retired = true;
     if (this.isOver()) return;
     // Our own close, answered by the server, means it read every frame before it: nothing to resend.
-    if (!confirmed) this.requeueUnconfirmed(link);
+    if (!confirmed) this.requeueUnconfirmed(link, detachedAt);
     if (this.quickFailure(link, `sent away (goAway) ${Date.now() - link.connectedAt} ms after connecting`)) return;
     await this.reconnectLoop(false);
   }
