@@ -1,6 +1,6 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import { AudioDecodeError } from '../services/audio/session-audio-decoder';
 import type { DecoderFactory } from '../services/live-audio-service';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
@@ -59,6 +59,9 @@ export class Metrics {
   readonly decodeErrors: Counter<'code'>;
   readonly transcribeSeconds: Histogram<'status'>;
   readonly relayLatencySeconds: Histogram;
+  /** Sliding-window quantiles of the same two latencies (the histograms' buckets are too coarse for p50/p99). */
+  readonly transcribeRecentSeconds: Summary;
+  readonly relayLatencyRecentSeconds: Summary;
   readonly httpResponses: Counter<'route' | 'method' | 'status'>;
   readonly rateLimited: Counter<'limit'>;
   readonly wsConnections: Gauge;
@@ -148,6 +151,19 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [r],
     });
+    // Exact-enough p50/p90/p99 for dashboards and the benchmarks: t-digest quantiles over the last 60 s
+    // (5 rotating buckets, so a scrape sees the last 48-60 s). The histograms above stay for aggregation.
+    const recent = { percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 60, ageBuckets: 5, registers: [r] };
+    this.transcribeRecentSeconds = new Summary({
+      name: 'live_audio_transcribe_duration_recent_seconds',
+      help: 'POST /transcribe latency, quantiles over a sliding 60 s window',
+      ...recent,
+    });
+    this.relayLatencyRecentSeconds = new Summary({
+      name: 'live_audio_relay_latency_recent_seconds',
+      help: "The relay's own added latency (chunk received to PCM handed to the upstream socket), quantiles over a sliding 60 s window",
+      ...recent,
+    });
     this.httpResponses = new Counter({
       name: 'live_audio_http_responses_total',
       help: 'HTTP responses, by route, method and status',
@@ -217,7 +233,10 @@ export class Metrics {
 
   /** `LiveAudioService`'s `onRelayLatency` hook. */
   observeRelayLatency(ms: number): void {
-    if (Number.isFinite(ms) && ms >= 0) this.relayLatencySeconds.observe(ms / 1000);
+    if (Number.isFinite(ms) && ms >= 0) {
+      this.relayLatencySeconds.observe(ms / 1000);
+      this.relayLatencyRecentSeconds.observe(ms / 1000);
+    }
   }
 
   /** Counts HTTP responses and times `/transcribe` (mount early: the clock starts when the request arrives). */
@@ -230,7 +249,9 @@ export class Metrics {
         const status = String(res.statusCode);
         this.httpResponses.inc({ route, method: req.method, status });
         if (route === '/api/v1/live-audio/transcribe' && req.method === 'POST') {
-          this.transcribeSeconds.observe({ status }, Number(process.hrtime.bigint() - start) / 1e9);
+          const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+          this.transcribeSeconds.observe({ status }, seconds);
+          this.transcribeRecentSeconds.observe(seconds);
         }
       });
       next();

@@ -5,6 +5,7 @@
 import request from 'supertest';
 import type { EmulatorOptions, FaultOptions, GeminiLiveEmulator } from '../../src/emulator';
 import type { ResilienceOptions } from '../../src/services/upstream/resilient-upstream';
+import type { Logger } from '../../src/util/logger';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
 
 export const API = '/api/v1/live-audio';
@@ -19,12 +20,18 @@ export const NO_RATE_LIMITS: Record<string, string> = {
 };
 
 export async function startResilienceServer(
-  opts: { faults?: FaultOptions; emulator?: EmulatorOptions; resilience?: Partial<ResilienceOptions>; env?: Record<string, string> } = {},
+  opts: {
+    faults?: FaultOptions;
+    emulator?: EmulatorOptions;
+    resilience?: Partial<ResilienceOptions>;
+    env?: Record<string, string>;
+    logger?: Logger;
+  } = {},
 ): Promise<TestServer> {
   return startTestServer({
     env: { LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0', ...NO_RATE_LIMITS, ...opts.env },
     emulator: { ...opts.emulator, ...(opts.faults ? { faults: opts.faults } : {}) },
-    overrides: opts.resilience ? { resilience: opts.resilience } : undefined,
+    overrides: { ...(opts.resilience ? { resilience: opts.resilience } : {}), ...(opts.logger ? { logger: opts.logger } : {}) },
   });
 }
 

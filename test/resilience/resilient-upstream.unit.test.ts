@@ -389,6 +389,8 @@ describe('goAway rotation', () => {
 describe('no audio lost', () => {
   it('resends audio the server did not confirm before a drop, first and in order', async () => {
     const { p, up } = await started();
+    let sentEvents = 0;
+    up.on('audioSent', (n) => (sentEvents += n));
     up.sendAudio(frame(1));
     up.sendAudio(frame(2));
     const first = p.last;
@@ -402,6 +404,9 @@ describe('no audio lost', () => {
     expect(frameIds(first.audio)).toEqual([1, 2]);
     expect(frameIds(p.last.audio)).toEqual([3, 4, 5, 6]);
     expect(up.stats().replayedAudioMs).toBe(200);
+    // Resent audio is neither counted nor reported (charged) twice.
+    expect(up.stats().sentAudioMs).toBe(600);
+    expect(sentEvents).toBe(600 * 32);
     up.close();
   });
 
@@ -518,6 +523,18 @@ describe('closing', () => {
     expect(h.p.aborted).toBe(1);
     expect(h.up.state).toBe('closed');
     expect(jest.getTimerCount()).toBe(0);
+  });
+
+  it('close() while waiting for the old connection to close leaves no timer', async () => {
+    const { p, up } = await started();
+    p.last.echoClose = false;
+    p.last.fire('goAway', 50_000); // idle: rotates at once and waits (closeWaitMs) for the close
+    await tick();
+    expect(up.state).toBe('rotating');
+    up.close();
+    await tick();
+    expect(jest.getTimerCount()).toBe(0);
+    expect(p.calls).toHaveLength(1);
   });
 
   it('close() during a goAway wait clears the deadline timer', async () => {

@@ -84,12 +84,12 @@ describe('goAway', () => {
 
   it('rotates before timeLeft runs out when the server goes silent mid-reply, and says the reply was cut', async () => {
     // A long reply paced in real time is in progress when the goAway comes; then the server sends nothing more.
-    run = await open({ faults: { silentAfterGoAway: true, faultConnections: 1 }, scenario: scenario({ pacing: 'realtime' }, { replyAudioMs: 1_500 }) });
+    run = await open({ faults: { silentAfterGoAway: true, faultConnections: 1 }, scenario: scenario({ pacing: 'realtime' }, { replyAudioMs: 600 }) });
     const { t, s, session } = run;
     const pcm = patternPcm(7_500, { toneMs: 800, silenceMs: 2_200 });
     let goAwayAt = 0;
     await streamPcm(s, pcm, {
-      gapMs: 100,
+      gapMs: 50,
       at: {
         4_400: async () => {
           // The first turn is complete (a handle exists); the second reply is being spoken.
@@ -174,11 +174,11 @@ describe('dropped connections', () => {
   });
 
   it('drop while a not-resumable generation is in progress resumes from the last resumable handle', async () => {
-    run = await open({ faults: { notResumableDuringGeneration: true }, scenario: scenario({ pacing: 'realtime' }, { replyAudioMs: 2_000 }) });
+    run = await open({ faults: { notResumableDuringGeneration: true }, scenario: scenario({ pacing: 'realtime' }, { replyAudioMs: 600 }) });
     const { t, s, session } = run;
     const pcm = patternPcm(5_000, { toneMs: 800, silenceMs: 2_200 });
     await streamPcm(s, pcm, {
-      gapMs: 100,
+      gapMs: 50,
       at: {
         3_100: async () => {
           // The second reply is being generated (the server said "not resumable" when it started).

@@ -114,7 +114,7 @@ export interface ResilientUpstreamEvents {
   rotation: (cause: RotationCause) => void;
   /** The link gave up; no more events follow. */
   failed: (failure: UpstreamFailure) => void;
-  /** PCM handed to the socket (bytes), for relay-latency metrics. */
+  /** PCM handed to the socket for the first time (bytes; a resend after a drop is not counted again). */
   audioSent: (bytes: number) => void;
 }
 
@@ -177,9 +177,13 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
   private handleWaitTimer: NodeJS.Timeout | undefined;
   private sleepTimer: NodeJS.Timeout | undefined;
   private sleepResolve: (() => void) | undefined;
+  private closeWaitTimer: NodeJS.Timeout | undefined;
+  private closeWaitResolve: ((confirmed: boolean) => void) | undefined;
   private pendingConnect: AbortController | undefined;
   private sentBytes = 0;
   private replayedBytes = 0;
+  /** Frames queued again for a resend: sent a second time without counting (or charging) them twice. */
+  private readonly resends = new WeakSet<Buffer>();
   private readonly opts: ResilienceOptions;
   private readonly log: Logger;
 
@@ -318,6 +322,11 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     const wake = this.sleepResolve;
     this.sleepResolve = undefined;
     wake?.();
+    clearTimeout(this.closeWaitTimer);
+    this.closeWaitTimer = undefined;
+    const done = this.closeWaitResolve;
+    this.closeWaitResolve = undefined;
+    done?.(false);
   }
 
   private sendInput(input: PendingInput): void {
@@ -341,11 +350,12 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
 
   private recordSent(link: Link, frame: Buffer, n: number): void {
     link.sentBytes += n;
-    this.sentBytes += n;
     if (this.opts.replayMs > 0) {
       link.inflight.push({ frame, end: link.sentBytes, at: Date.now() });
       this.trimInflight(link);
     }
+    if (this.resends.has(frame)) return; // already counted when it was first sent
+    this.sentBytes += n;
     this.emit('audioSent', n);
   }
 
@@ -383,6 +393,7 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     link.inflight = [];
     if (frames.length === 0) return;
     const bytes = frames.reduce((n, f) => n + f.length, 0);
+    for (const f of frames) this.resends.add(f);
     this.replayedBytes += bytes;
     this.backlog.unshift(frames);
     this.log.info({ connectionNo: link.no, resendMs: Math.round(bytes / UPSTREAM_BYTES_PER_MS) }, 'upstream audio not confirmed before the close; resending it');
@@ -567,10 +578,16 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
   /** Resolves true when the server answered our close (1005) within `closeWaitMs`. */
   private closeAndWait(link: Link): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), this.opts.closeWaitMs);
+      const finish = (confirmed: boolean) => {
+        clearTimeout(this.closeWaitTimer);
+        this.closeWaitTimer = undefined;
+        this.closeWaitResolve = undefined;
+        resolve(confirmed);
+      };
+      this.closeWaitResolve = finish;
+      this.closeWaitTimer = setTimeout(() => finish(false), this.opts.closeWaitMs);
       link.conn.once('close', (info) => {
-        clearTimeout(t);
-        resolve(info.byClient && info.code === 1005);
+        if (this.closeWaitResolve === finish) finish(info.byClient && info.code === 1005);
       });
       link.conn.close();
     });
