@@ -1,0 +1,37 @@
+import { AppError } from '../../util/app-error';
+import { decodeBase64Strict } from '../../util/base64';
+import { ServerMessages } from '../server-messages';
+import type { MessageHandler } from './message-context';
+
+/** Input for the relayed session's model: typed text, camera/screen frames, and barge-in. */
+
+/** `text`: typed user input. */
+export const sendText: MessageHandler<'text'> = (ctx, _owner, msg) => {
+  ctx.slot.require().session.sendText(msg.text);
+};
+
+/** `image`: a JPEG or PNG frame; its type is read from its bytes, and a `mime_type` that says otherwise is refused. */
+export const sendImage: MessageHandler<'image'> = (ctx, _owner, msg) => {
+  const b = ctx.slot.require();
+  const bytes = decodeBase64Strict(msg.image_data, 'image_data');
+  const sniffed = sniffImage(bytes);
+  if (!sniffed) throw new AppError(415, 'IMAGE_UNSUPPORTED_FORMAT', 'Unsupported image: send a JPEG or PNG frame');
+  if (msg.mime_type && msg.mime_type !== sniffed) {
+    throw new AppError(400, 'INVALID_FIELD', `Invalid field mime_type: the image is ${sniffed}`);
+  }
+  b.session.sendImage(bytes, sniffed);
+};
+
+/** `interrupt`: stops the current reply at once and confirms with `interrupted`. */
+export const interrupt: MessageHandler<'interrupt'> = (ctx) => {
+  const b = ctx.slot.require();
+  const snap = b.session.interrupt();
+  ctx.sender.send(ServerMessages.interrupted(b.session.id, snap.turnId, 'client'));
+};
+
+/** The image type from its magic bytes. */
+export function sniffImage(b: Buffer): 'image/jpeg' | 'image/png' | null {
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
+  if (b.length >= 8 && b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'image/png';
+  return null;
+}

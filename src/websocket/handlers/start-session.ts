@@ -1,0 +1,72 @@
+import type { Principal } from '../../services/auth/principal';
+import type { LiveSession } from '../../services/session/live-session';
+import { SessionRegistry } from '../../services/session/session-registry';
+import { ServerMessages } from '../server-messages';
+import type { MessageHandler } from './message-context';
+
+/**
+ * `start_session`: starts a session (or, with `resume`, attaches to the owner's live session of that id) and
+ * relays it on this connection.
+ */
+export const startSession: MessageHandler<'start_session'> = async (ctx, owner, msg) => {
+  const keepAlive = msg.keep_alive_on_close === true;
+  const sessionId = msg.session_id || defaultSessionId(owner);
+  const registry = ctx.service.registry;
+  SessionRegistry.validateId(sessionId);
+  const announce = (session: LiveSession, resumed: boolean) => {
+    const mode = ctx.service.emulated ? 'emulated' : 'gemini';
+    ctx.sender.send(ServerMessages.sessionStarted(session, { mode, resumed, keepAliveOnClose: keepAlive }));
+  };
+
+  const current = ctx.slot.current;
+  if (msg.resume && current && current.session.id === sessionId) {
+    // Already relaying it: just confirm (and update the keep-alive choice).
+    ctx.slot.unbind(current);
+    ctx.slot.bind(current.session, keepAlive);
+    announce(current.session, true);
+    return;
+  }
+  // One live session per socket: a second start_session ends the first cleanly (session_ended is sent).
+  if (current) registry.endSession(current.session, 'replaced', 'Replaced by a new session on this connection');
+
+  if (msg.resume) {
+    const l = registry.lookup(owner, sessionId);
+    if (l.kind === 'live') {
+      ctx.slot.bind(l.session, keepAlive);
+      ctx.log.info({ sessionId }, 'session resumed on this connection');
+      announce(l.session, true);
+      return;
+    }
+  }
+
+  let session: LiveSession;
+  try {
+    session = await ctx.service.startSession(
+      owner,
+      {
+        sessionId,
+        model: msg.model ?? undefined,
+        responseModality: msg.response_modality ?? undefined,
+        inputTranscription: msg.input_transcription ?? undefined,
+        outputTranscription: msg.output_transcription ?? undefined,
+      },
+      'ws',
+    );
+  } catch (err) {
+    ctx.reportError(err, sessionId);
+    return;
+  }
+  if (!ctx.isOpen()) {
+    // The socket went away while the upstream connected.
+    if (!keepAlive) registry.endSession(session, 'socket_closed', 'WebSocket closed before the session started');
+    return;
+  }
+  ctx.slot.bind(session, keepAlive);
+  announce(session, false);
+};
+
+/** `ws_<user>_<ms>_<rand>`: a valid session id for clients that send none. */
+function defaultSessionId(owner: Principal): string {
+  const user = String(owner.userId).replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  return `ws_${user}_${Date.now()}_${Math.random().toString(36).slice(2, 8)}`;
+}

@@ -1,0 +1,87 @@
+import { toClientAudioError } from '../services/live-audio-service';
+import type { LiveSession, LiveSessionEvents, SessionEndInfo } from '../services/session/live-session';
+import type { TurnSnapshot } from '../services/session/turn-tracker';
+import { ServerMessages } from './server-messages';
+import type { SocketSender } from './socket-sender';
+
+/** Where a binding's messages go: the connection's sender and its error reporting. */
+export interface BindingOutput {
+  sender: Pick<SocketSender, 'send'>;
+  reportError(err: unknown, sessionId: string): void;
+}
+
+/**
+ * One session relayed to one socket: listens to the session's events and turns them into server messages
+ * (`transcription_result`, `audio_output`, `turn_complete`, `interrupted`, `error`, `session_ended`) until it is
+ * released.
+ */
+export class SessionBinding {
+  private isActive = true;
+  /** Version of the last turn state sent, so one change is never sent twice. */
+  private lastVersion: number;
+  private readonly off: Array<() => void> = [];
+
+  /** `onEnded` runs after `session_ended` was sent (the owner then releases the binding). */
+  constructor(
+    readonly session: LiveSession,
+    readonly keepAliveOnClose: boolean,
+    private readonly out: BindingOutput,
+    private readonly onEnded: (b: SessionBinding) => void,
+  ) {
+    this.listen('update', (snap) => this.onUpdate(snap));
+    this.listen('replyAudio', (pcm, rate) => {
+      // Built (base64) only when it is actually sent.
+      if (this.isActive) this.out.sender.send(() => ServerMessages.audioOutput(session.id, pcm, rate), 'droppable', pcm.length);
+    });
+    this.listen('turnComplete', (snap) => {
+      // The final words first, then the event (the session's own `update` for this state is then skipped).
+      this.onUpdate(snap);
+      this.send(ServerMessages.turnComplete(session, snap));
+    });
+    this.listen('interrupted', (snap) => this.send(ServerMessages.interrupted(session.id, snap.turnId, 'upstream')));
+    this.listen('decodeError', (err) => {
+      if (this.isActive) this.out.reportError(toClientAudioError(err), session.id);
+    });
+    this.listen('ended', (info) => this.handleEnded(info));
+    this.lastVersion = session.snapshot().version;
+  }
+
+  /** False once released: nothing more is sent for this session. */
+  get active(): boolean {
+    return this.isActive;
+  }
+
+  /** For a session that ended before it was bound: sends its `session_ended` now. */
+  catchUpEnded(): void {
+    if (this.session.ended) this.handleEnded(this.session.endedInfo!);
+  }
+
+  /** Stops listening. Returns false when it was already released. */
+  release(): boolean {
+    if (!this.isActive) return false;
+    this.isActive = false;
+    for (const off of this.off) off();
+    this.off.length = 0;
+    return true;
+  }
+
+  private listen<K extends keyof LiveSessionEvents & string>(event: K, listener: LiveSessionEvents[K]): void {
+    this.session.on(event, listener);
+    this.off.push(() => this.session.off(event, listener));
+  }
+
+  private send(message: object): void {
+    if (this.isActive) this.out.sender.send(message);
+  }
+
+  private onUpdate(snap: TurnSnapshot): void {
+    if (snap.version <= this.lastVersion) return;
+    this.lastVersion = snap.version;
+    this.send(ServerMessages.transcription(this.session, snap));
+  }
+
+  private handleEnded(info: SessionEndInfo): void {
+    this.send(ServerMessages.sessionEnded(this.session.id, info));
+    this.onEnded(this);
+  }
+}
