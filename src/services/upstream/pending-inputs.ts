@@ -1,0 +1,57 @@
+import type { Logger } from '../../util/logger';
+import type { UpstreamConnection } from './upstream-types';
+
+export type PendingInput =
+  | { kind: 'text'; text: string }
+  | { kind: 'image'; data: Buffer; mimeType: 'image/jpeg' | 'image/png' };
+
+const MAX_PENDING_INPUTS = 32;
+
+export function deliverInput(conn: UpstreamConnection, input: PendingInput): void {
+  if (input.kind === 'text') conn.sendText(input.text);
+  else conn.sendImage(input.data, input.mimeType);
+}
+
+/**
+ * Typed text, images and an `audioStreamEnd` that came while no connection was ready, held (text and images
+ * bounded, oldest dropped first) for the next connection.
+ */
+export class PendingInputs {
+  private inputs: PendingInput[] = [];
+  private streamEnd = false;
+
+  constructor(private readonly log: Logger) {}
+
+  hold(input: PendingInput): void {
+    this.inputs.push(input);
+    if (this.inputs.length > MAX_PENDING_INPUTS) {
+      this.inputs.shift();
+      this.log.warn('upstream down: dropped the oldest queued text/image input');
+    }
+  }
+
+  holdStreamEnd(): void {
+    this.streamEnd = true;
+  }
+
+  /** Forgets a stream end still waiting. */
+  cancelStreamEnd(): void {
+    this.streamEnd = false;
+  }
+
+  /** Sends what waited: the inputs in order, then the stream end. */
+  deliver(conn: UpstreamConnection): void {
+    const inputs = this.inputs;
+    this.inputs = [];
+    for (const input of inputs) deliverInput(conn, input);
+    if (this.streamEnd) {
+      this.streamEnd = false;
+      conn.sendAudioStreamEnd();
+    }
+  }
+
+  clear(): void {
+    this.inputs = [];
+    this.streamEnd = false;
+  }
+}
