@@ -15,8 +15,8 @@ import { scriptedScenario, type Scenario } from '../../src/emulator';
 import { ASSET_CACHE_CONTROL, INDEX_CACHE_CONTROL, PAGE_CSP } from '../../src/routes/web-routes';
 import { buildWebAssets, type BuildWebResult } from '../../src/web/build/build-web';
 import { startTestServer, type TestServer } from '../helpers/test-server';
+import { CHROMIUM_PATH as CHROMIUM, chromiumArgs } from '../helpers/chromium';
 
-const CHROMIUM = '/usr/bin/chromium';
 const FAKE_MIC_WAV = path.resolve(__dirname, '../fixtures/audio/chromium-hello-1000ms/source-48k.wav');
 const RESULTS_DIR = path.resolve(__dirname, '../../test-results');
 
@@ -48,19 +48,7 @@ beforeAll(async () => {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--use-fake-ui-for-media-stream',
-      '--use-fake-device-for-media-stream',
-      `--use-file-for-fake-audio-capture=${FAKE_MIC_WAV}`,
-      '--autoplay-policy=no-user-gesture-required',
-    ],
+    args: chromiumArgs(FAKE_MIC_WAV, ['--autoplay-policy=no-user-gesture-required']),
     // A fresh temporary --user-data-dir per launch is made (and removed) by playwright-core itself.
   });
 });

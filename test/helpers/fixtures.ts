@@ -12,7 +12,7 @@ export interface Recording {
 }
 
 /** Loads a real Chromium MediaRecorder recording (chunk-000 carries the WebM header). */
-export function loadRecording(name: 'chromium-hello-1000ms' | 'chromium-short-250ms'): Recording {
+export function loadRecording(name: 'chromium-hello-1000ms' | 'chromium-short-250ms' | 'chromium-long-22s'): Recording {
   const dir = path.join(FIXTURES_DIR, name);
   const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
   const chunks = fs

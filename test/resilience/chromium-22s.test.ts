@@ -15,25 +15,14 @@ import { scriptedScenario } from '../../src/emulator';
 import { createFfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import { resolveFfmpegPath } from '../../src/services/audio/ffmpeg-path';
 import type { TurnSnapshot } from '../../src/services/session/turn-tracker';
-import { FIXTURES_DIR, referenceDecode } from '../helpers/fixtures';
+import { loadRecording, referenceDecode } from '../helpers/fixtures';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { API, NO_RATE_LIMITS } from './helpers';
 
 const CHUNK_GAP_MS = 250;
 const REPLY = 'Nice to meet you, Alex. Let us start the interview.';
 
-function loadLongRecording(): { chunks: Buffer[]; spokenText: string; timesliceMs: number } {
-  const dir = path.join(FIXTURES_DIR, 'chromium-long-22s');
-  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
-  const chunks = fs
-    .readdirSync(dir)
-    .filter((f) => /^chunk-\d+\.webm$/.test(f))
-    .sort()
-    .map((f) => fs.readFileSync(path.join(dir, f)));
-  return { chunks, spokenText: meta.spokenText, timesliceMs: meta.timesliceMs };
-}
-
-const rec = loadLongRecording();
+const rec = loadRecording('chromium-long-22s');
 const reference = referenceDecode(Buffer.concat(rec.chunks));
 
 describe('done-criterion: 22 s Chromium recording through upstream faults', () => {
