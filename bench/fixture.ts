@@ -131,7 +131,8 @@ export class ChunkPlan {
 
   /** The global chunk holding session audio time `ms`. */
   chunkAt(ms: number): number {
-    const loop = Math.floor(ms / this.rec.loopMs);
+    // A time exactly at a chunk's end belongs to that chunk.
+    const loop = ms > 0 ? Math.ceil(ms / this.rec.loopMs) - 1 : 0;
     const within = ms - loop * this.rec.loopMs;
     let i = this.rec.chunkEndMs.findIndex((e) => e >= within);
     if (i < 0) i = this.perLoop - 1;

@@ -173,3 +173,13 @@ export function machineDescription(): { cpuModel: string; cores: number; memTota
 export function loadAverage1(): number {
   return Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 }
+
+/** Busy and total CPU time of the whole machine so far (/proc/stat, all cores), ms. */
+export function machineCpuMs(): { busyMs: number; totalMs: number } {
+  const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already inside user/nice)
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  const idle = v[3] + v[4];
+  return { busyMs: ((total - idle) * 1000) / CLK_TCK, totalMs: (total * 1000) / CLK_TCK };
+}

@@ -1,0 +1,126 @@
+/** `npm run bench -- [options]`: typed options. */
+import type { Transport } from './load';
+
+export type Mode = 'load' | 'ramp' | 'soak' | 'compare';
+
+export interface BenchArgs {
+  mode: Mode;
+  sessions: number;
+  durationS: number;
+  transport: Transport;
+  recording: string | undefined;
+  /** Ramp: stop raising N here. */
+  maxSessions: number;
+  /** Soak: sessions opened and closed, and how many at a time. */
+  soakSessions: number;
+  soakConcurrency: number;
+  /** Compare: which designs (default all three). */
+  designs: string[];
+  /** Write a V8 CPU profile of the server (load mode) into this folder. */
+  profileDir: string | undefined;
+  /** Extra server settings (`--server-env KEY=VALUE`, repeatable), e.g. LIVE_AUDIO_TRANSCRIBE_WAIT_MS=0. */
+  serverEnv: Record<string, string>;
+  help: boolean;
+}
+
+export const USAGE = `Usage: npm run bench -- [options]
+
+  --mode load|ramp|soak|compare  default load
+  --sessions N                   concurrent sessions (load, compare; first step of ramp). Default 50
+  --duration S                   steady-phase seconds per run. Default 30 (ramp: per step)
+  --transport rest|ws            REST like the frontend (one POST /transcribe per chunk) or /ws/live-audio. Default rest
+  --recording NAME               fixture under test/fixtures/audio. Default chromium-long-22s
+  --max-sessions N               ramp: highest N tried. Default 1000
+  --soak-sessions N              soak: sessions opened and closed. Default 10000
+  --soak-concurrency N           soak: sessions at a time. Default 50
+  --designs a,b,c                compare: long-lived,per-chunk,redecode (default all)
+  --profile DIR                  load: write a V8 CPU profile of the server into DIR
+  --server-env KEY=VALUE         extra server setting (repeatable), e.g. LIVE_AUDIO_TRANSCRIBE_WAIT_MS=0
+The last line printed is one JSON object.`;
+
+export class UsageError extends Error {}
+
+export function parseBenchArgs(argv: readonly string[]): BenchArgs {
+  const a: BenchArgs = {
+    mode: 'load',
+    sessions: 50,
+    durationS: 30,
+    transport: 'rest',
+    recording: undefined,
+    maxSessions: 1000,
+    soakSessions: 10_000,
+    soakConcurrency: 50,
+    designs: ['long-lived', 'per-chunk', 'redecode'],
+    profileDir: undefined,
+    serverEnv: {},
+    help: false,
+  };
+  const int = (name: string, v: string | undefined, min: number) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer ≥ ${min}`);
+    return n;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
+      return v;
+    };
+    switch (arg) {
+      case '--mode': {
+        const m = value();
+        if (!['load', 'ramp', 'soak', 'compare'].includes(m)) throw new UsageError(`unknown mode ${m}`);
+        a.mode = m as Mode;
+        break;
+      }
+      case '--sessions':
+        a.sessions = int(arg, value(), 1);
+        break;
+      case '--duration':
+        a.durationS = int(arg, value(), 1);
+        break;
+      case '--transport': {
+        const t = value();
+        if (t !== 'rest' && t !== 'ws') throw new UsageError('--transport must be rest or ws');
+        a.transport = t;
+        break;
+      }
+      case '--recording':
+        a.recording = value();
+        break;
+      case '--max-sessions':
+        a.maxSessions = int(arg, value(), 1);
+        break;
+      case '--soak-sessions':
+        a.soakSessions = int(arg, value(), 1);
+        break;
+      case '--soak-concurrency':
+        a.soakConcurrency = int(arg, value(), 1);
+        break;
+      case '--designs': {
+        const d = value().split(',').map((s) => s.trim()).filter(Boolean);
+        for (const x of d) if (!['long-lived', 'per-chunk', 'redecode'].includes(x)) throw new UsageError(`unknown design ${x}`);
+        a.designs = d;
+        break;
+      }
+      case '--profile':
+        a.profileDir = value();
+        break;
+      case '--server-env': {
+        const kv = value();
+        const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(kv);
+        if (!m) throw new UsageError('--server-env needs KEY=VALUE');
+        a.serverEnv[m[1]] = m[2];
+        break;
+      }
+      case '-h':
+      case '--help':
+        a.help = true;
+        break;
+      default:
+        throw new UsageError(`unknown argument ${arg}`);
+    }
+  }
+  return a;
+}
