@@ -21,7 +21,7 @@ export function environmentLine(): string {
   const m = machineDescription();
   let ff = 'unknown';
   try {
-    ff = execFileSync(ffmpegPath(), ['-version'], { encoding: 'utf8' }).split('\n')[0];
+    ff = execFileSync(ffmpegPath(), ['-version'], { encoding: 'utf8' }).split('\n')[0].split(' ').slice(0, 3).join(' ');
   } catch {
     // reported as unknown
   }

@@ -131,7 +131,8 @@ export async function runLoadBench(o: LoadBenchOptions): Promise<LoadBenchResult
   // Steady phase.
   const steadyStartRel = performance.now() - t0;
   await PromSnapshot.fetch(o.target.baseUrl); // resets the event-loop delay window
-  const s0 = sampleTree(o.serverPid)!;
+  const s0 = sampleTree(o.serverPid);
+  if (!s0) throw new Error('the server process exited before the steady phase');
   const emu0 = o.emulatorPid ? readStat(o.emulatorPid) : undefined;
   const gen0 = process.cpuUsage();
   const m0 = machineCpuMs();
@@ -145,7 +146,8 @@ export async function runLoadBench(o: LoadBenchOptions): Promise<LoadBenchResult
     if (s) samples.push(s);
   }
   await sleep(Math.max(0, end - performance.now()));
-  const s1 = sampleTree(o.serverPid, { pss: true })!;
+  const s1 = sampleTree(o.serverPid, { pss: true });
+  if (!s1) throw new Error('the server process exited during the steady phase');
   samples.push(s1);
   const emu1 = o.emulatorPid ? readStat(o.emulatorPid) : undefined;
   const genCpu = process.cpuUsage(gen0);

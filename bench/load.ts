@@ -244,7 +244,7 @@ export class LoadGenerator {
   private readonly drivers: SessionDriver[] = [];
 
   constructor(
-    private readonly target: LoadTarget,
+    target: LoadTarget,
     private readonly o: LoadOptions,
   ) {
     const prefix = o.idPrefix ?? `bench_${Date.now().toString(36)}`;

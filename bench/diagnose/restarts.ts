@@ -7,8 +7,10 @@
 import path from 'node:path';
 import { hostPlan, log } from '../common';
 import { ChunkPlan, loadRecording } from '../fixture';
-import { LoadGenerator, type Transport } from '../load';
-import { BUILD_DIR, buildBundles, delay, REPO_ROOT, startStack } from '../stack';
+import type { Transport } from '../load';
+import { describeRun, runLoadBench } from '../load-bench';
+import { BUILD_DIR, buildBundles, REPO_ROOT, startStack } from '../stack';
+import type { ConnectionLag } from '../upstream-lag';
 import { dist, fmtDist } from '../stats';
 import type { RestartTimings } from './timed-server';
 
@@ -36,14 +38,19 @@ async function main(): Promise<void> {
   let stdout = '';
   stack.server.proc.stdout?.on('data', (d: Buffer | string) => (stdout += d.toString()));
   try {
-    const gen = new LoadGenerator(
-      { baseUrl: stack.baseUrl, wsUrl: stack.wsUrl, apiKey: stack.apiKey },
-      { sessions, transport, plan: new ChunkPlan(rec), startWindowMs: Math.min(10_000, Math.max(1_000, sessions * 15)) },
-    );
     log(`${sessions} ${transport} sessions for ${seconds} s against the timed server`);
-    await gen.start();
-    await delay(seconds * 1000);
-    await gen.stop();
+    // The same run as `npm run bench`, so the lag of the restart chunks and their timings come from one run.
+    const r = await runLoadBench({
+      sessions,
+      transport,
+      durationS: seconds,
+      plan: new ChunkPlan(rec),
+      target: { baseUrl: stack.baseUrl, wsUrl: stack.wsUrl, apiKey: stack.apiKey },
+      serverPid: stack.server.pid,
+      emulatorPid: stack.emulator.pid,
+      upstreamLags: async () => ((await (await fetch(`${stack.emulatorControlUrl}/lag`)).json()) as { connections: ConnectionLag[] }).connections,
+    });
+    for (const l of describeRun(r)) log(l);
     await stack.server.stop();
   } finally {
     await stack.stop();

@@ -205,7 +205,7 @@ export async function runCompare(bundles: Bundles, rec: Recording, args: BenchAr
     log(
       `  ${d}: CPU ${f.cpu_pct}% of one core, ${f.cpu_ms_per_session_s} ms per session-second; chunk → PCM ${fmtDist(r.latencyMs)}; ` +
         `${f.chunks_skipped} chunks never decoded (fell behind), ${f.chunks_failed} failed; audio delivered ${f.audio_delivered_pct}%; ` +
-        `peak ${f.peak_processes} ffmpeg processes, RSS ${f.children_rss_mb} MB / PSS ${f.children_pss_mb} MB${design(d) ? `, ${f.spawns_per_s} spawns/s` : ''}`,
+        `peak ${f.peak_processes} ffmpeg processes, RSS ${f.children_rss_mb} MB / PSS ${f.children_pss_mb} MB${spawnsPerChunk(d) ? `, ${f.spawns_per_s} spawns/s` : ''}`,
     );
   }
   const base = figures.find((f) => f.design === 'long-lived')?.cpu_ms_per_session_s;
@@ -214,4 +214,5 @@ export async function runCompare(bundles: Bundles, rec: Recording, args: BenchAr
   return { mode: 'compare', sessions: args.sessions, duration_s: args.durationS, designs: figures, quality, cpu_ratio_vs_long_lived: ratio };
 }
 
-const design = (d: DesignName) => d !== 'long-lived';
+/** The naive designs start one ffmpeg per chunk. */
+const spawnsPerChunk = (d: DesignName) => d !== 'long-lived';
