@@ -63,12 +63,12 @@ export function createLiveAudioController({ service, emulatedNotice }: Controlle
       const owner = principalOf(req);
       const b = bodyOf(req);
       if (b.audio_data === undefined || b.audio_data === null || b.audio_data === '') throw Errors.missingField('audio_data');
-      const data = await service.transcribe(owner, b.session_id, {
-        audioData: b.audio_data,
-        format: b.format,
-        sampleRate: b.sample_rate,
-        channels: b.channels,
-      });
+      const data = await service.transcribe(
+        owner,
+        b.session_id,
+        { audioData: b.audio_data, format: b.format, sampleRate: b.sample_rate, channels: b.channels },
+        res.locals.parsedAudio,
+      );
       res.json({
         success: true,
         transcript: data.transcript,

@@ -68,7 +68,7 @@ export function createHttpLimits(deps: HttpLimitsDeps): HttpLimits {
     ];
   };
 
-  const audioAdmission: RequestHandler = (req, _res, next) => {
+  const audioAdmission: RequestHandler = (req, res, next) => {
     const owner = req.principal;
     const b = req.body as Record<string, unknown> | undefined;
     if (!owner || !b || typeof b !== 'object' || Array.isArray(b)) return next();
@@ -81,6 +81,8 @@ export function createHttpLimits(deps: HttpLimitsDeps): HttpLimits {
     }
     const a = deps.limits.admitAudio(owner.id, parsed.chunk, parsed.desc);
     if (!a.ok) return next(a.error);
+    // The controller reuses the decoded chunk instead of decoding the base64 a second time.
+    res.locals.parsedAudio = parsed;
     next();
   };
 

@@ -178,9 +178,15 @@ export class LiveAudioService {
    * REST `/transcribe`: feed the chunk, then answer within the bounded wait with the current turn's state.
    * Never waits for a turn to complete.
    */
-  async transcribe(owner: Principal, sessionIdRaw: unknown, audio: AudioInput): Promise<TranscriptionData> {
+  async transcribe(
+    owner: Principal,
+    sessionIdRaw: unknown,
+    audio: AudioInput,
+    /** The same input already decoded by `parseAudio` (e.g. by the audio admission middleware). */
+    parsed?: { chunk: Buffer; desc: ChunkDescriptor },
+  ): Promise<TranscriptionData> {
     if (sessionIdRaw === undefined || sessionIdRaw === null || sessionIdRaw === '') throw Errors.missingField('session_id');
-    const { chunk, desc } = this.parseAudio(audio);
+    const { chunk, desc } = parsed ?? this.parseAudio(audio);
     const sessionId = SessionRegistry.validateId(sessionIdRaw);
     const session = this.o.registry.require(owner, sessionId);
     // Anything that changed since the last answer is news: answer at once. Otherwise wait (bounded).

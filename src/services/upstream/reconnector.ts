@@ -92,7 +92,8 @@ export class Reconnector {
           return;
         }
         attempt++;
-        lastError = e.message;
+        // When the budget cuts an attempt short, the error worth reporting is the previous real one (e.g. HTTP 503).
+        if (!(e instanceof BudgetExpiredError) || lastError === 'no attempt made') lastError = e.message;
         log.warn({ attempt, err: e.message }, 'upstream reconnect attempt failed');
         if (Date.now() >= deadline) {
           this.deps.failed(this.budgetSpent(lastError));
@@ -121,7 +122,7 @@ export class Reconnector {
       budgetMs === undefined
         ? undefined
         : setTimeout(
-            () => ac.abort(new UpstreamConnectError(`no connection within the reconnect budget of ${this.deps.opts.reconnectBudgetMs} ms`, false)),
+            () => ac.abort(new BudgetExpiredError(`no connection within the reconnect budget of ${this.deps.opts.reconnectBudgetMs} ms`)),
             budgetMs,
           );
     try {
@@ -145,5 +146,13 @@ export class Reconnector {
         resolve();
       }, ms);
     });
+  }
+}
+
+/** The reconnect budget ran out while an attempt was still in flight. */
+class BudgetExpiredError extends UpstreamConnectError {
+  constructor(message: string) {
+    super(message, false);
+    this.name = 'BudgetExpiredError';
   }
 }
