@@ -1,6 +1,6 @@
 import { createFfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import type { AudioDecodeError } from '../../src/services/audio/session-audio-decoder';
-import { buildWav, collect, ffmpegBinary, pseudoRandomBytes, rms, sineSamples, zeroCrossingsPerSecond, type TestSampleFormat } from './helpers';
+import { buildWav, collect, rejection, ffmpegBinary, pseudoRandomBytes, rms, sineSamples, zeroCrossingsPerSecond, type TestSampleFormat } from './helpers';
 
 const created: Array<{ destroy(): void }> = [];
 afterEach(() => created.splice(0).forEach((d) => d.destroy()));
@@ -12,14 +12,6 @@ function setup() {
   return { factory, dec, out: collect(dec) };
 }
 
-async function rejection(p: Promise<unknown>): Promise<AudioDecodeError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as AudioDecodeError;
-  }
-  throw new Error('expected a rejection');
-}
 
 /** Sample counts measured in this suite (print with AUDIO_TEST_REPORT=1). */
 const measured: string[] = [];

@@ -13,6 +13,7 @@ import {
   referenceDecode,
   resplit,
   simpleBlockPayloads,
+  rejection,
   similarity,
   waitFor,
 } from './helpers';
@@ -45,14 +46,6 @@ function newFactory(extra: { maxChunkBytes?: number } = {}) {
   };
 }
 
-async function rejection(p: Promise<unknown>): Promise<AudioDecodeError> {
-  try {
-    await p;
-  } catch (e) {
-    return e as AudioDecodeError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('FfmpegSessionDecoder: WebM/Opus from MediaRecorder', () => {
   const unhandled: unknown[] = [];

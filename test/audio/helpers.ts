@@ -282,3 +282,13 @@ export function resplit(all: Buffer, sizes: number[]): Buffer[] {
   }
   return out;
 }
+
+/** The error a promise rejects with; fails the test if it resolves. */
+export async function rejection(p: Promise<unknown>): Promise<AudioDecodeError> {
+  try {
+    await p;
+  } catch (e) {
+    return e as AudioDecodeError;
+  }
+  throw new Error('expected a rejection');
+}

@@ -16,6 +16,7 @@ import { createFfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-sess
 import { resolveFfmpegPath } from '../../src/services/audio/ffmpeg-path';
 import type { TurnSnapshot } from '../../src/services/session/turn-tracker';
 import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { postChunksLikeTheFrontend } from '../helpers/frontend-client';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { API, NO_RATE_LIMITS } from './helpers';
 
@@ -66,20 +67,17 @@ describe('done-criterion: 22 s Chromium recording through upstream faults', () =
     session.on('turnComplete', (snap) => turns.push({ snap, connection: session.upstream.stats().connections }));
 
     // The frontend: one POST per MediaRecorder timeslice, not awaited.
-    const pending: Promise<request.Response>[] = [];
     const FAULT_AT = 11;
-    for (let i = 0; i < rec.chunks.length; i++) {
-      if (i === FAULT_AT) inject(t.emu);
-      pending.push(
-        request(t.url)
-          .post(`${API}/transcribe`)
-          .set(headers)
-          .send({ session_id: sessionId, audio_data: rec.chunks[i].toString('base64'), format: 'webm', sample_rate: 16000, channels: 1 })
-          .then((r) => r),
-      );
-      await sleep(CHUNK_GAP_MS);
-    }
-    const responses = await Promise.all(pending);
+    const responses = await postChunksLikeTheFrontend({
+      url: t.url,
+      headers,
+      sessionId,
+      chunks: rec.chunks,
+      gapMs: CHUNK_GAP_MS,
+      beforeChunk: (i) => {
+        if (i === FAULT_AT) inject(t.emu);
+      },
+    });
     for (const r of responses) expect(r.status).toBe(200);
 
     // Complete: within 1% of the reference decode of the same bytes.

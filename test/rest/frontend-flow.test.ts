@@ -5,6 +5,7 @@
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { postChunksLikeTheFrontend } from '../helpers/frontend-client';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
 
 const API = '/api/v1/live-audio';
@@ -42,18 +43,7 @@ describe('frontend REST flow', () => {
     expect(start.body.data.responseModality).toBe('text');
 
     // sendAudioChunk(): one POST per timeslice, not awaited, base64 without the data: prefix
-    const pending: Promise<request.Response>[] = [];
-    for (const chunk of rec.chunks) {
-      pending.push(
-        request(t.url)
-          .post(`${API}/transcribe`)
-          .set(headers)
-          .send({ session_id: sessionId, audio_data: chunk.toString('base64'), format: 'webm', sample_rate: 16000, channels: 1 })
-          .then((r) => r),
-      );
-      await sleep(rec.timesliceMs);
-    }
-    const responses = await Promise.all(pending);
+    const responses = await postChunksLikeTheFrontend({ url: t.url, headers, sessionId, chunks: rec.chunks, gapMs: rec.timesliceMs });
     for (const r of responses) {
       expect(r.status).toBe(200);
       expect(r.body.success).toBe(true);
@@ -123,18 +113,7 @@ describe('frontend REST flow', () => {
     const sessionId = frontendSessionId();
     expect((await request(t.url).post(`${API}/session/start`).set(headers).send({ session_id: sessionId })).status).toBe(200);
     const before = t.emu.totalAudioBytes();
-    const pending: Promise<request.Response>[] = [];
-    for (const chunk of rec.chunks) {
-      pending.push(
-        request(t.url)
-          .post(`${API}/transcribe`)
-          .set(headers)
-          .send({ session_id: sessionId, audio_data: chunk.toString('base64'), format: 'webm' })
-          .then((r) => r),
-      );
-      await sleep(5);
-    }
-    const responses = await Promise.all(pending);
+    const responses = await postChunksLikeTheFrontend({ url: t.url, headers, sessionId, chunks: rec.chunks, gapMs: 5 });
     expect(responses.map((r) => r.status)).toEqual(rec.chunks.map(() => 200));
     const reference = referenceDecode(Buffer.concat(rec.chunks));
     await t.emu.waitFor(() => t.emu.totalAudioBytes() - before >= reference.length * 0.98, 5000);
