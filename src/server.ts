@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { createApp } from './app';
 import { type AppConfig, usesEmbeddedEmulator } from './config/config';
-import { startGeminiLiveEmulator, type GeminiLiveEmulator } from './emulator';
+import { DEMO_RETENTION, startGeminiLiveEmulator, type GeminiLiveEmulator } from './emulator';
 import { requireAuth } from './middleware/require-auth';
 import { createFfmpegDecoderFactory } from './services/audio/ffmpeg-session-decoder';
 import { resolveFfmpegPath } from './services/audio/ffmpeg-path';
@@ -95,7 +95,15 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   let provider = o.provider;
   if (!provider) {
     if (usesEmbeddedEmulator(config)) {
-      emulator = await startGeminiLiveEmulator({ host: '127.0.0.1', port: 0, logger: logger.child({ component: 'emulator' }) });
+      // A long-running process: the emulator keeps counters only (no PCM, bounded history), and sends like a busy
+      // production server (a handle and usage in the same read as setupComplete).
+      emulator = await startGeminiLiveEmulator({
+        host: '127.0.0.1',
+        port: 0,
+        retention: DEMO_RETENTION,
+        timing: 'eager',
+        logger: logger.child({ component: 'emulator' }),
+      });
       provider = new GeminiLiveProvider({
         apiKey: 'emulator',
         baseUrl: emulator.baseUrl,
