@@ -26,6 +26,7 @@ import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observabilit
 import { UPSTREAM_BYTES_PER_MS } from './services/audio/audio-types';
 import { Limits } from './services/limits/limits';
 import { wsRateLimitsFrom } from './services/limits/ws-rate-limits-adapter';
+import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter';
 
 export const EMULATED_NOTICE =
   'Offline demo mode: no GEMINI_API_KEY is set, so replies come from the built-in Gemini Live emulator, not from Gemini.';
@@ -220,11 +221,9 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     corsOrigins: config.cors.origins,
     allowLocalhost: !config.isProduction,
     rateLimits: wsRateLimitsFrom(limits),
-    // Per-IP upgrade attempts, before authentication (same client address rules as Express's req.ip).
-    limitUpgrade: (req) => {
-      const d = limits.consume(clientIp(req), 'ws_connects_ip');
-      return d.ok ? undefined : { status: 429, code: d.error.code, message: d.error.message, retryAfterSec: d.retryAfterSec };
-    },
+    // Per-IP upgrades from strangers (same client address rules as Express's req.ip); valid credentials never count.
+    upgradeBudget: wsUpgradeBudgetFrom(limits, clientIp),
+    onPreAuthRefusal: (reason) => metrics.rateLimited.inc({ limit: `ws_preauth_${reason}` }),
   });
 
   let drainRun: Promise<{ endedByShutdown: number; drainedMs: number }> | undefined;

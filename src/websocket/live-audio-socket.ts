@@ -6,13 +6,13 @@ import type { LiveSession } from '../services/session/live-session';
 import { AppError } from '../util/app-error';
 import type { Logger } from '../util/logger';
 import { redactText } from '../util/logger';
-import { parseClientFrame } from './client-messages';
 import { ConnectionAuth, type PreAuth } from './connection-auth';
 import type { ConnectionCounter } from './connection-counter';
 import type { ConnectionStats, MessageContext } from './handlers/message-context';
 import { Heartbeat } from './heartbeat';
 import { InboundQueue } from './inbound-queue';
 import { MessageDispatcher } from './message-dispatcher';
+import { PREAUTH_CLOSE_REASONS, PREAUTH_MAX_UNREAD_BYTES, PreAuthGate, type PreAuthRefusal } from './preauth-gate';
 import { CloseCodes, ServerMessages } from './server-messages';
 import type { SessionHolder, SessionHolders } from './session-holders';
 import { SessionSlot } from './session-slot';
@@ -34,10 +34,23 @@ export interface LiveAudioSocketDeps {
   logger: Logger;
   /** Called once when the socket has closed. */
   onClosed: (s: LiveAudioSocket) => void;
+  /** A connection was refused before authentication (metrics). */
+  onPreAuthRefusal?: (reason: PreAuthRefusal) => void;
+}
+
+/** Connection facts from the upgrade request. */
+export interface LiveAudioSocketMeta {
+  remoteAddress: string | undefined;
+  /** The request URL with credentials redacted. */
+  url: string;
+  /** Gives back the per-address upgrade count once an auth message checks out (anonymous upgrades only). */
+  onAuthenticatedByMessage?: () => void;
 }
 
 /** How long a socket closed for a stalled send buffer may take to finish the close handshake. */
 const STALL_CLOSE_GRACE_MS = 5000;
+/** A connection refused before authentication (or for unread replies) gets this long to read our close. */
+const REFUSAL_CLOSE_GRACE_MS = 1000;
 
 type State = 'awaiting_auth' | 'open' | 'closing' | 'closed';
 
@@ -59,6 +72,7 @@ export class LiveAudioSocket implements SessionHolder {
   private readonly slot: SessionSlot<LiveAudioSocket>;
   private readonly inbound: InboundQueue;
   private readonly dispatcher: MessageDispatcher;
+  private readonly preAuthGate: PreAuthGate;
   private inactivityTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -68,12 +82,17 @@ export class LiveAudioSocket implements SessionHolder {
   constructor(
     private readonly ws: WebSocket,
     private readonly deps: LiveAudioSocketDeps,
-    meta: { remoteAddress: string | undefined; url: string },
+    meta: LiveAudioSocketMeta,
     preAuth: PreAuth | null,
   ) {
     this.log = deps.logger.child({ component: 'ws', conn: this.id });
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
     const cfg = deps.config;
+    this.preAuthGate = new PreAuthGate({
+      maxFrames: cfg.preAuthMaxFrames,
+      maxFrameBytes: cfg.preAuthMaxFrameBytes,
+      maxUnreadBytes: PREAUTH_MAX_UNREAD_BYTES,
+    });
     this.sender = new SocketSender(ws, {
       maxBufferedBytes: cfg.sendBufferBytes,
       stallMs: cfg.sendStallMs,
@@ -94,9 +113,10 @@ export class LiveAudioSocket implements SessionHolder {
       sender: this.sender,
       log: this.log,
       isAwaitingAuth: () => this.state === 'awaiting_auth',
-      onAuthenticated: () => {
+      onAuthenticated: (source) => {
         this.state = 'open';
         this.touchInactivity();
+        if (source === 'message') meta.onAuthenticatedByMessage?.();
       },
       close: (code, reason) => this.closeWith(code, reason),
     });
@@ -117,6 +137,8 @@ export class LiveAudioSocket implements SessionHolder {
       auth: this.auth,
       context: this.messageContext(),
       onActivity: () => this.touchInactivity(),
+      refuseUnauthenticated: () => this.refuseBeforeAuth('not_auth'),
+      refuse: (reply) => this.refuseFrame(reply),
     });
     ws.on('message', (data) => this.onFrame(data));
     ws.on('close', (code, reason) => this.onClose(code, reason.toString('utf8')));
@@ -157,10 +179,42 @@ export class LiveAudioSocket implements SessionHolder {
     if (!this.isAccepting) return;
     this.heartbeat.alive();
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    const parsed = parseClientFrame(buf);
-    // Refusals go through the queue too, so replies keep the order of the messages they answer.
-    if (!parsed.ok) this.inbound.enqueue(() => this.sender.send(ServerMessages.error(parsed.problem)));
-    else this.inbound.enqueue(() => this.dispatcher.dispatch(parsed.message));
+    if (this.state === 'awaiting_auth') {
+      // Before authentication every frame is counted and sized here, before anything parses it.
+      const refused = this.preAuthGate.admit(buf.length, this.sender.bufferedAmount);
+      if (refused) return this.refuseBeforeAuth(refused);
+    }
+    // Parsed when its turn comes, so replies keep the order of the messages they answer.
+    this.inbound.enqueue(() => this.dispatcher.dispatchFrame(buf));
+  }
+
+  /**
+   * Closes an unauthenticated connection that broke the pre-auth rules: 1008, no reply built, reading stopped
+   * (nothing more it sends is looked at), dropped if it does not take our close within a second.
+   */
+  private refuseBeforeAuth(reason: PreAuthRefusal): void {
+    if (!this.isAccepting) return;
+    this.log.info({ reason, frames: this.preAuthGate.framesSeen }, 'websocket refused before authentication');
+    this.deps.onPreAuthRefusal?.(reason);
+    this.closeWith(CloseCodes.policyViolation, PREAUTH_CLOSE_REASONS[reason], REFUSAL_CLOSE_GRACE_MS);
+    try {
+      this.ws.pause();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  /**
+   * An authenticated client's frame was refused: it gets its reply, unless it leaves our replies unread beyond
+   * the send buffer cap; then the connection is closed (1008) instead of piling up more replies.
+   */
+  private refuseFrame(reply: () => object): void {
+    if (this.sender.bufferedAmount < this.deps.config.sendBufferBytes) {
+      this.sender.send(reply);
+      return;
+    }
+    this.log.info({ buffered: this.sender.bufferedAmount }, 'websocket refused frames while its replies are unread: closing');
+    this.closeWith(CloseCodes.policyViolation, PREAUTH_CLOSE_REASONS.replies_unread, REFUSAL_CLOSE_GRACE_MS);
   }
 
   private messageContext(): MessageContext {
