@@ -94,6 +94,7 @@ export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudio
         {
           remoteAddress: req.socket.remoteAddress,
           url: redactUrl(req.url ?? ''),
+          transport: socket,
           // Its credentials checked out: this upgrade no longer counts against the address.
           onAuthenticatedByMessage: counted ? () => o.upgradeBudget?.giveBack(req) : undefined,
         },

@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import type { AppConfig } from '../config/config';
 import type { Authenticator, Principal } from '../services/auth/principal';
@@ -12,6 +13,7 @@ import type { ConnectionStats, MessageContext } from './handlers/message-context
 import { Heartbeat } from './heartbeat';
 import { InboundQueue } from './inbound-queue';
 import { MessageDispatcher } from './message-dispatcher';
+import { PreAuthFrameFilter } from './preauth-frame-filter';
 import { PREAUTH_CLOSE_REASONS, PREAUTH_MAX_UNREAD_BYTES, PreAuthGate, type PreAuthRefusal } from './preauth-gate';
 import { CloseCodes, ServerMessages } from './server-messages';
 import type { SessionHolder, SessionHolders } from './session-holders';
@@ -45,6 +47,8 @@ export interface LiveAudioSocketMeta {
   url: string;
   /** Gives back the per-address upgrade count once an auth message checks out (anonymous upgrades only). */
   onAuthenticatedByMessage?: () => void;
+  /** The TCP socket under `ws` (the pre-auth frame filter reads frame headers on it). */
+  transport: Duplex;
 }
 
 /** How long a socket closed for a stalled send buffer may take to finish the close handshake. */
@@ -73,6 +77,8 @@ export class LiveAudioSocket implements SessionHolder {
   private readonly inbound: InboundQueue;
   private readonly dispatcher: MessageDispatcher;
   private readonly preAuthGate: PreAuthGate;
+  /** Until authenticated: sees every frame header before `ws` does (see preauth-frame-filter.ts). */
+  private readonly frameFilter: PreAuthFrameFilter | undefined;
   private inactivityTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -115,6 +121,7 @@ export class LiveAudioSocket implements SessionHolder {
       isAwaitingAuth: () => this.state === 'awaiting_auth',
       onAuthenticated: (source) => {
         this.state = 'open';
+        this.frameFilter?.release();
         this.touchInactivity();
         if (source === 'message') meta.onAuthenticatedByMessage?.();
       },
@@ -140,6 +147,15 @@ export class LiveAudioSocket implements SessionHolder {
       refuseUnauthenticated: () => this.refuseBeforeAuth('not_auth'),
       refuse: (reply) => this.refuseFrame(reply),
     });
+    if (!preAuth) {
+      // Every frame of a stranger is counted and sized from its header, before `ws` buffers or parses it.
+      this.frameFilter = new PreAuthFrameFilter(
+        meta.transport,
+        (payloadBytes) => this.preAuthGate.admit(payloadBytes, this.sender.bufferedAmount),
+        (reason) => this.refuseBeforeAuth(reason),
+      );
+      this.frameFilter.attach();
+    }
     ws.on('message', (data) => this.onFrame(data));
     ws.on('close', (code, reason) => this.onClose(code, reason.toString('utf8')));
     // `ws` reports protocol errors (e.g. a frame over maxPayload) here and closes the socket itself.
@@ -179,12 +195,8 @@ export class LiveAudioSocket implements SessionHolder {
     if (!this.isAccepting) return;
     this.heartbeat.alive();
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    if (this.state === 'awaiting_auth') {
-      // Before authentication every frame is counted and sized here, before anything parses it.
-      const refused = this.preAuthGate.admit(buf.length, this.sender.bufferedAmount);
-      if (refused) return this.refuseBeforeAuth(refused);
-    }
-    // Parsed when its turn comes, so replies keep the order of the messages they answer.
+    // (Before authentication the frame filter has already counted and sized it.) Parsed when its turn comes, so
+    // replies keep the order of the messages they answer.
     this.inbound.enqueue(() => this.dispatcher.dispatchFrame(buf));
   }
 
@@ -300,6 +312,7 @@ export class LiveAudioSocket implements SessionHolder {
   private onClose(code: number, reason: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.frameFilter?.release();
     this.auth.stopTimer();
     clearTimeout(this.inactivityTimer);
     clearTimeout(this.graceTimer);
