@@ -124,6 +124,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     }
   }
 
+  if (emulator) metrics.observeEmulator(emulator);
+
   const decoders =
     o.decoders ??
     createFfmpegDecoderFactory({
