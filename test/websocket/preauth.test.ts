@@ -10,7 +10,9 @@ import { clientFrame, rawWsConnect, type RawWs } from '../helpers/raw-ws';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { ConfigError, loadConfig } from '../../src/config/config';
 import { jsonNestingExceeds } from '../../src/websocket/json-depth';
-import { PreAuthGate } from '../../src/websocket/preauth-gate';
+import { PreAuthFrameFilter } from '../../src/websocket/preauth-frame-filter';
+import { PreAuthGate, type PreAuthRefusal } from '../../src/websocket/preauth-gate';
+import { PassThrough } from 'node:stream';
 import { connect, connectRefused, wsUrl } from './ws-test-client';
 
 const PATH = '/ws/live-audio';
@@ -39,6 +41,72 @@ describe('PreAuthGate', () => {
     expect(g.admit(1, 0)).toBe('too_many_frames');
     expect(g.framesSeen).toBe(4);
     expect(new PreAuthGate({ maxFrames: 3, maxFrameBytes: 100, maxUnreadBytes: 50 }).admit(1, 51)).toBe('replies_unread');
+  });
+});
+
+describe('PreAuthFrameFilter', () => {
+  /** A socket with a downstream reader (standing in for ws) and a filter that refuses frames over `max` bytes. */
+  function harness(max: number, maxFrames = 100) {
+    const socket = new PassThrough();
+    const seen: Buffer[] = [];
+    socket.on('data', (d: Buffer) => seen.push(d));
+    const sizes: number[] = [];
+    const refusals: PreAuthRefusal[] = [];
+    const filter = new PreAuthFrameFilter(
+      socket,
+      (bytes) => {
+        sizes.push(bytes);
+        if (bytes > max) return 'frame_too_large';
+        return sizes.length > maxFrames ? 'too_many_frames' : undefined;
+      },
+      (r) => refusals.push(r),
+    );
+    filter.attach();
+    const feed = (...chunks: Buffer[]) => chunks.forEach((c) => socket.emit('data', c));
+    return { socket, seen: () => Buffer.concat(seen), sizes, refusals, filter, feed };
+  }
+
+  it('reads 7-bit, 16-bit and 64-bit lengths, across chunk boundaries, and passes admitted bytes on unchanged', () => {
+    const h = harness(100_000);
+    const frames = [clientFrame('x'.repeat(10)), clientFrame('y'.repeat(300)), clientFrame('z'.repeat(70_000))];
+    const all = Buffer.concat(frames);
+    // Cut into awkward pieces: inside headers, masks and payloads.
+    const cuts = [1, 3, 17, 18, 330, 331, 335, 40_000, all.length];
+    let prev = 0;
+    for (const c of cuts) {
+      h.feed(all.subarray(prev, c));
+      prev = c;
+    }
+    expect(h.sizes).toEqual([10, 300, 70_000]);
+    expect(h.seen().equals(all)).toBe(true);
+    expect(h.refusals).toEqual([]);
+  });
+
+  it('stops at the header of the first refused frame: nothing of it or after it reaches the reader', () => {
+    const h = harness(1000);
+    const ok = clientFrame('{"type":"auth"}');
+    const big = clientFrame('['.repeat(5000));
+    h.feed(Buffer.concat([ok, big.subarray(0, 3)]));
+    h.feed(Buffer.concat([big.subarray(3), clientFrame('{}')]));
+    expect(h.sizes).toEqual([15, 5000]);
+    expect(h.refusals).toEqual(['frame_too_large']);
+    // The admitted frame, and the first 3 header bytes that came before the length was known.
+    expect(h.seen().equals(Buffer.concat([ok, big.subarray(0, 3)]))).toBe(true);
+    h.feed(clientFrame('{}'));
+    expect(h.sizes).toHaveLength(2);
+  });
+
+  it('counts every frame but a close frame, and after release the reader gets the socket back', () => {
+    const h = harness(1000, 2);
+    h.feed(Buffer.concat([clientFrame('a'), clientFrame('b'), clientFrame(Buffer.from([0x03, 0xe8]), 0x8)]));
+    expect(h.sizes).toEqual([1, 1]);
+    expect(h.refusals).toEqual([]);
+    h.filter.release();
+    const later = clientFrame('x'.repeat(5000));
+    h.feed(later);
+    expect(h.sizes).toHaveLength(2);
+    expect(h.seen().subarray(-later.length).equals(later)).toBe(true);
+    expect(h.socket.listenerCount('data')).toBe(1);
   });
 });
 
