@@ -208,6 +208,8 @@ export class LiveAudioSocket implements SessionHolder {
     if (!this.isAccepting) return;
     this.log.info({ reason, frames: this.preAuthGate.framesSeen }, 'websocket refused before authentication');
     this.deps.onPreAuthRefusal?.(reason);
+    // Nothing it sends from now on reaches `ws` (what its paused socket still buffers is dropped at the close).
+    this.frameFilter?.block();
     this.closeWith(CloseCodes.policyViolation, PREAUTH_CLOSE_REASONS[reason], REFUSAL_CLOSE_GRACE_MS);
     try {
       this.ws.pause();

@@ -47,6 +47,16 @@ export class PreAuthFrameFilter {
     this.socket.on('data', this.onData);
   }
 
+  /**
+   * The connection is being closed before authentication (refused, auth failed, timed out): nothing more reaches
+   * `ws`, and what the paused socket still buffers is dropped before `ws`'s close handler would parse it.
+   */
+  block(): void {
+    if (!this.attached || this.refused) return;
+    this.refused = true;
+    this.socket.prependOnceListener('close', () => this.discardBuffered());
+  }
+
   /** Authenticated: `ws` reads the socket directly again. Idempotent; nothing is held back. */
   release(): void {
     if (!this.attached) return;
@@ -83,14 +93,13 @@ export class PreAuthFrameFilter {
     }
     const pass = refusal ? chunk.subarray(0, pos) : chunk;
     if (pass.length > 0) for (const l of this.downstream) l.call(this.socket, pass);
-    if (refusal && !this.refused) {
-      this.refused = true;
-      // `ws` hands what is still buffered in a paused socket to its parser when the socket closes: drop it first.
-      this.socket.prependOnceListener('close', () => this.discardBuffered());
+    if (refusal) {
+      this.block();
       this.onRefused(refusal);
     }
   }
 
+  /** `ws` hands what is still buffered in a paused socket to its parser when the socket closes: drop it first. */
   private discardBuffered(): void {
     const n = this.socket.readableLength;
     if (n > 0) this.socket.read(n);
