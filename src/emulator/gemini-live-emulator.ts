@@ -209,10 +209,10 @@ class LiveEmulatorServer implements GeminiLiveEmulator {
   }
 
   retained(): EmulatorRetained {
-    let pcmBytes = this.pcmLogBytes;
+    // Every PCM buffer a record keeps is also in the server-wide log (the same buffers): count them once.
+    const pcmBytes = this.pcmLogBytes;
     let messageLogEntries = 0;
     for (const r of this.records) {
-      for (const b of r.pcm) pcmBytes += b.length;
       messageLogEntries += r.messages.length + r.sent.length + r.audioChunks.length + r.audioRates.length + r.handles.length;
     }
     return {

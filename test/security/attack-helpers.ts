@@ -4,6 +4,7 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 import { rssOf } from '../helpers/spawned-server';
 
 const CLK_TCK = 100;
@@ -60,6 +61,15 @@ export function metricValue(text: string, nameWithLabels: string): number | unde
     if (line.startsWith(`${nameWithLabels} `)) return Number(line.slice(nameWithLabels.length + 1));
   }
   return undefined;
+}
+
+/** `node` flags for `spawnServer` that let `collectGarbage` run a full GC in the spawned server (test-only preload). */
+export const GC_NODE_ARGS = ['--expose-gc', '--require', path.join(__dirname, 'gc-on-signal.cjs'), '--import', 'tsx'];
+
+/** Asks a server started with `GC_NODE_ARGS` for a full garbage collection, and gives it a moment. */
+export async function collectGarbage(pid: number): Promise<void> {
+  process.kill(pid, 'SIGUSR2');
+  await new Promise((r) => setTimeout(r, 300));
 }
 
 export const MiB = 1024 * 1024;

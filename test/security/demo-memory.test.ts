@@ -10,12 +10,13 @@ import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { prng } from '../ops/helpers';
 import { patternPcm } from '../resilience/helpers';
 import { connect, wsUrl, type WsTestClient } from '../websocket/ws-test-client';
-import { MiB, getMetrics, metricValue, mib } from './attack-helpers';
+import { GC_NODE_ARGS, MiB, collectGarbage, getMetrics, metricValue, mib } from './attack-helpers';
 
 const SEED = Number(process.env.SECURITY_SEED ?? Math.floor(Math.random() * 1e9));
 const METRICS_TOKEN = 'metrics-token-for-the-demo-memory-test';
-const ROUNDS = 4;
-const SESSIONS_PER_ROUND = 6;
+const ROUNDS = Number(process.env.DEMO_ROUNDS ?? 4);
+/** Five per key: the default per-user session and WebSocket connection caps. */
+const SESSIONS_PER_ROUND = 10;
 const AUDIO_MS_PER_SESSION = 12_000;
 const CHUNK_MS = 200;
 
@@ -29,7 +30,7 @@ interface Retained {
   openConnections: number;
 }
 
-async function scrape(srv: SpawnedServer): Promise<{ retained: Retained; heapUsed: number; relayedSeconds: number }> {
+async function scrape(srv: SpawnedServer): Promise<{ retained: Retained; heapUsed: number; external: number; relayedSeconds: number }> {
   const m = await getMetrics(srv.url, METRICS_TOKEN);
   const kind = (k: string) => metricValue(m, `live_audio_emulator_retained{kind="${k}"}`) ?? NaN;
   return {
@@ -40,6 +41,7 @@ async function scrape(srv: SpawnedServer): Promise<{ retained: Retained; heapUse
       openConnections: kind('open_connections'),
     },
     heapUsed: metricValue(m, 'live_audio_process_memory_bytes{kind="heap_used"}') ?? NaN,
+    external: metricValue(m, 'live_audio_process_memory_bytes{kind="external"}') ?? NaN,
     relayedSeconds: metricValue(m, 'live_audio_audio_relayed_seconds_total') ?? NaN,
   };
 }
@@ -72,6 +74,8 @@ describe(`offline demo memory (issue 11 row 6; seed ${SEED})`, () => {
   let srv: SpawnedServer;
   beforeAll(async () => {
     srv = await spawnServer({
+      // npm start's server, plus a test-only SIGUSR2 → full GC hook to measure what it retains.
+      nodeArgs: GC_NODE_ARGS,
       env: {
         METRICS_TOKEN,
         LIVE_AUDIO_MAX_AUDIO_SECONDS_PER_MINUTE: '0',
@@ -100,14 +104,15 @@ describe(`offline demo memory (issue 11 row 6; seed ${SEED})`, () => {
       streamedSeconds += (SESSIONS_PER_ROUND * AUDIO_MS_PER_SESSION) / 1000;
       for (const r of results) expect(r).toMatchObject({ turns: 6 });
       expect(results.every((r) => r.replyAudio > 0)).toBe(true);
-      await sleep(300);
+      // What the process retains: heap and external memory right after a full garbage collection.
+      await collectGarbage(srv.pid);
       const s = await scrape(srv);
       rss.push(srv.rss());
-      heap.push(s.heapUsed);
+      heap.push(s.heapUsed + s.external);
       rows.push(
         `round ${round}: ${streamedSeconds} s streamed in total, ${s.relayedSeconds.toFixed(1)} s relayed; emulator holds ` +
           `${s.retained.pcmBytes} PCM bytes, ${s.retained.messageLogEntries} log entries, ${s.retained.connectionRecords} records ` +
-          `(${s.retained.openConnections} open); server RSS ${mib(rss[rss.length - 1])}, heap ${mib(s.heapUsed)}`,
+          `(${s.retained.openConnections} open); server RSS ${mib(rss[rss.length - 1])}, heap + external after a full GC ${mib(heap[heap.length - 1])}`,
       );
       // Everything streamed reached the emulator, and it kept none of it.
       expect(s.relayedSeconds).toBeGreaterThanOrEqual(streamedSeconds * 0.98);
@@ -118,16 +123,20 @@ describe(`offline demo memory (issue 11 row 6; seed ${SEED})`, () => {
     const growth = rss[rss.length - 1] - rss[0];
     const heapGrowth = heap[heap.length - 1] - heap[0];
     report(
-      `after ${ROUNDS} rounds: RSS ${mib(rss[0])} → ${mib(rss[rss.length - 1])} (${growth >= 0 ? '+' : ''}${mib(growth)}), heap ` +
+      `after ${ROUNDS} rounds: RSS ${mib(rss[0])} → ${mib(rss[rss.length - 1])} (${growth >= 0 ? '+' : ''}${mib(growth)}), heap + external ` +
         `${mib(heap[0])} → ${mib(heap[heap.length - 1])}; the old emulator would hold ${mib(pcmIfKept)} of PCM by now; seed ${SEED}`,
     );
-    // Flat after the first (warm-up) round, within the noise of a garbage-collected process (the exact proof that
-    // nothing is kept is the emulator's own count above: 0 PCM bytes, 0 log entries, every round).
-    expect({ rssGrowthUnder20MiB: growth < 20 * MiB, heapGrowthUnder16MiB: heapGrowth < 16 * MiB, seed: SEED }).toEqual({
-      rssGrowthUnder20MiB: true,
-      heapGrowthUnder16MiB: true,
+    // Flat after the first (warm-up) round. What a process retains lives in its heap and its external buffers (PCM
+    // is external): after a full GC they grow by less than the PCM the old emulator kept in one round (3.8 MB), so
+    // keeping PCM again would fail here as well as in the emulator's own count above. RSS only guards against gross
+    // leaks: it does not shrink after a peak, and under heavy CPU contention V8 may grow its heap capacity while its
+    // GC threads wait.
+    const keptPerRoundByOldEmulator = SESSIONS_PER_ROUND * AUDIO_MS_PER_SESSION * 32;
+    expect({
+      retainedGrowth: heapGrowth < keptPerRoundByOldEmulator,
+      rssGrowthUnder64MiB: growth < 64 * MiB,
       seed: SEED,
-    });
+    }).toEqual({ retainedGrowth: true, rssGrowthUnder64MiB: true, seed: SEED });
   }, 180_000);
 
   it('connection records stay bounded however many sessions come and go', async () => {
