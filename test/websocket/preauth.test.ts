@@ -211,6 +211,38 @@ describe('the endpoint before and after authentication', () => {
   });
 });
 
+describe('an authenticated client that floods refused frames and never reads', () => {
+  let t: TestServer;
+  afterEach(async () => t?.close());
+
+  it('is closed (1008) once its unread replies pass the send buffer cap, instead of piling up more replies', async () => {
+    const logs = new LogCapture();
+    t = await startTestServer({
+      env: { LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: '10000000', LIVE_AUDIO_WS_SEND_BUFFER_BYTES: '1024', LOG_LEVEL: 'info' },
+      overrides: { logDestination: logs },
+    });
+    const c = await rawWsConnect(t.url, `${PATH}?token=${t.keys.alice}`);
+    c.socket.pause(); // never reads a reply
+    c.socket.on('error', () => undefined);
+    const batch = Buffer.concat(Array.from({ length: 4096 }, () => clientFrame('{oops')));
+    const t0 = Date.now();
+    let sent = 0;
+    while (!c.socket.destroyed && Date.now() - t0 < 20_000) {
+      if (c.socket.write(batch)) sent += 4096;
+      else await Promise.race([new Promise((r) => c.socket.once('drain', r)), c.ended, sleep(200)]);
+      await new Promise((r) => setImmediate(r));
+      if (logs.lines().some((l) => l.msg === 'websocket refused frames while its replies are unread: closing')) break;
+    }
+    await Promise.race([c.ended, sleep(5_000)]);
+    const closing = logs.lines().find((l) => l.msg === 'websocket refused frames while its replies are unread: closing');
+    expect(closing).toBeDefined();
+    expect(Number(closing!.buffered)).toBeGreaterThanOrEqual(1024);
+    await t.emu.waitFor(() => t.server.liveAudioWs.connections === 0, 5_000);
+    c.destroy();
+    expect(sent).toBeGreaterThan(0);
+  }, 40_000);
+});
+
 describe('the per-address upgrade budget', () => {
   let t: TestServer;
   afterEach(async () => t?.close());
