@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { createApp } from './app';
 import { type AppConfig, usesEmbeddedEmulator } from './config/config';
-import { startGeminiLiveEmulator, type GeminiLiveEmulator } from './emulator';
+import { DEMO_RETENTION, startGeminiLiveEmulator, type GeminiLiveEmulator } from './emulator';
 import { requireAuth } from './middleware/require-auth';
 import { createFfmpegDecoderFactory } from './services/audio/ffmpeg-session-decoder';
 import { resolveFfmpegPath } from './services/audio/ffmpeg-path';
@@ -26,6 +26,7 @@ import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observabilit
 import { UPSTREAM_BYTES_PER_MS } from './services/audio/audio-types';
 import { Limits } from './services/limits/limits';
 import { wsRateLimitsFrom } from './services/limits/ws-rate-limits-adapter';
+import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter';
 
 export const EMULATED_NOTICE =
   'Offline demo mode: no GEMINI_API_KEY is set, so replies come from the built-in Gemini Live emulator, not from Gemini.';
@@ -95,7 +96,15 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   let provider = o.provider;
   if (!provider) {
     if (usesEmbeddedEmulator(config)) {
-      emulator = await startGeminiLiveEmulator({ host: '127.0.0.1', port: 0, logger: logger.child({ component: 'emulator' }) });
+      // A long-running process: the emulator keeps counters only (no PCM, bounded history), and sends like a busy
+      // production server (a handle and usage in the same read as setupComplete).
+      emulator = await startGeminiLiveEmulator({
+        host: '127.0.0.1',
+        port: 0,
+        retention: DEMO_RETENTION,
+        timing: 'eager',
+        logger: logger.child({ component: 'emulator' }),
+      });
       provider = new GeminiLiveProvider({
         apiKey: 'emulator',
         baseUrl: emulator.baseUrl,
@@ -114,6 +123,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       });
     }
   }
+
+  if (emulator) metrics.observeEmulator(emulator);
 
   const decoders =
     o.decoders ??
@@ -212,11 +223,9 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     corsOrigins: config.cors.origins,
     allowLocalhost: !config.isProduction,
     rateLimits: wsRateLimitsFrom(limits),
-    // Per-IP upgrade attempts, before authentication (same client address rules as Express's req.ip).
-    limitUpgrade: (req) => {
-      const d = limits.consume(clientIp(req), 'ws_connects_ip');
-      return d.ok ? undefined : { status: 429, code: d.error.code, message: d.error.message, retryAfterSec: d.retryAfterSec };
-    },
+    // Per-IP upgrades from strangers (same client address rules as Express's req.ip); valid credentials never count.
+    upgradeBudget: wsUpgradeBudgetFrom(limits, clientIp),
+    onPreAuthRefusal: (reason) => metrics.rateLimited.inc({ limit: `ws_preauth_${reason}` }),
   });
 
   let drainRun: Promise<{ endedByShutdown: number; drainedMs: number }> | undefined;

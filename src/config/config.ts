@@ -94,6 +94,10 @@ export interface AppConfig {
     /** Per-user fixed one-minute windows (contract §3.4). */
     maxMessagesPerMinute: number;
     maxAudioBytesPerMinute: number;
+    /** Frames a connection may send before it is authenticated (the auth frame and what is pipelined behind it). */
+    preAuthMaxFrames: number;
+    /** Largest frame accepted before authentication (checked before parsing; larger ones close 1008). */
+    preAuthMaxFrameBytes: number;
   };
 }
 
@@ -203,6 +207,8 @@ const envSchema = z.object({
   LIVE_AUDIO_WS_SEND_STALL_MS: int(10_000, 10),
   LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: int(600, 1),
   LIVE_AUDIO_MAX_AUDIO_BYTES_PER_MINUTE: int(50 * 1024 * 1024, 1024),
+  LIVE_AUDIO_WS_PREAUTH_MAX_FRAMES: int(4, 1, 1000),
+  LIVE_AUDIO_WS_PREAUTH_MAX_BYTES: int(4096, 256, 64 * 1024),
 });
 
 export class ConfigError extends Error {
@@ -299,6 +305,8 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
       sendStallMs: e.LIVE_AUDIO_WS_SEND_STALL_MS,
       maxMessagesPerMinute: e.LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE,
       maxAudioBytesPerMinute: e.LIVE_AUDIO_MAX_AUDIO_BYTES_PER_MINUTE,
+      preAuthMaxFrames: e.LIVE_AUDIO_WS_PREAUTH_MAX_FRAMES,
+      preAuthMaxFrameBytes: e.LIVE_AUDIO_WS_PREAUTH_MAX_BYTES,
     },
   };
 }

@@ -6,7 +6,9 @@
 import pino from 'pino';
 import { mergeFaults, namedFault, type FaultOptions } from './faults';
 import { startGeminiLiveEmulator, type GeminiLiveEmulator } from './gemini-live-emulator';
+import { DEMO_RETENTION } from './recorder';
 import { namedScenario, type Scenario } from './scenario';
+import { isEmulatorTiming, type EmulatorTiming } from './timing';
 
 export const EMULATOR_CLI_USAGE = [
   'Usage: npx tsx src/emulator/emulator-cli.ts [options]',
@@ -15,6 +17,8 @@ export const EMULATOR_CLI_USAGE = [
   '  --port <n>            port (default 9999; 0 = random)',
   '  --host <addr>         address to listen on (default 127.0.0.1)',
   '  --frames binary|text  server frame type (default binary, like production)',
+  '  --timing spaced|eager spaced: one write per message; eager (default): a handle and usage in the same',
+  '                        read as setupComplete, messages of one tick coalesced (like a busy server)',
   '  --api-key <key>       accept only this key (repeatable; default: any key)',
   '  --scenario <name>     default | short | realtime (default: default, the offline demo)',
   '  --fault <name>        e.g. goaway, drop, internal-error, quota, slow, split, http-429 (repeatable)',
@@ -29,6 +33,7 @@ export interface EmulatorCliArgs {
   port: number;
   host: string;
   frames: 'binary' | 'text';
+  timing: EmulatorTiming;
   apiKeys: string[];
   scenario: Scenario | undefined;
   faults: FaultOptions;
@@ -44,6 +49,7 @@ export function parseEmulatorCliArgs(argv: readonly string[]): EmulatorCliArgs {
     port: 9999,
     host: '127.0.0.1',
     frames: 'binary',
+    timing: 'eager',
     apiKeys: [],
     scenario: undefined,
     faults: {},
@@ -74,6 +80,12 @@ export function parseEmulatorCliArgs(argv: readonly string[]): EmulatorCliArgs {
         const frames = value();
         if (frames !== 'binary' && frames !== 'text') throw new EmulatorCliUsageError(`--frames must be binary or text`);
         out.frames = frames;
+        break;
+      }
+      case '--timing': {
+        const timing = value();
+        if (!isEmulatorTiming(timing)) throw new EmulatorCliUsageError(`--timing must be spaced or eager`);
+        out.timing = timing;
         break;
       }
       case '--api-key':
@@ -112,7 +124,8 @@ export async function runEmulatorCli(args: EmulatorCliArgs, print: (line: string
     apiKeys: args.apiKeys.length > 0 ? args.apiKeys : undefined,
     scenario: args.scenario,
     faults: args.faults,
-    keepPcm: false, // a long-running process must not keep every byte it hears
+    timing: args.timing,
+    retention: DEMO_RETENTION, // a long-running process must not keep every byte it hears
     logger,
   });
   print(emulator.baseUrl);

@@ -18,7 +18,8 @@ import type { ClientMessageKind, ConnectionRecorder } from './recorder';
 import { planReply, type ReplyPlan, type ServerMessage } from './reply-plan';
 import { ReplyPlayer } from './reply-player';
 import type { ResumptionStore, SessionState } from './resumption';
-import { resolveTurn, type Scenario, type TurnInput } from './scenario';
+import { resolveTurn, type Scenario, type Turn, type TurnInput } from './scenario';
+import { WriteCoalescer, type EmulatorTiming } from './timing';
 import {
   CLOSE_INTERNAL,
   REASON_DEADLINE,
@@ -51,11 +52,18 @@ export interface ConnectionDeps {
   /** The faults in force now for this connection (timed faults are read once, at setupComplete). */
   faults: () => FaultOptions;
   newSessionId: () => string;
+  /** See `EmulatorTiming`. */
+  timing: EmulatorTiming;
+  /** Set for `eager` timing: batches the frames of one tick into one TCP write. */
+  coalescer: WriteCoalescer | undefined;
   logger: Logger;
   onClosed: () => void;
 }
 
 type Phase = 'awaiting-setup' | 'setup-pending' | 'live' | 'closed';
+
+/** With `spaced` timing the model's opening comes this long after setupComplete, in a later read. */
+const SPACED_OPENING_DELAY_MS = 50;
 
 /**
  * One emulated Live connection: validates the client's messages, detects turns, plays replies, and handles
@@ -207,6 +215,17 @@ export class EmulatorConnection {
     }
     this.phase = 'live';
     this.send({ setupComplete: {} });
+    if (this.deps.timing === 'eager') {
+      // What a busy server sends at once: a first handle and the setup's usage, in the same read as setupComplete.
+      if (setup.resumption) this.send({ sessionResumptionUpdate: { newHandle: this.issueHandle(), resumable: true } });
+      this.send({ usageMetadata: setupUsage(raw) });
+    }
+    const opening = this.deps.scenario().opening;
+    if (opening && !setup.resumeHandle) {
+      const speak = () => this.answer({ kind: 'text', speechMs: 0, text: '', index: this.session.turnIndex }, { userTranscript: '', ...opening });
+      if (this.deps.timing === 'eager') speak();
+      else this.later(SPACED_OPENING_DELAY_MS, speak);
+    }
     const { modelName: model, modality } = setup;
     this.log.info({ model, modality, resumedFrom: recorder.record.resumedFrom }, 'setup complete');
     this.armTimedFaults(faults);
@@ -217,7 +236,10 @@ export class EmulatorConnection {
       this.close(CLOSE_INTERNAL, REASON_QUOTA);
       return;
     }
-    if (f.goAwayAfterMs !== undefined) {
+    if (f.goAwayAfterMs === 0) {
+      // Due at setup: in the same tick (with eager timing, in the same write as setupComplete).
+      this.goAway(f.goAwayTimeLeftMs ?? DEFAULT_GOAWAY_TIME_LEFT_MS);
+    } else if (f.goAwayAfterMs !== undefined) {
       this.later(f.goAwayAfterMs, () => this.goAway(f.goAwayTimeLeftMs ?? DEFAULT_GOAWAY_TIME_LEFT_MS));
     }
     if (f.dropAfterMs !== undefined) this.later(f.dropAfterMs, () => this.terminate());
@@ -326,7 +348,8 @@ export class EmulatorConnection {
     this.answer(input);
   }
 
-  private answer(input: TurnInput): void {
+  /** Plays the reply to `input`: the scenario's next turn, or `fixed` (the opening, which is not a user turn). */
+  private answer(input: TurnInput, fixed?: Turn): void {
     const setup = this.setup;
     if (this.silent || this.phase !== 'live' || !setup) return;
     const scenario = this.deps.scenario();
@@ -334,7 +357,7 @@ export class EmulatorConnection {
       this.session.scenario = scenario;
       this.session.scenarioIndex = 0;
     }
-    const turn = resolveTurn(scenario, this.session.scenarioIndex++, input);
+    const turn = fixed ?? resolveTurn(scenario, this.session.scenarioIndex++, input);
     const faults = this.deps.faults();
     const plan = planReply({
       turn,
@@ -347,6 +370,7 @@ export class EmulatorConnection {
       delayMs: (turn.delayMs ?? 0) + (faults.replyDelayMs ?? 0),
       splitParts: faults.splitReplyParts ?? 1,
       lateInputTranscription: faults.lateInputTranscription === true,
+      coalesceEnd: this.deps.timing === 'eager',
     });
     if (setup.resumption && faults.notResumableDuringGeneration) {
       this.send({ sessionResumptionUpdate: { resumable: false } });
@@ -362,8 +386,7 @@ export class EmulatorConnection {
     record.turns++;
     if (interrupted) record.interruptedTurns++;
     if (this.setup?.resumption && !this.silent && this.phase === 'live') {
-      const newHandle = this.deps.resumption.issue(this.id, this.session);
-      this.send({ sessionResumptionUpdate: { newHandle, resumable: true } });
+      this.send({ sessionResumptionUpdate: { newHandle: this.issueHandle(), resumable: true } });
     }
     const next = this.queued.shift();
     if (next) this.answer(next);
@@ -371,9 +394,17 @@ export class EmulatorConnection {
 
   // ---------------------------------------------------------------- plumbing
 
+  /** A resumable handle for the session as it is now. */
+  private issueHandle(): string {
+    const handle = this.deps.resumption.issue(this.id, this.session);
+    this.deps.recorder.handleIssued(handle);
+    return handle;
+  }
+
   private send(message: ServerMessage): void {
     const { ws } = this.deps;
     if (this.silent || ws.readyState !== ws.OPEN) return;
+    this.deps.coalescer?.beforeWrite();
     ws.send(encodeFrame(message, this.deps.frames));
     this.deps.recorder.sent(serverMessageKind(message));
   }
@@ -403,4 +434,10 @@ export class EmulatorConnection {
     this.log.info({ code, reason }, 'closed');
     this.deps.onClosed();
   }
+}
+
+/** Deterministic usage for a setup (billed again on every connection): 1 token per 4 characters of it. */
+function setupUsage(rawSetup: unknown): ServerMessage {
+  const tokens = Math.max(1, Math.ceil(JSON.stringify(rawSetup ?? {}).length / 4));
+  return { promptTokenCount: tokens, totalTokenCount: tokens, promptTokensDetails: [{ modality: 'TEXT', tokenCount: tokens }] };
 }

@@ -7,9 +7,10 @@ import { EmulatorConnection } from './emulator-connection';
 import type { EnergyVadOptions } from './energy-vad';
 import { mergeFaults, namedFault, parseKeyDirectives, type FaultOptions } from './faults';
 import { defaultModels, type ModelCapabilities } from './models';
-import { ConnectionRecorder, createConnectionRecord, type EmulatorConnectionRecord } from './recorder';
+import { ConnectionRecorder, createConnectionRecord, FULL_RETENTION, type EmulatorConnectionRecord, type EmulatorRetention } from './recorder';
 import { ResumptionStore } from './resumption';
 import { defaultScenario, namedScenario, type Scenario } from './scenario';
+import { WriteCoalescer, type EmulatorTiming } from './timing';
 import { HTTP_REASONS, parseLiveRequestUrl, type FrameMode, type LiveRequest } from './wire';
 
 export interface EmulatorOptions {
@@ -31,8 +32,15 @@ export interface EmulatorOptions {
   logger?: Logger;
   /** Unknown top-level setup fields close 1007. Default true. */
   strictSetup?: boolean;
-  /** Keep received PCM (`pcm`, `receivedPcm()`). Default true; turn off for long-running demo processes. */
+  /**
+   * What to remember about connections. Default `FULL_RETENTION` (tests: every record, message log and PCM byte);
+   * long-running processes (offline demo, CLI) pass `DEMO_RETENTION`: counters only, bounded history, no PCM.
+   */
+  retention?: Partial<EmulatorRetention>;
+  /** Shorthand for `retention.pcm` (kept for existing callers). */
   keepPcm?: boolean;
+  /** When messages go out (see `EmulatorTiming`). Default 'spaced'. */
+  timing?: EmulatorTiming;
   /** Energy VAD tuning (silenceDurationMs comes from each setup). */
   vad?: Pick<EnergyVadOptions, 'thresholdRms' | 'minSpeechMs' | 'frameMs'>;
   /** Clock for record timestamps and handle expiry. Default Date.now. */
@@ -66,14 +74,28 @@ export interface GeminiLiveEmulator {
   terminate(connId: string | 'all'): void;
   /** Barge-in on the reply in progress: `interrupted`, then `turnComplete`. */
   interrupt(connId: string | 'all'): void;
-  /** Sum over all connections of realtimeInput audio PCM bytes received. */
+  /** Sum over the connections still recorded of realtimeInput audio PCM bytes received. */
   totalAudioBytes(): number;
+  /** What the emulator holds right now (to check that a long-running one keeps nothing it does not need). */
+  retained(): EmulatorRetained;
   /** All received PCM, concatenated in arrival order across connections. */
   receivedPcm(): Buffer;
   /** Polls `pred` every few ms; rejects after `timeoutMs` (default 5000). */
   waitFor(pred: () => boolean, timeoutMs?: number): Promise<void>;
   /** Closes every socket (1001) and the server; leaves no handles. */
   stop(): Promise<void>;
+}
+
+/** Sizes of everything the emulator keeps between connections. */
+export interface EmulatorRetained {
+  connectionRecords: number;
+  openConnections: number;
+  upgradeRecords: number;
+  /** PCM bytes held (records and `receivedPcm()`). */
+  pcmBytes: number;
+  /** Entries of the per-message logs over all records. */
+  messageLogEntries: number;
+  resumptionHandles: number;
 }
 
 export async function startGeminiLiveEmulator(opts: EmulatorOptions = {}): Promise<GeminiLiveEmulator> {
@@ -100,7 +122,9 @@ class LiveEmulatorServer implements GeminiLiveEmulator {
   private readonly upgradeLog: UpgradeRecord[] = [];
   private readonly open = new Map<string, { conn: EmulatorConnection; faults: FaultSelection }>();
   private readonly pcmLog: Buffer[] = [];
+  private pcmLogBytes = 0;
   private readonly keyAttempts = new Map<string, number>();
+  private readonly retention: EmulatorRetention;
   private scenario: Scenario;
   private faults: FaultOptions;
   private faultSlotsLeft: number | undefined;
@@ -113,7 +137,8 @@ class LiveEmulatorServer implements GeminiLiveEmulator {
   constructor(private readonly opts: EmulatorOptions) {
     this.log = (opts.logger ?? silentLogger).child({ component: 'gemini-live-emulator' });
     this.clock = opts.clock ?? Date.now;
-    this.resumption = new ResumptionStore(opts.resumptionTtlMs ?? 2 * 60 * 60 * 1000, this.clock);
+    this.retention = { ...FULL_RETENTION, ...(opts.keepPcm !== undefined ? { pcm: opts.keepPcm } : {}), ...opts.retention };
+    this.resumption = new ResumptionStore(opts.resumptionTtlMs ?? 2 * 60 * 60 * 1000, this.clock, this.retention.maxResumptionHandles);
     this.scenario = opts.scenario ?? defaultScenario();
     this.faults = opts.faults ?? {};
     this.faultSlotsLeft = this.faults.faultConnections;
@@ -183,6 +208,23 @@ class LiveEmulatorServer implements GeminiLiveEmulator {
     return this.records.reduce((sum, r) => sum + r.audioBytes, 0);
   }
 
+  retained(): EmulatorRetained {
+    // Every PCM buffer a record keeps is also in the server-wide log (the same buffers): count them once.
+    const pcmBytes = this.pcmLogBytes;
+    let messageLogEntries = 0;
+    for (const r of this.records) {
+      messageLogEntries += r.messages.length + r.sent.length + r.audioChunks.length + r.audioRates.length + r.handles.length;
+    }
+    return {
+      connectionRecords: this.records.length,
+      openConnections: this.open.size,
+      upgradeRecords: this.upgradeLog.length,
+      pcmBytes,
+      messageLogEntries,
+      resumptionHandles: this.resumption.size,
+    };
+  }
+
   receivedPcm(): Buffer {
     return Buffer.concat(this.pcmLog);
   }
@@ -219,12 +261,28 @@ class LiveEmulatorServer implements GeminiLiveEmulator {
     const selection = this.selectFaults(live.key);
     const status = this.faultsOf(selection).handshakeStatus;
     if (status) return this.rejectUpgrade(socket, status, path, live.key);
-    this.upgradeLog.push({ at: this.clock(), path, key: live.key, status: 101 });
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, live, selection));
+    this.logUpgrade({ at: this.clock(), path, key: live.key, status: 101 });
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, socket, live, selection));
+  }
+
+  private logUpgrade(u: UpgradeRecord): void {
+    this.upgradeLog.push(u);
+    if (this.upgradeLog.length > this.retention.maxUpgrades) this.upgradeLog.splice(0, this.upgradeLog.length - this.retention.maxUpgrades);
+  }
+
+  /** Forgets the oldest closed connection records beyond `maxRecords`. */
+  private pruneRecords(): void {
+    let excess = this.records.length - this.retention.maxRecords;
+    for (let i = 0; excess > 0 && i < this.records.length; ) {
+      if (this.records[i].closed && !this.open.has(this.records[i].id)) {
+        this.records.splice(i, 1);
+        excess--;
+      } else i++;
+    }
   }
 
   private rejectUpgrade(socket: Duplex, status: number, path: string, key: string | undefined): void {
-    this.upgradeLog.push({ at: this.clock(), path, key, status });
+    this.logUpgrade({ at: this.clock(), path, key, status });
     this.log.info({ status, path }, 'upgrade rejected');
     const body = errorBody(status);
     socket.once('finish', () => socket.destroy());
@@ -235,13 +293,16 @@ class LiveEmulatorServer implements GeminiLiveEmulator {
     );
   }
 
-  private accept(ws: WebSocket, req: IncomingMessage, live: LiveRequest, selection: FaultSelection): void {
+  private accept(ws: WebSocket, req: IncomingMessage, socket: Duplex, live: LiveRequest, selection: FaultSelection): void {
     const id = `c${++this.connSeq}`;
     const { apiVersion, method, key } = live;
     const record = createConnectionRecord({ id, apiVersion, method, key, headers: req.headers });
     this.records.push(record);
-    const keepPcm = this.opts.keepPcm ?? true;
-    const recorder = new ConnectionRecorder(record, this.clock, keepPcm, (pcm) => this.pcmLog.push(pcm));
+    const recorder = new ConnectionRecorder(record, this.clock, this.retention, (pcm) => {
+      this.pcmLog.push(pcm);
+      this.pcmLogBytes += pcm.length;
+    });
+    const timing = this.opts.timing ?? 'spaced';
     const keyScenario = namedScenario(parseKeyDirectives(live.key).scenario ?? '');
     const conn = new EmulatorConnection({
       id,
@@ -257,10 +318,16 @@ class LiveEmulatorServer implements GeminiLiveEmulator {
       scenario: () => keyScenario ?? this.scenario,
       faults: () => this.faultsOf(selection),
       newSessionId: () => `s${++this.sessionSeq}`,
+      timing,
+      coalescer: timing === 'eager' ? new WriteCoalescer(socket) : undefined,
       logger: this.log,
-      onClosed: () => this.open.delete(id),
+      onClosed: () => {
+        this.open.delete(id);
+        this.pruneRecords();
+      },
     });
     this.open.set(id, { conn, faults: selection });
+    this.pruneRecords();
     this.log.info({ conn: id, apiVersion: live.apiVersion, method: live.method }, 'connection accepted');
   }
 

@@ -1,6 +1,39 @@
 /**
  * What each emulated connection received (and, for debugging, what it sent). Tests assert on these records.
+ * How much is kept is the emulator's `retention`: everything for tests, counters only in the offline demo.
  */
+
+/** What the emulator remembers about its connections. */
+export interface EmulatorRetention {
+  /** Keep every PCM byte received (`record.pcm`, `receivedPcm()`). */
+  pcm: boolean;
+  /** Keep the per-message logs (`messages`, `sent`, `audioChunks`, `audioRates`, `handles`). */
+  messageLog: boolean;
+  /** Connection records kept; beyond it the oldest closed ones are forgotten (open ones are always kept). */
+  maxRecords: number;
+  /** Upgrade records kept (`upgrades`); beyond it the oldest are forgotten. */
+  maxUpgrades: number;
+  /** Resumption handles kept (each valid for its TTL); beyond it the oldest are forgotten. */
+  maxResumptionHandles: number;
+}
+
+/** Tests: everything, forever (the default). */
+export const FULL_RETENTION: EmulatorRetention = {
+  pcm: true,
+  messageLog: true,
+  maxRecords: Infinity,
+  maxUpgrades: Infinity,
+  maxResumptionHandles: Infinity,
+};
+
+/** A long-running process (offline demo, standalone CLI): counters only, a bounded history, no audio. */
+export const DEMO_RETENTION: EmulatorRetention = {
+  pcm: false,
+  messageLog: false,
+  maxRecords: 50,
+  maxUpgrades: 50,
+  maxResumptionHandles: 1_000,
+};
 
 export type ClientMessageKind =
   | 'setup'
@@ -33,12 +66,16 @@ export interface EmulatorConnectionRecord {
   audioBytes: number;
   /** PCM bytes per received audio message. */
   audioChunks: number[];
-  /** The received PCM chunks (empty when the emulator runs with `keepPcm: false`). */
+  /** The received PCM chunks (empty unless the retention keeps PCM). */
   pcm: Buffer[];
   /** Sample rate of each received audio message (from its mimeType). */
   audioRates: number[];
   /** Resumption handle this connection resumed from. */
   resumedFrom?: string;
+  /** Resumption handles this connection issued, in order (empty unless the retention keeps message logs). */
+  handles: string[];
+  /** Of those, how many (counted whatever the retention). */
+  handlesIssued: number;
   /** Turns answered (reached `turnComplete`, including interrupted ones). */
   turns: number;
   /** Of those, how many were interrupted (barge-in or `interrupt()`). */
@@ -62,37 +99,46 @@ export function createConnectionRecord(init: {
     audioChunks: [],
     pcm: [],
     audioRates: [],
+    handles: [],
+    handlesIssued: 0,
     turns: 0,
     interruptedTurns: 0,
   };
 }
 
-/** Writes into one connection's record. */
+/** Writes into one connection's record, keeping what the retention asks for. */
 export class ConnectionRecorder {
   constructor(
     readonly record: EmulatorConnectionRecord,
     private readonly clock: () => number,
-    private readonly keepPcm: boolean,
+    private readonly retention: Pick<EmulatorRetention, 'pcm' | 'messageLog'>,
     private readonly onPcm: (pcm: Buffer) => void,
   ) {}
 
   message(kind: ClientMessageKind): void {
-    this.record.messages.push({ at: this.clock(), kind });
+    if (this.retention.messageLog) this.record.messages.push({ at: this.clock(), kind });
   }
 
   audio(pcm: Buffer, sampleRate: number): void {
     this.message('audio');
     this.record.audioBytes += pcm.length;
-    this.record.audioChunks.push(pcm.length);
-    this.record.audioRates.push(sampleRate);
-    if (this.keepPcm) {
+    if (this.retention.messageLog) {
+      this.record.audioChunks.push(pcm.length);
+      this.record.audioRates.push(sampleRate);
+    }
+    if (this.retention.pcm) {
       this.record.pcm.push(pcm);
       this.onPcm(pcm);
     }
   }
 
   sent(kind: string): void {
-    this.record.sent.push({ at: this.clock(), kind });
+    if (this.retention.messageLog) this.record.sent.push({ at: this.clock(), kind });
+  }
+
+  handleIssued(handle: string): void {
+    this.record.handlesIssued++;
+    if (this.retention.messageLog) this.record.handles.push(handle);
   }
 
   /** The first close wins: a server-initiated close is recorded when it is initiated. */

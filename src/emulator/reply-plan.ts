@@ -36,6 +36,8 @@ export interface ReplyPlanOptions {
   splitParts: number;
   /** Input transcription after the first model content instead of before it. */
   lateInputTranscription: boolean;
+  /** `generationComplete` and `turnComplete` right after the last content, without waiting out its duration. */
+  coalesceEnd?: boolean;
 }
 
 export const OUTPUT_MIME_TYPE = `audio/pcm;rate=${OUTPUT_SAMPLE_RATE}`;
@@ -59,7 +61,7 @@ export function planReply(o: ReplyPlanOptions): ReplyPlan {
 
   const content = o.modality === 'AUDIO' ? audioContent(o, parts) : textContent(o, parts);
   const generationComplete: ReplyStep = {
-    waitMs: content.trailingWaitMs,
+    waitMs: o.coalesceEnd ? 0 : content.trailingWaitMs,
     message: { serverContent: { generationComplete: true } },
   };
   // The delay comes before the first model content (or before generationComplete if there is none).

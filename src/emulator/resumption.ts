@@ -29,7 +29,14 @@ export class ResumptionStore {
   constructor(
     private readonly ttlMs: number,
     private readonly clock: () => number,
+    /** Beyond this many handles the oldest issued are forgotten (a long-running demo must not grow). */
+    private readonly maxEntries = Infinity,
   ) {}
+
+  /** Handles held (valid or not yet pruned). */
+  get size(): number {
+    return this.entries.size;
+  }
 
   issue(connId: string, state: SessionState): string {
     this.prune();
@@ -37,6 +44,11 @@ export class ResumptionStore {
     this.issuedPerConn.set(connId, n);
     const handle = `emu-${connId}-${n}`;
     this.entries.set(handle, { connId, state: { ...state }, expiresAt: Infinity });
+    // A Map iterates in insertion order: the first keys are the oldest handles.
+    for (const old of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries) break;
+      this.entries.delete(old);
+    }
     return handle;
   }
 
@@ -52,6 +64,7 @@ export class ResumptionStore {
     const expiresAt = this.clock() + this.ttlMs;
     for (const entry of this.entries.values()) if (entry.connId === connId) entry.expiresAt = expiresAt;
     this.issuedPerConn.delete(connId);
+    this.prune();
   }
 
   private prune(): void {

@@ -47,6 +47,11 @@ export interface Scenario {
   pacing?: Pacing;
   /** Duration of each reply audio chunk. Default 100 ms (4800 bytes at 24 kHz). */
   outChunkMs?: number;
+  /**
+   * The model speaks first (proactive audio, an interviewer's opening question): this reply starts right after
+   * `setupComplete` on every new session (not on resumed ones); with `eager` timing in the same write.
+   */
+  opening?: Pick<Turn, 'reply' | 'replyAudioMs'>;
 }
 
 export const DEMO_PREFIX =

@@ -1,6 +1,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
+import type { EmulatorRetained } from '../emulator';
 import { AudioDecodeError } from '../services/audio/session-audio-decoder';
 import type { DecoderFactory } from '../services/live-audio-service';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
@@ -32,6 +33,11 @@ export function routeLabel(path: string): string {
   return 'other';
 }
 
+/** The embedded emulator, as far as metrics go. */
+export interface EmulatorRetentionSource {
+  retained(): EmulatorRetained;
+}
+
 interface AudioTotals {
   inSeconds: number;
   relayedSeconds: number;
@@ -49,6 +55,7 @@ export class Metrics {
   private readonly ended: AudioTotals = { inSeconds: 0, relayedSeconds: 0, droppedSeconds: 0 };
   private readonly live = new Set<LiveSession>();
   private decoders: DecoderCountersSource | undefined;
+  private emulator: EmulatorRetentionSource | undefined;
 
   readonly sessionsStarted: Counter<'transport'>;
   readonly sessionsEnded: Counter<'reason'>;
@@ -199,12 +206,34 @@ export class Metrics {
         this.set({ kind: 'external' }, m.external);
       },
     });
+    new Gauge({
+      name: 'live_audio_emulator_retained',
+      help: 'What the embedded Gemini Live emulator (offline demo) holds, by kind (pcm_bytes, connection_records, ...)',
+      labelNames: ['kind'],
+      registers: [r],
+      collect() {
+        this.reset();
+        const held = self.emulator?.retained();
+        if (!held) return;
+        this.set({ kind: 'pcm_bytes' }, held.pcmBytes);
+        this.set({ kind: 'message_log_entries' }, held.messageLogEntries);
+        this.set({ kind: 'connection_records' }, held.connectionRecords);
+        this.set({ kind: 'open_connections' }, held.openConnections);
+        this.set({ kind: 'upgrade_records' }, held.upgradeRecords);
+        this.set({ kind: 'resumption_handles' }, held.resumptionHandles);
+      },
+    });
   }
 
   /** Session and upstream events of every session the registry starts. */
   observeRegistry(registry: SessionRegistry): void {
     registry.on('started', (s) => this.onStarted(s));
     registry.on('ended', (s, info) => this.onEnded(s, info));
+  }
+
+  /** What the embedded emulator holds (offline demo mode; read at scrape time). */
+  observeEmulator(src: EmulatorRetentionSource): void {
+    this.emulator = src;
   }
 
   /** ffmpeg process counters (read at scrape time). */

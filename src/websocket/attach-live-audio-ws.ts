@@ -8,7 +8,9 @@ import type { Logger } from '../util/logger';
 import { redactText, redactUrl } from '../util/logger';
 import { ConnectionCounter } from './connection-counter';
 import { LiveAudioSocket, type PreAuth, type WsConfig } from './live-audio-socket';
+import type { PreAuthRefusal } from './preauth-gate';
 import { SessionHolders } from './session-holders';
+import type { UpgradeBudget } from './upgrade-budget';
 import { rejectUpgrade, upgradeRouterFor } from './upgrade-router';
 import { upgradeCredential, verifyCredential } from './ws-auth';
 import { FixedWindowWsRateLimiter, type WsRateLimits } from './ws-rate-limiter';
@@ -29,8 +31,10 @@ export interface AttachLiveAudioWsOptions {
   path?: string;
   /** Replaces the built-in per-user fixed-window limiter. */
   rateLimits?: WsRateLimits;
-  /** Pre-auth check of an upgrade request (per-IP connection attempts): a 429 refusal, or undefined to go on. */
-  limitUpgrade?: (req: IncomingMessage) => { status: number; code: string; message: string; retryAfterSec: number } | undefined;
+  /** Per-address budget of upgrades from strangers (see `UpgradeBudget`); none: unlimited. */
+  upgradeBudget?: UpgradeBudget;
+  /** A connection was refused before authentication (metrics). */
+  onPreAuthRefusal?: (reason: PreAuthRefusal) => void;
   /** How long `close()` waits for clients to answer the 1001 close before dropping them. Default 2000 ms. */
   closeGraceMs?: number;
 }
@@ -45,7 +49,9 @@ export interface LiveAudioWebSocket {
 /**
  * Serves the `/ws/live-audio` WebSocket on the REST server's port. Origin and header/query credentials are
  * checked before the upgrade completes (refusals use the REST error bodies); frames over `maxPayload` are refused
- * by `ws` before any parsing.
+ * by `ws` before any parsing; before authentication the pre-auth gate bounds what a connection may send.
+ * Upgrades whose credentials check out never count toward the per-address budget; anonymous ones count until
+ * their auth message checks out.
  */
 export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudioWebSocket {
   const log = o.logger.child({ component: 'ws' });
@@ -66,7 +72,7 @@ export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudio
   const holders = new SessionHolders<LiveAudioSocket>();
   let closing = false;
 
-  const accept = (req: IncomingMessage, socket: Duplex, head: Buffer, preAuth: PreAuth | null) => {
+  const accept = (req: IncomingMessage, socket: Duplex, head: Buffer, preAuth: PreAuth | null, counted: boolean) => {
     wss.handleUpgrade(req, socket, head, (ws) => {
       if (closing) {
         ws.close(1001, 'Server shutting down');
@@ -83,23 +89,39 @@ export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudio
           config: cfg,
           logger: o.logger,
           onClosed: (x) => sockets.delete(x),
+          onPreAuthRefusal: o.onPreAuthRefusal,
         },
-        { remoteAddress: req.socket.remoteAddress, url: redactUrl(req.url ?? '') },
+        {
+          remoteAddress: req.socket.remoteAddress,
+          url: redactUrl(req.url ?? ''),
+          transport: socket,
+          // Its credentials checked out: this upgrade no longer counts against the address.
+          onAuthenticatedByMessage: counted ? () => o.upgradeBudget?.giveBack(req) : undefined,
+        },
         preAuth,
       );
       if (!s.isClosed) sockets.add(s);
     });
   };
 
+  const shuttingDown = { success: false, error: 'Server is shutting down; try again shortly', code: 'SERVER_SHUTTING_DOWN' };
+
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => {
     const onError = (err: Error) => log.debug({ err: redactText(err.message) }, 'socket error during upgrade');
     socket.on('error', onError);
     try {
-      if (closing) return rejectUpgrade(socket, 503, { success: false, error: 'Server is shutting down; try again shortly', code: 'SERVER_SHUTTING_DOWN' });
-      const limited = o.limitUpgrade?.(req);
-      if (limited) {
-        const body = { success: false, error: limited.message, code: limited.code, retryAfter: limited.retryAfterSec };
-        return rejectUpgrade(socket, limited.status, body, { 'Retry-After': String(limited.retryAfterSec) });
+      if (closing) return rejectUpgrade(socket, 503, shuttingDown);
+      // Credentials on the upgrade are checked first: valid ones never touch the per-address budget.
+      const cred = upgradeCredential(req, url);
+      const outcome = cred ? await verifyCredential(o.authenticator, cred.credential) : undefined;
+      if (socket.destroyed) return;
+      const trusted = outcome?.ok === true;
+      if (!trusted) {
+        const limited = o.upgradeBudget?.take(req);
+        if (limited) {
+          const body = { success: false, error: limited.message, code: limited.code, retryAfter: limited.retryAfterSec };
+          return rejectUpgrade(socket, limited.status, body, { 'Retry-After': String(limited.retryAfterSec) });
+        }
       }
       const origin = req.headers.origin;
       if (origin && !originAllowed(origin, req.headers.host)) {
@@ -107,18 +129,15 @@ export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudio
         return rejectUpgrade(socket, 403, { success: false, error: 'Origin not allowed', code: 'CORS_ORIGIN_DENIED' });
       }
       let preAuth: PreAuth | null = null;
-      const cred = upgradeCredential(req, url);
-      if (cred) {
-        const outcome = await verifyCredential(o.authenticator, cred.credential);
-        if (socket.destroyed) return;
+      if (cred && outcome) {
         if (!outcome.ok) {
           log.info({ source: cred.source, code: outcome.error.code }, 'websocket refused: invalid credential');
           return rejectUpgrade(socket, 401, { success: false, error: outcome.error.message, code: outcome.error.code });
         }
         preAuth = { principal: outcome.principal, source: cred.source };
       }
-      if (closing) return rejectUpgrade(socket, 503, { success: false, error: 'Server is shutting down; try again shortly', code: 'SERVER_SHUTTING_DOWN' });
-      accept(req, socket, head, preAuth);
+      if (closing) return rejectUpgrade(socket, 503, shuttingDown);
+      accept(req, socket, head, preAuth, !trusted);
     } finally {
       socket.off('error', onError);
     }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { jsonNestingExceeds } from './json-depth';
 
 /**
  * The messages a `/ws/live-audio` client may send (contract.md §2.2 plus `text`, `image`, `interrupt`, `ping`),
@@ -154,11 +155,21 @@ export function validateClientMessage(value: unknown): ParseResult {
   };
 }
 
-/** Decodes a frame (text, or binary carrying UTF-8 JSON like the old backend accepted) and validates it. */
+/** No client message nests deeper than this (an object of scalars is depth 1); deeper frames are not parsed. */
+export const MAX_MESSAGE_DEPTH = 8;
+
+/**
+ * Decodes a frame (text, or binary carrying UTF-8 JSON like the old backend accepted) and validates it. A frame
+ * nested deeper than {@link MAX_MESSAGE_DEPTH} is refused before `JSON.parse` (see json-depth.ts).
+ */
 export function parseClientFrame(data: Buffer | string): ParseResult {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  if (jsonNestingExceeds(bytes, MAX_MESSAGE_DEPTH)) {
+    return { ok: false, problem: { code: 'INVALID_MESSAGE', error: `Message nested deeper than ${MAX_MESSAGE_DEPTH} levels` } };
+  }
   let value: unknown;
   try {
-    value = JSON.parse(typeof data === 'string' ? data : data.toString('utf8'));
+    value = JSON.parse(bytes.toString('utf8'));
   } catch {
     return { ok: false, problem: { code: 'INVALID_JSON', error: 'Invalid message: not valid JSON' } };
   }

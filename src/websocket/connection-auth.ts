@@ -24,7 +24,7 @@ export interface ConnectionAuthOptions {
   /** True while the connection waits for credentials (false once it is open, closing or closed). */
   isAwaitingAuth(): boolean;
   /** The principal was accepted: the connection opens. Called before `auth_success` is sent. */
-  onAuthenticated(): void;
+  onAuthenticated(source: AuthSource): void;
   /** Closes the connection after a refusal (the refusal message was already sent). */
   close(code: number, reason: string): void;
 }
@@ -101,7 +101,7 @@ export class ConnectionAuth {
     this.current = principal;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.o.onAuthenticated();
+    this.o.onAuthenticated(source);
     this.o.log.info({ owner: principal.id, authMethod: principal.authMethod, source }, 'websocket authenticated');
     this.o.sender.send(ServerMessages.authSuccess(principal));
   }

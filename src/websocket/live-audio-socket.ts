@@ -1,3 +1,4 @@
+import type { Duplex } from 'node:stream';
 import type { RawData, WebSocket } from 'ws';
 import type { AppConfig } from '../config/config';
 import type { Authenticator, Principal } from '../services/auth/principal';
@@ -6,13 +7,14 @@ import type { LiveSession } from '../services/session/live-session';
 import { AppError } from '../util/app-error';
 import type { Logger } from '../util/logger';
 import { redactText } from '../util/logger';
-import { parseClientFrame } from './client-messages';
 import { ConnectionAuth, type PreAuth } from './connection-auth';
 import type { ConnectionCounter } from './connection-counter';
 import type { ConnectionStats, MessageContext } from './handlers/message-context';
 import { Heartbeat } from './heartbeat';
 import { InboundQueue } from './inbound-queue';
 import { MessageDispatcher } from './message-dispatcher';
+import { PreAuthFrameFilter } from './preauth-frame-filter';
+import { PREAUTH_CLOSE_REASONS, PREAUTH_MAX_UNREAD_BYTES, PreAuthGate, type PreAuthRefusal } from './preauth-gate';
 import { CloseCodes, ServerMessages } from './server-messages';
 import type { SessionHolder, SessionHolders } from './session-holders';
 import { SessionSlot } from './session-slot';
@@ -34,10 +36,25 @@ export interface LiveAudioSocketDeps {
   logger: Logger;
   /** Called once when the socket has closed. */
   onClosed: (s: LiveAudioSocket) => void;
+  /** A connection was refused before authentication (metrics). */
+  onPreAuthRefusal?: (reason: PreAuthRefusal) => void;
+}
+
+/** Connection facts from the upgrade request. */
+export interface LiveAudioSocketMeta {
+  remoteAddress: string | undefined;
+  /** The request URL with credentials redacted. */
+  url: string;
+  /** Gives back the per-address upgrade count once an auth message checks out (anonymous upgrades only). */
+  onAuthenticatedByMessage?: () => void;
+  /** The TCP socket under `ws` (the pre-auth frame filter reads frame headers on it). */
+  transport: Duplex;
 }
 
 /** How long a socket closed for a stalled send buffer may take to finish the close handshake. */
 const STALL_CLOSE_GRACE_MS = 5000;
+/** A connection refused before authentication (or for unread replies) gets this long to read our close. */
+const REFUSAL_CLOSE_GRACE_MS = 1000;
 
 type State = 'awaiting_auth' | 'open' | 'closing' | 'closed';
 
@@ -59,6 +76,9 @@ export class LiveAudioSocket implements SessionHolder {
   private readonly slot: SessionSlot<LiveAudioSocket>;
   private readonly inbound: InboundQueue;
   private readonly dispatcher: MessageDispatcher;
+  private readonly preAuthGate: PreAuthGate;
+  /** Until authenticated: sees every frame header before `ws` does (see preauth-frame-filter.ts). */
+  private readonly frameFilter: PreAuthFrameFilter | undefined;
   private inactivityTimer: NodeJS.Timeout | undefined;
   private graceTimer: NodeJS.Timeout | undefined;
   private readonly log: Logger;
@@ -68,12 +88,17 @@ export class LiveAudioSocket implements SessionHolder {
   constructor(
     private readonly ws: WebSocket,
     private readonly deps: LiveAudioSocketDeps,
-    meta: { remoteAddress: string | undefined; url: string },
+    meta: LiveAudioSocketMeta,
     preAuth: PreAuth | null,
   ) {
     this.log = deps.logger.child({ component: 'ws', conn: this.id });
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
     const cfg = deps.config;
+    this.preAuthGate = new PreAuthGate({
+      maxFrames: cfg.preAuthMaxFrames,
+      maxFrameBytes: cfg.preAuthMaxFrameBytes,
+      maxUnreadBytes: PREAUTH_MAX_UNREAD_BYTES,
+    });
     this.sender = new SocketSender(ws, {
       maxBufferedBytes: cfg.sendBufferBytes,
       stallMs: cfg.sendStallMs,
@@ -94,9 +119,11 @@ export class LiveAudioSocket implements SessionHolder {
       sender: this.sender,
       log: this.log,
       isAwaitingAuth: () => this.state === 'awaiting_auth',
-      onAuthenticated: () => {
+      onAuthenticated: (source) => {
         this.state = 'open';
+        this.frameFilter?.release();
         this.touchInactivity();
+        if (source === 'message') meta.onAuthenticatedByMessage?.();
       },
       close: (code, reason) => this.closeWith(code, reason),
     });
@@ -117,7 +144,18 @@ export class LiveAudioSocket implements SessionHolder {
       auth: this.auth,
       context: this.messageContext(),
       onActivity: () => this.touchInactivity(),
+      refuseUnauthenticated: () => this.refuseBeforeAuth('not_auth'),
+      refuse: (reply) => this.refuseFrame(reply),
     });
+    if (!preAuth) {
+      // Every frame of a stranger is counted and sized from its header, before `ws` buffers or parses it.
+      this.frameFilter = new PreAuthFrameFilter(
+        meta.transport,
+        (payloadBytes) => this.preAuthGate.admit(payloadBytes, this.sender.bufferedAmount),
+        (reason) => this.refuseBeforeAuth(reason),
+      );
+      this.frameFilter.attach();
+    }
     ws.on('message', (data) => this.onFrame(data));
     ws.on('close', (code, reason) => this.onClose(code, reason.toString('utf8')));
     // `ws` reports protocol errors (e.g. a frame over maxPayload) here and closes the socket itself.
@@ -157,10 +195,40 @@ export class LiveAudioSocket implements SessionHolder {
     if (!this.isAccepting) return;
     this.heartbeat.alive();
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    const parsed = parseClientFrame(buf);
-    // Refusals go through the queue too, so replies keep the order of the messages they answer.
-    if (!parsed.ok) this.inbound.enqueue(() => this.sender.send(ServerMessages.error(parsed.problem)));
-    else this.inbound.enqueue(() => this.dispatcher.dispatch(parsed.message));
+    // (Before authentication the frame filter has already counted and sized it.) Parsed when its turn comes, so
+    // replies keep the order of the messages they answer.
+    this.inbound.enqueue(() => this.dispatcher.dispatchFrame(buf));
+  }
+
+  /**
+   * Closes an unauthenticated connection that broke the pre-auth rules: 1008, no reply built, reading stopped
+   * (nothing more it sends is looked at), dropped if it does not take our close within a second.
+   */
+  private refuseBeforeAuth(reason: PreAuthRefusal): void {
+    if (!this.isAccepting) return;
+    this.log.info({ reason, frames: this.preAuthGate.framesSeen }, 'websocket refused before authentication');
+    this.deps.onPreAuthRefusal?.(reason);
+    // Nothing it sends from now on reaches `ws` (what its paused socket still buffers is dropped at the close).
+    this.frameFilter?.block();
+    this.closeWith(CloseCodes.policyViolation, PREAUTH_CLOSE_REASONS[reason], REFUSAL_CLOSE_GRACE_MS);
+    try {
+      this.ws.pause();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  /**
+   * An authenticated client's frame was refused: it gets its reply, unless it leaves our replies unread beyond
+   * the send buffer cap; then the connection is closed (1008) instead of piling up more replies.
+   */
+  private refuseFrame(reply: () => object): void {
+    if (this.sender.bufferedAmount < this.deps.config.sendBufferBytes) {
+      this.sender.send(reply);
+      return;
+    }
+    this.log.info({ buffered: this.sender.bufferedAmount }, 'websocket refused frames while its replies are unread: closing');
+    this.closeWith(CloseCodes.policyViolation, PREAUTH_CLOSE_REASONS.replies_unread, REFUSAL_CLOSE_GRACE_MS);
   }
 
   private messageContext(): MessageContext {
@@ -246,6 +314,7 @@ export class LiveAudioSocket implements SessionHolder {
   private onClose(code: number, reason: string): void {
     if (this.state === 'closed') return;
     this.state = 'closed';
+    this.frameFilter?.release();
     this.auth.stopTimer();
     clearTimeout(this.inactivityTimer);
     clearTimeout(this.graceTimer);

@@ -38,12 +38,6 @@ export const ServerMessages = {
 
   authFailed: (error: string, code: string) => ({ type: 'auth_failed' as const, error, code }),
 
-  authRequired: () => ({
-    type: 'auth_required' as const,
-    error: 'Please authenticate first using auth message type',
-    code: 'AUTH_REQUIRED',
-  }),
-
   authTimeout: (ms: number) => ({
     type: 'auth_timeout' as const,
     error: `Authentication required within ${Math.round(ms / 100) / 10} seconds`,

@@ -51,6 +51,18 @@ export class SessionBinding {
     return this.isActive;
   }
 
+  /**
+   * For a session started for this connection whose model already spoke (an opening that came with the setup,
+   * before anything could listen): sends that turn's state now (`transcription_result`, then `turn_complete` when
+   * it is complete). Reply audio that preceded the binding is not replayed.
+   */
+  catchUpTurn(): void {
+    const snap = this.session.snapshot();
+    if (!this.isActive || snap.turnId === 0) return;
+    this.send(ServerMessages.transcription(this.session, snap));
+    if (snap.turnComplete) this.send(ServerMessages.turnComplete(this.session, snap));
+  }
+
   /** For a session that ended before it was bound: sends its `session_ended` now. */
   catchUpEnded(): void {
     if (this.session.ended) this.handleEnded(this.session.endedInfo!);

@@ -24,6 +24,10 @@ describe('emulator CLI', () => {
     expect(() => parseEmulatorCliArgs(['--port', 'x'])).toThrow(EmulatorCliUsageError);
     expect(() => parseEmulatorCliArgs(['--fault', 'nope'])).toThrow('unknown fault nope');
     expect(() => parseEmulatorCliArgs(['--port'])).toThrow('--port needs a value');
+    // Like a busy production server unless told otherwise.
+    expect(parseEmulatorCliArgs([]).timing).toBe('eager');
+    expect(parseEmulatorCliArgs(['--timing', 'spaced']).timing).toBe('spaced');
+    expect(() => parseEmulatorCliArgs(['--timing', 'soon'])).toThrow('--timing must be spaced or eager');
   });
 
   it('prints its base URL, serves the SDK, and exits 0 on SIGTERM', async () => {

@@ -160,14 +160,17 @@ describe('defaults', () => {
 });
 
 describe('WebSocket limits come from the shared limiter', () => {
-  it('per-IP upgrade attempts (429 + Retry-After, X-Forwarded-For ignored) and per-user messages', async () => {
+  it('per-IP upgrade attempts of strangers (429 + Retry-After, X-Forwarded-For ignored) and per-user messages', async () => {
     const t = await startTestServer({ env: { LIVE_AUDIO_MAX_CONNECTIONS_PER_IP_PER_MINUTE: '2', LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: '3' } });
     const open: WsProbe[] = [];
     try {
+      // Upgrades without credentials count against the address...
+      open.push(await WsProbe.open(wsUrlOf(t.url)));
+      open.push(await WsProbe.open(wsUrlOf(t.url)));
+      await expect(WsProbe.open(wsUrlOf(t.url), { 'X-Forwarded-For': '203.0.113.50' })).rejects.toThrow('upgrade refused: 429');
+      // ...valid credentials on the upgrade never do (issue 11 row 9).
       open.push(await WsProbe.open(wsUrlOf(t.url, t.keys.alice)));
-      open.push(await WsProbe.open(wsUrlOf(t.url, t.keys.alice)));
-      await expect(WsProbe.open(wsUrlOf(t.url, t.keys.alice), { 'X-Forwarded-For': '203.0.113.50' })).rejects.toThrow('upgrade refused: 429');
-      const c = open[0];
+      const c = open[2];
       await c.waitFor((m) => m.type === 'auth_success');
       for (let i = 0; i < 3; i++) expect((await c.request({ type: 'ping' }, ['pong', 'rate_limit_exceeded'])).type).toBe('pong');
       const refused = await c.request({ type: 'ping' }, ['pong', 'rate_limit_exceeded']);

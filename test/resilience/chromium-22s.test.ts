@@ -7,6 +7,7 @@
  *
  * Pacing: chunks are posted every CHUNK_GAP_MS = 250 ms (4x faster than the 1000 ms timeslice) to keep the suite
  * short; turn detection in the emulator runs on audio time, so the turns are the same as at real time.
+ * Both emulator timings (`spaced`, and `eager`: a handle in the same read as setupComplete).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -18,7 +19,7 @@ import type { TurnSnapshot } from '../../src/services/session/turn-tracker';
 import { loadRecording, referenceDecode } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend } from '../helpers/frontend-client';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
-import { API, NO_RATE_LIMITS } from './helpers';
+import { API, NO_RATE_LIMITS, TIMINGS } from './helpers';
 
 const CHUNK_GAP_MS = 250;
 const REPLY = 'Nice to meet you, Alex. Let us start the interview.';
@@ -26,7 +27,7 @@ const REPLY = 'Nice to meet you, Alex. Let us start the interview.';
 const rec = loadRecording('chromium-long-22s');
 const reference = referenceDecode(Buffer.concat(rec.chunks));
 
-describe('done-criterion: 22 s Chromium recording through upstream faults', () => {
+describe.each(TIMINGS)('done-criterion: 22 s Chromium recording through upstream faults (%s timing)', (timing) => {
   let t: TestServer;
   /** PCM as the session's decoder produced it (what the relay had to deliver). */
   let decoded: Buffer[];
@@ -36,6 +37,7 @@ describe('done-criterion: 22 s Chromium recording through upstream faults', () =
     const real = createFfmpegDecoderFactory({ ffmpegPath: resolveFfmpegPath({}).path });
     t = await startTestServer({
       env: NO_RATE_LIMITS,
+      emulator: { timing },
       overrides: {
         decoders: {
           create(label: string) {
@@ -105,7 +107,7 @@ describe('done-criterion: 22 s Chromium recording through upstream faults', () =
     expect(t.emu.connections.length).toBeGreaterThan(1);
     expect(t.emu.connections.slice(1).some((c) => c.resumedFrom !== undefined)).toBe(true);
     const st = (await request(t.url).get(`${API}/session/${sessionId}/status`).set(headers)).body.data;
-    expect(st.upstream).toMatchObject({ state: 'open', connections: 2, reconnects: 1, droppedAudioMs: 0 });
+    expect(st.upstream).toMatchObject({ state: 'open', connections: 2, reconnects: 1, resumedReconnects: 1, droppedAudioMs: 0 });
     if (fault === 'an abrupt drop') expect(st.upstream.lastCloseCode).toBe(1006);
 
     // The user's words and the reply still come back, after the fault too: to the REST client, and per turn.

@@ -6,7 +6,7 @@ import pino from 'pino';
 import { scriptedScenario } from '../../src/emulator';
 import { ConfigError, loadConfig } from '../../src/config/config';
 import { sleep } from '../helpers/test-server';
-import { expectExactlyOnce, patternPcm, startResilienceServer, startRestSession, streamPcm, waitForStatus } from './helpers';
+import { TIMINGS, expectExactlyOnce, patternPcm, startResilienceServer, startRestSession, streamPcm, waitForStatus } from './helpers';
 
 describe('resilience configuration', () => {
   it('has the documented defaults', () => {
@@ -75,8 +75,8 @@ describe('resilience configuration', () => {
     }
   });
 
-  it('bounds the per-session backlog by LIVE_AUDIO_UPSTREAM_BACKLOG_MS and reports the overflow on the status', async () => {
-    const t = await startResilienceServer({ env: { LIVE_AUDIO_UPSTREAM_BACKLOG_MS: '300', LIVE_AUDIO_RECONNECT_BUDGET_MS: '4000' } });
+  it.each(TIMINGS)('bounds the per-session backlog by LIVE_AUDIO_UPSTREAM_BACKLOG_MS and reports the overflow on the status (%s timing)', async (timing) => {
+    const t = await startResilienceServer({ timing, env: { LIVE_AUDIO_UPSTREAM_BACKLOG_MS: '300', LIVE_AUDIO_RECONNECT_BUDGET_MS: '4000' } });
     try {
       const s = await startRestSession(t);
       t.emu.setFaults({ handshakeStatus: 503 });
@@ -98,10 +98,10 @@ describe('resilience configuration', () => {
 });
 
 describe('operators', () => {
-  it('see the upstream on the session status and one log line per rotation, with its cause', async () => {
+  it.each(TIMINGS)('see the upstream on the session status and one log line per rotation, with its cause (%s timing)', async (timing) => {
     const lines: any[] = [];
     const logger = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-    const t2 = await startResilienceServer({ logger });
+    const t2 = await startResilienceServer({ logger, timing });
     try {
       t2.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: 'w', reply: 'r' } }));
       const s = await startRestSession(t2);
@@ -118,6 +118,9 @@ describe('operators', () => {
         connected: true,
         connections: 3,
         reconnects: 2,
+        resumedReconnects: 2,
+        freshReconnects: 0,
+        lastReconnect: { resumed: true, connectionNo: 3 },
         lastCloseCode: 1011,
         lastCloseReason: 'Internal error encountered.',
         droppedAudioMs: 0,
@@ -133,7 +136,10 @@ describe('operators', () => {
       ]);
       expect(rotations[1]).toMatchObject({ code: 1011, reason: 'Internal error encountered.', level: 40 });
       expect(lines.filter((l) => l.msg === 'upstream goAway received')).toHaveLength(1);
-      expect(lines.filter((l) => l.msg === 'upstream reconnected').map((l) => l.connectionNo)).toEqual([2, 3]);
+      expect(lines.filter((l) => l.msg === 'upstream reconnected').map((l) => [l.connectionNo, l.resumed])).toEqual([
+        [2, true],
+        [3, true],
+      ]);
       expect(JSON.stringify(lines)).not.toContain('test-gemini-key');
     } finally {
       await t2.close();

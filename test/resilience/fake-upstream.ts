@@ -29,6 +29,8 @@ export class FakeConnection extends TypedEmitter<UpstreamEvents> implements Upst
   private closed: UpstreamCloseInfo | undefined;
   /** The "socket" died but the close event has not been seen yet (sends still "succeed"). */
   deadSocket = false;
+  /** Like the real connection, events wait for `startDelivery()` (undefined once delivering). */
+  private held: (() => void)[] | undefined = [];
 
   constructor(
     readonly id: string,
@@ -69,6 +71,16 @@ export class FakeConnection extends TypedEmitter<UpstreamEvents> implements Upst
 
   sendImage(): void {}
 
+  startDelivery(): void {
+    const held = this.held;
+    this.held = undefined;
+    for (const emit of held ?? []) emit();
+  }
+
+  get delivering(): boolean {
+    return this.held === undefined;
+  }
+
   close(): void {
     this.closeCalls++;
     if (this.closed || !this.echoClose) return;
@@ -84,16 +96,21 @@ export class FakeConnection extends TypedEmitter<UpstreamEvents> implements Upst
     return !!this.closed;
   }
 
-  /** Emits a server event (test helper around the protected emit). */
+  /** A server event (test helper around the protected emit); held until `startDelivery()`, like the real one. */
   fire<K extends keyof UpstreamEvents & string>(event: K, ...args: Parameters<UpstreamEvents[K]>): void {
-    this.emit(event, ...args);
+    if (this.held) this.held.push(() => this.emit(event, ...args));
+    else this.emit(event, ...args);
   }
 
   private finish(info: UpstreamCloseInfo): void {
     if (this.closed) return;
     this.closed = info;
-    this.emit('close', info);
-    this.removeAllListeners();
+    const emitClose = () => {
+      this.emit('close', info);
+      this.removeAllListeners();
+    };
+    if (this.held) this.held.push(emitClose);
+    else emitClose();
   }
 }
 
@@ -112,6 +129,8 @@ export class FakeProvider implements UpstreamProvider {
   aborted = 0;
   /** Records the order of close()/connect() across connections. */
   readonly events: string[] = [];
+  /** Runs before `connect()` resolves: what the server sends with its setup (held by the connection). */
+  onSetup: ((conn: FakeConnection) => void) | undefined;
 
   async connect(config: UpstreamSessionConfig, opts: UpstreamConnectOptions = {}): Promise<UpstreamConnection> {
     this.calls.push({ config, at: Date.now() });
@@ -133,6 +152,7 @@ export class FakeProvider implements UpstreamProvider {
       close();
     };
     this.connections.push(conn);
+    this.onSetup?.(conn);
     return conn;
   }
 

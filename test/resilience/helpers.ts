@@ -3,7 +3,7 @@
  * ResilientUpstream → real @google/genai SDK) against the Gemini Live emulator.
  */
 import request from 'supertest';
-import type { EmulatorOptions, FaultOptions, GeminiLiveEmulator } from '../../src/emulator';
+import { EMULATOR_TIMINGS, type EmulatorConnectionRecord, type EmulatorOptions, type EmulatorTiming, type FaultOptions, type GeminiLiveEmulator } from '../../src/emulator';
 import type { ResilienceOptions } from '../../src/services/upstream/resilient-upstream';
 import type { Logger } from '../../src/util/logger';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
@@ -19,10 +19,29 @@ export const NO_RATE_LIMITS: Record<string, string> = {
   LIVE_AUDIO_MAX_REQUESTS_PER_IP_PER_MINUTE: '0',
 };
 
+/**
+ * The emulator timings every resilience suite runs in: `spaced` (one write per message, the first handle after the
+ * first turn) and `eager` (a handle and usage in the same TCP read as setupComplete, replies' ends coalesced), see
+ * src/emulator/timing.ts.
+ */
+export const TIMINGS: readonly EmulatorTiming[] = EMULATOR_TIMINGS;
+
+/**
+ * The handle a connection issued at the end of its `turn`-th answered turn (1-based). With eager timing the
+ * connection issued one more before it, with its setupComplete.
+ */
+export function handleAfterTurn(rec: EmulatorConnectionRecord, turn: number, timing: EmulatorTiming): string | undefined {
+  return rec.handles[turn - 1 + (timing === 'eager' ? 1 : 0)];
+}
+
+/** The last handle a connection issued. */
+export const latestHandle = (rec: EmulatorConnectionRecord): string | undefined => rec.handles[rec.handles.length - 1];
+
 export async function startResilienceServer(
   opts: {
     faults?: FaultOptions;
     emulator?: EmulatorOptions;
+    timing?: EmulatorTiming;
     resilience?: Partial<ResilienceOptions>;
     env?: Record<string, string>;
     logger?: Logger;
@@ -30,7 +49,7 @@ export async function startResilienceServer(
 ): Promise<TestServer> {
   return startTestServer({
     env: { LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0', ...NO_RATE_LIMITS, ...opts.env },
-    emulator: { ...opts.emulator, ...(opts.faults ? { faults: opts.faults } : {}) },
+    emulator: { ...opts.emulator, ...(opts.timing ? { timing: opts.timing } : {}), ...(opts.faults ? { faults: opts.faults } : {}) },
     overrides: { ...(opts.resilience ? { resilience: opts.resilience } : {}), ...(opts.logger ? { logger: opts.logger } : {}) },
   });
 }

@@ -40,6 +40,7 @@ async function started(opts: Partial<ResilienceOptions> = {}): Promise<Harness> 
     failures.push(f);
   });
   await up.start();
+  up.startDelivery();
   return { p, up, events, failures };
 }
 
@@ -97,6 +98,99 @@ describe('session resumption', () => {
     expect(p.calls).toHaveLength(2);
     expect(p.calls[1].config.resumptionHandle).toBe('h2');
     expect(up.stats()).toMatchObject({ state: 'open', connections: 2, reconnects: 1, hasResumptionHandle: true });
+    up.close();
+  });
+});
+
+describe('messages that arrive with the setup', () => {
+  it('are held until startDelivery(), then passed on in order: nothing is lost to late listeners', async () => {
+    const p = new FakeProvider();
+    // What a busy server sends in the same read as setupComplete: a handle, the model's first words.
+    p.onSetup = (conn) => {
+      conn.fire('resumptionUpdate', { handle: 'h0', resumable: true });
+      conn.fire('outputTranscription', 'Hello,');
+      conn.fire('outputTranscription', ' I am listening.');
+      conn.fire('turnComplete');
+    };
+    const up = new ResilientUpstream(p, CONFIG, { random: () => 1 });
+    await up.start();
+    await tick(); // listeners attached well after connect() resolved
+    const seen: string[] = [];
+    up.on('outputTranscription', (t) => seen.push(t));
+    up.on('turnComplete', () => seen.push('turnComplete'));
+    expect(seen).toEqual([]);
+    up.startDelivery();
+    expect(seen).toEqual(['Hello,', ' I am listening.', 'turnComplete']);
+    expect(up.stats().hasResumptionHandle).toBe(true);
+    // The first handle is used at the first reconnect.
+    p.last.serverClose(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    expect(p.calls[1].config.resumptionHandle).toBe('h0');
+    up.close();
+  });
+
+  it('a reconnect\'s setup messages (a goAway at once) are heard while the rotation is being wired', async () => {
+    const { p, up, events } = await started();
+    completeTurn(p.last, 'h1');
+    p.onSetup = (conn) => {
+      if (conn.id !== 'f2') return;
+      conn.fire('resumptionUpdate', { handle: 'h2', resumable: true });
+      conn.fire('goAway', 10_000);
+    };
+    p.last.serverClose(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    // f2 was sent away with its setup and the link was idle: it rotated at once, resuming with f2's own handle.
+    await tick();
+    expect(p.calls.map((c) => c.config.resumptionHandle)).toEqual([undefined, 'h1', 'h2']);
+    expect(events.filter((e) => e.startsWith('rotation'))).toEqual(['rotation:unexpected_close', 'rotation:go_away']);
+    up.close();
+  });
+
+  it('a close that came with the setup is delivered after the held messages', async () => {
+    const p = new FakeProvider();
+    p.onSetup = (conn) => {
+      if (conn.id !== 'f1') return;
+      conn.fire('resumptionUpdate', { handle: 'h0', resumable: true });
+      conn.serverClose(1011, 'Internal error encountered.');
+    };
+    const up = new ResilientUpstream(p, CONFIG, { random: () => 1 });
+    await up.start();
+    up.startDelivery();
+    expect(up.state).toBe('reconnecting');
+    await jest.advanceTimersByTimeAsync(250);
+    expect(p.calls[1].config.resumptionHandle).toBe('h0');
+    expect(up.stats()).toMatchObject({ state: 'open', reconnects: 1, resumedReconnects: 1, freshReconnects: 0 });
+    up.close();
+  });
+});
+
+describe('what the stats say about a reconnect', () => {
+  it('a reconnect without a handle is reported as fresh (the model lost the conversation), not as resumed', async () => {
+    const { p, up } = await started();
+    const connected: { resumed: boolean; reconnect: boolean }[] = [];
+    up.on('connected', (i) => connected.push({ resumed: i.resumed, reconnect: i.reconnect }));
+    p.last.serverClose(1006); // no handle yet
+    await jest.advanceTimersByTimeAsync(250);
+    expect(up.stats()).toMatchObject({ reconnects: 1, resumedReconnects: 0, freshReconnects: 1, lastReconnect: { resumed: false, connectionNo: 2 } });
+    completeTurn(p.last, 'h1');
+    p.last.serverClose(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    expect(up.stats()).toMatchObject({ reconnects: 2, resumedReconnects: 1, freshReconnects: 1, lastReconnect: { resumed: true, connectionNo: 3 } });
+    expect(connected).toEqual([
+      { resumed: false, reconnect: true },
+      { resumed: true, reconnect: true },
+    ]);
+    up.close();
+  });
+
+  it('a handle refused with 1007 and a fresh session instead is reported as fresh', async () => {
+    const { p, up } = await started();
+    completeTurn(p.last, 'h1');
+    p.script.push({ fail: new UpstreamConnectError('Gemini rejected the request (1007): invalid handle', true, 1007, 'invalid handle') });
+    p.last.serverClose(1006);
+    await jest.advanceTimersByTimeAsync(250);
+    expect(p.calls.map((c) => c.config.resumptionHandle)).toEqual([undefined, 'h1', undefined]);
+    expect(up.stats()).toMatchObject({ state: 'open', reconnects: 1, resumedReconnects: 0, freshReconnects: 1, hasResumptionHandle: false });
     up.close();
   });
 });

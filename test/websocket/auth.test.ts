@@ -113,13 +113,12 @@ describe('WebSocket authentication', () => {
     expect((await c.next('auth_success')).user.username).toBe('alice');
   });
 
-  it('answers auth_required before authentication and keeps the socket open', async () => {
+  it('closes a socket whose first frame is not an auth message: 1008, no reply built', async () => {
     const c = track(await connect(wsUrl(t.url)));
     await c.next('connected');
-    const r = await c.request({ type: 'start_session', session_id: 'x1' }, 'auth_required');
-    expect(r.error).toBe('Please authenticate first using auth message type');
-    await c.request({ type: 'auth', token: t.keys.alice }, 'auth_success');
-    expect(c.closeInfo).toBeUndefined();
+    c.send({ type: 'start_session', session_id: 'x1' });
+    expect(await c.waitClose()).toEqual({ code: 1008, reason: 'Authentication required' });
+    expect(c.messages.map((m) => m.type)).toEqual(['connected']);
   });
 
   it('messages queued behind a pending auth are handled after it (no spurious auth_required)', async () => {

@@ -95,11 +95,11 @@ describe('WebSocket message validation and frames', () => {
     c.send(big);
     expect((await c.waitClose()).code).toBe(1009);
 
-    // Unauthenticated too: the frame is never parsed (no error message, no auth_required).
+    // Unauthenticated: refused from its header by the pre-auth frame filter (1008), never buffered or parsed.
     const anon = await connect(wsUrl(t.url));
     await anon.next('connected');
     anon.send('x'.repeat(MAX_PAYLOAD + 1));
-    expect((await anon.waitClose()).code).toBe(1009);
+    expect(await anon.waitClose()).toEqual({ code: 1008, reason: 'Message too large before authentication' });
     expect(anon.messages.map((m) => m.type)).toEqual(['connected']);
 
     // Just under the limit is fine.

@@ -78,6 +78,15 @@ export class FixedWindowLimiter {
     this.o.store.increment(this.k(key), amount, this.o.windowMs);
   }
 
+  /**
+   * Gives back `amount` used earlier in the key's current window (e.g. an attempt that turned out to be
+   * legitimate). A no-op once that window has ended.
+   */
+  release(key: string, amount = 1): void {
+    if (this.o.limit <= 0 || !(amount > 0)) return;
+    this.o.store.decrement(this.k(key), amount);
+  }
+
   /** Would `amount` more fit now? Uses nothing. `amount` 0 asks whether the window is not yet used up. */
   check(key: string, amount = 0): LimitDecision {
     if (this.o.limit <= 0) return this.unlimited();

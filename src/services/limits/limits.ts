@@ -91,6 +91,11 @@ export class Limits {
     return d.ok ? { ...d, ok: true } : this.refuse(kind, d);
   }
 
+  /** Gives back `amount` of a budget used earlier in its current window (see `FixedWindowLimiter.release`). */
+  release(key: string, kind: WindowedKind, amount = 1): void {
+    this.windowed[kind].release(key, amount);
+  }
+
   /**
    * Admits one audio chunk of a user (call before feeding it to the session):
    * - refused while the user's audio seconds for this window are spent; a raw PCM or WAV chunk, whose

@@ -183,6 +183,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       this.publish();
     });
     u.on('failed', (f: UpstreamFailure) => this.end('upstream_error', f.description));
+    // Now that we listen: what the server sent with its setup (a handle, the model's first words) follows.
+    u.startDelivery();
   }
 
   private publish(): void {
@@ -329,6 +331,10 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
         replayedAudioMs: up.replayedAudioMs,
         bufferedAudioMs: up.bufferedAudioMs,
         sentAudioMs: up.sentAudioMs,
+        resumedReconnects: up.resumedReconnects,
+        freshReconnects: up.freshReconnects,
+        lastReconnect: up.lastReconnect,
+        hasResumptionHandle: up.hasResumptionHandle,
       },
       turn: (({ version: _v, ...rest }) => rest)(this.turn.snapshot()),
       ...(this.endInfo ? { endTime: this.endInfo.endTime, endReason: this.endInfo.reason, endMessage: this.endInfo.message } : {}),

@@ -17,6 +17,9 @@ const rateOf = (mime: string | undefined): number => {
   return m ? Number(m[1]) : 24000;
 };
 
+/** What arrived before the consumer asked for delivery, in order. */
+type HeldEvent = { kind: 'message'; message: LiveServerMessage } | { kind: 'close'; info: UpstreamCloseInfo };
+
 /** Minimal view of the SDK's underlying `ws` socket (internal, but stable across 2.x). */
 export interface RawSocket {
   readyState: number;
@@ -31,8 +34,19 @@ export interface RawSocket {
 const CLOSE_CONFIRM_MS = 2000;
 
 /**
+ * Safety bound on messages held before `startDelivery()` (the consumer attaches within a few microtasks of
+ * `connect()` resolving, so only what arrived with `setupComplete` is ever held).
+ */
+const MAX_HELD_MESSAGES = 10_000;
+
+/**
  * One Gemini Live connection: a typed event emitter over the SDK `Session`.
  * Reads every field of every server message (parts are not mutually exclusive).
+ *
+ * Nothing is lost before the consumer listens: SDK 2.32.0 queues the messages that arrive with `setupComplete`
+ * (e.g. a `sessionResumptionUpdate` in the same TCP read) and hands them to `onmessage` synchronously just
+ * before `live.connect()` resolves, i.e. before any caller could attach a listener. So every message, and the
+ * close, is held here until `startDelivery()`, then emitted in arrival order.
  */
 export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implements UpstreamConnection {
   private session: Session | undefined;
@@ -47,6 +61,9 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
   private pingOut: { payload: Buffer; covers: number } | undefined;
   private pongSocket: RawSocket | undefined;
   private readonly onPong = (data: Buffer) => this.handlePong(data);
+  /** Messages (and the close) that arrived before `startDelivery()`; undefined once delivering. */
+  private held: HeldEvent[] | undefined = [];
+  private heldDropped = 0;
 
   constructor(
     readonly id: string,
@@ -54,6 +71,18 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
     private readonly rawSocket: () => RawSocket | undefined,
   ) {
     super();
+  }
+
+  /** Emits what was held since the setup (in arrival order), then every event as it comes. Idempotent. */
+  startDelivery(): void {
+    const held = this.held;
+    if (!held) return;
+    this.held = undefined;
+    if (this.heldDropped > 0) this.log.warn({ upstreamId: this.id, dropped: this.heldDropped }, 'upstream messages dropped before delivery started');
+    for (const e of held) {
+      if (e.kind === 'close') this.emitClose(e.info);
+      else this.handleMessage(e.message);
+    }
   }
 
   /** Called by the provider once `connect()` resolved. */
@@ -159,12 +188,22 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
     this.pongSocket?.off?.('pong', this.onPong);
     this.pingOut = undefined;
     this.closedInfo = describeClose(code, reason ?? '', this.closingByClient);
-    this.emit('close', this.closedInfo);
+    if (this.held) this.held.push({ kind: 'close', info: this.closedInfo });
+    else this.emitClose(this.closedInfo);
+  }
+
+  private emitClose(info: UpstreamCloseInfo): void {
+    this.emit('close', info);
     this.removeAllListeners();
   }
 
   /** SDK `onmessage`. Never throws: a throw here would become an unhandled rejection inside the SDK. */
   handleMessage(msg: LiveServerMessage): void {
+    if (this.held) {
+      if (this.held.length < MAX_HELD_MESSAGES) this.held.push({ kind: 'message', message: msg });
+      else this.heldDropped++;
+      return;
+    }
     try {
       this.dispatch(msg);
     } catch (err) {

@@ -19,8 +19,11 @@ export interface ReconnectorDeps {
   resumptionHandle: () => string | undefined;
   /** The server refused the handle: forget it. */
   dropResumptionHandle: () => void;
-  /** A reconnect succeeded. `gapMs`: time since the reconnect began. */
-  connected: (conn: UpstreamConnection, gapMs: number) => void;
+  /**
+   * A reconnect succeeded. `gapMs`: time since the reconnect began. `resumedWith`: the handle the server accepted,
+   * or undefined when the connection is a fresh session (no handle yet, or the handle was refused).
+   */
+  connected: (conn: UpstreamConnection, gapMs: number, resumedWith: string | undefined) => void;
   /** The reconnect gave up (budget spent, or a fatal error). */
   failed: (failure: UpstreamFailure) => void;
 }
@@ -67,18 +70,19 @@ export class Reconnector {
         this.deps.failed(this.budgetSpent(lastError));
         return;
       }
+      const handle = this.deps.resumptionHandle();
       try {
-        const conn = await this.connect(this.deps.resumptionHandle(), remaining);
+        const conn = await this.connect(handle, remaining);
         if (this.deps.isOver()) {
           conn.close();
           return;
         }
-        this.deps.connected(conn, Date.now() - started);
+        this.deps.connected(conn, Date.now() - started, handle);
         return;
       } catch (err) {
         if (this.deps.isOver()) return;
         const e = err instanceof UpstreamConnectError ? err : new UpstreamConnectError(String(err), false);
-        if (e.fatal && e.closeCode === 1007 && this.deps.resumptionHandle() && !triedWithoutHandle) {
+        if (e.fatal && e.closeCode === 1007 && handle && !triedWithoutHandle) {
           // The handle was refused (expired, or the session is past its limit): a fresh session loses the model's
           // memory of the conversation but keeps the user's session (and our turn state) alive. Tried once.
           log.warn({ reason: e.closeReason }, 'resumption handle refused; reconnecting without it');

@@ -63,6 +63,12 @@ export interface UpstreamStats {
   connections: number;
   /** Of those, the ones that replaced an earlier connection. */
   reconnects: number;
+  /** Of the reconnects, those that resumed the model's session with a handle... */
+  resumedReconnects: number;
+  /** ...and those that started a fresh one (no handle yet, or the handle was refused): the model lost the context. */
+  freshReconnects: number;
+  /** The latest reconnect: whether it resumed, and how long the link was without a connection. */
+  lastReconnect: { resumed: boolean; connectionNo: number; gapMs: number; at: string } | null;
   /** Connections replaced, whatever the cause (a rotation can still end in failure). */
   rotations: number;
   lastRotation: { cause: RotationCause; at: string } | null;
@@ -95,8 +101,11 @@ export interface ResilientUpstreamEvents extends ContentEvents {
   /** Also emitted (after `interrupted`) when a reply is cut because its connection went away. */
   turnComplete: () => void;
   state: (state: UpstreamState) => void;
-  /** A connection (first or later) completed its setup. `gapMs`: time without a connection before it. */
-  connected: (info: { resumed: boolean; connectionNo: number; gapMs?: number }) => void;
+  /**
+   * A connection (first or later) completed its setup. `resumed`: it continues the model's session through a
+   * resumption handle; `reconnect`: it replaced an earlier connection; `gapMs`: time without a connection before it.
+   */
+  connected: (info: { resumed: boolean; reconnect: boolean; connectionNo: number; gapMs?: number }) => void;
   /** A connection closed (for metrics/logs); the link may reconnect. */
   connectionClosed: (info: UpstreamCloseInfo) => void;
   rotation: (cause: RotationCause) => void;

@@ -69,11 +69,15 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
   private readonly quickFailures: QuickFailureGuard;
   private connections = 0;
   private reconnects = 0;
+  private freshReconnects = 0;
+  private lastReconnect: UpstreamStats['lastReconnect'] = null;
   private rotations = 0;
   private lastRotation: UpstreamStats['lastRotation'] = null;
   private lastClose: UpstreamStats['lastClose'] = null;
   private failure: UpstreamFailure | null = null;
   private lastAudioAt = 0;
+  /** `startDelivery()` was called: connections pass their events on as soon as they are adopted. */
+  private delivering = false;
   /** Ends the wait for the old socket's close during a rotation. */
   private cancelCloseWait: (() => void) | undefined;
   private readonly opts: ResilienceOptions;
@@ -97,7 +101,7 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
       dropResumptionHandle: () => {
         this.handle = undefined;
       },
-      connected: (conn, gapMs) => this.adopt(conn, true, gapMs),
+      connected: (conn, gapMs, resumedWith) => this.adopt(conn, { gapMs, resumedWith }),
       failed: (f) => this.fail(f),
     });
   }
@@ -106,7 +110,10 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     return this.stateValue;
   }
 
-  /** First connection. Rejects with `UpstreamConnectError` (the session then never starts). */
+  /**
+   * First connection. Rejects with `UpstreamConnectError` (the session then never starts). What the server sent
+   * with its setup (a handle, a goAway, the model's first words) waits for `startDelivery()`.
+   */
   async start(): Promise<void> {
     if (this.stateValue !== 'connecting' || this.link || this.reconnector.connecting) throw new Error('ResilientUpstream.start() called twice');
     const conn = await this.reconnector.connectFirst();
@@ -114,7 +121,18 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
       conn.close();
       throw new UpstreamConnectError('the session was closed while connecting', false);
     }
-    this.adopt(conn, false);
+    this.adopt(conn);
+  }
+
+  /**
+   * Call once the listeners are attached: the events the first connection held since its setup follow, in order,
+   * then every event as it comes (connections adopted later deliver at once). Idempotent.
+   */
+  startDelivery(): void {
+    if (this.delivering) return;
+    this.delivering = true;
+    const link = this.link;
+    if (link && !this.isOver()) this.deliver(link);
   }
 
   sendAudio(pcm: Buffer): void {
@@ -152,6 +170,9 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
       state: this.stateValue,
       connections: this.connections,
       reconnects: this.reconnects,
+      resumedReconnects: this.reconnects - this.freshReconnects,
+      freshReconnects: this.freshReconnects,
+      lastReconnect: this.lastReconnect,
       rotations: this.rotations,
       lastRotation: this.lastRotation,
       lastClose: this.lastClose,
@@ -207,7 +228,12 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     else this.inputs.hold(input);
   }
 
-  private adopt(conn: UpstreamConnection, resumed: boolean, gapMs?: number): void {
+  /**
+   * Makes `conn` the current connection: listeners first, then (once delivering) the events it held since its
+   * setup (see `UpstreamConnection.startDelivery`), then what waited while no connection was ready. `reconnect` is set for
+   * every connection after the first; `resumedWith` is the handle it resumed with (none: a fresh session).
+   */
+  private adopt(conn: UpstreamConnection, reconnect?: { gapMs: number; resumedWith: string | undefined }): void {
     const no = this.connections + 1;
     const turn = new RotationPolicy({
       opts: this.opts,
@@ -219,7 +245,12 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     const link: Link = { conn, no, connectedAt: Date.now(), audio: this.delivery.attach(conn, no), rotation: turn, retired: false };
     this.link = link;
     this.connections++;
-    if (resumed) this.reconnects++;
+    const resumed = reconnect?.resumedWith !== undefined;
+    if (reconnect) {
+      this.reconnects++;
+      if (!resumed) this.freshReconnects++;
+      this.lastReconnect = { resumed, connectionNo: no, gapMs: reconnect.gapMs, at: new Date().toISOString() };
+    }
     const mine = () => this.link === link;
     conn
       .on('inputTranscription', (t) => {
@@ -260,14 +291,20 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
       })
       .on('close', (info) => this.onConnectionClose(link, info));
     this.setState('open');
-    if (resumed) {
-      this.log.info(
-        { connectionNo: link.no, resumed: this.handle !== undefined, gapMs, backlogMs: this.delivery.stats().bufferedAudioMs },
-        'upstream reconnected',
-      );
+    if (reconnect) {
+      const fields = { connectionNo: link.no, resumed, gapMs: reconnect.gapMs, backlogMs: this.delivery.stats().bufferedAudioMs };
+      // Without a handle the model starts a new conversation: say so, it is not a clean reconnect.
+      if (resumed) this.log.info(fields, 'upstream reconnected');
+      else this.log.warn(fields, 'upstream reconnected without resumption: the model lost the conversation so far');
     }
-    this.emit('connected', { resumed, connectionNo: link.no, ...(gapMs !== undefined ? { gapMs } : {}) });
-    if (mine()) this.flushPending(link);
+    this.emit('connected', { resumed, reconnect: reconnect !== undefined, connectionNo: link.no, ...(reconnect ? { gapMs: reconnect.gapMs } : {}) });
+    if (mine() && this.delivering) this.deliver(link);
+  }
+
+  /** The connection's held events (see `UpstreamConnection.startDelivery`), then what waited for a connection. */
+  private deliver(link: Link): void {
+    link.conn.startDelivery();
+    if (this.link === link) this.flushPending(link);
   }
 
   /** Sends what waited while no connection was ready: audio in order, then inputs, then a stream end. */

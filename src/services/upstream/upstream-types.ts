@@ -49,10 +49,18 @@ export interface UpstreamEvents {
   close: (info: UpstreamCloseInfo) => void;
 }
 
-/** One live connection to the model. Never reused after `close`. */
+/**
+ * One live connection to the model. Never reused after `close`.
+ *
+ * Events are held from the setup on until `startDelivery()`: a server may send messages (a resumption handle,
+ * usage, even model audio) in the same read as `setupComplete`, before `connect()` has resolved. The consumer
+ * attaches its listeners, then calls `startDelivery()`; the held events (the close included) follow in order.
+ */
 export interface UpstreamConnection extends TypedEmitter<UpstreamEvents> {
   readonly id: string;
   readonly isOpen: boolean;
+  /** Emits the events held since the setup, in order, then each event as it comes. Idempotent. */
+  startDelivery(): void;
   /** 16 kHz mono s16le PCM. Returns the number of bytes handed to the socket (0 if closed). */
   sendAudio(pcm: Buffer): number;
   sendAudioStreamEnd(): void;
@@ -78,7 +86,10 @@ export interface UpstreamConnectOptions {
 
 /** The upstream seam. Implementations: `GeminiLiveProvider` (the real SDK, also used against the emulator). */
 export interface UpstreamProvider {
-  /** Resolves once the server confirmed the setup; rejects with `UpstreamConnectError` otherwise (bounded). */
+  /**
+   * Resolves once the server confirmed the setup; rejects with `UpstreamConnectError` otherwise (bounded). The
+   * connection holds its events until `startDelivery()` (see `UpstreamConnection`).
+   */
   connect(config: UpstreamSessionConfig, opts?: UpstreamConnectOptions): Promise<UpstreamConnection>;
   /** True when replies come from the built-in emulator (offline demo mode). */
   readonly emulated: boolean;

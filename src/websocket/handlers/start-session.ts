@@ -63,6 +63,8 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
   }
   ctx.slot.bind(session, keepAlive);
   announce(session, false);
+  // The model may have spoken with the setup already (the session heard it; this socket was not bound yet).
+  ctx.slot.current?.catchUpTurn();
 };
 
 /** `ws_<user>_<ms>_<rand>`: a valid session id for clients that send none. */
