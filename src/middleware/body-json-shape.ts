@@ -1,0 +1,50 @@
+/**
+ * How deep and how big a JSON text is, found in one linear pass over its raw bytes before `JSON.parse` runs,
+ * so a body built to be expensive to parse (`[[[[…]]]]`, a million tiny values) is refused without building it.
+ *
+ * Only bytes outside strings count: `{` and `[` open a level (and count as an element), `,` separates elements.
+ * Structural characters are ASCII and never occur inside a UTF-8 multi-byte sequence, so bytes need no decoding.
+ * No recursion, no allocation; stops at the first limit passed.
+ */
+
+export interface JsonShapeLimits {
+  /** Deepest nesting of objects/arrays allowed (the top-level object is depth 1). */
+  maxDepth: number;
+  /** Most containers plus separators allowed: a rough count of the values the parser would create. */
+  maxElements: number;
+}
+
+export type JsonShapeVerdict = { ok: true } | { ok: false; reason: 'depth' | 'elements' };
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_OBJECT = 0x7b;
+const OPEN_ARRAY = 0x5b;
+const CLOSE_OBJECT = 0x7d;
+const CLOSE_ARRAY = 0x5d;
+const COMMA = 0x2c;
+
+export function checkJsonShape(bytes: Uint8Array, limits: JsonShapeLimits): JsonShapeVerdict {
+  let depth = 0;
+  let elements = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (inString) {
+      if (c === BACKSLASH) i++; // the escaped byte cannot end the string
+      else if (c === QUOTE) inString = false;
+      continue;
+    }
+    if (c === QUOTE) {
+      inString = true;
+    } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
+      if (++depth > limits.maxDepth) return { ok: false, reason: 'depth' };
+      if (++elements > limits.maxElements) return { ok: false, reason: 'elements' };
+    } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
+      depth--; // unbalanced input is JSON.parse's to refuse
+    } else if (c === COMMA) {
+      if (++elements > limits.maxElements) return { ok: false, reason: 'elements' };
+    }
+  }
+  return { ok: true };
+}
