@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { AppError } from '../util/app-error';
 import type { BodyBudget } from './body-budget';
-import { checkJsonShape } from './body-json-shape';
+import { JsonShapeScanner } from './body-json-shape';
 import { declaredBodyLength, readBody } from './body-reader';
 import type { BodySpec } from './body-limits';
 
@@ -40,8 +40,8 @@ const WHITESPACE = new Set([0x20, 0x09, 0x0a, 0x0d]);
 /**
  * Parses a JSON request body for one route, after authentication: `application/json` only (other bodies are
  * left unread and `req.body` undefined, as before), UTF-8 only, no content encodings (415), at most
- * `spec.maxBytes` (413, refused from `Content-Length` before reading), and — checked by a linear scan before
- * `JSON.parse` — at most `spec.maxDepth` levels and `spec.maxElements` values (400). Objects and arrays only at
+ * `spec.maxBytes` (413, refused from `Content-Length` before reading), and — checked by a linear scan as the bytes
+ * arrive, before `JSON.parse` — at most `spec.maxDepth` levels and `spec.maxElements` values (400). Objects and arrays only at
  * the top (400 `INVALID_JSON` otherwise); an empty body is `{}`. The bytes are reserved in the body budget
  * until the response is done.
  */
@@ -64,9 +64,15 @@ export function jsonBody(spec: BodySpec, deps: JsonBodyDeps): RequestHandler {
     // The client may wait for this before sending the body (Expect: 100-continue): only now, after the checks.
     if (String(req.headers.expect ?? '').toLowerCase() === '100-continue' && !res.headersSent) res.writeContinue();
 
+    // Depth and values are checked as the bytes arrive: a hostile body is refused at its first bad byte.
+    const scanner = new JsonShapeScanner(spec);
     let bytes: Buffer;
     try {
-      bytes = await readBody(req, spec.maxBytes);
+      bytes = await readBody(req, spec.maxBytes, (chunk) => {
+        const shape = scanner.feed(chunk);
+        if (shape.ok) return undefined;
+        return shape.reason === 'depth' ? JsonBodyErrors.tooDeep(spec.maxDepth) : JsonBodyErrors.tooComplex(spec.maxElements);
+      });
     } catch (err) {
       return next(err);
     }
@@ -80,8 +86,6 @@ export function jsonBody(spec: BodySpec, deps: JsonBodyDeps): RequestHandler {
       return next();
     }
     if (bytes[start] !== 0x7b && bytes[start] !== 0x5b) return next(JsonBodyErrors.malformed());
-    const shape = checkJsonShape(bytes, spec);
-    if (!shape.ok) return next(shape.reason === 'depth' ? JsonBodyErrors.tooDeep(spec.maxDepth) : JsonBodyErrors.tooComplex(spec.maxElements));
     try {
       req.body = JSON.parse(bytes.toString('utf8', start)) as unknown;
     } catch {

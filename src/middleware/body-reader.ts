@@ -21,10 +21,11 @@ export const BodyErrors = {
 
 /**
  * Reads the whole body into one buffer, refusing (413) as soon as it is known to pass `maxBytes`: up front from
- * `Content-Length`, or while a chunked body arrives (then reading stops at once; the caller's response closes the
- * connection). A client that goes away mid-body rejects with 400 `REQUEST_ABORTED`.
+ * `Content-Length`, or while a chunked body arrives. `inspect` sees every chunk as it arrives and may refuse the
+ * body by returning an error. A refusal stops reading at once (the caller's response closes the connection);
+ * a client that goes away mid-body rejects with 400 `REQUEST_ABORTED`.
  */
-export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, maxBytes: number, inspect?: (chunk: Buffer) => AppError | undefined): Promise<Buffer> {
   const declared = declaredBodyLength(req);
   if (declared !== null && declared !== undefined && declared > maxBytes) return Promise.reject(BodyErrors.tooLarge());
   return new Promise<Buffer>((resolve, reject) => {
@@ -50,6 +51,12 @@ export function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer
       if (size > maxBytes) {
         req.pause();
         settle(BodyErrors.tooLarge());
+        return;
+      }
+      const refused = inspect?.(chunk);
+      if (refused) {
+        req.pause();
+        settle(refused);
         return;
       }
       chunks.push(chunk);

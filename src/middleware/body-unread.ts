@@ -41,9 +41,14 @@ export function createUnreadBodyGuard(policy: UnreadBodyPolicy = DEFAULT_UNREAD_
     const closing = res.getHeader('connection') === 'close' || !res.shouldKeepAlive;
     if (closing) {
       // Node ended the socket (FIN sent) and would destroy it as soon as the write side finishes, which resets
-      // the connection while the client is still sending: it may then lose the answer. Keep it open (reading and
-      // discarding) for `lingerMs` instead, like nginx's lingering close.
+      // the connection while the client is still sending: it may then lose the answer. Keep it for `lingerMs`
+      // instead (like Go's and nginx's lingering close), but stop reading from it: the rest of the body stays in
+      // the client's send buffer and costs us nothing. (Node's HTTP parser reads the socket's handle directly,
+      // so `socket.pause()` would not stop it.)
       socket.removeListener('finish', socket.destroy);
+      // After the ticks in which Node's `req._dump()` restarts reading (to discard the body; it resumes the
+      // request, which resumes the socket, each a tick later).
+      setImmediate(() => (socket as Socket & { _handle?: { readStop?: () => number } | null })._handle?.readStop?.());
     }
     const timer = setTimeout(() => {
       if (closing || !req.complete) socket.destroy();

@@ -7,7 +7,8 @@
  */
 import request from 'supertest';
 import { loadConfig } from '../../src/config/config';
-import { checkJsonShape } from '../../src/middleware/body-json-shape';
+import { checkJsonShape, JsonShapeScanner } from '../../src/middleware/body-json-shape';
+import { prng } from '../ops/helpers';
 import { base64Length, routeBodySpecs } from '../../src/middleware/body-limits';
 import { BodyBudget } from '../../src/middleware/body-budget';
 import { startTestServer, type TestServer } from '../helpers/test-server';
@@ -34,6 +35,26 @@ describe('JSON shape scan (linear, no recursion)', () => {
     expect(scan(`[${'0,'.repeat(1000)}0]`)).toEqual({ ok: false, reason: 'elements' });
     expect(scan(`[${'0,'.repeat(999)}0]`)).toEqual({ ok: true });
     expect(scan(`{"s":"${','.repeat(5000)}"}`)).toEqual({ ok: true });
+  });
+
+  it('gives the same verdict fed chunk by chunk, wherever the chunks are cut (escapes across cuts included)', () => {
+    const SEED = 7;
+    const r = prng(SEED);
+    const texts = ['{"a":"\\\\","b":[[[1]]]}', '{"a":"\\"[[[[[["}', `{"a":[${'1,'.repeat(999)}1]}`, '{"a":{"b":{"c":{"d":{}}}}}', '["\\\\\\"]"]'];
+    for (const text of texts) {
+      const whole = checkJsonShape(Buffer.from(text), limits);
+      for (let k = 0; k < 200; k++) {
+        const s = new JsonShapeScanner(limits);
+        const b = Buffer.from(text);
+        let verdict = s.feed(b.subarray(0, 0));
+        for (let at = 0; at < b.length; ) {
+          const n = 1 + Math.floor(r() * 5);
+          verdict = s.feed(b.subarray(at, at + n));
+          at += n;
+        }
+        if (JSON.stringify(verdict) !== JSON.stringify(whole)) throw new Error(`seed ${SEED}: ${text} split ${k}: ${JSON.stringify(verdict)} vs ${JSON.stringify(whole)}`);
+      }
+    }
   });
 
   it('stops at the first level too deep of a 6 MB nest, without recursing', () => {

@@ -42,14 +42,18 @@ export class RawConn {
   closeError: string | undefined;
   /** When the server's FIN arrived (performance.now()), if it did. */
   endedAt: number | undefined;
-  /** Bytes this client had written when the first response byte arrived. */
+  /** Bytes this client had written when the first response byte arrived, and when that was. */
   writtenAtFirstByte: number | undefined;
+  firstByteAt: number | undefined;
   written = 0;
   readonly openedAt = performance.now();
 
   private constructor(readonly socket: net.Socket) {
     socket.on('data', (d: Buffer) => {
-      if (this.writtenAtFirstByte === undefined) this.writtenAtFirstByte = this.written;
+      if (this.writtenAtFirstByte === undefined) {
+        this.writtenAtFirstByte = this.written;
+        this.firstByteAt = performance.now();
+      }
       this.received = Buffer.concat([this.received, d]);
       this.wake();
     });
