@@ -11,6 +11,7 @@ import { checkJsonShape, JsonShapeScanner } from '../../src/middleware/body-json
 import { prng } from '../ops/helpers';
 import { base64Length, routeBodySpecs } from '../../src/middleware/body-limits';
 import { BodyBudget } from '../../src/middleware/body-budget';
+import { MAX_LOGGED_URL, serializeRequest } from '../../src/middleware/http-logger';
 import { startTestServer, type TestServer } from '../helpers/test-server';
 import { head, nestedArrays, RawConn } from './raw-http';
 
@@ -248,6 +249,19 @@ describe('nothing is read for a stranger (in-process server, raw sockets)', () =
     expect(r2.status).toBe(431);
     expectShape(r2.body, 'HEADERS_TOO_LARGE');
     await huge.waitClosed(3000);
+  });
+
+  it('a 16 KiB URL is echoed (404) and logged only in part, credentials redacted before the cut', async () => {
+    const run = 'eyJ'.repeat(5300);
+    const r = await request(t.url).get(`/${run}`);
+    expect(r.status).toBe(404);
+    expect(r.body.error.length).toBeLessThan(250);
+    const jwtAtTheCut = `${'x'.repeat(1000)}/eyJhbGciOiJIUzI1NiJ9.eyJ1c2VySWQiOjF9.c2lnbmF0dXJlLXNlY3JldA`;
+    const logged = serializeRequest({ method: 'GET', url: `/${jwtAtTheCut}?token=ak_${'1'.repeat(64)}` }).url as string;
+    expect(logged.length).toBeLessThan(MAX_LOGGED_URL + 40);
+    expect(logged).toContain('[REDACTED_JWT]');
+    expect(logged).not.toContain('c2lnbmF0dXJl');
+    expect(serializeRequest({ method: 'GET', url: `/${run}` }).url).toMatch(/…\[\d+ more\]$/);
   });
 
   it('CORS preflights, /health, /ready and the page work as before', async () => {
