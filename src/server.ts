@@ -220,8 +220,9 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     },
     app,
   );
-  // `Expect: 100-continue` is answered by the route's body parser after authentication, not by Node up front.
-  httpServer.on('checkContinue', app);
+  // `Expect: 100-continue` is answered by the route's body parser after authentication, not by Node up front
+  // (Node's default writes "100 Continue" at once, then emits 'request').
+  httpServer.on('checkContinue', (req, res) => httpServer.emit('request', req, res));
   capOpenConnectionsPerIp(httpServer, {
     maxPerIp: config.http.maxOpenConnectionsPerIp,
     exempt: createTrustedProxyCheck(config.limits.trustProxy),
