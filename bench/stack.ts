@@ -184,6 +184,8 @@ export const BENCH_LIMITS_ENV: Record<string, string> = {
   LIVE_AUDIO_MAX_CONNECTIONS_PER_IP_PER_MINUTE: '0',
   LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: BIG,
   LIVE_AUDIO_MAX_AUDIO_BYTES_PER_MINUTE: String(Number.MAX_SAFE_INTEGER),
+  // Every load-generator connection comes from 127.0.0.1.
+  LIVE_AUDIO_MAX_OPEN_CONNECTIONS_PER_IP: '0',
 };
 
 /** The server's settings for a benchmark: production mode, quiet logs, every per-user limit raised or off. */
@@ -203,6 +205,8 @@ export function benchServerEnv(o: { port: number; apiKey: string; keysFile: stri
     FFMPEG_PATH: ffmpegPath(),
     ...BENCH_LIMITS_ENV,
     LIVE_AUDIO_DRAIN_MS: '0',
+    // The benchmark scrapes /metrics on loopback without a token.
+    METRICS_PUBLIC: 'true',
   };
 }
 

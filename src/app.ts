@@ -6,7 +6,11 @@ import type { TrustProxy } from './middleware/client-ip';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { httpLogger } from './middleware/http-logger';
 import { requestId } from './middleware/request-id';
-import { createLiveAudioRouter } from './routes/live-audio-routes';
+import { BodyBudget, type BodyBudgetLimits } from './middleware/body-budget';
+import { jsonBody } from './middleware/body-json';
+import type { RouteBodySpecs } from './middleware/body-limits';
+import { createUnreadBodyGuard, DEFAULT_UNREAD_BODY_POLICY, type UnreadBodyPolicy } from './middleware/body-unread';
+import { createLiveAudioRouter, type LiveAudioRouteGuards } from './routes/live-audio-routes';
 import { createOpsRouter } from './routes/ops-routes';
 import type { Metrics } from './observability/metrics';
 import type { LiveAudioService } from './services/live-audio-service';
@@ -18,7 +22,12 @@ export interface AppDeps {
   logger: Logger;
   corsOrigins: string[];
   allowLocalhostOrigins: boolean;
-  jsonBodyLimit: string;
+  /** Body caps per route (`routeBodySpecs`). */
+  bodies: RouteBodySpecs;
+  /** Request body bytes in flight per user and in total. */
+  bodyBudget: BodyBudgetLimits;
+  /** What happens to connections whose request body was not read (default `DEFAULT_UNREAD_BODY_POLICY`). */
+  unreadBody?: UnreadBodyPolicy;
   /** Shown in `/sessions` answers while replies come from the built-in emulator. */
   emulatedNotice?: string;
   /** Readiness: false before start-up completes and while draining. */
@@ -32,24 +41,25 @@ export interface AppDeps {
   /** Bearer token `/metrics` requires, when set. */
   metricsToken?: string;
   /** Rate limits of the live-audio router (see `createHttpLimits`). */
-  routeGuards?: {
-    afterAuth?: RequestHandler[];
-    sessionStartLimit?: RequestHandler[];
-    transcribe?: RequestHandler[];
-  };
+  routeGuards?: LiveAudioRouteGuards;
 }
 
-/** Builds the Express application (no listening, no side effects): tests run it in-process. */
+/**
+ * Builds the Express application (no listening, no side effects): tests run it in-process.
+ * No body is read before its route has authenticated the caller: there is no global body parser; each route
+ * parses its own body with its own caps (`jsonBody`), and bodies nobody read do not keep connections busy.
+ */
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', deps.trustProxy ?? false);
+  const unread = createUnreadBodyGuard(deps.unreadBody ?? DEFAULT_UNREAD_BODY_POLICY);
+  app.use(unread.middleware);
   app.use(requestId);
   if (deps.metrics) app.use(deps.metrics.httpMiddleware());
   app.use(httpLogger(deps.logger));
   app.use(helmet());
   app.use(corsPolicy({ origins: deps.corsOrigins, allowLocalhost: deps.allowLocalhostOrigins }));
-  app.use(express.json({ limit: deps.jsonBodyLimit, strict: true }));
 
   app.get('/health', (_req, res) => {
     res.json({ success: true, status: 'ok', uptimeSec: Math.round(process.uptime()) });
@@ -60,7 +70,15 @@ export function createApp(deps: AppDeps): Express {
   });
 
   const controller = createLiveAudioController({ service: deps.service, emulatedNotice: deps.emulatedNotice });
-  app.use('/api/v1/live-audio', createLiveAudioRouter(controller, deps.requireAuth, deps.routeGuards));
+  const budget = new BodyBudget(deps.bodyBudget);
+  const parserDeps = { budget, onRead: unread.markRead };
+  app.use(
+    '/api/v1/live-audio',
+    createLiveAudioRouter(controller, deps.requireAuth, deps.routeGuards ?? {}, {
+      transcribe: jsonBody(deps.bodies.transcribe, parserDeps),
+      control: jsonBody(deps.bodies.control, parserDeps),
+    }),
+  );
   if (deps.metrics) app.use(createOpsRouter({ metrics: deps.metrics, metricsToken: deps.metricsToken }));
   deps.mount?.(app);
   app.use(notFoundHandler);

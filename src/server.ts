@@ -6,7 +6,7 @@ import { type AppConfig, usesEmbeddedEmulator } from './config/config';
 import { DEMO_RETENTION, startGeminiLiveEmulator, type GeminiLiveEmulator } from './emulator';
 import { requireAuth } from './middleware/require-auth';
 import { createFfmpegDecoderFactory } from './services/audio/ffmpeg-session-decoder';
-import { resolveFfmpegPath } from './services/audio/ffmpeg-path';
+import { chooseFfmpeg, type FfmpegIdentity } from './services/audio/ffmpeg-path';
 import { createAuthenticator, ensureDevelopmentKey, type AuthService, type DevelopmentKey } from './services/auth';
 import { LiveAudioService, type DecoderFactory } from './services/live-audio-service';
 import { SessionRegistry } from './services/session/session-registry';
@@ -19,7 +19,9 @@ import { createWebPageRouter, defaultWebRoot } from './routes/web-routes';
 import { attachLiveAudioWebSocket, type LiveAudioWebSocket } from './websocket/attach-live-audio-ws';
 import type { DestinationStream } from 'pino';
 import { answerClientErrorsAsJson } from './middleware/client-error';
-import { createClientIpResolver } from './middleware/client-ip';
+import { createClientIpResolver, createTrustedProxyCheck } from './middleware/client-ip';
+import { routeBodySpecs } from './middleware/body-limits';
+import { capOpenConnectionsPerIp } from './middleware/connection-cap';
 import { createHttpLimits } from './middleware/rate-limits';
 import { Metrics, type DecoderCountersSource } from './observability/metrics';
 import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observability/shutdown';
@@ -66,6 +68,8 @@ export interface LiveAudioServer {
   readonly limits: Limits;
   /** ffmpeg processes alive/spawned, when the decoders are the ffmpeg factory. */
   readonly decoderCounters: DecoderCountersSource | undefined;
+  /** The ffmpeg binary the decoders run (path, where it came from, version), when they are the ffmpeg factory. */
+  readonly ffmpeg: FfmpegIdentity | undefined;
   /**
    * Graceful shutdown: `/ready` answers 503 at once and new sessions 503 `SERVER_SHUTTING_DOWN`; live sessions
    * may finish for up to `ms` (default `LIVE_AUDIO_DRAIN_MS`), then the rest end with `server_shutdown`;
@@ -126,10 +130,12 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
 
   if (emulator) metrics.observeEmulator(emulator);
 
+  // The system ffmpeg (FFMPEG_PATH, then PATH) is preferred; its path and version are logged once here.
+  const ffmpeg = o.decoders ? undefined : await chooseFfmpeg({ explicitPath: config.audio.ffmpegPath, logger });
   const decoders =
     o.decoders ??
     createFfmpegDecoderFactory({
-      ffmpegPath: resolveFfmpegPath({ explicitPath: config.audio.ffmpegPath, logger }).path,
+      ffmpegPath: ffmpeg!.path,
       logger,
       maxChunkBytes: config.audio.maxChunkBytes,
     });
@@ -201,7 +207,12 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     logger,
     corsOrigins: config.cors.origins,
     allowLocalhostOrigins: !config.isProduction,
-    jsonBodyLimit: config.audio.jsonBodyLimit,
+    bodies: routeBodySpecs({
+      maxChunkBytes: config.audio.maxChunkBytes,
+      jsonLimitBytes: config.http.jsonLimitBytes,
+      controlJsonLimitBytes: config.http.controlJsonLimitBytes,
+    }),
+    bodyBudget: { perUser: config.http.bodyBytesInFlightPerUser, total: config.http.bodyBytesInFlight },
     emulatedNotice: provider.emulated ? EMULATED_NOTICE : undefined,
     isReady: () => ready && !registry.isDraining,
     mount: (a) => a.use(createWebPageRouter({ root: o.webRoot ?? defaultWebRoot(), logger })),
@@ -210,7 +221,24 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     metricsToken: config.ops.metricsToken,
     routeGuards: httpLimits,
   });
-  const httpServer = http.createServer(app);
+  const httpServer = http.createServer(
+    {
+      // Slow clients cannot hold a request open: headers and the whole request have deadlines (408).
+      headersTimeout: config.http.headersTimeoutMs,
+      requestTimeout: config.http.requestTimeoutMs,
+      // How often Node checks those deadlines (its default, 30 s, would let them overrun by that much).
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(config.http.headersTimeoutMs / 4))),
+    },
+    app,
+  );
+  // `Expect: 100-continue` is answered by the route's body parser after authentication, not by Node up front
+  // (Node's default writes "100 Continue" at once, then emits 'request').
+  httpServer.on('checkContinue', (req, res) => httpServer.emit('request', req, res));
+  capOpenConnectionsPerIp(httpServer, {
+    maxPerIp: config.http.maxOpenConnectionsPerIp,
+    exempt: createTrustedProxyCheck(config.limits.trustProxy),
+    onRefused: () => metrics.rateLimited.inc({ limit: 'open_connections_ip' }),
+  });
   const httpRequests = trackHttpRequests(httpServer, () => registry.isDraining);
   const clientIp = createClientIpResolver(config.limits.trustProxy);
   answerClientErrorsAsJson(httpServer);
@@ -269,6 +297,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     metrics,
     limits,
     decoderCounters,
+    ffmpeg,
     drain(ms = config.ops.drainMs) {
       drainRun ??= (async () => {
         const t0 = Date.now();

@@ -36,6 +36,23 @@ export interface AppConfig {
     tombstoneMs: number;
   };
   audio: { ffmpegPath: string | undefined; maxChunkBytes: number; jsonBodyLimit: string };
+  /** The HTTP edge: what a request may cost before and while its body is read. */
+  http: {
+    /** `LIVE_AUDIO_JSON_LIMIT` in bytes: the cap of any JSON body (`/transcribe` gets less when its largest legal body is smaller). */
+    jsonLimitBytes: number;
+    /** JSON body cap of the routes that carry no audio (session start/end). */
+    controlJsonLimitBytes: number;
+    /** Node's `requestTimeout`: the whole request (headers and body) must arrive within this long (408). */
+    requestTimeoutMs: number;
+    /** Node's `headersTimeout`: the request headers must arrive within this long (408). */
+    headersTimeoutMs: number;
+    /** Open TCP connections (HTTP and WebSocket) per client address; 0 = no cap. Trusted proxies are exempt. */
+    maxOpenConnectionsPerIp: number;
+    /** Request body bytes one user may have in flight (being received) at once; 0 = no cap. */
+    bodyBytesInFlightPerUser: number;
+    /** Request body bytes in flight over all users; 0 = no cap. */
+    bodyBytesInFlight: number;
+  };
   auth: { apiKeys: string; apiKeysFile: string; jwtSecret: string | undefined };
   cors: { origins: string[] };
   /** Rate limits per authenticated user, per IP only before authentication (contract §3.4); 0 = unlimited. */
@@ -56,6 +73,8 @@ export interface AppConfig {
   ops: {
     /** When set, `/metrics` requires `Authorization: Bearer <token>`. */
     metricsToken: string | undefined;
+    /** `METRICS_PUBLIC=true`: serve `/metrics` without a token in production (otherwise start-up refuses). */
+    metricsPublic: boolean;
     /** How long live sessions may finish after SIGTERM/SIGINT before they are ended. */
     drainMs: number;
   };
@@ -144,6 +163,29 @@ const list = () =>
         .filter(Boolean),
     );
 
+const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
+
+/** Parses a byte size such as `8mb`, `256kb`, `1.5mb` or `65536` (units are powers of 1024); null when invalid. */
+export function parseByteSize(raw: string): number | null {
+  const m = /^(\d{1,12}(?:\.\d{1,6})?)\s{0,4}(b|kb|mb|gb)?$/i.exec(raw.trim());
+  if (!m) return null;
+  const n = Math.floor(Number(m[1]) * BYTE_UNITS[(m[2] ?? 'b').toLowerCase()]);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+const byteSize = (def: string, min: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const n = parseByteSize(v === undefined || v.trim() === '' ? def : v);
+      if (n === null || n < min) {
+        ctx.addIssue({ code: 'custom', message: `must be a byte size of at least ${min} (e.g. 16kb, 8mb)` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
 export const DEFAULT_LIVE_MODEL = 'gemini-2.5-flash-native-audio-preview-12-2025';
 
 const envSchema = z.object({
@@ -174,6 +216,12 @@ const envSchema = z.object({
   FFMPEG_PATH: str(undefined),
   LIVE_AUDIO_MAX_CHUNK_BYTES: int(5 * 1024 * 1024, 1024),
   LIVE_AUDIO_JSON_LIMIT: str('8mb'),
+  LIVE_AUDIO_CONTROL_JSON_LIMIT: byteSize('16kb', 1024),
+  LIVE_AUDIO_HTTP_REQUEST_TIMEOUT_MS: int(30_000, 1_000, 600_000),
+  LIVE_AUDIO_HTTP_HEADERS_TIMEOUT_MS: int(10_000, 500, 600_000),
+  LIVE_AUDIO_MAX_OPEN_CONNECTIONS_PER_IP: int(100, 0, 1_000_000),
+  LIVE_AUDIO_MAX_BODY_BYTES_IN_FLIGHT_PER_USER: byteSize('16mb', 0),
+  LIVE_AUDIO_MAX_BODY_BYTES_IN_FLIGHT: byteSize('64mb', 0),
   LIVE_AUDIO_API_KEYS: str(''),
   LIVE_AUDIO_API_KEYS_FILE: str('.live-audio/api-keys.json'),
   JWT_SECRET: str(undefined),
@@ -186,6 +234,7 @@ const envSchema = z.object({
   LIVE_AUDIO_MAX_REQUESTS_PER_IP_PER_MINUTE: int(600, 0),
   LIVE_AUDIO_MAX_CONNECTIONS_PER_IP_PER_MINUTE: int(60, 0),
   METRICS_TOKEN: str(undefined),
+  METRICS_PUBLIC: bool(false),
   LIVE_AUDIO_DRAIN_MS: int(30_000, 0, 600_000),
   LIVE_AUDIO_UPSTREAM_BACKLOG_MS: int(10_000, 0, 600_000),
   LIVE_AUDIO_RECONNECT_BUDGET_MS: int(30_000, 100, 600_000),
@@ -238,6 +287,20 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
   ) {
     throw new ConfigError(['LIVE_AUDIO_CONTEXT_TARGET_TOKENS: must be below LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS']);
   }
+  const jsonLimitBytes = parseByteSize(e.LIVE_AUDIO_JSON_LIMIT!);
+  if (jsonLimitBytes === null || jsonLimitBytes < 1024) {
+    throw new ConfigError(['LIVE_AUDIO_JSON_LIMIT: must be a byte size of at least 1024 (e.g. 8mb)']);
+  }
+  if (e.LIVE_AUDIO_HTTP_HEADERS_TIMEOUT_MS > e.LIVE_AUDIO_HTTP_REQUEST_TIMEOUT_MS) {
+    throw new ConfigError(['LIVE_AUDIO_HTTP_HEADERS_TIMEOUT_MS: must not exceed LIVE_AUDIO_HTTP_REQUEST_TIMEOUT_MS']);
+  }
+  if (isProduction && !e.METRICS_TOKEN && !e.METRICS_PUBLIC) {
+    throw new ConfigError([
+      'METRICS_TOKEN: required in production (NODE_ENV=production): /metrics would be open to anyone. ' +
+        'Set METRICS_TOKEN to a secret the scraper sends as "Authorization: Bearer <token>", ' +
+        'or METRICS_PUBLIC=true if /metrics is deliberately public (e.g. only reachable from a private network).',
+    ]);
+  }
   const trust = parseTrustProxy(e.TRUST_PROXY);
   if ('error' in trust) throw new ConfigError([`TRUST_PROXY: ${trust.error}`]);
   const pretty = e.LOG_PRETTY !== undefined ? /^(1|true|yes|on)$/i.test(e.LOG_PRETTY) : !isProduction && !!opts.isTTY;
@@ -267,6 +330,15 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
       tombstoneMs: e.LIVE_AUDIO_SESSION_TOMBSTONE_MS,
     },
     audio: { ffmpegPath: e.FFMPEG_PATH, maxChunkBytes: e.LIVE_AUDIO_MAX_CHUNK_BYTES, jsonBodyLimit: e.LIVE_AUDIO_JSON_LIMIT! },
+    http: {
+      jsonLimitBytes,
+      controlJsonLimitBytes: e.LIVE_AUDIO_CONTROL_JSON_LIMIT,
+      requestTimeoutMs: e.LIVE_AUDIO_HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: e.LIVE_AUDIO_HTTP_HEADERS_TIMEOUT_MS,
+      maxOpenConnectionsPerIp: e.LIVE_AUDIO_MAX_OPEN_CONNECTIONS_PER_IP,
+      bodyBytesInFlightPerUser: e.LIVE_AUDIO_MAX_BODY_BYTES_IN_FLIGHT_PER_USER,
+      bodyBytesInFlight: e.LIVE_AUDIO_MAX_BODY_BYTES_IN_FLIGHT,
+    },
     auth: { apiKeys: e.LIVE_AUDIO_API_KEYS!, apiKeysFile: e.LIVE_AUDIO_API_KEYS_FILE!, jwtSecret: e.JWT_SECRET },
     cors: { origins: e.CORS_ORIGINS },
     limits: {
@@ -278,7 +350,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
       unauthenticatedPerIpPerMinute: e.LIVE_AUDIO_MAX_REQUESTS_PER_IP_PER_MINUTE,
       wsConnectsPerIpPerMinute: e.LIVE_AUDIO_MAX_CONNECTIONS_PER_IP_PER_MINUTE,
     },
-    ops: { metricsToken: e.METRICS_TOKEN, drainMs: e.LIVE_AUDIO_DRAIN_MS },
+    ops: { metricsToken: e.METRICS_TOKEN, metricsPublic: e.METRICS_PUBLIC, drainMs: e.LIVE_AUDIO_DRAIN_MS },
     upstream: {
       backlogMs: e.LIVE_AUDIO_UPSTREAM_BACKLOG_MS,
       reconnectBudgetMs: e.LIVE_AUDIO_RECONNECT_BUDGET_MS,

@@ -43,3 +43,20 @@ export function createClientIpResolver(trust: TrustProxy): (req: IncomingMessage
     }
   };
 }
+
+/**
+ * Whether a socket peer is one of the proxies `TRUST_PROXY` names (a hop count trusts every peer: it is the
+ * proxy in front). Per-address limits on raw connections skip them: a proxy carries many clients.
+ */
+export function createTrustedProxyCheck(trust: TrustProxy): (address: string) => boolean {
+  if (trust === false) return () => false;
+  if (typeof trust === 'number') return () => trust > 0;
+  const fn = proxyaddr.compile(trust);
+  return (address) => {
+    try {
+      return fn(address, 0);
+    } catch {
+      return false;
+    }
+  };
+}

@@ -10,9 +10,13 @@ interface BodyParserError {
   limit?: number;
 }
 
+/** Longest part of a client's path echoed in a 404 (a URL may be 16 KiB of anything). */
+export const MAX_ECHOED_PATH = 200;
+
 /** 404 for unknown routes, in the common error shape. */
 export const notFoundHandler: RequestHandler = (req, res) => {
-  res.status(404).json({ success: false, error: `Not found: ${req.method} ${req.path}`, code: 'NOT_FOUND' });
+  const p = req.path.length > MAX_ECHOED_PATH ? `${req.path.slice(0, MAX_ECHOED_PATH)}…` : req.path;
+  res.status(404).json({ success: false, error: `Not found: ${req.method} ${p}`, code: 'NOT_FOUND' });
 };
 
 /**

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RequestHandler } from 'express';
 import { pinoHttp } from 'pino-http';
 import type { Logger } from '../util/logger';
-import { redactUrl } from '../util/logger';
+import { redactText } from '../util/logger';
 
 /** Request headers that may appear in logs; everything else (credentials, cookies) never does. */
 export const LOGGED_HEADERS = ['user-agent', 'content-type', 'content-length', 'origin', 'x-request-id'] as const;
@@ -15,11 +15,22 @@ interface SerializedReq {
   remoteAddress?: string;
 }
 
-/** Serializer of the request in access logs: redacted URL, allowlisted headers. */
+/** Longest URL an access-log line carries (a request line may be 16 KiB of anything); longer ones are cut. */
+export const MAX_LOGGED_URL = 1024;
+
+/** Serializer of the request in access logs: redacted URL (cut at `MAX_LOGGED_URL`), allowlisted headers. */
 export function serializeRequest(req: SerializedReq): Record<string, unknown> {
   const headers: Record<string, unknown> = {};
   for (const h of LOGGED_HEADERS) if (req.headers?.[h] !== undefined) headers[h] = req.headers[h];
-  return { id: req.id, method: req.method, url: redactUrl(String(req.url ?? '')), headers, remoteAddress: req.remoteAddress };
+  // Redacted before it is cut, so a credential cannot be split into a fragment the patterns miss.
+  const url = redactText(String(req.url ?? ''));
+  return {
+    id: req.id,
+    method: req.method,
+    url: url.length > MAX_LOGGED_URL ? `${url.slice(0, MAX_LOGGED_URL)}…[${url.length - MAX_LOGGED_URL} more]` : url,
+    headers,
+    remoteAddress: req.remoteAddress,
+  };
 }
 
 const QUIET = new Set(['/health', '/ready', '/metrics']);

@@ -26,7 +26,10 @@ export interface HttpLimitsDeps {
 export interface HttpLimits {
   afterAuth: RequestHandler[];
   sessionStartLimit: RequestHandler[];
+  /** Counts `/transcribe` requests; runs before the body is read. */
   transcribe: RequestHandler[];
+  /** Admits the parsed chunk's audio; runs after the body is read. */
+  audioAdmission: RequestHandler[];
   /** Stops the stores' timers. */
   close(): void;
 }
@@ -89,7 +92,8 @@ export function createHttpLimits(deps: HttpLimitsDeps): HttpLimits {
   return {
     afterAuth: mk('requests', deps.settings.requestsPerMinute),
     sessionStartLimit: mk('session_starts', deps.settings.sessionStartsPerMinute),
-    transcribe: [...mk('transcriptions', deps.settings.transcriptionsPerMinute), audioAdmission],
+    transcribe: mk('transcriptions', deps.settings.transcriptionsPerMinute),
+    audioAdmission: [audioAdmission],
     close() {
       for (const s of stores) s.shutdown();
     },

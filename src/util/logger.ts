@@ -1,4 +1,5 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
+import { createLineRedactor } from './redaction';
 
 export type { Logger };
 
@@ -20,41 +21,7 @@ export const REDACT_PATHS = [
   '*.jwtSecret',
 ];
 
-/** Removes credentials from a URL before it is logged (`?token=`, `?key=`, `?access_token=`). */
-export function redactUrl(url: string): string {
-  return url.replace(/([?&](?:token|key|access_token|api_key|apikey)=)[^&#]*/gi, '$1[REDACTED]');
-}
-
-/** Removes anything that looks like one of our credentials from free text (error messages, reasons). */
-export function redactText(text: string): string {
-  return redactUrl(text)
-    .replace(/ak_[0-9a-f]{8,}/gi, 'ak_[REDACTED]')
-    .replace(/AIza[0-9A-Za-z_-]{20,}/g, '[REDACTED_GOOGLE_KEY]')
-    .replace(/eyJ[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+/g, '[REDACTED_JWT]')
-    .replace(/(Bearer\s+)\S+/gi, '$1[REDACTED]');
-}
-
-const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/**
- * Redacts a serialized log line (JSON or pretty text): credential query values, `ak_` keys, Google keys,
- * JWTs, bearer tokens, and the literal `secrets` given (the configured Gemini key, the JWT secret). The
- * character classes stop at quotes and backslashes so the JSON stays valid.
- */
-export function createLineRedactor(secrets: readonly (string | undefined)[] = []): (line: string) => string {
-  const literal = secrets.filter((s): s is string => typeof s === 'string' && s.length >= 6).map(escapeRe);
-  const literalRe = literal.length ? new RegExp(literal.join('|'), 'g') : undefined;
-  return (line) => {
-    let out = line
-      .replace(/([?&](?:token|key|access_token|api_key|apikey|auth|jwt)=)[^&#"\s\\]*/gi, '$1[REDACTED]')
-      .replace(/ak_[0-9a-f]{8,}/gi, 'ak_[REDACTED]')
-      .replace(/AIza[0-9A-Za-z_-]{20,}/g, '[REDACTED_GOOGLE_KEY]')
-      .replace(/eyJ[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+\.[0-9A-Za-z_-]+/g, '[REDACTED_JWT]')
-      .replace(/(Bearer\s+)[^\s"\\]+/gi, '$1[REDACTED]');
-    if (literalRe) out = out.replace(literalRe, '[REDACTED]');
-    return out;
-  };
-}
+export { createLineRedactor, redactText, redactUrl } from './redaction';
 
 export interface LoggerOptions {
   level: string;

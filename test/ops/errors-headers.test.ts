@@ -28,8 +28,10 @@ describe.each([
   ['production', 'production'],
 ])('one error shape everywhere (%s)', (_label, nodeEnv) => {
   let t: TestServer;
+  // Production refuses to start without a /metrics token.
+  const METRICS_TOKEN = 'metrics-token-for-the-error-shape-tests';
   beforeAll(async () => {
-    t = await startTestServer({ env: { NODE_ENV: nodeEnv, LIVE_AUDIO_JSON_LIMIT: '64kb' }, overrides: { provider: brokenProvider } });
+    t = await startTestServer({ env: { NODE_ENV: nodeEnv, METRICS_TOKEN, LIVE_AUDIO_JSON_LIMIT: '64kb' }, overrides: { provider: brokenProvider } });
   });
   afterAll(async () => {
     await t.close();
@@ -79,8 +81,8 @@ describe.each([
     expectErrorShape(await request(t.url).get(`${API}/sessions`), 401, 'AUTH_REQUIRED');
   });
 
-  it('a decoded chunk over 5 MiB is refused 413 by default, and JSON bodies up to 8 MiB are accepted', async () => {
-    const d = await startTestServer({ env: { NODE_ENV: nodeEnv } });
+  it('a decoded chunk over 5 MiB is refused 413 by default, and JSON bodies over the /transcribe cap are 413', async () => {
+    const d = await startTestServer({ env: { NODE_ENV: nodeEnv, METRICS_TOKEN } });
     try {
       const hd = { 'X-API-Key': d.keys.alice };
       await request(d.url).post(`${API}/session/start`).set(hd).send({ session_id: 'big' });

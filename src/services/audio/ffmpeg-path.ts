@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../util/logger';
@@ -78,4 +79,53 @@ export function resolveFfmpegPath(opts: ResolveFfmpegPathOptions = {}): Resolved
     opts.logger?.warn({ source: 'bundled' }, 'bundled ffmpeg binary is not executable; decoding will fail');
   }
   return { path: bundled, source: 'bundled' };
+}
+
+export interface FfmpegIdentity extends ResolvedFfmpegPath {
+  /** From the first line of `ffmpeg -version` (e.g. `5.1.6-0+deb12u1`); null when it could not be read. */
+  version: string | null;
+}
+
+/** The version `ffmpeg -version` prints on its first line (`ffmpeg version <v> Copyright …`), or null. */
+export function parseFfmpegVersion(output: string): string | null {
+  const firstLine = output.slice(0, 512).split('\n', 1)[0];
+  const m = /^ffmpeg version (\S{1,100})/.exec(firstLine);
+  return m ? m[1] : null;
+}
+
+/**
+ * Runs `<path> -version` once, bounded by `timeoutMs` (the child is killed then) and by 64 KiB of output;
+ * resolves with the version, or null when the binary did not answer in time or printed something else.
+ */
+export function probeFfmpegVersion(ffmpegPath: string, timeoutMs = 5_000): Promise<string | null> {
+  return new Promise((resolve) => {
+    execFile(ffmpegPath, ['-hide_banner', '-version'], { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024, windowsHide: true }, (err, stdout) => {
+      resolve(err ? null : parseFfmpegVersion(String(stdout)));
+    });
+  });
+}
+
+/**
+ * Resolves the ffmpeg binary (`resolveFfmpegPath`), asks it for its version, and logs the choice once: which
+ * binary, from where and which version. Falling back to the bundled build is a warning (it is a 2018 build that
+ * no distribution patches any more), as is a binary that does not answer `-version`.
+ */
+export async function chooseFfmpeg(opts: ResolveFfmpegPathOptions & { versionTimeoutMs?: number } = {}): Promise<FfmpegIdentity> {
+  const resolved = resolveFfmpegPath(opts);
+  const version = await probeFfmpegVersion(resolved.path, opts.versionTimeoutMs);
+  const identity: FfmpegIdentity = { ...resolved, version };
+  const fields = { ffmpegPath: resolved.path, ffmpegSource: resolved.source, ffmpegVersion: version };
+  if (resolved.source === 'bundled') {
+    opts.logger?.warn(
+      fields,
+      `ffmpeg: using the bundled @ffmpeg-installer build ${version ?? '(version unknown)'}, an unmaintained 2018 build: ` +
+        `install your distribution's ffmpeg (Debian/Ubuntu: apt-get install ffmpeg) or set FFMPEG_PATH`,
+    );
+  } else {
+    opts.logger?.info(fields, `ffmpeg: ${resolved.path} (${resolved.source === 'env' ? 'FFMPEG_PATH' : 'PATH'}), version ${version ?? 'unknown'}`);
+  }
+  if (version === null) {
+    opts.logger?.warn(fields, `ffmpeg: ${resolved.path} did not answer "-version" as ffmpeg does; decoding may fail`);
+  }
+  return identity;
 }

@@ -1,0 +1,35 @@
+import type { JsonShapeLimits } from './body-json-shape';
+
+/** What one route accepts as its JSON body. */
+export interface BodySpec extends JsonShapeLimits {
+  maxBytes: number;
+}
+
+/** The routes' bodies are flat objects; a little nesting is tolerated (e.g. a client's metadata object). */
+export const JSON_MAX_DEPTH = 4;
+/** Containers plus separators: the routes read at most a handful of fields. */
+export const JSON_MAX_ELEMENTS = 1000;
+/** Room for `/transcribe`'s other fields and a `data:` URL prefix next to the base64 chunk. */
+export const TRANSCRIBE_FIELDS_ALLOWANCE = 64 * 1024;
+
+/** Length of the base64 text of `bytes` bytes (with padding). */
+export const base64Length = (bytes: number): number => 4 * Math.ceil(bytes / 3);
+
+export interface RouteBodySpecs {
+  /** `/transcribe`: one audio chunk of at most `maxChunkBytes` as base64, plus a few fields. */
+  transcribe: BodySpec;
+  /** Session start and end: a few short fields. */
+  control: BodySpec;
+}
+
+/**
+ * Per-route body caps: `/transcribe` gets the largest legal body (a `maxChunkBytes` chunk as base64 plus a few
+ * fields), never more than `LIVE_AUDIO_JSON_LIMIT`; the routes without audio get `LIVE_AUDIO_CONTROL_JSON_LIMIT`.
+ */
+export function routeBodySpecs(o: { maxChunkBytes: number; jsonLimitBytes: number; controlJsonLimitBytes: number }): RouteBodySpecs {
+  const shape = { maxDepth: JSON_MAX_DEPTH, maxElements: JSON_MAX_ELEMENTS };
+  return {
+    transcribe: { ...shape, maxBytes: Math.min(o.jsonLimitBytes, base64Length(o.maxChunkBytes) + TRANSCRIBE_FIELDS_ALLOWANCE) },
+    control: { ...shape, maxBytes: Math.min(o.jsonLimitBytes, o.controlJsonLimitBytes) },
+  };
+}
