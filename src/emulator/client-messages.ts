@@ -3,36 +3,13 @@
  * {@link ProtocolError} carrying the close code and reason production would use.
  */
 import type { RawData } from 'ws';
+import { validateSetupForModel } from './model-validation';
 import type { ModelCapabilities } from './models';
+import { ProtocolError, invalid, isObject } from './protocol-error';
 import { INPUT_SAMPLE_RATE } from './pcm';
-import {
-  CLOSE_INVALID_ARGUMENT,
-  CLOSE_POLICY,
-  REASON_BAD_KEY,
-  REASON_INVALID_ARGUMENT,
-  REASON_NON_AUDIO,
-  modelNotFoundReason,
-} from './wire';
+import { CLOSE_INVALID_ARGUMENT, CLOSE_POLICY, REASON_BAD_KEY, REASON_NON_AUDIO, modelNotFoundReason } from './wire';
 
-/** A client error: the connection is closed with `code` and `reason`; `detail` only goes to the log. */
-export class ProtocolError extends Error {
-  constructor(
-    readonly code: number,
-    readonly reason: string,
-    readonly detail?: string,
-  ) {
-    super(detail ?? reason);
-  }
-}
-
-/** Rejects the message with 1007 'Request contains an invalid argument.'. */
-export function invalid(detail: string): never {
-  throw new ProtocolError(CLOSE_INVALID_ARGUMENT, REASON_INVALID_ARGUMENT, detail);
-}
-
-export function isObject(v: unknown): v is Record<string, any> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { ProtocolError, invalid, isObject } from './protocol-error';
 
 export type ClientMessageType = 'setup' | 'realtimeInput' | 'clientContent' | 'toolResponse' | 'contextUpdate';
 const CLIENT_MESSAGES = new Set<string>(['setup', 'realtimeInput', 'clientContent', 'toolResponse', 'contextUpdate']);
@@ -73,6 +50,7 @@ const SETUP_FIELDS = new Set([
 
 /** What a valid setup asked for. */
 export interface NegotiatedSetup {
+  /** As sent: `models/<id>`. */
   modelName: string;
   model: ModelCapabilities;
   modality: 'AUDIO' | 'TEXT';
@@ -112,6 +90,7 @@ export function validateSetup(setup: unknown, ctx: SetupContext): NegotiatedSetu
   if (typeof modelName !== 'string' || modelName.length === 0) return invalid('setup.model missing');
   const model = modelName.startsWith('models/') ? ctx.models[modelName.slice('models/'.length)] : undefined;
   if (!model) throw new ProtocolError(CLOSE_POLICY, modelNotFoundReason(modelName, ctx.apiVersion));
+  validateSetupForModel(setup, modelName.slice('models/'.length), model, ctx.apiVersion);
 
   const gc = isObject(setup.generationConfig) ? setup.generationConfig : {};
   const modalities: unknown = gc.responseModalities ?? [];

@@ -18,10 +18,11 @@ import type { ClientMessageKind, ConnectionRecorder } from './recorder';
 import { planReply, type ReplyPlan, type ServerMessage } from './reply-plan';
 import { ReplyPlayer } from './reply-player';
 import type { ResumptionStore, SessionState } from './resumption';
-import { resolveTurn, type Scenario, type Turn, type TurnInput } from './scenario';
+import { greetingTurn, resolveTurn, type Scenario, type Turn, type TurnInput } from './scenario';
 import { WriteCoalescer, type EmulatorTiming } from './timing';
 import {
   CLOSE_INTERNAL,
+  CLOSE_POLICY,
   REASON_DEADLINE,
   REASON_INTERNAL,
   REASON_QUOTA,
@@ -84,9 +85,11 @@ export class EmulatorConnection {
   private audioMs = 0; // audio time received, for manual activity turns
   private manualActivityStartMs: number | undefined;
   private reply: { player: ReplyPlayer; plan: ReplyPlan } | undefined;
-  private readonly queued: TurnInput[] = [];
+  private readonly queued: { input: TurnInput; fixed?: Turn }[] = [];
   private silent = false;
   private warnedNoRate = false;
+  /** Until the first input after a fresh setup: a text turn then is the cue for the model to speak first. */
+  private greetingOpen = false;
 
   constructor(private readonly deps: ConnectionDeps) {
     this.id = deps.id;
@@ -201,9 +204,11 @@ export class EmulatorConnection {
       this.session = state;
       recorder.record.resumedFrom = setup.resumeHandle;
     } else {
-      this.session = { sessionId: this.deps.newSessionId(), scenario: undefined, scenarioIndex: 0, turnIndex: 0 };
+      this.session = { sessionId: this.deps.newSessionId(), scenario: undefined, scenarioIndex: 0, turnIndex: 0, contextTokens: 0, audioMs: 0 };
     }
     this.setup = setup;
+    recorder.record.model = setup.modelName.slice('models/'.length);
+    this.greetingOpen = !setup.resumeHandle && !setup.model.transcriptionOnly;
     this.vad = setup.manualActivity
       ? undefined
       : new EnergyVad({ ...this.deps.vad, silenceDurationMs: setup.silenceDurationMs ?? DEFAULT_SILENCE_DURATION_MS });
@@ -278,7 +283,7 @@ export class EmulatorConnection {
         case 'text':
           if (typeof value !== 'string') return invalid('realtimeInput.text is not a string');
           recorder.message('text');
-          this.startTurn({ kind: 'text', speechMs: 0, text: value });
+          this.textTurn(value);
           break;
         case 'audioStreamEnd':
           if (!this.vad) return invalid('audioStreamEnd with automatic activity detection disabled');
@@ -308,8 +313,31 @@ export class EmulatorConnection {
 
   private handleAudio(pcm: Buffer, rate: number): void {
     this.deps.recorder.audio(pcm, rate);
-    this.audioMs += pcmDurationMs(pcm.length, rate);
+    this.greetingOpen = false;
+    const ms = pcmDurationMs(pcm.length, rate);
+    this.audioMs += ms;
+    this.session.audioMs = (this.session.audioMs ?? 0) + ms;
+    const cap = this.setup?.model.maxAudioMs;
+    if (cap !== undefined && this.session.audioMs > cap) {
+      this.close(CLOSE_POLICY, `Audio limit of ${Math.round(cap / 60_000)} minutes per session reached.`);
+      return;
+    }
     if (this.vad) this.onVadEvents(this.vad.push(pcm, rate));
+  }
+
+  /**
+   * A text turn: the first input after a fresh setup is the greeting (the model opens the conversation, without
+   * using up a scripted turn); a transcription-only model has nothing to transcribe in text and ignores it.
+   */
+  private textTurn(text: string): void {
+    if (this.setup?.model.transcriptionOnly) return;
+    if (this.greetingOpen) {
+      this.greetingOpen = false;
+      this.deps.recorder.record.greeting = text;
+      this.startTurn({ kind: 'text', speechMs: 0, text }, greetingTurn(this.deps.scenario(), text));
+      return;
+    }
+    this.startTurn({ kind: 'text', speechMs: 0, text });
   }
 
   private onVadEvents(events: VadEvent[]): void {
@@ -325,7 +353,7 @@ export class EmulatorConnection {
       return invalid('clientContent after the first model turn on this model');
     }
     this.deps.recorder.message('clientContent');
-    if (cc.turnComplete === true) this.startTurn({ kind: 'text', speechMs: 0, text: clientContentText(cc) });
+    if (cc.turnComplete === true) this.textTurn(clientContentText(cc));
   }
 
   // ---------------------------------------------------------------- turns and replies
@@ -335,17 +363,19 @@ export class EmulatorConnection {
     if (this.setup?.interruptible) this.interrupt();
   }
 
-  private startTurn(partial: Omit<TurnInput, 'index'>): void {
+  /** `fixed`: the reply to give instead of the scenario's next turn (a greeting). */
+  private startTurn(partial: Omit<TurnInput, 'index'>, fixed?: Turn): void {
+    this.greetingOpen = false;
     const input: TurnInput = { ...partial, index: this.session.turnIndex++ };
     this.log.debug({ input }, 'user turn');
     if (this.reply?.player.active) {
       if (!this.setup?.interruptible) {
-        this.queued.push(input);
+        this.queued.push({ input, fixed });
         return;
       }
       this.interrupt();
     }
-    this.answer(input);
+    this.answer(input, fixed);
   }
 
   /** Plays the reply to `input`: the scenario's next turn, or `fixed` (the opening, which is not a user turn). */
@@ -371,7 +401,11 @@ export class EmulatorConnection {
       splitParts: faults.splitReplyParts ?? 1,
       lateInputTranscription: faults.lateInputTranscription === true,
       coalesceEnd: this.deps.timing === 'eager',
+      contextTokens: this.session.contextTokens ?? 0,
+      thoughtsTokens: setup.model.thoughtsTokensPerTurn,
+      transcriptionOnly: setup.model.transcriptionOnly === true,
     });
+    this.session.contextTokens = (this.session.contextTokens ?? 0) + plan.turnTokens;
     if (setup.resumption && faults.notResumableDuringGeneration) {
       this.send({ sessionResumptionUpdate: { resumable: false } });
     }
@@ -389,7 +423,7 @@ export class EmulatorConnection {
       this.send({ sessionResumptionUpdate: { newHandle: this.issueHandle(), resumable: true } });
     }
     const next = this.queued.shift();
-    if (next) this.answer(next);
+    if (next) this.answer(next.input, next.fixed);
   }
 
   // ---------------------------------------------------------------- plumbing
@@ -407,6 +441,9 @@ export class EmulatorConnection {
     this.deps.coalescer?.beforeWrite();
     ws.send(encodeFrame(message, this.deps.frames));
     this.deps.recorder.sent(serverMessageKind(message));
+    if (typeof message.usageMetadata === 'object' && message.usageMetadata !== null) {
+      this.deps.recorder.usage(message.usageMetadata as Record<string, unknown>);
+    }
   }
 
   private later(ms: number, fn: () => void): void {

@@ -1,11 +1,11 @@
 /** Gemini Live emulator: a loopback server speaking the BidiGenerateContent wire protocol (offline demo + tests). */
 export { startGeminiLiveEmulator } from './gemini-live-emulator';
 export type { EmulatorOptions, EmulatorRetained, GeminiLiveEmulator, UpgradeRecord } from './gemini-live-emulator';
-export type { EmulatorConnectionRecord, ClientMessageKind, EmulatorRetention } from './recorder';
+export type { EmulatorConnectionRecord, ClientMessageKind, EmulatorRetention, UsageTotals } from './recorder';
 export { DEMO_RETENTION, FULL_RETENTION } from './recorder';
 export { EMULATOR_TIMINGS, isEmulatorTiming } from './timing';
 export type { EmulatorTiming } from './timing';
-export { defaultScenario, scriptedScenario, namedScenario, demoTurn, DEMO_PREFIX } from './scenario';
+export { defaultScenario, scriptedScenario, namedScenario, demoTurn, greetingTurn, DEMO_PREFIX } from './scenario';
 export type { Scenario, Turn, TurnInput, TurnSource, Pacing } from './scenario';
 export { namedFault } from './faults';
 export type { FrameMode } from './wire';

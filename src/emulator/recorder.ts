@@ -81,6 +81,21 @@ export interface EmulatorConnectionRecord {
   /** Of those, how many were interrupted (barge-in or `interrupt()`). */
   interruptedTurns: number;
   closed?: { code: number; reason: string; by: 'server' | 'client' };
+  /** The model id of the accepted setup (without `models/`). */
+  model?: string;
+  /** The text turn taken as the model's cue to speak first (the first input after setup, if it was text). */
+  greeting?: string;
+  /** Sums of every `usageMetadata` this connection sent (setup, turns, interrupted turns). */
+  usage: UsageTotals;
+}
+
+export interface UsageTotals {
+  /** How many messages carried `usageMetadata`. */
+  messages: number;
+  promptTokenCount: number;
+  responseTokenCount: number;
+  thoughtsTokenCount: number;
+  totalTokenCount: number;
 }
 
 export function createConnectionRecord(init: {
@@ -103,6 +118,7 @@ export function createConnectionRecord(init: {
     handlesIssued: 0,
     turns: 0,
     interruptedTurns: 0,
+    usage: { messages: 0, promptTokenCount: 0, responseTokenCount: 0, thoughtsTokenCount: 0, totalTokenCount: 0 },
   };
 }
 
@@ -134,6 +150,17 @@ export class ConnectionRecorder {
 
   sent(kind: string): void {
     if (this.retention.messageLog) this.record.sent.push({ at: this.clock(), kind });
+  }
+
+  /** Adds one sent `usageMetadata` to the connection's totals (kept whatever the retention: four numbers). */
+  usage(u: Record<string, unknown>): void {
+    const t = this.record.usage;
+    const n = (v: unknown) => (typeof v === 'number' ? v : 0);
+    t.messages++;
+    t.promptTokenCount += n(u.promptTokenCount);
+    t.responseTokenCount += n(u.responseTokenCount);
+    t.thoughtsTokenCount += n(u.thoughtsTokenCount);
+    t.totalTokenCount += n(u.totalTokenCount);
   }
 
   handleIssued(handle: string): void {

@@ -18,6 +18,8 @@ export interface ReplyPlan {
   usageMetadata: ServerMessage;
   /** Total reply PCM bytes (AUDIO). */
   audioBytes: number;
+  /** Tokens this turn adds to the conversation (its input and its reply): later turns re-read them. */
+  turnTokens: number;
 }
 
 export interface ReplyPlanOptions {
@@ -38,6 +40,12 @@ export interface ReplyPlanOptions {
   lateInputTranscription: boolean;
   /** `generationComplete` and `turnComplete` right after the last content, without waiting out its duration. */
   coalesceEnd?: boolean;
+  /** Tokens of the conversation before this turn: re-read, so counted in this turn's prompt. Default 0. */
+  contextTokens?: number;
+  /** `thoughtsTokenCount` of this reply (models that report thoughts). Default: none reported. */
+  thoughtsTokens?: number;
+  /** A speech-to-text model: the input transcription and `turnComplete` only, no reply. */
+  transcriptionOnly?: boolean;
 }
 
 export const OUTPUT_MIME_TYPE = `audio/pcm;rate=${OUTPUT_SAMPLE_RATE}`;
@@ -53,12 +61,23 @@ const REPLY_TONE = { freqHz: 220, amplitude: 1000, sampleRate: OUTPUT_SAMPLE_RAT
 export function planReply(o: ReplyPlanOptions): ReplyPlan {
   const parts = Math.max(1, Math.floor(o.splitParts));
   const inputSteps =
-    o.input.kind === 'audio' && o.inputTranscription
+    o.input.kind === 'audio' && (o.inputTranscription || o.transcriptionOnly)
       ? wordFragments(o.turn.userTranscript)
           .flatMap((w) => splitText(w, parts))
           .map((text) => step({ serverContent: { inputTranscription: { text } } }))
       : [];
 
+  if (o.transcriptionOnly) {
+    const u = usage(o, 0);
+    if (inputSteps[0]) inputSteps[0].waitMs += o.delayMs;
+    return {
+      steps: [...inputSteps, step({ serverContent: { turnComplete: true }, usageMetadata: u.metadata })],
+      stalls: false,
+      usageMetadata: u.metadata,
+      audioBytes: 0,
+      turnTokens: u.turnTokens,
+    };
+  }
   const content = o.modality === 'AUDIO' ? audioContent(o, parts) : textContent(o, parts);
   const generationComplete: ReplyStep = {
     waitMs: o.coalesceEnd ? 0 : content.trailingWaitMs,
@@ -67,7 +86,7 @@ export function planReply(o: ReplyPlanOptions): ReplyPlan {
   // The delay comes before the first model content (or before generationComplete if there is none).
   (content.steps[0] ?? generationComplete).waitMs += o.delayMs;
 
-  const usageMetadata = usage(o, content.audioMs);
+  const { metadata: usageMetadata, turnTokens } = usage(o, content.audioMs);
   const body = o.lateInputTranscription
     ? [...content.steps.slice(0, 1), ...inputSteps, ...content.steps.slice(1)]
     : [...inputSteps, ...content.steps];
@@ -76,13 +95,14 @@ export function planReply(o: ReplyPlanOptions): ReplyPlan {
   if (stallAfter !== undefined) {
     let contentSeen = 0;
     const cut = body.findIndex((s) => isModelContent(s) && ++contentSeen > stallAfter);
-    return { steps: cut < 0 ? body : body.slice(0, cut), stalls: true, usageMetadata, audioBytes: content.audioBytes };
+    return { steps: cut < 0 ? body : body.slice(0, cut), stalls: true, usageMetadata, audioBytes: content.audioBytes, turnTokens };
   }
   return {
     steps: [...body, generationComplete, step({ serverContent: { turnComplete: true }, usageMetadata })],
     stalls: false,
     usageMetadata,
     audioBytes: content.audioBytes,
+    turnTokens,
   };
 }
 
@@ -133,18 +153,29 @@ function textContent(o: ReplyPlanOptions, parts: number): Content {
   return { steps, audioMs: 0, audioBytes: 0, trailingWaitMs: 0 };
 }
 
-function usage(o: ReplyPlanOptions, replyAudioMs: number): ServerMessage {
+/**
+ * Per-turn usage, never cumulative (models-and-setup.md §4): the prompt is this turn's input plus the context
+ * re-read (earlier turns), so prompt counts grow turn by turn like the real service's (143 → 181 → 224).
+ */
+function usage(o: ReplyPlanOptions, replyAudioMs: number): { metadata: ServerMessage; turnTokens: number } {
   const audioTokens = (ms: number) => Math.ceil((ms / 1000) * AUDIO_TOKENS_PER_SECOND);
   const textTokens = (s: string) => Math.ceil(s.length / 4);
-  const prompt = o.input.kind === 'audio' ? audioTokens(o.input.speechMs) : textTokens(o.input.text ?? '');
-  const response = o.modality === 'AUDIO' ? audioTokens(replyAudioMs) : textTokens(o.turn.reply);
-  return {
+  const input = o.input.kind === 'audio' ? audioTokens(o.input.speechMs) : textTokens(o.input.text ?? '');
+  const context = o.contextTokens ?? 0;
+  const prompt = input + context;
+  const response = o.transcriptionOnly ? 0 : o.modality === 'AUDIO' ? audioTokens(replyAudioMs) : textTokens(o.turn.reply);
+  const thoughts = o.transcriptionOnly ? 0 : (o.thoughtsTokens ?? 0);
+  const promptTokensDetails = [{ modality: o.input.kind === 'audio' ? 'AUDIO' : 'TEXT', tokenCount: input }];
+  if (context > 0) promptTokensDetails.push({ modality: 'TEXT', tokenCount: context });
+  const metadata: ServerMessage = {
     promptTokenCount: prompt,
-    responseTokenCount: response,
-    totalTokenCount: prompt + response,
-    promptTokensDetails: [{ modality: o.input.kind === 'audio' ? 'AUDIO' : 'TEXT', tokenCount: prompt }],
-    responseTokensDetails: [{ modality: o.modality, tokenCount: response }],
+    ...(o.transcriptionOnly ? {} : { responseTokenCount: response }),
+    ...(thoughts > 0 ? { thoughtsTokenCount: thoughts } : {}),
+    totalTokenCount: prompt + response + thoughts,
+    promptTokensDetails,
+    ...(o.transcriptionOnly ? {} : { responseTokensDetails: [{ modality: o.modality, tokenCount: response }] }),
   };
+  return { metadata, turnTokens: input + response };
 }
 
 function audioBlob(pcm: Buffer): { mimeType: string; data: string } {

@@ -10,6 +10,10 @@ export interface SessionState {
   scenarioIndex: number;
   /** User turns so far in the session. */
   turnIndex: number;
+  /** Tokens of the conversation so far: every turn re-reads them (prompt counts grow turn by turn). */
+  contextTokens?: number;
+  /** Audio received in the session (a model's per-session audio cap counts across resumed connections). */
+  audioMs?: number;
 }
 
 interface Entry {

@@ -52,6 +52,12 @@ export interface Scenario {
    * `setupComplete` on every new session (not on resumed ones); with `eager` timing in the same write.
    */
   opening?: Pick<Turn, 'reply' | 'replyAudioMs'>;
+  /**
+   * The reply to a greeting: a text turn sent right after setup, before any audio (the relay's cue for the model to
+   * speak first). Does not use up a scripted turn. Without it a greeting is answered like any text turn (the
+   * offline demo: `You wrote: "…"`).
+   */
+  greeting?: Turn | ((instruction: string) => Turn);
 }
 
 export const DEMO_PREFIX =
@@ -75,6 +81,13 @@ export function demoTurn(input: TurnInput): Turn {
     userTranscript: `[emulated] I heard ${s} seconds of speech`,
     reply: `${DEMO_PREFIX} I heard ${s} seconds of speech.`,
   };
+}
+
+/** The scenario's reply to a greeting instruction, if it has one (else the greeting is answered like any text turn). */
+export function greetingTurn(scenario: Scenario, instruction: string): Turn | undefined {
+  const g = scenario.greeting;
+  if (g === undefined) return undefined;
+  return typeof g === 'function' ? g(instruction) : g;
 }
 
 /** The offline-demo scenario: every turn gets the honest demo reply. */

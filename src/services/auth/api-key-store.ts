@@ -1,8 +1,8 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../../util/logger';
 import { silentLogger } from '../../util/logger';
+import { WatchedFile, type FileCheck, type FileStat } from '../../util/watched-file';
 import { apiKeyDigest, isWellFormedApiKey, LEAKED_KEY_HASHES, parseEnvApiKeys, type EnvApiKey } from './api-key';
 import {
   createKeyInFile,
@@ -51,8 +51,6 @@ export interface ApiKeyStoreSummary {
   revokedFileKeys: number;
 }
 
-const MISSING = 'missing';
-
 /**
  * The set of valid API keys: `LIVE_AUDIO_API_KEYS` (fixed at start) plus the key file (re-read when it changes,
  * so keys created or revoked with the CLI take effect within about a second, without a restart).
@@ -68,9 +66,8 @@ export class ApiKeyStore {
   private readonly envKeys: EnvApiKey[];
   private fileRecords: KeyRecord[] = [];
   private entries: StoredKey[] = [];
-  private fileSig: string | null = null;
-  private lastCheck = Number.NEGATIVE_INFINITY;
-  private inflight: Promise<void> | null = null;
+  private readonly watch: WatchedFile;
+  private loaded = false;
 
   constructor(opts: ApiKeyStoreOptions = {}) {
     this.filePath = path.resolve(opts.filePath || DEFAULT_KEY_FILE);
@@ -78,6 +75,7 @@ export class ApiKeyStore {
     this.reloadIntervalMs = Math.max(0, opts.reloadIntervalMs ?? 1000);
     this.now = opts.now ?? Date.now;
     this.envKeys = parseEnvApiKeys(opts.envKeys);
+    this.watch = new WatchedFile(this.filePath, { intervalMs: this.reloadIntervalMs, now: this.now });
     this.reloadSync(true);
   }
 
@@ -152,72 +150,42 @@ export class ApiKeyStore {
    * every look-up; concurrent callers share one check.
    */
   async refresh(): Promise<void> {
-    if (this.inflight) return this.inflight;
-    const t = this.now();
-    if (t - this.lastCheck < this.reloadIntervalMs) return;
-    this.lastCheck = t;
-    this.inflight = this.checkFileAsync().finally(() => {
-      this.inflight = null;
-    });
-    return this.inflight;
-  }
-
-  private async checkFileAsync(): Promise<void> {
-    let sig: string;
-    let mode: number | undefined;
-    try {
-      const st = await fs.promises.stat(this.filePath);
-      sig = signature(st);
-      mode = st.mode;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.log.warn({ filePath: this.filePath, errCode: (e as NodeJS.ErrnoException).code }, 'cannot stat API key file');
-        return;
-      }
-      sig = MISSING;
-    }
-    if (sig !== this.fileSig) this.load(sig, mode, false);
+    return this.watch.refresh((c) => this.apply(c, false));
   }
 
   private reloadSync(strict: boolean): void {
-    let sig: string;
-    let mode: number | undefined;
-    try {
-      const st = fs.statSync(this.filePath);
-      sig = signature(st);
-      mode = st.mode;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') {
-        if (strict) throw new KeyFileError(`API key file ${this.filePath}: cannot stat (${code ?? 'error'})`);
-        this.log.warn({ filePath: this.filePath, errCode: code }, 'cannot stat API key file');
-        return;
-      }
-      sig = MISSING;
-    }
-    this.lastCheck = this.now();
-    if (sig !== this.fileSig || strict) this.load(sig, mode, strict);
+    this.apply(this.watch.checkSync(strict), strict);
   }
 
-  private load(sig: string, mode: number | undefined, strict: boolean): void {
-    const first = this.fileSig === null;
+  private apply(c: FileCheck, strict: boolean): void {
+    if (c.kind === 'unchanged') return;
+    if (c.kind === 'error') {
+      if (strict) throw new KeyFileError(`API key file ${this.filePath}: cannot stat (${c.code ?? 'error'})`);
+      this.log.warn({ filePath: this.filePath, errCode: c.code }, 'cannot stat API key file');
+      return;
+    }
+    this.load(c.stat, strict);
+  }
+
+  private load(stat: FileStat, strict: boolean): void {
+    const first = !this.loaded;
     let records: KeyRecord[];
     try {
-      records = sig === MISSING ? [] : readKeyFile(this.filePath).keys;
+      records = stat.exists ? readKeyFile(this.filePath).keys : [];
     } catch (e) {
       if (strict) throw e;
-      // Keep the last good key set; remember the signature so the warning is not repeated every second.
-      this.fileSig = sig;
+      // Keep the last good key set; the file is not re-read (nor the warning repeated) until it changes again.
       this.log.warn(
         { filePath: this.filePath, reason: e instanceof KeyFileError ? e.message : 'read error' },
         'API key file is invalid; keeping the previously loaded keys',
       );
       return;
     }
-    this.fileSig = sig;
+    this.loaded = true;
     this.fileRecords = records;
     this.rebuild();
     const active = records.filter(isActive);
+    const mode = stat.exists ? stat.mode : undefined;
     if (mode !== undefined && process.platform !== 'win32' && (mode & 0o077) !== 0) {
       this.log.warn({ filePath: this.filePath }, 'API key file is accessible by other users; run chmod 600 on it');
     }
@@ -247,8 +215,4 @@ export class ApiKeyStore {
     }
     this.entries = entries;
   }
-}
-
-function signature(st: fs.Stats): string {
-  return `${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
 }

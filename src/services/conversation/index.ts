@@ -1,0 +1,5 @@
+/** Conversations: per-session transcripts fed by upstream events, and where they are kept. */
+export * from './transcript-types';
+export * from './transcript';
+export * from './transcript-store';
+export * from './live-message-feed';

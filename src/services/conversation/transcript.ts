@@ -1,0 +1,166 @@
+import { addUsage, emptyUsage, fromUsageMetadata, type UsageFigures } from '../usage/usage-figures';
+import type { TranscriptRecord, TranscriptToolCall, TranscriptTurn } from './transcript-types';
+
+export interface TranscriptLimits {
+  /** Turns kept per session; beyond, the oldest are dropped (counted in `droppedTurns`). Default 500. */
+  maxTurns: number;
+  /** Characters kept of each side of one turn (user words, reply). Default 16,384. */
+  maxTurnChars: number;
+}
+
+export const DEFAULT_TRANSCRIPT_LIMITS: TranscriptLimits = { maxTurns: 500, maxTurnChars: 16_384 };
+
+/**
+ * The transcript of one live session, fed by the upstream events through a small event API. Turns open on the
+ * first event of a turn (`greetingSent`, `userText`, `replyText`) and close on `turnComplete`; `usage` goes to the
+ * open turn, else to the last closed turn still without usage, else to the session's overhead (a connection's
+ * setup). Bounded: turns per session and characters per turn.
+ */
+export class Transcript {
+  private readonly record: TranscriptRecord;
+  private open: TranscriptTurn | undefined;
+  private nextIndex = 0;
+  private readonly limits: TranscriptLimits;
+
+  constructor(
+    init: { sessionId: string; owner: string; startedAt: number },
+    private readonly now: () => number = Date.now,
+    limits: Partial<TranscriptLimits> = {},
+  ) {
+    this.limits = { ...DEFAULT_TRANSCRIPT_LIMITS, ...limits };
+    this.record = {
+      ...init,
+      endedAt: null,
+      endReason: null,
+      turns: [],
+      usage: emptyUsage(),
+      overheadUsage: emptyUsage(),
+      droppedTurns: 0,
+    };
+  }
+
+  /** The greeting (the model's cue to speak first) was sent: the model's opening is a turn of its own. */
+  greetingSent(): void {
+    this.closeOpenTurn();
+    this.turn('greeting');
+  }
+
+  /** A fragment of the user's words (Gemini's input transcription, concatenated). */
+  userText(fragment: string): void {
+    const t = this.open && this.open.replyText === '' && this.open.kind === 'user' ? this.open : this.startUserTurn();
+    t.userText = this.append(t, t.userText, fragment);
+  }
+
+  /** Typed user input (a WebSocket `text` message): a user turn with these words. */
+  typedText(text: string): void {
+    this.userText(text);
+  }
+
+  /** A fragment of the model's reply (output transcription or text parts). */
+  replyText(fragment: string): void {
+    const t = this.open ?? this.turn('user');
+    t.replyText = this.append(t, t.replyText, fragment);
+  }
+
+  /** The model was interrupted (barge-in): the open turn is marked; it still closes on `turnComplete`. */
+  interrupted(): void {
+    if (this.open) this.open.interrupted = true;
+    else {
+      const last = this.record.turns.at(-1);
+      if (last && last.endedAt !== null && this.now() - last.endedAt < 1000) last.interrupted = true;
+    }
+  }
+
+  turnComplete(): void {
+    this.closeOpenTurn();
+  }
+
+  /** One `usageMetadata` message (per turn, not cumulative). */
+  usage(metadata: Parameters<typeof fromUsageMetadata>[0]): void {
+    const u = fromUsageMetadata(metadata);
+    this.record.usage = addUsage(this.record.usage, u);
+    const target = this.open ?? this.lastClosedWithoutUsage();
+    if (target) target.usage = target.usage ? addUsage(target.usage, u) : u;
+    else this.record.overheadUsage = addUsage(this.record.overheadUsage, u);
+  }
+
+  /** Room for issue 16: calls the model made in the open (or last) turn. */
+  toolCall(calls: TranscriptToolCall[]): void {
+    const t = this.open ?? this.turn('user');
+    for (const c of calls.slice(0, 64)) if (t.toolCalls.length < 64) t.toolCalls.push({ ...c });
+  }
+
+  /** The session ended: the open turn closes (as interrupted if it had started replying). */
+  end(reason: string): void {
+    if (this.record.endedAt !== null) return;
+    if (this.open && this.open.replyText !== '') this.open.interrupted = true;
+    this.closeOpenTurn();
+    this.record.endedAt = this.now();
+    this.record.endReason = reason;
+  }
+
+  get ended(): boolean {
+    return this.record.endedAt !== null;
+  }
+
+  /** Session usage so far (all reports summed). */
+  get totalUsage(): UsageFigures {
+    return this.record.usage;
+  }
+
+  /** A deep copy of the transcript as it is now (the open turn included, `endedAt: null`). */
+  snapshot(): TranscriptRecord {
+    return structuredClone(this.record);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private startUserTurn(): TranscriptTurn {
+    this.closeOpenTurn();
+    return this.turn('user');
+  }
+
+  private turn(kind: TranscriptTurn['kind']): TranscriptTurn {
+    const t: TranscriptTurn = {
+      index: this.nextIndex++,
+      kind,
+      userText: '',
+      replyText: '',
+      interrupted: false,
+      startedAt: this.now(),
+      endedAt: null,
+      usage: null,
+      toolCalls: [],
+      truncated: false,
+    };
+    this.open = t;
+    this.record.turns.push(t);
+    if (this.record.turns.length > this.limits.maxTurns) {
+      this.record.turns.splice(0, this.record.turns.length - this.limits.maxTurns);
+      this.record.droppedTurns++;
+    }
+    return t;
+  }
+
+  private closeOpenTurn(): void {
+    if (!this.open) return;
+    this.open.endedAt = this.now();
+    this.open = undefined;
+  }
+
+  private lastClosedWithoutUsage(): TranscriptTurn | undefined {
+    const last = this.record.turns.at(-1);
+    return last && last.endedAt !== null && last.usage === null ? last : undefined;
+  }
+
+  private append(t: TranscriptTurn, current: string, fragment: string): string {
+    if (typeof fragment !== 'string' || fragment.length === 0) return current;
+    const room = this.limits.maxTurnChars - current.length;
+    if (room <= 0) {
+      t.truncated = true;
+      return current;
+    }
+    if (fragment.length > room) t.truncated = true;
+    return current + fragment.slice(0, room);
+  }
+}

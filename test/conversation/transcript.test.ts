@@ -1,0 +1,198 @@
+import { Modality } from '@google/genai';
+import { scriptedScenario, startGeminiLiveEmulator } from '../../src/emulator';
+import { connectLive, utterancePcm } from '../../src/emulator/testing';
+import { feedServerMessage, MemoryTranscriptStore, Transcript, transcriptBytes } from '../../src/services/conversation';
+
+function clock(start = 1_000_000) {
+  let t = start;
+  return { now: () => t, advance: (ms: number) => (t += ms) };
+}
+
+describe('Transcript: the event API', () => {
+  it('records turns: user words, reply, interrupted or not, times, per-turn usage; greeting turns have no user words', () => {
+    const c = clock();
+    const t = new Transcript({ sessionId: 's1', owner: 'alice', startedAt: c.now() }, c.now);
+    t.greetingSent();
+    t.replyText('Hello, ');
+    t.replyText('tell me about yourself.');
+    c.advance(100);
+    t.turnComplete();
+    t.usage({ promptTokenCount: 10, responseTokenCount: 20, totalTokenCount: 30 });
+    t.userText('I am');
+    t.userText(' a nurse');
+    c.advance(50);
+    t.replyText('Great');
+    t.interrupted();
+    t.turnComplete();
+    t.usage({ promptTokenCount: 40, responseTokenCount: 5, totalTokenCount: 45, promptTokensDetails: [{ modality: 'AUDIO', tokenCount: 40 } as never] });
+    const s = t.snapshot();
+    expect(s.turns.map((x) => [x.kind, x.userText, x.replyText, x.interrupted, x.usage?.totalTokens])).toEqual([
+      ['greeting', '', 'Hello, tell me about yourself.', false, 30],
+      ['user', 'I am a nurse', 'Great', true, 45],
+    ]);
+    expect(s.turns[0]).toMatchObject({ startedAt: 1_000_000, endedAt: 1_000_100 });
+    expect(s.usage).toMatchObject({ totalTokens: 75, promptTokens: 50, responseTokens: 25, reports: 2, promptByModality: { AUDIO: 40 } });
+    expect(s.overheadUsage.reports).toBe(0);
+  });
+
+  it('usage with no turn to belong to (a connection setup) is overhead, still in the session total', () => {
+    const t = new Transcript({ sessionId: 's', owner: 'o', startedAt: 0 });
+    t.usage({ promptTokenCount: 7, totalTokenCount: 7 });
+    t.userText('hi');
+    t.replyText('yo');
+    t.turnComplete();
+    t.usage({ totalTokenCount: 3 });
+    t.usage({ promptTokenCount: 7, totalTokenCount: 7 }); // a reconnect's setup: the last turn already has usage
+    const s = t.snapshot();
+    expect(s.overheadUsage.totalTokens).toBe(14);
+    expect(s.turns[0].usage?.totalTokens).toBe(3);
+    expect(s.usage.totalTokens).toBe(17);
+  });
+
+  it('a new user utterance after a reply starts a new turn even without turnComplete (barge-in)', () => {
+    const t = new Transcript({ sessionId: 's', owner: 'o', startedAt: 0 });
+    t.userText('one');
+    t.replyText('answer');
+    t.userText('two');
+    expect(t.snapshot().turns.map((x) => x.userText)).toEqual(['one', 'two']);
+  });
+
+  it('end() closes the open turn (interrupted if a reply had started) and is idempotent', () => {
+    const c = clock();
+    const t = new Transcript({ sessionId: 's', owner: 'o', startedAt: c.now() }, c.now);
+    t.userText('q');
+    t.replyText('half an ans');
+    c.advance(10);
+    t.end('client');
+    c.advance(10);
+    t.end('expired');
+    const s = t.snapshot();
+    expect(s).toMatchObject({ endedAt: 1_000_010, endReason: 'client' });
+    expect(s.turns[0]).toMatchObject({ interrupted: true, endedAt: 1_000_010 });
+  });
+
+  it('is bounded: turns per session and characters per turn', () => {
+    const t = new Transcript({ sessionId: 's', owner: 'o', startedAt: 0 }, Date.now, { maxTurns: 3, maxTurnChars: 10 });
+    for (let i = 0; i < 5; i++) {
+      t.userText(`user ${i} says a lot of things`);
+      t.replyText('x'.repeat(100));
+      t.turnComplete();
+    }
+    const s = t.snapshot();
+    expect(s.turns.map((x) => x.index)).toEqual([2, 3, 4]);
+    expect(s.droppedTurns).toBe(2);
+    expect(s.turns[0]).toMatchObject({ userText: 'user 2 say', replyText: 'x'.repeat(10), truncated: true });
+  });
+
+  it('the snapshot is a plain JSON copy', () => {
+    const t = new Transcript({ sessionId: 's', owner: 'o', startedAt: 0 });
+    t.userText('a');
+    const s = t.snapshot();
+    s.turns[0].userText = 'changed';
+    expect(t.snapshot().turns[0].userText).toBe('a');
+    expect(JSON.parse(JSON.stringify(s))).toEqual(s);
+  });
+});
+
+describe('MemoryTranscriptStore', () => {
+  const record = (owner: string, id: string, endedAt: number | null, text = 'hello') => {
+    const t = new Transcript({ sessionId: id, owner, startedAt: 0 });
+    t.userText(text);
+    t.turnComplete();
+    const r = t.snapshot();
+    return { ...r, endedAt };
+  };
+
+  it('keeps a live transcript, then the ended one for the retention time; owner only', async () => {
+    const c = clock(0);
+    const store = new MemoryTranscriptStore({ retentionMs: 3_600_000, now: c.now });
+    await store.put(record('alice', 's1', null));
+    expect(await store.get('alice', 's1')).toBeDefined();
+    expect(await store.get('bob', 's1')).toBeUndefined();
+    c.advance(10_000_000);
+    expect(await store.get('alice', 's1')).toBeDefined(); // live: no expiry
+    await store.put(record('alice', 's1', c.now()));
+    c.advance(3_599_999);
+    expect((await store.get('alice', 's1'))?.endedAt).toBe(10_000_000);
+    c.advance(1);
+    expect(await store.get('alice', 's1')).toBeUndefined();
+    expect(store.stats()).toMatchObject({ records: 0, bytes: 0 });
+  });
+
+  it('is bounded in records and bytes overall: ended transcripts go first', async () => {
+    const store = new MemoryTranscriptStore({ maxRecords: 3, now: () => 100 });
+    await store.put(record('a', 'live', null));
+    for (let i = 0; i < 5; i++) await store.put(record('a', `ended${i}`, 100 + i));
+    expect(store.stats()).toMatchObject({ records: 3, evicted: 3 });
+    expect(await store.get('a', 'live')).toBeDefined();
+    expect(await store.get('a', 'ended4')).toBeDefined();
+    expect(await store.get('a', 'ended0')).toBeUndefined();
+
+    const big = new MemoryTranscriptStore({ maxBytes: 200_000, now: () => 100 });
+    const r = record('a', 'x', 100, 'y'.repeat(16_000));
+    for (let i = 0; i < 50; i++) await big.put({ ...r, sessionId: `s${i}` });
+    expect(big.stats().bytes).toBeLessThanOrEqual(200_000);
+    expect(big.stats().records).toBe(Math.floor(200_000 / transcriptBytes(r)));
+  });
+});
+
+describe('transcript and usage fed by the real SDK from the emulator, across a reconnect', () => {
+  it('every turn kept in order; session usage = the sum of every usageMetadata the emulator sent on both connections', async () => {
+    const emu = await startGeminiLiveEmulator({
+      timing: 'eager',
+      scenario: scriptedScenario(
+        [
+          { userTranscript: 'I am a nurse', reply: 'Why nursing?' },
+          { userTranscript: 'I like people', reply: 'Tell me more.' },
+          { userTranscript: 'That is all', reply: 'Thank you.' },
+        ],
+        { greeting: { userTranscript: '', reply: 'Welcome, please introduce yourself.' } },
+      ),
+    });
+    const t = new Transcript({ sessionId: 'interview_1', owner: 'alice', startedAt: Date.now() });
+    const config = { responseModalities: [Modality.AUDIO], inputAudioTranscription: {}, outputAudioTranscription: {}, sessionResumption: {} };
+    try {
+      const first = await connectLive({ baseUrl: emu.baseUrl, model: 'gemini-3.8-live', config, onMessage: (m) => feedServerMessage(m, t) });
+      t.greetingSent();
+      first.requireSession().sendRealtimeInput({ text: 'Open the interview.' });
+      await first.waitForTurnComplete(1);
+      first.sendPcm(utterancePcm(900, 700));
+      await first.waitForTurnComplete(2);
+      const handle = first.resumableHandles().at(-1)!;
+      emu.terminate('all'); // the connection drops
+      await first.waitForClose();
+      const second = await connectLive({
+        baseUrl: emu.baseUrl,
+        model: 'gemini-3.8-live',
+        config: { ...config, sessionResumption: { handle } },
+        onMessage: (m) => feedServerMessage(m, t),
+      });
+      second.sendPcm(utterancePcm(900, 700));
+      await second.waitForTurnComplete(1);
+      second.sendPcm(utterancePcm(700, 700));
+      await second.waitForTurnComplete(2);
+      await second.close();
+      t.end('client');
+      const s = t.snapshot();
+      expect(s.turns.map((x) => [x.kind, x.userText, x.replyText])).toEqual([
+        ['greeting', '', 'Welcome, please introduce yourself.'],
+        ['user', 'I am a nurse', 'Why nursing?'],
+        ['user', 'I like people', 'Tell me more.'],
+        ['user', 'That is all', 'Thank you.'],
+      ]);
+      expect(s.turns.every((x) => x.usage !== null && x.endedAt !== null)).toBe(true);
+      const sent = emu.connections.map((c) => c.usage);
+      expect(s.usage.totalTokens).toBe(sent.reduce((n, u) => n + u.totalTokenCount, 0));
+      expect(s.usage.promptTokens).toBe(sent.reduce((n, u) => n + u.promptTokenCount, 0));
+      expect(s.usage.thoughtsTokens).toBe(sent.reduce((n, u) => n + u.thoughtsTokenCount, 0));
+      expect(s.usage.reports).toBe(sent.reduce((n, u) => n + u.messages, 0));
+      // Each connection billed its setup: two overhead reports.
+      expect(s.overheadUsage.reports).toBe(2);
+      // Prompts re-read the context: the last turn's prompt is the largest.
+      const prompts = s.turns.map((x) => x.usage!.promptTokens);
+      expect(prompts[3]).toBeGreaterThan(prompts[1]);
+    } finally {
+      await emu.stop();
+    }
+  });
+});
