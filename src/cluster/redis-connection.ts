@@ -48,6 +48,15 @@ export interface RedisConnectionOptions {
 
 /** Reply errors that mean "not now" (a restarting or overloaded Redis), not "your command is wrong". */
 const TRANSIENT_REPLY = /^(LOADING|BUSY|TRYAGAIN|MASTERDOWN|READONLY|CLUSTERDOWN)\b/;
+/** What ioredis and the socket say when Redis cannot be reached or did not answer in time. */
+const OUTAGE = /Connection is closed|Stream isn't writeable|timed out|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|NOAUTH|WRONGPASS/;
+
+/** An outage (→ 503), as opposed to a bug (a wrong command, a script error, our own exception). */
+function isOutage(e: Error | undefined): boolean {
+  if (!e || typeof e.message !== 'string') return false;
+  if (e.name === 'ReplyError') return TRANSIENT_REPLY.test(e.message) || /^(NOAUTH|WRONGPASS)\b/.test(e.message);
+  return e.name === 'MaxRetriesPerRequestError' || OUTAGE.test(e.message);
+}
 
 /**
  * The one Redis connection of an instance (ioredis): connects from `REDIS_URL`, reconnects forever with jittered
@@ -171,7 +180,8 @@ export class RedisConnection extends TypedEmitter<RedisConnectionEvents> {
 
   /**
    * Runs `fn` against the client when connected; fails at once (no network) when not. Connection loss and
-   * timeouts become `ClusterUnavailableError`; a reply error (wrong command or script) is rethrown as it is.
+   * timeouts become `ClusterUnavailableError`; anything else (a reply error from a wrong command or script, an
+   * exception of `fn` itself) is rethrown as it is.
    */
   async run<T>(fn: (client: Redis) => Promise<T>): Promise<T> {
     if (this.closed || this.current !== 'connected') throw this.unavailable();
@@ -181,7 +191,7 @@ export class RedisConnection extends TypedEmitter<RedisConnectionEvents> {
       return r;
     } catch (err) {
       const e = err as Error;
-      if (e?.name === 'ReplyError' && !TRANSIENT_REPLY.test(e.message)) throw err;
+      if (!isOutage(e)) throw err;
       if (/timed out/i.test(e?.message ?? '') && ++this.timeoutsInARow >= this.o.timeoutsBeforeReconnect && !this.closed) {
         // A hung Redis (or a half-open socket) keeps the state "connected": drop the socket so callers fail fast.
         this.timeoutsInARow = 0;

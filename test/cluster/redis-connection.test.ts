@@ -192,3 +192,10 @@ it('close() is idempotent and ends in down', async () => {
   expect(c.state).toBe('down');
   await expect(c.run((cl) => cl.ping())).rejects.toBeInstanceOf(ClusterUnavailableError);
 });
+
+it('an exception of the caller inside run() is rethrown as it is, not turned into an outage', async () => {
+  const c = connect();
+  c.start();
+  await c.waitUntilConnected(5000);
+  await expect(c.run(async () => { throw new RangeError('caller bug'); })).rejects.toThrow(RangeError);
+});
