@@ -48,6 +48,9 @@ describe('three instances behind nginx', () => {
       const r = await fetch(`${cluster.url}/api/v1/live-audio/sessions`, { headers: { 'X-API-Key': cluster.keys.alice } });
       expect(r.status).toBe(200);
     }
+    // nginx writes a request's log line just after its answer: wait for the last one
+    const deadline = Date.now() + 5000;
+    while (cluster.nginx!.accessLog().length < before + 36 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     const served = cluster.nginx!.accessLog().slice(before);
     expect(served).toHaveLength(36);
     const perPort = new Map<number, number>();
