@@ -30,6 +30,8 @@ export interface SessionRecord extends SessionRef, Ownership {
   resumptionHandle?: string;
   /** The WebM header (EBML + Segment/Tracks) of the client's MediaRecorder stream, to prime a new decoder. */
   webmHeader?: Buffer;
+  /** Where that stream stood after the last accepted chunk (`WebmResumePoint`), rewritten with every chunk. */
+  webmResume?: WebmResumePointRecord;
   createdAt: number;
   updatedAt: number;
   expiresAt: number;
@@ -48,12 +50,20 @@ export interface NewSession extends SessionRef {
   maxAgeMs: number;
 }
 
+/** The resume point of a WebM stream (src/services/audio/webm-resume.ts), as stored. */
+export interface WebmResumePointRecord {
+  pending: Buffer;
+  midBody: boolean;
+  inCluster: boolean;
+}
+
 /** What the owner may change; anything else is fixed at creation or by ownership changes. */
 export interface SessionPatch {
   setup?: unknown;
   turn?: unknown;
   resumptionHandle?: string;
   webmHeader?: Buffer;
+  webmResume?: WebmResumePointRecord;
 }
 
 export type CreateResult =
@@ -170,7 +180,7 @@ const END = new LuaScript(
 if f[1] ~= 'live' then return 'gone' end
 if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 'not_owner' end
 redis.call('HSET', KEYS[1], 'status', 'ended', 'endedAt', ARGV[3], 'endReason', ARGV[4], 'updatedAt', ARGV[3])
-redis.call('HDEL', KEYS[1], 'header', 'handle', 'setup', 'turn')
+redis.call('HDEL', KEYS[1], 'header', 'handle', 'setup', 'turn', 'wpending', 'wflags')
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZREM', KEYS[2], ARGV[6])
 redis.call('ZREM', KEYS[3], ARGV[7])
@@ -312,6 +322,10 @@ export class SessionRecordStore {
     if ('turn' in patch) pairs.push('turn', this.json('turn', patch.turn));
     if (patch.resumptionHandle !== undefined) pairs.push('handle', patch.resumptionHandle);
     if (patch.webmHeader !== undefined) pairs.push('header', this.header(patch.webmHeader));
+    if (patch.webmResume !== undefined) {
+      if (patch.webmResume.pending.length > 4096) throw new Error('WebM resume point too large for the session record');
+      pairs.push('wpending', patch.webmResume.pending, 'wflags', `${patch.webmResume.midBody ? 1 : 0}${patch.webmResume.inCluster ? 1 : 0}`);
+    }
     const r = await this.c.run((cl) => UPDATE.run(cl, [this.recKey(ref)], [holder.owner, String(holder.epoch), this.now(), ...pairs]));
     return r as FencedResult;
   }
@@ -384,6 +398,7 @@ export class SessionRecordStore {
     ];
     if (rec.resumptionHandle) pairs.push('handle', rec.resumptionHandle);
     if (rec.webmHeader?.length) pairs.push('header', this.header(rec.webmHeader));
+    if (rec.webmResume) pairs.push('wpending', rec.webmResume.pending, 'wflags', `${rec.webmResume.midBody ? 1 : 0}${rec.webmResume.inCluster ? 1 : 0}`);
     const r = await this.c.run((cl) =>
       RESTORE.run(cl, [this.recKey(rec), this.byPrincipalKey(rec.principal), this.ownedKey(rec.owner)], [
         rec.sessionId, this.member(rec), rec.owner, String(rec.epoch), rec.expiresAt - now + this.tombstoneMs, rec.expiresAt, ...pairs,
@@ -459,6 +474,7 @@ export class SessionRecordStore {
       turn: j('turn'),
       ...(h.handle ? { resumptionHandle: s('handle') } : {}),
       ...(h.header?.length ? { webmHeader: Buffer.from(h.header) } : {}),
+      ...(h.wflags ? { webmResume: { pending: Buffer.from(h.wpending ?? Buffer.alloc(0)), midBody: s('wflags')![0] === '1', inCluster: s('wflags')![1] === '1' } } : {}),
       createdAt: n('createdAt'),
       updatedAt: n('updatedAt'),
       expiresAt,

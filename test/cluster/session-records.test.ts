@@ -60,9 +60,10 @@ it('a record round-trips: owner, epoch 1, setup, turn, handle, binary WebM heade
   expect(pttl).toBeGreaterThan(900_000 + 60_000 - 5_000);
   expect(pttl).toBeLessThanOrEqual(900_000 + 60_000);
 
-  expect(await s.update(alice('s1'), { owner: 'inst-a', epoch: 1 }, { resumptionHandle: 'handle-1', turn: { id: 1, state: 'model' } })).toBe('ok');
+  const resume = { pending: Buffer.from([0xa3]), midBody: false, inCluster: true };
+  expect(await s.update(alice('s1'), { owner: 'inst-a', epoch: 1 }, { resumptionHandle: 'handle-1', turn: { id: 1, state: 'model' }, webmResume: resume })).toBe('ok');
   const after = await s.get(alice('s1'));
-  expect(after).toMatchObject({ resumptionHandle: 'handle-1', turn: { id: 1, state: 'model' } });
+  expect(after).toMatchObject({ resumptionHandle: 'handle-1', turn: { id: 1, state: 'model' }, webmResume: resume });
   expect(after!.webmHeader!.equals(ALL_BYTES)).toBe(true);
 });
 
