@@ -10,16 +10,27 @@ set -uo pipefail
 REQUIREMENTS=(
   "chromium|chromium|the browser tests (test/browser) drive Debian's Chromium"
   "ffmpeg|ffmpeg|the audio decoder; the tests run on the distribution's ffmpeg, not the bundled 2018 build"
-  # "redis-server|redis-server|the shared session store"
-  # "nginx|nginx|the reverse-proxy tests"
+  "redis-server|redis-server|the cluster tests (test/cluster) run a real Redis for shared sessions and limits"
+  "nginx|nginx|the cluster tests put Debian's nginx in front of several instances as the load balancer"
 )
+# Besides PATH, where Debian puts daemons (a non-root PATH often lacks /usr/sbin, where nginx lives).
+SBIN_DIRS="${TEST_SETUP_SBIN_DIRS-/usr/sbin /sbin}"
+
+locate() {
+  command -v "$1" 2>/dev/null && return 0
+  local d
+  for d in $SBIN_DIRS; do
+    if [ -x "$d/$1" ]; then echo "$d/$1"; return 0; fi
+  done
+  return 1
+}
 
 missing_packages=()
 missing_lines=()
 present=()
 for req in "${REQUIREMENTS[@]}"; do
   IFS='|' read -r cmd pkg why <<<"$req"
-  if found=$(command -v "$cmd" 2>/dev/null); then
+  if found=$(locate "$cmd"); then
     present+=("$cmd ($found)")
   else
     missing_packages+=("$pkg")
@@ -61,7 +72,7 @@ rm -f "$log"
 
 for req in "${REQUIREMENTS[@]}"; do
   IFS='|' read -r cmd pkg _ <<<"$req"
-  if ! command -v "$cmd" >/dev/null 2>&1; then
+  if ! locate "$cmd" >/dev/null; then
     echo "test setup: installed $pkg but \"$cmd\" is still not on PATH" >&2
     exit 1
   fi

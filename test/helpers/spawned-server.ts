@@ -35,6 +35,8 @@ export interface SpawnServerOptions {
   startTimeoutMs?: number;
   /** `node` flags before the script (default: `--import tsx`). */
   nodeArgs?: string[];
+  /** The two API keys (default: fresh ones); several instances of one cluster share theirs. */
+  keys?: { alice: string; bob: string };
 }
 
 /** Resident set size of any process, bytes (0 when it is gone). */
@@ -53,7 +55,7 @@ export function rssOf(pid: number): number {
  */
 export async function spawnServer(opts: SpawnServerOptions = {}): Promise<SpawnedServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'live-audio-spawned-'));
-  const keys = { alice: generateApiKey(), bob: generateApiKey() };
+  const keys = opts.keys ?? { alice: generateApiKey(), bob: generateApiKey() };
   const upstream: Record<string, string> = opts.geminiBaseUrl
     ? { GEMINI_API_KEY: 'test-gemini-key', GEMINI_BASE_URL: opts.geminiBaseUrl }
     : {};

@@ -63,14 +63,14 @@ const MAX_TRACK = 8;
 /** Stop walking once a chain is this well confirmed. */
 const ENOUGH = 4;
 
-interface Vint {
+export interface Vint {
   value: number;
   length: number;
   unknown: boolean;
 }
 
 /** Reads an EBML variable-length integer. `null`: truncated by the end of `buf`; `undefined`: invalid. */
-function readVint(buf: Uint8Array, pos: number, isId: boolean): Vint | null | undefined {
+export function readVint(buf: Uint8Array, pos: number, isId: boolean): Vint | null | undefined {
   if (pos >= buf.length) return null;
   const first = buf[pos]!;
   let length = 1;
@@ -250,6 +250,17 @@ export class WebmStreamChecker {
   private stack: Array<{ id: number; end: number | null }> = [];
   private tracks: Set<number> | null = null;
   private failure: string | null = null;
+
+  /**
+   * Where the stream stands after the bytes pushed so far, so that another decoder can take it up (a session taken
+   * over by another instance, see src/services/audio/webm-resume.ts): the bytes of an element begun but not yet
+   * complete (`pending`: Chromium ends every chunk with the id byte of the next SimpleBlock), whether the next
+   * chunk starts inside an element body (`midBody`: its first bytes cannot be placed), and whether the stream is
+   * inside a Cluster.
+   */
+  resumePoint(): { pending: Buffer; midBody: boolean; inCluster: boolean } {
+    return { pending: Buffer.from(this.pending), midBody: this.skip > 0, inCluster: this.stack.some((e) => e.id === ID_CLUSTER) };
+  }
 
   /** Checks the next bytes of the stream. After a failure, every call fails. */
   push(chunk: Uint8Array): WebmCheckResult {

@@ -1,0 +1,486 @@
+import { LuaScript } from './lua-script';
+import type { RedisConnection } from './redis-connection';
+
+/** A session is named by its owning principal (API key or user) and its id: ids are namespaced per principal. */
+export interface SessionRef {
+  principal: string;
+  sessionId: string;
+}
+
+/**
+ * The fencing token an owner holds: every ownership change (takeover, hand-over) increments `epoch`, and every
+ * write by an owner names the epoch it holds, so an instance that lost a session (paused, partitioned, then back)
+ * can never overwrite the record of the instance that took it over.
+ */
+export interface Ownership {
+  owner: string;
+  epoch: number;
+}
+
+export type SessionRecordStatus = 'live' | 'ended' | 'expired';
+
+export interface SessionRecord extends SessionRef, Ownership {
+  /** `live` (being served or resumable), `ended` (tombstone), `expired` (past its max age, not ended by anyone). */
+  status: SessionRecordStatus;
+  /** The effective setup the upstream was opened with (opaque JSON here). */
+  setup: unknown;
+  /** Turn state (opaque JSON here). */
+  turn: unknown;
+  /** The latest resumable handle from the upstream. */
+  resumptionHandle?: string;
+  /** The WebM header (EBML + Segment/Tracks) of the client's MediaRecorder stream, to prime a new decoder. */
+  webmHeader?: Buffer;
+  /** Where that stream stood after the last accepted chunk (`WebmResumePoint`), rewritten with every chunk. */
+  webmResume?: WebmResumePointRecord;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number;
+  takeovers: number;
+  endedAt?: number;
+  endReason?: string;
+}
+
+export interface NewSession extends SessionRef {
+  owner: string;
+  setup: unknown;
+  turn?: unknown;
+  webmHeader?: Buffer;
+  resumptionHandle?: string;
+  /** Session max age from now (ms), `LIVE_AUDIO_SESSION_MAX_MS`. */
+  maxAgeMs: number;
+}
+
+/** The resume point of a WebM stream (src/services/audio/webm-resume.ts), as stored. */
+export interface WebmResumePointRecord {
+  pending: Buffer;
+  midBody: boolean;
+  inCluster: boolean;
+}
+
+/** What the owner may change; anything else is fixed at creation or by ownership changes. */
+export interface SessionPatch {
+  setup?: unknown;
+  turn?: unknown;
+  resumptionHandle?: string;
+  webmHeader?: Buffer;
+  webmResume?: WebmResumePointRecord;
+}
+
+export type CreateResult =
+  | { created: true; ownership: Ownership }
+  /** A live session with this id exists for this principal; `owner` holds it (maybe this instance). */
+  | { created: false; reason: 'exists'; ownership: Ownership }
+  /** The principal has `maxSessionsPerPrincipal` live sessions across the cluster. */
+  | { created: false; reason: 'cap' };
+
+export type TakeOverResult =
+  | { taken: true; ownership: Ownership }
+  | { taken: false; reason: 'gone' | 'expired' }
+  /** The owner is not the one expected (someone else took it first), or it is still alive. */
+  | { taken: false; reason: 'owner_changed' | 'owner_alive'; ownership: Ownership };
+
+export type FencedResult = 'ok' | 'not_owner' | 'gone';
+
+export interface LivenessKeys {
+  /** The key whose existence means "instance `id` is alive" (`InstanceRegistry.heartbeatKey`). */
+  heartbeatKey(id: string): string;
+}
+
+export interface SessionRecordStoreOptions {
+  connection: RedisConnection;
+  liveness: LivenessKeys;
+  /** How long an ended or expired session answers `ended`/`expired` (default 15 min, `LIVE_AUDIO_SESSION_TOMBSTONE_MS`). */
+  tombstoneMs?: number;
+  /** Live sessions per principal across the cluster; 0 = no cap (`LIVE_AUDIO_MAX_SESSIONS_PER_USER`). */
+  maxSessionsPerPrincipal?: number;
+  /** Largest WebM header kept (default 256 KiB; MediaRecorder's is well under 1 KiB). */
+  maxHeaderBytes?: number;
+  /** Largest setup or turn JSON kept (default 64 KiB each). */
+  maxJsonBytes?: number;
+  now?: () => number;
+}
+
+const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
+const OWNER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+const RELEASED = '';
+
+/** KEYS: rec, by-principal zset, owner's owned zset. ARGV: sid, member, owner, now, expiresAt, ttlMs, cap, principal, setup, turn, header, handle. */
+const CREATE = new LuaScript(
+  'session-create',
+  `local now = tonumber(ARGV[4])
+local f = redis.call('HMGET', KEYS[1], 'status', 'expiresAt', 'owner', 'epoch')
+if f[1] == 'live' and tonumber(f[2]) > now then return {0, 'exists', f[3], f[4]} end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+redis.call('ZREM', KEYS[2], ARGV[1])
+local cap = tonumber(ARGV[7])
+if cap > 0 and redis.call('ZCARD', KEYS[2]) >= cap then return {0, 'cap', '', '0'} end
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'status', 'live', 'owner', ARGV[3], 'epoch', '1', 'principal', ARGV[8], 'sessionId', ARGV[1],
+  'setup', ARGV[9], 'turn', ARGV[10], 'createdAt', ARGV[4], 'updatedAt', ARGV[4], 'expiresAt', ARGV[5], 'takeovers', '0')
+if ARGV[11] ~= '' then redis.call('HSET', KEYS[1], 'header', ARGV[11]) end
+if ARGV[12] ~= '' then redis.call('HSET', KEYS[1], 'handle', ARGV[12]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[5], ARGV[2])
+return {1, 'created', ARGV[3], '1'}`,
+  3,
+);
+
+/** KEYS: rec. ARGV: owner, epoch, now, then field/value pairs. */
+const UPDATE = new LuaScript(
+  'session-update',
+  `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch', 'expiresAt')
+if f[1] ~= 'live' or tonumber(f[4]) <= tonumber(ARGV[3]) then return 'gone' end
+if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 'not_owner' end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[3])
+return 'ok'`,
+  1,
+);
+
+/**
+ * KEYS: rec, heartbeat key of the expected owner, expected owner's owned zset, taker's owned zset.
+ * ARGV: expected owner ('' = released), taker, now, member. The owner's liveness is checked here, atomically
+ * with the ownership change, so of several racing takers exactly one wins.
+ */
+const TAKE_OVER = new LuaScript(
+  'session-take-over',
+  `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch', 'expiresAt')
+if f[1] ~= 'live' then return {0, 'gone', '', '0'} end
+if tonumber(f[4]) <= tonumber(ARGV[3]) then return {0, 'expired', '', '0'} end
+if f[2] ~= ARGV[1] then return {0, 'owner_changed', f[2], f[3]} end
+if f[2] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return {0, 'owner_alive', f[2], f[3]} end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HINCRBY', KEYS[1], 'takeovers', 1)
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'updatedAt', ARGV[3])
+redis.call('ZREM', KEYS[3], ARGV[4])
+redis.call('ZADD', KEYS[4], f[4], ARGV[4])
+return {1, 'taken', ARGV[2], tostring(epoch)}`,
+  4,
+);
+
+/** KEYS: rec, from's owned zset, to's owned zset (the released zset for ''). ARGV: from, epoch, to, now, member. */
+const TRANSFER = new LuaScript(
+  'session-transfer',
+  `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch', 'expiresAt')
+if f[1] ~= 'live' or tonumber(f[4]) <= tonumber(ARGV[4]) then return {0, 'gone', '0'} end
+if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return {0, 'not_owner', '0'} end
+local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'owner', ARGV[3], 'updatedAt', ARGV[4])
+redis.call('ZREM', KEYS[2], ARGV[5])
+redis.call('ZADD', KEYS[3], f[4], ARGV[5])
+return {1, 'ok', tostring(epoch)}`,
+  3,
+);
+
+/** KEYS: rec, by-principal zset, owner's owned zset. ARGV: owner, epoch, now, reason, tombstone ms, sid, member. */
+const END = new LuaScript(
+  'session-end',
+  `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch')
+if f[1] ~= 'live' then return 'gone' end
+if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 'not_owner' end
+redis.call('HSET', KEYS[1], 'status', 'ended', 'endedAt', ARGV[3], 'endReason', ARGV[4], 'updatedAt', ARGV[3])
+redis.call('HDEL', KEYS[1], 'header', 'handle', 'setup', 'turn', 'wpending', 'wflags')
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZREM', KEYS[2], ARGV[6])
+redis.call('ZREM', KEYS[3], ARGV[7])
+return 'ok'`,
+  3,
+);
+
+/**
+ * KEYS: rec, by-principal zset, owned zset. ARGV: sid, member, owner, epoch, ttl ms, expiresAt, then field/value
+ * pairs. Rewrites the record of a session this instance still serves after Redis lost it (restart without
+ * persistence); refuses when someone else holds it now.
+ */
+const RESTORE = new LuaScript(
+  'session-restore',
+  `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch')
+if f[1] then
+  if f[1] == 'live' and f[2] == ARGV[3] and f[3] == ARGV[4] then return 'present' end
+  return 'conflict'
+end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[2])
+return 'restored'`,
+  3,
+);
+
+const enc = (principal: string) => Buffer.from(principal, 'utf8').toString('base64url');
+const dec = (p: string) => Buffer.from(p, 'base64url').toString('utf8');
+
+/**
+ * Session records in Redis, one hash per (principal, session id): owner instance and epoch, the owning principal,
+ * effective setup, latest resumption handle, WebM header bytes, turn state, timestamps. Keys are namespaced by the
+ * principal, so another principal's id is simply absent: it looks exactly like an id nobody ever used. A record
+ * lives until its max age plus the tombstone time; ending it leaves a tombstone (no header, handle or setup) for
+ * the tombstone time. Ownership changes (takeover of a dead owner's session, hand-over) are Lua scripts: atomic,
+ * exactly one of several racing takers wins.
+ */
+export class SessionRecordStore {
+  private readonly tombstoneMs: number;
+  private readonly cap: number;
+  private readonly maxHeader: number;
+  private readonly maxJson: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: SessionRecordStoreOptions) {
+    this.tombstoneMs = o.tombstoneMs ?? 900_000;
+    this.cap = o.maxSessionsPerPrincipal ?? 0;
+    this.maxHeader = o.maxHeaderBytes ?? 256 * 1024;
+    this.maxJson = o.maxJsonBytes ?? 64 * 1024;
+    this.now = o.now ?? Date.now;
+  }
+
+  private get c(): RedisConnection {
+    return this.o.connection;
+  }
+
+  private recKey(ref: SessionRef): string {
+    return this.c.key('session', enc(ref.principal), ref.sessionId);
+  }
+
+  private byPrincipalKey(principal: string): string {
+    return this.c.key('sessions-of', enc(principal));
+  }
+
+  private ownedKey(owner: string): string {
+    return owner === RELEASED ? this.c.key('released') : this.c.key('owned', owner);
+  }
+
+  private member(ref: SessionRef): string {
+    return `${enc(ref.principal)}/${ref.sessionId}`;
+  }
+
+  private static validRef(ref: SessionRef): boolean {
+    return typeof ref.principal === 'string' && ref.principal.length > 0 && ref.principal.length <= 512 && SESSION_ID.test(ref.sessionId);
+  }
+
+  private checkRef(ref: SessionRef): void {
+    if (!SessionRecordStore.validRef(ref)) throw new Error('invalid session reference');
+  }
+
+  private checkOwner(owner: string): void {
+    if (!OWNER_ID.test(owner)) throw new Error('invalid owner instance id');
+  }
+
+  private json(what: string, v: unknown): string {
+    const s = JSON.stringify(v ?? null);
+    if (Buffer.byteLength(s) > this.maxJson) throw new Error(`${what} too large for the session record`);
+    return s;
+  }
+
+  private header(h: Buffer | undefined): Buffer | string {
+    if (!h || h.length === 0) return '';
+    if (h.length > this.maxHeader) throw new Error('WebM header too large for the session record');
+    return h;
+  }
+
+  /** Creates a live record owned by `s.owner`, unless one is live (→ `exists`) or the principal is at its cap. */
+  async create(s: NewSession): Promise<CreateResult> {
+    this.checkRef(s);
+    this.checkOwner(s.owner);
+    const now = this.now();
+    const expiresAt = now + s.maxAgeMs;
+    const r = (await this.c.run((cl) =>
+      CREATE.runBuffer(cl, [this.recKey(s), this.byPrincipalKey(s.principal), this.ownedKey(s.owner)], [
+        s.sessionId,
+        this.member(s),
+        s.owner,
+        now,
+        expiresAt,
+        s.maxAgeMs + this.tombstoneMs,
+        this.cap,
+        s.principal,
+        this.json('setup', s.setup),
+        this.json('turn', s.turn),
+        this.header(s.webmHeader),
+        s.resumptionHandle ?? '',
+      ]),
+    )) as [number, Buffer, Buffer, Buffer];
+    const reason = r[1].toString();
+    const ownership = { owner: r[2].toString(), epoch: Number(r[3].toString()) };
+    if (r[0] === 1) return { created: true, ownership };
+    if (reason === 'cap') return { created: false, reason: 'cap' };
+    return { created: false, reason: 'exists', ownership };
+  }
+
+  /** The record, or undefined: never existed, tombstone gone, or another principal's (indistinguishable). */
+  async get(ref: SessionRef): Promise<SessionRecord | undefined> {
+    if (!SessionRecordStore.validRef(ref)) return undefined;
+    const h = await this.c.run((cl) => cl.hgetallBuffer(this.recKey(ref)));
+    return this.parse(h, ref);
+  }
+
+  /** Owner-only write (fenced by the epoch it holds): new handle, header, turn state, setup. */
+  async update(ref: SessionRef, holder: Ownership, patch: SessionPatch): Promise<FencedResult> {
+    this.checkRef(ref);
+    const pairs: (string | Buffer)[] = [];
+    if ('setup' in patch) pairs.push('setup', this.json('setup', patch.setup));
+    if ('turn' in patch) pairs.push('turn', this.json('turn', patch.turn));
+    if (patch.resumptionHandle !== undefined) pairs.push('handle', patch.resumptionHandle);
+    if (patch.webmHeader !== undefined) pairs.push('header', this.header(patch.webmHeader));
+    if (patch.webmResume !== undefined) {
+      if (patch.webmResume.pending.length > 4096) throw new Error('WebM resume point too large for the session record');
+      pairs.push('wpending', patch.webmResume.pending, 'wflags', `${patch.webmResume.midBody ? 1 : 0}${patch.webmResume.inCluster ? 1 : 0}`);
+    }
+    const r = await this.c.run((cl) => UPDATE.run(cl, [this.recKey(ref)], [holder.owner, String(holder.epoch), this.now(), ...pairs]));
+    return r as FencedResult;
+  }
+
+  /**
+   * Takes the session over from `expectedOwner` (read from the record, e.g. by `get`), provided that owner is dead
+   * (its heartbeat key is gone) or the session was released (`expectedOwner` ''). Atomic: of several instances
+   * racing for the same session, exactly one gets `taken: true`.
+   */
+  async takeOver(ref: SessionRef, expectedOwner: string, taker: string): Promise<TakeOverResult> {
+    this.checkRef(ref);
+    this.checkOwner(taker);
+    const r = (await this.c.run((cl) =>
+      TAKE_OVER.run(
+        cl,
+        [this.recKey(ref), expectedOwner === RELEASED ? this.c.key('instance', '-released-') : this.o.liveness.heartbeatKey(expectedOwner), this.ownedKey(expectedOwner), this.ownedKey(taker)],
+        [expectedOwner, taker, this.now(), this.member(ref)],
+      ),
+    )) as [number, string, string, string];
+    const ownership = { owner: r[2], epoch: Number(r[3]) };
+    if (r[0] === 1) return { taken: true, ownership };
+    if (r[1] === 'gone' || r[1] === 'expired') return { taken: false, reason: r[1] };
+    return { taken: false, reason: r[1] as 'owner_changed' | 'owner_alive', ownership };
+  }
+
+  /**
+   * The owner hands the session to `to` (a live peer that will resume it), or releases it (`to` '') for any instance
+   * to take over on its next call. Fenced like `update`. Returns the new ownership on success.
+   */
+  async transfer(ref: SessionRef, holder: Ownership, to: string): Promise<{ ok: true; ownership: Ownership } | { ok: false; reason: 'not_owner' | 'gone' }> {
+    this.checkRef(ref);
+    if (to !== RELEASED) this.checkOwner(to);
+    const r = (await this.c.run((cl) =>
+      TRANSFER.run(cl, [this.recKey(ref), this.ownedKey(holder.owner), this.ownedKey(to)], [holder.owner, String(holder.epoch), to, this.now(), this.member(ref)]),
+    )) as [number, string, string];
+    if (r[0] === 1) return { ok: true, ownership: { owner: to, epoch: Number(r[2]) } };
+    return { ok: false, reason: r[1] as 'not_owner' | 'gone' };
+  }
+
+  /** Ends the session (owner only): a tombstone without header, handle, setup or turn, kept `tombstoneMs`. */
+  async end(ref: SessionRef, holder: Ownership, reason: string): Promise<FencedResult> {
+    this.checkRef(ref);
+    const r = await this.c.run((cl) =>
+      END.run(cl, [this.recKey(ref), this.byPrincipalKey(ref.principal), this.ownedKey(holder.owner)], [
+        holder.owner,
+        String(holder.epoch),
+        this.now(),
+        reason.slice(0, 64),
+        this.tombstoneMs,
+        ref.sessionId,
+        this.member(ref),
+      ]),
+    );
+    return r as FencedResult;
+  }
+
+  /**
+   * Rewrites the record of a session this instance still serves, after Redis lost it (restarted without
+   * persistence). `present` when it is there already, `conflict` when another owner (or epoch) holds it now.
+   */
+  async restore(rec: SessionRecord): Promise<'restored' | 'present' | 'conflict'> {
+    this.checkRef(rec);
+    this.checkOwner(rec.owner);
+    const now = this.now();
+    if (rec.expiresAt <= now) return 'conflict';
+    const pairs: (string | Buffer)[] = [
+      'status', 'live', 'owner', rec.owner, 'epoch', String(rec.epoch), 'principal', rec.principal, 'sessionId', rec.sessionId,
+      'setup', this.json('setup', rec.setup), 'turn', this.json('turn', rec.turn), 'createdAt', String(rec.createdAt),
+      'updatedAt', String(now), 'expiresAt', String(rec.expiresAt), 'takeovers', String(rec.takeovers),
+    ];
+    if (rec.resumptionHandle) pairs.push('handle', rec.resumptionHandle);
+    if (rec.webmHeader?.length) pairs.push('header', this.header(rec.webmHeader));
+    if (rec.webmResume) pairs.push('wpending', rec.webmResume.pending, 'wflags', `${rec.webmResume.midBody ? 1 : 0}${rec.webmResume.inCluster ? 1 : 0}`);
+    const r = await this.c.run((cl) =>
+      RESTORE.run(cl, [this.recKey(rec), this.byPrincipalKey(rec.principal), this.ownedKey(rec.owner)], [
+        rec.sessionId, this.member(rec), rec.owner, String(rec.epoch), rec.expiresAt - now + this.tombstoneMs, rec.expiresAt, ...pairs,
+      ]),
+    );
+    return r as 'restored' | 'present' | 'conflict';
+  }
+
+  /** The principal's live sessions on every instance (`GET /sessions`). */
+  async listByPrincipal(principal: string): Promise<SessionRecord[]> {
+    const key = this.byPrincipalKey(principal);
+    const now = this.now();
+    const ids = await this.c.run(async (cl) => {
+      await cl.zremrangebyscore(key, '-inf', now);
+      return cl.zrange(key, '0', '-1');
+    });
+    const recs = await this.fetch(ids.filter((id) => SESSION_ID.test(id)).map((sessionId) => ({ principal, sessionId })));
+    return recs.filter((r) => r.status === 'live');
+  }
+
+  /** Sessions `owner` holds (or, with '', the released ones waiting for anyone): for takeover after a death or a hand-over. */
+  async listOwnedBy(owner: string): Promise<SessionRef[]> {
+    const members = await this.c.run((cl) => cl.zrange(this.ownedKey(owner), '0', '-1'));
+    return members.flatMap((m) => {
+      const i = m.indexOf('/');
+      if (i <= 0) return [];
+      const ref = { principal: dec(m.slice(0, i)), sessionId: m.slice(i + 1) };
+      return SessionRecordStore.validRef(ref) ? [ref] : [];
+    });
+  }
+
+  private async fetch(refs: SessionRef[]): Promise<SessionRecord[]> {
+    if (refs.length === 0) return [];
+    const res = await this.c.run((cl) => {
+      const p = cl.pipeline();
+      for (const ref of refs) p.hgetallBuffer(this.recKey(ref));
+      return p.exec();
+    });
+    const out: SessionRecord[] = [];
+    (res ?? []).forEach(([err, h], i) => {
+      if (err) throw err;
+      const rec = this.parse(h as Record<string, Buffer>, refs[i]);
+      if (rec) out.push(rec);
+    });
+    return out;
+  }
+
+  private parse(h: Record<string, Buffer> | null | undefined, ref: SessionRef): SessionRecord | undefined {
+    if (!h || !h.status) return undefined;
+    const s = (k: string) => h[k]?.toString('utf8');
+    const n = (k: string) => Number(s(k) ?? 0);
+    const j = (k: string): unknown => {
+      const v = s(k);
+      if (v === undefined) return undefined;
+      try {
+        return JSON.parse(v) as unknown;
+      } catch {
+        return undefined;
+      }
+    };
+    // Defence in depth: a record must name the principal and id it is stored under.
+    if (s('principal') !== ref.principal || s('sessionId') !== ref.sessionId) return undefined;
+    const expiresAt = n('expiresAt');
+    const stored = s('status');
+    const status: SessionRecordStatus = stored === 'ended' ? 'ended' : expiresAt <= this.now() ? 'expired' : 'live';
+    return {
+      principal: ref.principal,
+      sessionId: ref.sessionId,
+      status,
+      owner: s('owner') ?? '',
+      epoch: n('epoch'),
+      setup: j('setup'),
+      turn: j('turn'),
+      ...(h.handle ? { resumptionHandle: s('handle') } : {}),
+      ...(h.header?.length ? { webmHeader: Buffer.from(h.header) } : {}),
+      ...(h.wflags ? { webmResume: { pending: Buffer.from(h.wpending ?? Buffer.alloc(0)), midBody: s('wflags')![0] === '1', inCluster: s('wflags')![1] === '1' } } : {}),
+      createdAt: n('createdAt'),
+      updatedAt: n('updatedAt'),
+      expiresAt,
+      takeovers: n('takeovers'),
+      ...(h.endedAt ? { endedAt: n('endedAt') } : {}),
+      ...(h.endReason ? { endReason: s('endReason') } : {}),
+    };
+  }
+}
