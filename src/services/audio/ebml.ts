@@ -63,14 +63,14 @@ const MAX_TRACK = 8;
 /** Stop walking once a chain is this well confirmed. */
 const ENOUGH = 4;
 
-interface Vint {
+export interface Vint {
   value: number;
   length: number;
   unknown: boolean;
 }
 
 /** Reads an EBML variable-length integer. `null`: truncated by the end of `buf`; `undefined`: invalid. */
-function readVint(buf: Uint8Array, pos: number, isId: boolean): Vint | null | undefined {
+export function readVint(buf: Uint8Array, pos: number, isId: boolean): Vint | null | undefined {
   if (pos >= buf.length) return null;
   const first = buf[pos]!;
   let length = 1;

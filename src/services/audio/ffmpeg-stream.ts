@@ -7,8 +7,15 @@ import { AudioDecodeError } from './session-audio-decoder';
 
 export interface FfmpegPcmStreamOptions {
   ffmpegPath: string;
-  /** ffmpeg input format (`-f`): 'webm', 's16le', 'f32le', ... */
+  /** ffmpeg input format (`-f`): 'webm', 'ogg', 'mp4', 's16le', 'f32le', ... */
   inputFormat: string;
+  /** The decoder ffmpeg must use (`-c:a`, forced: nothing else is probed): 'opus', 'aac', 'pcm_s16le', ... */
+  codec: string;
+  /**
+   * A process that takes no input and gives no output for this long while it owes some (and its output is not
+   * held by `setOutputPaused`) is killed and reported as AUDIO_DECODER_STALLED (0 = never).
+   */
+  stallMs?: number;
   /** Extra input options placed before `-i pipe:0`, e.g. ['-ar', '24000', '-ac', '2'] for raw input. */
   inputOptions?: string[];
   logger: Logger;
@@ -40,9 +47,12 @@ const fluentLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**
  * One long-lived ffmpeg process, driven through fluent-ffmpeg:
- * `ffmpeg -hide_banner -loglevel repeat+error -f <fmt> [opts] -i pipe:0 -ac 1 -ar 16000 -vn -f s16le pipe:1`
- * (`repeat+` keeps ffmpeg from folding repeated errors into a late "Last message repeated N times" line),
- * fed through a PassThrough (stdin) with backpressure, its stdout delivered through `onPcm`.
+ * `ffmpeg -hide_banner -loglevel repeat+error -protocol_whitelist pipe -f <fmt> -c:a <codec> [opts] -i pipe:0
+ *  -ac 1 -ar 16000 -vn -f s16le pipe:1`: the demuxer and the decoder are forced (no probing of untrusted bytes for
+ * another format or codec) and no protocol but the pipe may be opened (`repeat+` keeps ffmpeg from folding repeated
+ * errors into a late "Last message repeated N times" line). It is fed through a PassThrough (stdin); its stdout is
+ * delivered through `onPcm` and can be held (`setOutputPaused`): ffmpeg then blocks on its output, stops reading
+ * its input, and decoded audio does not pile up in memory.
  *
  * Failure policy:
  * - 5 error lines on stderr while input is still open → the stream is killed and reported as AUDIO_DECODE_FAILED
@@ -50,7 +60,8 @@ const fluentLogger = { debug() {}, info() {}, warn() {}, error() {} };
  * - non-zero exit → AUDIO_DECODE_FAILED with ffmpeg's stderr summarised;
  * - exit 0 before the input was ended → AUDIO_DECODE_FAILED;
  * - killed by a signal we did not send → AUDIO_DECODER_CRASHED;
- * - could not be started → AUDIO_DECODER_CRASHED.
+ * - could not be started → AUDIO_DECODER_CRASHED;
+ * - took no input and gave no output for `stallMs` while owing output (e.g. SIGSTOPped) → killed, AUDIO_DECODER_STALLED.
  * Error lines printed after the input was ended (e.g. a recording cut inside a block) are only logged.
  */
 export class FfmpegPcmStream {
@@ -81,6 +92,14 @@ export class FfmpegPcmStream {
   private carry: Buffer | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly drainWaiters = new Set<() => void>();
+  private outputPaused = false;
+  /** Output callbacks held while paused (each one releases the stdout pipe). */
+  private heldOutput: Array<() => void> = [];
+  /** Since when output is owed (input that must produce audio was written after the last output). */
+  private owedSince: number | undefined;
+  /** Last sign of life: output, stdin drained, spawn, or output released. */
+  private lastProgressAt = performance.now();
+  private stallTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly opts: FfmpegPcmStreamOptions) {
     this.log = opts.logger;
@@ -89,7 +108,8 @@ export class FfmpegPcmStream {
       emitClose: false, // fluent-ffmpeg kills the process 20 ms after the output stream's 'close'
       write: (chunk: Buffer, _enc, cb) => {
         this.handleOutput(chunk);
-        cb();
+        if (this.outputPaused && !this.silent) this.heldOutput.push(() => cb());
+        else cb();
       },
     });
     this.output.on('finish', () => {
@@ -102,8 +122,9 @@ export class FfmpegPcmStream {
     this.command = ffmpeg({ logger: fluentLogger, stdoutLines: 20 })
       .setFfmpegPath(opts.ffmpegPath)
       .input(this.input)
-      .inputOptions(['-hide_banner', '-loglevel', 'repeat+error'])
-      .inputFormat(opts.inputFormat);
+      .inputOptions(['-hide_banner', '-loglevel', 'repeat+error', '-protocol_whitelist', 'pipe'])
+      .inputFormat(opts.inputFormat)
+      .inputOptions(['-c:a', opts.codec]);
     if (opts.inputOptions?.length) this.command.inputOptions(opts.inputOptions);
     this.command.noVideo().audioChannels(1).audioFrequency(UPSTREAM_SAMPLE_RATE).format('s16le');
 
@@ -133,12 +154,42 @@ export class FfmpegPcmStream {
     return !this.inputEnded && !this.killedByOwner && !this.failure && !this.failScheduled && !this.commandEnded;
   }
 
+  /** Bytes handed to this stream and not yet taken by the process. */
+  get queuedBytes(): number {
+    const stdin = this.proc?.stdin;
+    return this.input.writableLength + this.input.readableLength + (stdin ? stdin.writableLength : 0);
+  }
+
+  /** Its output is held (`setOutputPaused(true)`). */
+  get outputHeld(): boolean {
+    return this.outputPaused;
+  }
+
+  /**
+   * Holds or releases ffmpeg's output. While held, decoded audio stays in ffmpeg (which stops reading its input) and
+   * the stall deadline does not run.
+   */
+  setOutputPaused(paused: boolean): void {
+    if (this.outputPaused === paused) return;
+    this.outputPaused = paused;
+    if (!paused) {
+      this.lastProgressAt = performance.now();
+      for (const release of this.heldOutput.splice(0)) release();
+    }
+  }
+
   /**
    * Writes bytes to ffmpeg's stdin. Resolves when they were accepted (immediately, or on 'drain' under
    * backpressure), or when the stream ended; bytes written to an unusable stream are dropped.
+   * `owesOutput`: the bytes hold audio, so output must follow (arms the stall deadline).
    */
-  write(buf: Buffer): Promise<void> {
+  write(buf: Buffer, owesOutput = true): Promise<void> {
     if (!this.usable || this.settled) return Promise.resolve();
+    if (owesOutput && this.owedSince === undefined) {
+      this.owedSince = performance.now();
+      if (this.owedSince - this.lastProgressAt > 0) this.lastProgressAt = this.owedSince;
+    }
+    this.armStallCheck();
     if (this.input.write(buf)) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const finish = (): void => {
@@ -184,10 +235,44 @@ export class FfmpegPcmStream {
   kill(): void {
     this.silent = true;
     this.killedByOwner = true;
+    for (const release of this.heldOutput.splice(0)) release();
     if (!this.inputEnded) {
       this.inputEnded = true;
       this.input.end();
     }
+    this.sendKill();
+  }
+
+  private armStallCheck(): void {
+    const stallMs = this.opts.stallMs ?? 0;
+    if (!(stallMs > 0) || this.stallTimer || this.settled) return;
+    const every = Math.max(25, Math.min(1000, Math.floor(stallMs / 5)));
+    this.stallTimer = setInterval(() => this.checkStall(stallMs), every);
+    this.stallTimer.unref?.();
+  }
+
+  private checkStall(stallMs: number): void {
+    if (this.settled || this.killedByOwner || this.failure || this.failScheduled || !this.spawned || this.exited) {
+      clearInterval(this.stallTimer);
+      this.stallTimer = undefined;
+      return;
+    }
+    const owed = this.owedSince !== undefined || this.queuedBytes > 0;
+    if (!owed) {
+      clearInterval(this.stallTimer);
+      this.stallTimer = undefined;
+      return;
+    }
+    if (this.outputPaused) return; // held by us: not the decoder's fault
+    const idle = performance.now() - this.lastProgressAt;
+    if (idle < stallMs) return;
+    clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
+    this.failure = new AudioDecodeError(
+      'AUDIO_DECODER_STALLED',
+      `The audio decoder accepted nothing for ${Math.round(idle)} ms and was replaced`,
+    );
+    this.log.warn({ ffmpegPid: this.proc?.pid, idleMs: Math.round(idle), queuedBytes: this.queuedBytes }, 'ffmpeg stalled; killing it');
     this.sendKill();
   }
 
@@ -214,6 +299,10 @@ export class FfmpegPcmStream {
     this.proc = proc;
     if (!proc || proc.pid === undefined) return; // spawn failed; 'error' follows
     this.spawned = true;
+    this.lastProgressAt = performance.now();
+    proc.stdin?.on('drain', () => {
+      this.lastProgressAt = performance.now();
+    });
     proc.once('exit', () => {
       this.exited = true;
       this.opts.onExit?.();
@@ -290,6 +379,8 @@ export class FfmpegPcmStream {
   }
 
   private handleOutput(chunk: Buffer): void {
+    this.lastProgressAt = performance.now();
+    this.owedSince = undefined;
     if (this.silent) return;
     let buf = chunk;
     if (this.carry) {
@@ -312,6 +403,9 @@ export class FfmpegPcmStream {
     this.settled = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
+    for (const release of this.heldOutput.splice(0)) release();
     for (const w of [...this.drainWaiters]) w();
     if (this.failure && !this.silent) {
       this.log.warn({ code: this.failure.code, reason: this.failure.message }, 'audio decoder failed');
