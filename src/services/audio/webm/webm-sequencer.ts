@@ -452,6 +452,8 @@ export class WebmSequencer {
         if (span && this.rec.endMs !== undefined && span.startMs > this.rec.endMs) continue; // a gap skip handles it
       }
       this.unwait(w);
+      // A refused or dropped chunk may be sent again (e.g. after its head): it is no duplicate then.
+      this.forget(w.fingerprint);
       if (!this.hasRecording) {
         w.reject(noHeader());
       } else {
@@ -518,6 +520,12 @@ export class WebmSequencer {
     if (kind === 'duplicate') this.counts.duplicates++;
     else this.counts[kind]++;
     this.o.onEvent?.({ kind });
+  }
+
+  private forget(fp: string): void {
+    this.seen.delete(fp);
+    const i = this.seenOrder.indexOf(fp);
+    if (i >= 0) this.seenOrder.splice(i, 1);
   }
 
   private remember(fp: string): void {
