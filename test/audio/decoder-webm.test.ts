@@ -249,6 +249,7 @@ describe('FfmpegSessionDecoder: WebM/Opus from MediaRecorder', () => {
     const dec = factory.create('s6') as FfmpegSessionDecoder;
     const out = collect(dec);
     await dec.write(hello[0]!, { format: 'webm' });
+    await waitFor(() => dec.currentPid !== undefined); // writes resolve once queued; the process is being spawned
     const pid = dec.currentPid;
     expect(typeof pid).toBe('number');
     expect(factory.processesAlive).toBe(1);
@@ -308,7 +309,7 @@ describe('FfmpegSessionDecoder: WebM/Opus from MediaRecorder', () => {
     const dec = factory.create('s9');
     const out = collect(dec);
     await dec.write(hello[0]!, { format: 'webm' });
-    expect(factory.processesAlive).toBe(1);
+    await waitFor(() => factory.processesAlive === 1);
     const pending = dec.write(hello[1]!, { format: 'webm' });
     dec.destroy();
     await pending;

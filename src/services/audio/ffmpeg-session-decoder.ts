@@ -333,11 +333,13 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     return { kind: 'raw', format: 's16le', sampleRate, channels, data: chunk, container: 'pcm' };
   }
 
-  /** While the output is held, input waiting for it is bounded: more is refused (the client is too fast). */
+  /**
+   * Input waiting for the decoder is bounded: with some already waiting (output held by pacing, or a decoder
+   * slower than the client), a chunk that would take it over the bound is refused (the client is too fast).
+   */
   private refuseWhenBacklogged(incoming: number): void {
-    if (!this.outputPaused) return;
     const waiting = (this.current?.stream.queuedBytes ?? 0) + this.queuedJobBytes + this.passThroughWhilePaused;
-    if (waiting + incoming > this.maxQueuedInputBytes) {
+    if (waiting > 0 && waiting + incoming > this.maxQueuedInputBytes) {
       throw new AudioLimitError(
         'AUDIO_BACKLOG_FULL',
         'Audio arrives faster than it can be relayed; slow down (the relay sends at most twice real time)',

@@ -68,8 +68,7 @@ export class FfmpegPcmStream {
   /** Resolves once the process is gone and its output delivered (or it never started). Never rejects. */
   readonly done: Promise<void>;
 
-  // No buffering of our own: write() resolves once the bytes were handed to the child's stdin (which applies
-  // its own backpressure), not when they were parked in front of a process that may not even be spawned yet.
+  // Bytes wait here (and in the child's stdin) until ffmpeg reads them; `queuedBytes` tells the owner how many.
   private readonly input = new PassThrough({ writableHighWaterMark: 0, readableHighWaterMark: 0 });
   private readonly output: Writable;
   private readonly command: ffmpeg.FfmpegCommand;
@@ -91,7 +90,6 @@ export class FfmpegPcmStream {
   private readonly stderrLines: string[] = [];
   private carry: Buffer | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly drainWaiters = new Set<() => void>();
   private outputPaused = false;
   /** Output callbacks held while paused (each one releases the stdout pipe). */
   private heldOutput: Array<() => void> = [];
@@ -179,9 +177,9 @@ export class FfmpegPcmStream {
   }
 
   /**
-   * Writes bytes to ffmpeg's stdin. Resolves when they were accepted (immediately, or on 'drain' under
-   * backpressure), or when the stream ended; bytes written to an unusable stream are dropped.
-   * `owesOutput`: the bytes hold audio, so output must follow (arms the stall deadline).
+   * Hands bytes to ffmpeg's stdin and resolves at once: they wait in the stream's buffer (`queuedBytes`) while the
+   * process is busy or its output is held; the owner bounds that queue. Bytes written to an unusable stream are
+   * dropped. `owesOutput`: the bytes hold audio, so output must follow (arms the stall deadline).
    */
   write(buf: Buffer, owesOutput = true): Promise<void> {
     if (!this.usable || this.settled) return Promise.resolve();
@@ -190,16 +188,8 @@ export class FfmpegPcmStream {
       if (this.owedSince - this.lastProgressAt > 0) this.lastProgressAt = this.owedSince;
     }
     this.armStallCheck();
-    if (this.input.write(buf)) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const finish = (): void => {
-        this.input.off('drain', finish);
-        this.drainWaiters.delete(finish);
-        resolve();
-      };
-      this.drainWaiters.add(finish);
-      this.input.on('drain', finish);
-    });
+    this.input.write(buf);
+    return Promise.resolve();
   }
 
   /**
@@ -406,7 +396,6 @@ export class FfmpegPcmStream {
     clearInterval(this.stallTimer);
     this.stallTimer = undefined;
     for (const release of this.heldOutput.splice(0)) release();
-    for (const w of [...this.drainWaiters]) w();
     if (this.failure && !this.silent) {
       this.log.warn({ code: this.failure.code, reason: this.failure.message }, 'audio decoder failed');
       this.opts.onFailure(this.failure);

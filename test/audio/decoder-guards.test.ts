@@ -1,0 +1,115 @@
+/**
+ * The decoder's own bounds, with real ffmpeg: a stopped (SIGSTOP) process is killed at the stall deadline and
+ * replaced, with the input it never answered fed again; held output is not a stall; input waiting for held output is
+ * bounded (AUDIO_BACKLOG_FULL); a session may start only so many decoders a minute (AUDIO_DECODER_RESTART_LIMITED).
+ */
+import { createFfmpegDecoderFactory, type FfmpegSessionDecoder } from '../../src/services/audio/ffmpeg-session-decoder';
+import { AudioLimitError } from '../../src/services/audio/session-audio-decoder';
+import { collect, ffmpegBinary, loadChunks, pseudoRandomBytes, referenceDecode, rejection, waitFor } from './helpers';
+
+const created: FfmpegSessionDecoder[] = [];
+afterEach(() => created.splice(0).forEach((d) => d.destroy()));
+const pids: number[] = [];
+afterEach(() => {
+  for (const pid of pids.splice(0)) {
+    try {
+      process.kill(pid, 'SIGCONT');
+    } catch {
+      /* gone */
+    }
+  }
+});
+
+function make(opts: Parameters<typeof createFfmpegDecoderFactory>[0] extends infer O ? Partial<O> : never = {}) {
+  const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), ...opts });
+  const dec = factory.create('guards');
+  created.push(dec);
+  return { factory, dec, out: collect(dec) };
+}
+
+const hello = loadChunks('chromium-hello-1000ms');
+const refHello = referenceDecode(Buffer.concat(hello));
+
+describe('stall deadline', () => {
+  it('a SIGSTOPped ffmpeg is killed after LIVE_AUDIO_DECODER_STALL_MS, replaced, and the unanswered chunks decode', async () => {
+    const { factory, dec, out } = make({ stallMs: 600 });
+    await dec.write(hello[0]!, { format: 'webm' });
+    await dec.write(hello[1]!, { format: 'webm' });
+    await waitFor(() => out.pcm().length >= 2 * 32000 - 3200);
+    const stopped = dec.currentPid!;
+    pids.push(stopped);
+    process.kill(stopped, 'SIGSTOP');
+    const t0 = Date.now();
+    for (const c of hello.slice(2)) await dec.write(c, { format: 'webm' }); // nothing blocks the writer
+    await waitFor(() => dec.stats().stalls === 1, 5000);
+    const detectedMs = Date.now() - t0;
+    expect(detectedMs).toBeGreaterThanOrEqual(550);
+    expect(detectedMs).toBeLessThan(600 + 1500);
+    await waitFor(() => dec.currentPid !== undefined && dec.currentPid !== stopped, 3000);
+    await dec.close();
+    expect(out.errors).toEqual([]); // reported as a stall (stats, metrics, log), not as a failed request
+    // Everything the stopped process never answered was fed to its replacement: the sample count is the whole recording.
+    expect(Math.abs(out.pcm().length - refHello.length)).toBeLessThanOrEqual(2 * 16 * 2);
+    expect(out.pcm().subarray(0, 2 * 32000 - 3200).equals(refHello.subarray(0, 2 * 32000 - 3200))).toBe(true);
+    expect(dec.stats()).toMatchObject({ stalls: 1, restarts: 1, spawns: 2 });
+    expect(factory.processesAlive).toBe(0);
+  });
+
+  it('held output is no stall: a decoder paused for longer than the deadline goes on when released', async () => {
+    const { dec, out } = make({ stallMs: 300 });
+    dec.pauseOutput();
+    for (const c of hello) await dec.write(c, { format: 'webm' });
+    await new Promise((r) => setTimeout(r, 900));
+    expect(dec.stats().stalls).toBe(0);
+    const held = out.pcm().length;
+    expect(held).toBeLessThan(refHello.length); // ffmpeg is back-pressured, not drained into memory
+    dec.resumeOutput();
+    await dec.close();
+    expect(out.pcm().equals(refHello)).toBe(true);
+  });
+});
+
+describe('bounds', () => {
+  it('input waiting for held output is bounded: more is refused with AUDIO_BACKLOG_FULL (429)', async () => {
+    const { dec } = make({ maxQueuedInputBytes: 64 * 1024 });
+    dec.pauseOutput();
+    await dec.write(hello[0]!, { format: 'webm' });
+    let refused: unknown;
+    let accepted = 0;
+    for (let i = 0; i < 100 && !refused; i++) {
+      try {
+        await dec.write(pseudoRandomBytes(32000, i), { format: 'pcm', sampleRate: 24000 });
+        accepted += 32000;
+      } catch (e) {
+        refused = e;
+      }
+    }
+    // What ffmpeg, its pipes and Node's stream buffers absorb before the input queue grows, plus the 64 KiB bound.
+    expect(accepted).toBeLessThan(1024 * 1024);
+    expect(refused).toBeInstanceOf(AudioLimitError);
+    expect((refused as AudioLimitError).code).toBe('AUDIO_BACKLOG_FULL');
+    expect((refused as AudioLimitError).retryAfterSec).toBeGreaterThanOrEqual(1);
+  });
+
+  it('a respawn storm (PCM rate flipping) is refused after the per-session start budget', async () => {
+    const { factory, dec } = make({ restartsPerMinute: 10 });
+    const outcomes: string[] = [];
+    for (let i = 0; i < 14; i++) {
+      const rate = i % 2 ? 24000 : 48000;
+      try {
+        await dec.write(pseudoRandomBytes(rate / 10 * 2, i), { format: 'pcm', sampleRate: rate });
+        outcomes.push('ok');
+      } catch (e) {
+        outcomes.push((e as AudioLimitError).code);
+      }
+    }
+    expect(outcomes.slice(0, 10)).toEqual(Array(10).fill('ok'));
+    expect(outcomes.slice(10)).toEqual(Array(4).fill('AUDIO_DECODER_RESTART_LIMITED'));
+    expect(factory.processesSpawned).toBe(10);
+    const err = await rejection(dec.write(pseudoRandomBytes(4800, 99), { format: 'pcm', sampleRate: 8000 }));
+    expect(err.code).toBe('AUDIO_DECODER_RESTART_LIMITED');
+    expect((err as unknown as AudioLimitError).retryAfterSec).toBeGreaterThan(50);
+    // 16 kHz mono needs no process: still accepted.
+    await dec.write(pseudoRandomBytes(3200, 7), { format: 'pcm', sampleRate: 16000 });
+  });
+});
