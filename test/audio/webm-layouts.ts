@@ -74,3 +74,25 @@ export function oneCluster(stream: Buffer, sliceMs = 1000, idAtEnd = false): Buf
   }
   return out;
 }
+
+/**
+ * Where each chunk of a recording in Chromium's layout (each chunk ends with the id of the next block) sits in time:
+ * [startMs, endMs) of its blocks.
+ */
+export function chunkSpansMs(chunks: Buffer[]): Array<[number, number]> {
+  const stream = Buffer.concat(chunks);
+  const { blocks } = blocksOf(stream);
+  const offsets: number[] = [];
+  let o = 0;
+  for (const c of chunks) {
+    offsets.push(o);
+    o += c.length;
+  }
+  const startOf = (b: Buffer) => b.byteOffset - stream.byteOffset;
+  return chunks.map((_c, i) => {
+    const from = i === 0 ? 0 : offsets[i]! - 1;
+    const to = i + 1 < chunks.length ? offsets[i + 1]! - 1 : stream.length;
+    const mine = blocks.filter((b) => startOf(b.bytes) >= from && startOf(b.bytes) < to);
+    return [mine[0]!.absMs, mine[mine.length - 1]!.absMs + 60];
+  });
+}
