@@ -1,6 +1,6 @@
 import { TypedEmitter } from '../../util/typed-emitter';
 import { silentLogger, type Logger } from '../../util/logger';
-import { AUDIO_FORMATS, UPSTREAM_SAMPLE_RATE, type ChunkDescriptor } from './audio-types';
+import { AUDIO_FORMATS, UPSTREAM_BYTES_PER_MS, UPSTREAM_SAMPLE_RATE, type ChunkDescriptor } from './audio-types';
 import {
   AudioDecodeError,
   AudioLimitError,
@@ -14,7 +14,7 @@ import { WebmStreamChecker } from './ebml';
 import { FfmpegPcmStream } from './ffmpeg-stream';
 import { checkRateAndChannels, parseWav, type RawSampleFormat } from './wav';
 import { sniffContainer } from './containers/sniff';
-import { checkOggHead, oggCarriesAudio } from './containers/ogg-pages';
+import { checkOggHead, oggCarriesAudio, readOggPages } from './containers/ogg-pages';
 import { checkMp4Head, mp4CarriesAudio } from './containers/mp4-boxes';
 import { WebmSequencer, type ChunkOutcome, type SequencedWrite } from './webm/webm-sequencer';
 import { DecoderRestartBudget } from './decoder-restart-budget';
@@ -71,11 +71,13 @@ interface ContainerRecording {
   no: number;
   /** Bytes a restarted decoder is fed first (WebM: EBML..Tracks; Ogg: head pages; MP4: ftyp+moov). */
   primer: Buffer;
+  /** Ogg: the last granule position seen (48 kHz samples), to time the next pages. */
+  lastGranule?: bigint;
 }
 
 type Job =
   | { kind: 'webm'; w: SequencedWrite }
-  | { kind: 'framed'; rec: ContainerRecording; starts: boolean; data: Buffer; owes: boolean; bodyOffset: number }
+  | { kind: 'framed'; rec: ContainerRecording; starts: boolean; data: Buffer; owes: boolean; bodyOffset: number; ms: number | undefined }
   | { kind: 'raw'; format: RawSampleFormat; sampleRate: number; channels: number; data: Buffer; container: 'wav' | 'pcm' }
   | { kind: 'replace' };
 
@@ -87,14 +89,28 @@ interface ActiveStream {
   recording?: ContainerRecording;
   /** Structure check of the WebM bytes written so far (WebM streams only). */
   checker?: WebmStreamChecker;
-  /** Writes (in restart form) since the stream's last output: replayed into its replacement after a stall. */
-  unconfirmed: Array<{ bytes: Buffer; owes: boolean }>;
-  unconfirmedBytes: number;
+  /**
+   * Writes (in restart form) whose audio has not all come out yet: replayed into the replacement after a stall.
+   * A write is confirmed once the stream's output covers its duration (`ms`); a write of unknown duration once any
+   * output followed it.
+   */
+  ledger: Array<{ bytes: Buffer; ms: number | undefined; outputAtWrite: number }>;
+  ledgerBytes: number;
+  /** Audio this stream has given, ms; and of it, the part that confirmed whole writes. */
+  outputMs: number;
+  confirmedMs: number;
+  /** Output bytes to drop at the start (audio already delivered by the stream it replaces). */
+  discardBytes: number;
 }
 
 const NO_HEADER_MESSAGE =
   'Audio chunk is a continuation of a WebM stream whose first chunk (with the header) was not received; start a new recording';
 const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
+/**
+ * Audio a write may come short of and still count as answered: the Opus pre-skip (6.5 ms at 48 kHz for ffmpeg- and
+ * Firefox-made streams) and the resampler's last millisecond, which ffmpeg keeps until its input ends.
+ */
+const CONFIRM_SLACK_MS = 10;
 
 const CODECS: Record<'webm' | 'ogg' | 'mp4', { format: string; codec: string }> = {
   webm: { format: 'webm', codec: 'opus' },
@@ -308,7 +324,8 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.sequencer.flush();
     this.lastContainer = container;
     const owes = !aligned || (container === 'ogg' ? oggCarriesAudio(chunk) : mp4CarriesAudio(chunk));
-    return this.enqueue({ kind: 'framed', rec, starts, data: chunk, owes, bodyOffset }, chunk.length).then(() =>
+    const ms = container === 'ogg' && aligned ? oggDurationMs(rec, chunk) : undefined;
+    return this.enqueue({ kind: 'framed', rec, starts, data: chunk, owes, bodyOffset, ms }, chunk.length).then(() =>
       starts ? ('new_recording' as const) : aligned ? ('in_order' as const) : ('arrival_order' as const),
     );
   }
@@ -381,12 +398,12 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       await this.endCurrent();
       if (this.isDestroyed()) return;
       const active = this.startStream(key, 'webm', rec, false);
-      await this.feed(active, w.bytes, w.restartBytes ?? w.bytes, w.blocks > 0);
+      await this.feed(active, w.bytes, w.restartBytes ?? w.bytes, w.blocks > 0, w.durationMs);
       return;
     }
     const cur = this.current;
     if (cur && cur.key === key && cur.stream.usable) {
-      await this.feed(cur, w.bytes, w.restartBytes ?? w.bytes, w.blocks > 0);
+      await this.feed(cur, w.bytes, w.restartBytes ?? w.bytes, w.blocks > 0, w.durationMs);
       return;
     }
     // The recording's decoder is gone (a failure, a cut, another format in between): start it again, primed.
@@ -397,22 +414,22 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     await this.endCurrent();
     if (this.isDestroyed()) return;
     const active = this.startStream(key, 'webm', rec, true);
-    await this.feed(active, rec.primer, rec.primer, false);
-    await this.feed(active, w.restartBytes, w.restartBytes, w.blocks > 0);
+    await this.feed(active, rec.primer, rec.primer, false, 0);
+    await this.feed(active, w.restartBytes, w.restartBytes, w.blocks > 0, w.durationMs);
   }
 
   private async processFramed(job: Extract<Job, { kind: 'framed' }>): Promise<void> {
     const key = `${job.rec.container}#${job.rec.no}`;
     const cur = this.current;
     if (!job.starts && cur && cur.key === key && cur.stream.usable) {
-      await this.feed(cur, job.data, job.data, job.owes);
+      await this.feed(cur, job.data, job.data, job.owes, job.ms);
       return;
     }
     await this.endCurrent();
     if (this.isDestroyed()) return;
     const active = this.startStream(key, job.rec.container, job.rec, !job.starts);
-    if (!job.starts) await this.feed(active, job.rec.primer, job.rec.primer, false);
-    await this.feed(active, job.data, job.data.subarray(job.bodyOffset), job.owes);
+    if (!job.starts) await this.feed(active, job.rec.primer, job.rec.primer, false, 0);
+    await this.feed(active, job.data, job.data.subarray(job.bodyOffset), job.owes, job.ms);
   }
 
   private async processRaw(job: Extract<Job, { kind: 'raw' }>): Promise<void> {
@@ -436,14 +453,15 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
         options: ['-ar', String(job.sampleRate), '-ac', String(job.channels)],
       });
     }
-    await this.feed(cur, job.data, job.data, true);
+    const bytesPerSample = { u8: 1, s16le: 2, s24le: 3, s32le: 4, f32le: 4 }[job.format];
+    await this.feed(cur, job.data, job.data, true, (job.data.length / (bytesPerSample * job.channels * job.sampleRate)) * 1000);
   }
 
   /**
    * Writes to a stream, after the WebM structure check. On corruption, the valid prefix is still decoded, the
    * stream is ended and AUDIO_DECODE_FAILED is emitted (after the last good PCM); the next chunk restarts it primed.
    */
-  private async feed(active: ActiveStream, bytes: Buffer, restartForm: Buffer, owes: boolean): Promise<void> {
+  private async feed(active: ActiveStream, bytes: Buffer, restartForm: Buffer, owes: boolean, ms: number | undefined): Promise<void> {
     if (bytes.length === 0) return;
     const check = active.checker ? active.checker.push(bytes) : ({ ok: true } as const);
     if (!check.ok) {
@@ -456,11 +474,13 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       );
       return;
     }
-    if (owes) {
-      active.unconfirmed.push({ bytes: restartForm, owes });
-      active.unconfirmedBytes += restartForm.length;
-      while (active.unconfirmedBytes > MAX_UNCONFIRMED_BYTES && active.unconfirmed.length > 1) {
-        active.unconfirmedBytes -= active.unconfirmed.shift()!.bytes.length;
+    if (owes && ms !== 0) {
+      active.ledger.push({ bytes: restartForm, ms, outputAtWrite: active.outputMs });
+      active.ledgerBytes += restartForm.length;
+      while (active.ledgerBytes > MAX_UNCONFIRMED_BYTES && active.ledger.length > 1) {
+        const dropped = active.ledger.shift()!;
+        active.ledgerBytes -= dropped.bytes.length;
+        active.confirmedMs += dropped.ms ?? 0;
       }
     }
     await active.stream.write(bytes, owes);
@@ -502,11 +522,17 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       codec: spec.codec,
       inputOptions: spec.options,
       stallMs: this.stallMs,
+      owesOutput: () => active.ledger.length > 0,
       logger: this.log,
       onPcm: (pcm) => {
-        active.unconfirmed.length = 0;
-        active.unconfirmedBytes = 0;
-        this.emitPcm(pcm);
+        let out = pcm;
+        if (active.discardBytes > 0) {
+          const n = Math.min(active.discardBytes, out.length);
+          active.discardBytes -= n;
+          out = out.subarray(n);
+        }
+        confirmOutput(active, out.length);
+        this.emitPcm(out);
       },
       onSpawn: () => {
         counters.processesSpawned++;
@@ -527,7 +553,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       this.streams.delete(stream);
       if (this.current?.stream === stream) this.current = null;
     });
-    active = { stream, key, container, recording, unconfirmed: [], unconfirmedBytes: 0 };
+    active = { stream, key, container, recording, ledger: [], ledgerBytes: 0, outputMs: 0, confirmedMs: 0, discardBytes: 0 };
     if (container === 'webm') {
       active.checker = new WebmStreamChecker();
     }
@@ -542,7 +568,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.counts.stalls++;
     this.counters.decodeErrors++;
     this.emitEvent({ kind: 'decoder_stall' });
-    this.log.warn({ key: active.key, replay: active.unconfirmed.length }, `audio decoder stalled: ${err.message}`);
+    this.log.warn({ key: active.key, replay: active.ledger.length }, `audio decoder stalled: ${err.message}`);
     if (this.state !== 'open') return;
     this.stalledInput = { active };
     void this.enqueue({ kind: 'replace' }, 0).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'could not replace a stalled decoder'));
@@ -553,11 +579,14 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.stalledInput = undefined;
     if (!s || this.current) return; // a newer stream already took over
     const old = s.active;
-    const replay = old.unconfirmed.splice(0);
+    const replay = old.ledger.splice(0);
     if (!replay.length) return; // nothing was owed: the next chunk starts a decoder when it comes
     const active = this.startStream(old.key, old.container, old.recording, true, this.rawSpecOf(old), 'stall');
-    if (old.recording) await this.feed(active, old.recording.primer, old.recording.primer, false);
-    for (const r of replay) await this.feed(active, r.bytes, r.bytes, r.owes);
+    // The first replayed write may have given part of its audio already: that part is dropped from the new output.
+    const delivered = replay[0]!.ms !== undefined ? Math.max(0, old.outputMs - old.confirmedMs) : 0;
+    active.discardBytes = Math.floor((delivered * UPSTREAM_BYTES_PER_MS) / 2) * 2;
+    if (old.recording) await this.feed(active, old.recording.primer, old.recording.primer, false, 0);
+    for (const r of replay) await this.feed(active, r.bytes, r.bytes, true, r.ms);
   }
 
   private rawSpecOf(a: ActiveStream): { format: string; codec: string; options: string[] } | undefined {
@@ -651,3 +680,28 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
 }
 
 function noop(): void {}
+
+/** Counts a stream's output against its ledger: writes whose audio has all come out are confirmed. */
+function confirmOutput(active: ActiveStream, bytes: number): void {
+  active.outputMs += bytes / UPSTREAM_BYTES_PER_MS;
+  for (;;) {
+    const head = active.ledger[0];
+    if (!head) break;
+    const done =
+      head.ms !== undefined ? active.confirmedMs + head.ms <= active.outputMs + CONFIRM_SLACK_MS : active.outputMs > head.outputAtWrite;
+    if (!done) break;
+    active.ledger.shift();
+    active.ledgerBytes -= head.bytes.length;
+    active.confirmedMs = head.ms !== undefined ? active.confirmedMs + head.ms : active.outputMs;
+  }
+}
+
+/** Audio in an Ogg/Opus chunk, from its pages' granule positions (48 kHz), and remembers the last one. */
+function oggDurationMs(rec: ContainerRecording, chunk: Buffer): number | undefined {
+  let last: bigint | undefined;
+  for (const p of readOggPages(chunk, 1000)) if (p.granule >= 0n) last = p.granule;
+  if (last === undefined) return undefined;
+  const from = rec.lastGranule ?? 0n;
+  rec.lastGranule = last;
+  return last >= from ? Number(last - from) / 48 : undefined;
+}

@@ -16,6 +16,11 @@ export interface FfmpegPcmStreamOptions {
    * held by `setOutputPaused`) is killed and reported as AUDIO_DECODER_STALLED (0 = never).
    */
   stallMs?: number;
+  /**
+   * Whether the owner is still waiting for output of what it wrote (e.g. a ledger of written audio). Without it, any
+   * output after a write counts as the answer to everything written before.
+   */
+  owesOutput?: () => boolean;
   /** Extra input options placed before `-i pipe:0`, e.g. ['-ar', '24000', '-ac', '2'] for raw input. */
   inputOptions?: string[];
   logger: Logger;
@@ -84,6 +89,8 @@ export class FfmpegPcmStream {
   private inputEnded = false;
   private killedByOwner = false;
   private silent = false;
+  /** Output after a stall is dropped: its writes are replayed into a replacement, which gives that audio instead. */
+  private muted = false;
   private failure: AudioDecodeError | null = null;
   private failScheduled = false;
   private errorLinesWhileOpen = 0;
@@ -106,7 +113,7 @@ export class FfmpegPcmStream {
       emitClose: false, // fluent-ffmpeg kills the process 20 ms after the output stream's 'close'
       write: (chunk: Buffer, _enc, cb) => {
         this.handleOutput(chunk);
-        if (this.outputPaused && !this.silent) this.heldOutput.push(() => cb());
+        if (this.outputPaused && !this.silent && !this.muted) this.heldOutput.push(() => cb());
         else cb();
       },
     });
@@ -247,7 +254,7 @@ export class FfmpegPcmStream {
       this.stallTimer = undefined;
       return;
     }
-    const owed = this.owedSince !== undefined || this.queuedBytes > 0;
+    const owed = (this.opts.owesOutput ? this.opts.owesOutput() : this.owedSince !== undefined) || this.queuedBytes > 0;
     if (!owed) {
       clearInterval(this.stallTimer);
       this.stallTimer = undefined;
@@ -263,6 +270,8 @@ export class FfmpegPcmStream {
       `The audio decoder accepted nothing for ${Math.round(idle)} ms and was replaced`,
     );
     this.log.warn({ ffmpegPid: this.proc?.pid, idleMs: Math.round(idle), queuedBytes: this.queuedBytes }, 'ffmpeg stalled; killing it');
+    this.muted = true;
+    for (const release of this.heldOutput.splice(0)) release();
     this.sendKill();
   }
 
@@ -371,7 +380,7 @@ export class FfmpegPcmStream {
   private handleOutput(chunk: Buffer): void {
     this.lastProgressAt = performance.now();
     this.owedSince = undefined;
-    if (this.silent) return;
+    if (this.silent || this.muted) return;
     let buf = chunk;
     if (this.carry) {
       buf = Buffer.concat([this.carry, chunk]);

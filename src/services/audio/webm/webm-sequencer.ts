@@ -61,6 +61,8 @@ export interface SequencedWrite {
   restartBytes: Buffer | undefined;
   /** Audio blocks in the write (0: the decoder owes no output for it). */
   blocks: number;
+  /** Audio the write holds, ms (undefined when its timing could not be read). */
+  durationMs: number | undefined;
 }
 
 export interface ReorderStats {
@@ -267,6 +269,7 @@ export class WebmSequencer {
     const body = chunk.subarray(header.bodyOffset);
     const layout = parseWebmBody(body, { audioTrack: header.audioTrack });
     let complete = chunk.length;
+    let durationMs: number | undefined;
     if (layout) {
       complete = header.bodyOffset + layout.completeBytes;
       rec.tail = Buffer.from(chunk.subarray(complete));
@@ -275,6 +278,9 @@ export class WebmSequencer {
         rec.endMs = span.endMs;
         rec.lastFrameMs = span.lastFrameMs;
         rec.clusterTc = span.endClusterTc;
+        durationMs = span.endMs - span.startMs;
+      } else if (layout.blockCount === 0) {
+        durationMs = 0;
       }
     }
     const bytes = chunk.subarray(0, complete);
@@ -284,6 +290,7 @@ export class WebmSequencer {
       bytes,
       restartBytes: chunk.subarray(header.bodyOffset, complete),
       blocks: layout?.blockCount ?? 1,
+      durationMs,
     });
     // Chunks that waited for this head (or arrived early for it) are placed now.
     this.drain(rec);
@@ -495,6 +502,7 @@ export class WebmSequencer {
       bytes: prefix.length ? Buffer.concat([prefix, body]) : body,
       restartBytes: Buffer.concat([restartPrefix, body]),
       blocks: w.layout.blockCount,
+      durationMs: span.endMs - span.startMs,
     });
     this.settle(w, written.then(() => outcome));
   }
@@ -504,7 +512,7 @@ export class WebmSequencer {
     rec.tail = Buffer.alloc(0);
     rec.endMs = undefined;
     rec.afterUnplaced = true;
-    return this.o.write({ recording: rec.head, startsRecording: false, bytes, restartBytes: undefined, blocks: 1 });
+    return this.o.write({ recording: rec.head, startsRecording: false, bytes, restartBytes: undefined, blocks: 1, durationMs: undefined });
   }
 
   private settle(w: Waiting, p: Promise<ChunkOutcome>): void {

@@ -1,0 +1,285 @@
+/**
+ * Issue 11, rows 4, 7 and 10, on a real spawned server process (its own ffmpeg children, its own event loop):
+ * what one key holder can make the audio path cost, with `/health` probed throughout (fresh connection every
+ * 50 ms; its latency is the event-loop delay a client feels).
+ *
+ * - row 4a: FLAC in Matroska (10 h of audio in ~250 KB) is refused 415 AUDIO_UNSUPPORTED_CODEC before any ffmpeg;
+ * - row 4b: a WebM holding 15 min of Opus in one chunk: the upstream gets at most the owner's audio budget, never
+ *   faster than LIVE_AUDIO_MAX_REALTIME_FACTOR x real time after the burst, RSS stays bounded and comes back, the
+ *   stream is cut with 429 AUDIO_RATE_LIMITED + Retry-After, and its ffmpeg is gone;
+ * - row 7: a respawn storm (PCM rate flipping on a WebSocket; a new WebM head on every REST post) is held to the
+ *   per-session decoder start budget and refused with AUDIO_DECODER_RESTART_LIMITED (429);
+ * - row 10: a SIGSTOPped ffmpeg: no /transcribe waits past the stall deadline plus the bounded wait, the decoder is
+ *   killed and replaced, and the session goes on.
+ *
+ * Budgets shortened for test time (and said so where used): the audio budget is 30 s/min in the bomb test (the
+ * default 120 s only makes it take 57 s instead of 12.5 s), the stall deadline 2 s in the SIGSTOP test (default 5 s).
+ */
+import { startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
+import { probeHealth, spawnServer, type SpawnedServer } from '../helpers/spawned-server';
+import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { childProcesses, processAlive, WsProbe } from '../ops/helpers';
+import { flacInMatroska10h, opusWebmBomb } from './audio-bombs';
+
+const API = '/api/v1/live-audio';
+const METRICS_TOKEN = 'metrics-token-for-the-audio-abuse-tests';
+const MB = 1024 * 1024;
+
+interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+  retryAfter: string | null;
+  ms: number;
+}
+
+async function post(server: SpawnedServer, path: string, body: unknown, key = server.keys.alice): Promise<Answer> {
+  const t0 = performance.now();
+  const res = await fetch(`${server.url}${API}${path}`, {
+    method: 'POST',
+    headers: { 'X-API-Key': key, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as Record<string, unknown>;
+  return { status: res.status, body: json, retryAfter: res.headers.get('retry-after'), ms: performance.now() - t0 };
+}
+
+async function metric(server: SpawnedServer, name: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`, { headers: { Authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ').pop()) : NaN;
+}
+
+async function status(server: SpawnedServer, sessionId: string): Promise<{ audio: Record<string, number>; status: string }> {
+  const res = await fetch(`${server.url}${API}/session/${sessionId}/status`, { headers: { 'X-API-Key': server.keys.alice } });
+  return ((await res.json()) as { data: { audio: Record<string, number>; status: string } }).data;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitUntil(what: string, pred: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+describe('audio attacks on a spawned server', () => {
+  let server: SpawnedServer | undefined;
+  let emu: GeminiLiveEmulator | undefined;
+  afterEach(async () => {
+    await server?.stop();
+    await emu?.stop();
+    server = undefined;
+    emu = undefined;
+  });
+
+  it('row 4a: FLAC in Matroska (10 h in ~250 KB) is refused 415 before any ffmpeg starts', async () => {
+    const flac = flacInMatroska10h();
+    expect(flac.length).toBeLessThan(300 * 1024);
+    server = await spawnServer({ env: { METRICS_TOKEN } });
+    const s = server;
+    expect((await post(s, '/session/start', { session_id: 'flac' })).status).toBe(200);
+    const flacB64 = flac.toString('base64'); // before the probe: the test process's own work must not delay it
+    const health = probeHealth(s.url);
+    let ffmpegSeen = 0;
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        ffmpegSeen = Math.max(ffmpegSeen, childProcesses(s.pid, 'ffmpeg').length);
+        await sleep(2);
+      }
+    })();
+    for (const format of ['webm', 'wav', undefined]) {
+      const r = await post(s, '/transcribe', { session_id: 'flac', audio_data: flacB64, ...(format ? { format } : {}) });
+      expect(r.status).toBe(415);
+      expect(r.body).toMatchObject({ success: false, code: 'AUDIO_UNSUPPORTED_CODEC' });
+      expect(String(r.body.error)).toMatch(/A_FLAC/);
+    }
+    watching = false;
+    await watch;
+    const h = await health.stop();
+    expect(ffmpegSeen).toBe(0);
+    expect(await metric(s, 'live_audio_ffmpeg_processes_spawned_total')).toBe(0);
+    console.log(`FLAC 10 h in ${Math.round(flac.length / 1024)} KB: 415 x3, ffmpeg started 0, /health max ${h.maxMs.toFixed(1)} ms over ${h.samples.length} probes`);
+    expect(h.maxMs).toBeLessThan(250);
+    // The session is not harmed: a real recording decodes afterwards.
+    for (const c of loadRecording('chromium-hello-1000ms').chunks) {
+      expect((await post(s, '/transcribe', { session_id: 'flac', audio_data: c.toString('base64') })).status).toBe(200);
+    }
+  }, 60_000);
+
+  it('row 4b: a WebM holding 15 min of Opus is paced, cut at the audio budget, and costs bounded memory', async () => {
+    const BUDGET_S = 30; // per minute (shortened from the default 120 for test time)
+    const FACTOR = 2; // LIVE_AUDIO_MAX_REALTIME_FACTOR default
+    const BURST_S = 5; // LIVE_AUDIO_PACING_BURST_MS default
+    const bomb = opusWebmBomb(15);
+    expect(bomb.length).toBeLessThan(700 * 1024);
+    emu = await startGeminiLiveEmulator({ apiKeys: ['test-gemini-key'] });
+    const e = emu;
+    server = await spawnServer({
+      geminiBaseUrl: e.baseUrl,
+      env: { METRICS_TOKEN, LIVE_AUDIO_MAX_AUDIO_SECONDS_PER_MINUTE: String(BUDGET_S) },
+    });
+    const s = server;
+    expect((await post(s, '/session/start', { session_id: 'bomb' })).status).toBe(200);
+    const bombBody = { session_id: 'bomb', audio_data: bomb.toString('base64') };
+    const laterChunk = { session_id: 'bomb', audio_data: loadRecording('chromium-hello-1000ms').chunks[0].toString('base64') };
+    await sleep(300);
+    const rssBefore = s.rss();
+    const health = probeHealth(s.url);
+    const samples: Array<{ t: number; audioS: number; rss: number; ffmpeg: number }> = [];
+    const t0 = performance.now();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        samples.push({ t: (performance.now() - t0) / 1000, audioS: e.totalAudioBytes() / 32000, rss: s.rss(), ffmpeg: childProcesses(s.pid, 'ffmpeg').length });
+        await sleep(100);
+      }
+    })();
+
+    const first = await post(s, '/transcribe', bombBody);
+    expect(first.status).toBe(200);
+    expect(first.ms).toBeLessThan(3000); // the request does not wait for the bomb to be decoded
+    await waitUntil('the budget cut', async () => (await status(s, 'bomb')).audio.budgetCuts >= 1, 40_000);
+    const cutAt = (performance.now() - t0) / 1000;
+    // The decoder of the cut stream is gone.
+    await waitUntil('no ffmpeg left', () => childProcesses(s.pid, 'ffmpeg').length === 0, 5000);
+    // More audio from this key is refused until the window frees.
+    const next = await post(s, '/transcribe', laterChunk);
+    expect(next.status).toBe(429);
+    expect(next.body).toMatchObject({ code: 'AUDIO_RATE_LIMITED' });
+    expect(Number(next.retryAfter)).toBeGreaterThanOrEqual(1);
+    await sleep(3000); // let memory settle
+    sampling = false;
+    await sampler;
+    const h = await health.stop();
+    const rssAfter = s.rss();
+
+    const upstreamS = e.totalAudioBytes() / 32000;
+    const rssMax = Math.max(...samples.map((x) => x.rss));
+    const worstPace = Math.max(...samples.map((x) => x.audioS - (BURST_S + FACTOR * x.t)));
+    console.log(
+      `decode bomb (15 min Opus in ${Math.round(bomb.length / 1024)} KB, budget ${BUDGET_S} s/min, factor ${FACTOR}): ` +
+        `upstream ${upstreamS.toFixed(2)} s of audio, cut after ${cutAt.toFixed(1)} s, ` +
+        `RSS before ${(rssBefore / MB).toFixed(1)} MB, max +${((rssMax - rssBefore) / MB).toFixed(1)} MB, after +${((rssAfter - rssBefore) / MB).toFixed(1)} MB, ` +
+        `/health max ${h.maxMs.toFixed(1)} ms p99 ${h.p99Ms.toFixed(1)} ms over ${h.samples.length} probes, ` +
+        `pace margin ${(-worstPace).toFixed(2)} s; slowest probes ${[...h.samples].sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(', ')} ms`,
+    );
+    expect(upstreamS).toBeLessThanOrEqual(BUDGET_S + 0.01);
+    expect(upstreamS).toBeGreaterThan(BUDGET_S - 1);
+    // Never faster than the factor after the burst (0.3 s of slack for the 100 ms sampling).
+    expect(worstPace).toBeLessThanOrEqual(0.3);
+    expect(cutAt).toBeGreaterThanOrEqual((BUDGET_S - BURST_S) / FACTOR - 1);
+    expect(Math.max(...samples.map((x) => x.ffmpeg))).toBeLessThanOrEqual(1);
+    expect(rssMax - rssBefore).toBeLessThan(100 * MB);
+    expect(rssAfter - rssBefore).toBeLessThan(40 * MB);
+    expect(h.failures).toBe(0);
+    expect(h.maxMs).toBeLessThan(250);
+    expect(await metric(s, 'live_audio_audio_budget_cuts_total')).toBe(1);
+  }, 90_000);
+
+  it('row 7: a respawn storm from one key (PCM rate flipping over WebSocket, a new WebM head per REST post) is refused with 429', async () => {
+    server = await spawnServer({ env: { METRICS_TOKEN } });
+    const s = server;
+    const head = loadRecording('chromium-hello-1000ms').chunks[0];
+    const heads = Array.from({ length: 16 }, (_x, i) => {
+      const chunk = Buffer.from(head);
+      chunk[chunk.length - 40] ^= i + 1; // another packet byte: another recording, not a duplicate
+      return { session_id: 'storm-rest', audio_data: chunk.toString('base64') };
+    });
+    const health = probeHealth(s.url);
+    let maxAlive = 0;
+    let watching = true;
+    const watch = (async () => {
+      while (watching) {
+        maxAlive = Math.max(maxAlive, childProcesses(s.pid, 'ffmpeg').length);
+        await sleep(5);
+      }
+    })();
+
+    // WebSocket: 60 chunks of 100 ms PCM, the rate flipping every message (each flip needs another ffmpeg).
+    const ws = await WsProbe.open(`ws://127.0.0.1:${s.port}/ws/live-audio?token=${s.keys.alice}`);
+    await ws.waitFor((m) => m.type === 'auth_success');
+    await ws.request({ type: 'start_session', session_id: 'storm-ws' }, ['session_started']);
+    for (let i = 0; i < 60; i++) {
+      const rate = i % 2 ? 24000 : 48000;
+      ws.send({ type: 'audio_chunk', audio_data: Buffer.alloc((rate / 10) * 2, i).toString('base64'), format: 'pcm', sample_rate: rate, channels: 1 });
+    }
+    await waitUntil('60 answers', () => ws.messages.filter((m) => m.type === 'error').length >= 50, 15_000);
+    const refusals = ws.messages.filter((m) => m.type === 'error' && m.code === 'AUDIO_DECODER_RESTART_LIMITED');
+    expect(refusals.length).toBe(50);
+    expect(Number(refusals[0]!.retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(await metric(s, 'live_audio_ffmpeg_processes_spawned_total')).toBe(10);
+    ws.ws.close();
+
+    // REST: a different WebM head on every post (each one a new recording).
+    expect((await post(s, '/session/start', { session_id: 'storm-rest' })).status).toBe(200);
+    const answers: Answer[] = [];
+    for (const body of heads) answers.push(await post(s, '/transcribe', body));
+    expect(answers.slice(0, 10).map((a) => a.status)).toEqual(Array(10).fill(200));
+    for (const a of answers.slice(10)) {
+      expect(a.status).toBe(429);
+      expect(a.body.code).toBe('AUDIO_DECODER_RESTART_LIMITED');
+      expect(Number(a.retryAfter)).toBeGreaterThanOrEqual(1);
+    }
+    watching = false;
+    await watch;
+    const h = await health.stop();
+    expect(await metric(s, 'live_audio_ffmpeg_processes_spawned_total')).toBe(20);
+    expect(maxAlive).toBeLessThanOrEqual(2);
+    console.log(`respawn storm: 76 decoder starts asked, 20 made (10 per session), 56 refused 429; /health max ${h.maxMs.toFixed(1)} ms over ${h.samples.length} probes`);
+    expect(h.maxMs).toBeLessThan(250);
+  }, 60_000);
+
+  it('row 10: a SIGSTOPped ffmpeg is killed at the stall deadline and replaced; no request hangs; the session goes on', async () => {
+    const STALL_MS = 2000; // LIVE_AUDIO_DECODER_STALL_MS, shortened from the default 5 s for test time
+    const WAIT_MS = 1200; // LIVE_AUDIO_TRANSCRIBE_WAIT_MS default
+    emu = await startGeminiLiveEmulator({ apiKeys: ['test-gemini-key'] });
+    const e = emu;
+    server = await spawnServer({ geminiBaseUrl: e.baseUrl, env: { METRICS_TOKEN, LIVE_AUDIO_DECODER_STALL_MS: String(STALL_MS) } });
+    const s = server;
+    const rec = loadRecording('chromium-long-22s');
+    const want = referenceDecode(Buffer.concat(rec.chunks)).length;
+    const bodies = rec.chunks.map((c) => ({ session_id: 'stopped', audio_data: c.toString('base64') }));
+    expect((await post(s, '/session/start', { session_id: 'stopped' })).status).toBe(200);
+    const health = probeHealth(s.url);
+    let stopped = 0;
+    try {
+      const pending: Array<Promise<Answer>> = [];
+      for (let i = 0; i < rec.chunks.length; i++) {
+        if (i === 5) {
+          await Promise.all(pending); // the first five are through
+          await waitUntil('the decoder', () => childProcesses(s.pid, 'ffmpeg').length === 1, 5000);
+          stopped = childProcesses(s.pid, 'ffmpeg')[0]!;
+          process.kill(stopped, 'SIGSTOP');
+        }
+        pending.push(post(s, '/transcribe', bodies[i]));
+        await sleep(250);
+      }
+      const answers = await Promise.all(pending);
+      expect(answers.map((a) => a.status)).toEqual(rec.chunks.map(() => 200));
+      const slowest = Math.max(...answers.map((a) => a.ms));
+      expect(slowest).toBeLessThan(STALL_MS + WAIT_MS + 1000);
+      await waitUntil('the stall report', async () => (await status(s, 'stopped')).audio.decoderStalls === 1, 10_000).catch((err: Error) => {
+        throw new Error(`${err.message}\n${JSON.stringify((s.logLines().filter((l) => /ffmpeg|decoder|audio|stall/.test(String(l.msg)))).slice(-15))}`);
+      });
+      await waitUntil('the stopped ffmpeg is gone', () => !processAlive(stopped), 5000);
+      const replacement = childProcesses(s.pid, 'ffmpeg');
+      expect(replacement).toHaveLength(1);
+      expect(replacement[0]).not.toBe(stopped);
+      // The session goes on: the whole recording reached the upstream (the chunks the stopped process never
+      // answered were fed to its replacement).
+      await waitUntil('the audio', () => e.totalAudioBytes() >= want * 0.99, 15_000);
+      const st = await status(s, 'stopped');
+      expect(st.status).toBe('active');
+      expect(st.audio).toMatchObject({ decoderStalls: 1, decoderRestarts: 1 });
+      expect(await metric(s, 'live_audio_decoder_stalls_total')).toBe(1);
+      const h = await health.stop();
+      expect(h.maxMs).toBeLessThan(250);
+      console.log(`SIGSTOP: slowest /transcribe ${slowest.toFixed(0)} ms (bound ${STALL_MS + WAIT_MS} + 1000), upstream ${(e.totalAudioBytes() / 32000).toFixed(2)} s of ${(want / 32000).toFixed(2)} s, /health max ${h.maxMs.toFixed(1)} ms`);
+    } finally {
+      if (stopped && processAlive(stopped)) process.kill(stopped, 'SIGKILL');
+    }
+  }, 90_000);
+});
