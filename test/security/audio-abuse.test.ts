@@ -15,6 +15,8 @@
  * Budgets shortened for test time (and said so where used): the audio budget is 30 s/min in the bomb test (the
  * default 120 s only makes it take 57 s instead of 12.5 s), the stall deadline 2 s in the SIGSTOP test (default 5 s).
  */
+import fs from 'node:fs';
+import os from 'node:os';
 import { startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
 import { probeHealth, spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { loadRecording, referenceDecode } from '../helpers/fixtures';
@@ -49,9 +51,21 @@ async function metric(server: SpawnedServer, name: string): Promise<number> {
   return line ? Number(line.split(' ').pop()) : NaN;
 }
 
+/** The server's own event-loop delay, max since the previous scrape (ms; monitorEventLoopDelay inside the server). */
+const serverLoopMaxMs = async (server: SpawnedServer) => (await metric(server, 'live_audio_event_loop_delay_seconds{quantile="max"}')) * 1000;
+
 async function status(server: SpawnedServer, sessionId: string): Promise<{ audio: Record<string, number>; status: string }> {
   const res = await fetch(`${server.url}${API}/session/${sessionId}/status`, { headers: { 'X-API-Key': server.keys.alice } });
   return ((await res.json()) as { data: { audio: Record<string, number>; status: string } }).data;
+}
+
+/** A process's command line (Linux /proc), '' when it is gone. */
+function cmdline(pid: number): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -127,6 +141,7 @@ describe('audio attacks on a spawned server', () => {
     const laterChunk = { session_id: 'bomb', audio_data: loadRecording('chromium-hello-1000ms').chunks[0].toString('base64') };
     await sleep(300);
     const rssBefore = s.rss();
+    await serverLoopMaxMs(s); // starts the server's event-loop window
     const health = probeHealth(s.url);
     const samples: Array<{ t: number; audioS: number; rss: number; ffmpeg: number }> = [];
     const t0 = performance.now();
@@ -154,6 +169,7 @@ describe('audio attacks on a spawned server', () => {
     sampling = false;
     await sampler;
     const h = await health.stop();
+    const loopMax = await serverLoopMaxMs(s);
     const rssAfter = s.rss();
 
     const upstreamS = e.totalAudioBytes() / 32000;
@@ -164,7 +180,8 @@ describe('audio attacks on a spawned server', () => {
         `upstream ${upstreamS.toFixed(2)} s of audio, cut after ${cutAt.toFixed(1)} s, ` +
         `RSS before ${(rssBefore / MB).toFixed(1)} MB, max +${((rssMax - rssBefore) / MB).toFixed(1)} MB, after +${((rssAfter - rssBefore) / MB).toFixed(1)} MB, ` +
         `/health max ${h.maxMs.toFixed(1)} ms p99 ${h.p99Ms.toFixed(1)} ms over ${h.samples.length} probes, ` +
-        `pace margin ${(-worstPace).toFixed(2)} s; slowest probes ${[...h.samples].sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(', ')} ms`,
+        `pace margin ${(-worstPace).toFixed(2)} s; slowest probes ${[...h.samples].sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(', ')} ms; ` +
+        `server event-loop max ${loopMax.toFixed(1)} ms; load ${os.loadavg()[0]!.toFixed(2)}`,
     );
     expect(upstreamS).toBeLessThanOrEqual(BUDGET_S + 0.01);
     expect(upstreamS).toBeGreaterThan(BUDGET_S - 1);
@@ -250,8 +267,10 @@ describe('audio attacks on a spawned server', () => {
       for (let i = 0; i < rec.chunks.length; i++) {
         if (i === 5) {
           await Promise.all(pending); // the first five are through
-          await waitUntil('the decoder', () => childProcesses(s.pid, 'ffmpeg').length === 1, 5000);
-          stopped = childProcesses(s.pid, 'ffmpeg')[0]!;
+          // The decoder (reading pipe:0), not a short-lived `ffmpeg -formats` capability probe.
+          const decoders = () => childProcesses(s.pid, 'ffmpeg').filter((pid) => cmdline(pid).includes('pipe:0'));
+          await waitUntil('the decoder', () => decoders().length === 1, 10_000);
+          stopped = decoders()[0]!;
           process.kill(stopped, 'SIGSTOP');
         }
         pending.push(post(s, '/transcribe', bodies[i]));
@@ -270,7 +289,11 @@ describe('audio attacks on a spawned server', () => {
       expect(replacement[0]).not.toBe(stopped);
       // The session goes on: the whole recording reached the upstream (the chunks the stopped process never
       // answered were fed to its replacement).
-      await waitUntil('the audio', () => e.totalAudioBytes() >= want * 0.99, 15_000);
+      await waitUntil('the audio', () => e.totalAudioBytes() >= want * 0.99, 15_000).catch(async (err: Error) => {
+        const st = await status(s, 'stopped');
+        const logs = s.logLines().filter((l) => /ffmpeg|decoder|stall|audio/.test(String(l.msg)));
+        throw new Error(`${err.message}: got ${e.totalAudioBytes() / 32} of ${want / 32} ms; ${JSON.stringify(st.audio)}; ${JSON.stringify(logs.slice(-12))}`);
+      });
       const st = await status(s, 'stopped');
       expect(st.status).toBe('active');
       expect(st.audio).toMatchObject({ decoderStalls: 1, decoderRestarts: 1 });

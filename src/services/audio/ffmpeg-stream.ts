@@ -39,6 +39,8 @@ export interface FfmpegPcmStreamOptions {
 
 /** After the process ended, how long to wait for the last stdout bytes. */
 const OUTPUT_DRAIN_GRACE_MS = 1000;
+/** A stream whose process has not started after this long (or twice the stall deadline) counts as stalled. */
+const START_DEADLINE_MS = 10_000;
 /** After a SIGKILL, how long before the stream is considered finished even without an exit report. */
 const KILL_GRACE_MS = 2000;
 
@@ -105,6 +107,7 @@ export class FfmpegPcmStream {
   /** Last sign of life: output, stdin drained, spawn, or output released. */
   private lastProgressAt = performance.now();
   private stallTimer: NodeJS.Timeout | undefined;
+  private readonly createdAt = performance.now();
 
   constructor(private readonly opts: FfmpegPcmStreamOptions) {
     this.log = opts.logger;
@@ -200,8 +203,8 @@ export class FfmpegPcmStream {
   }
 
   /**
-   * Ends stdin and waits until ffmpeg has exited and all its PCM was delivered. If that takes longer than
-   * `timeoutMs`, the process is killed (and that is not reported as a crash).
+   * Ends stdin and waits until ffmpeg has exited and all its PCM was delivered. If it gives nothing (no output, no
+   * exit) for `timeoutMs` while its output is not held, the process is killed (not reported as a crash).
    */
   async end(timeoutMs: number): Promise<void> {
     if (!this.inputEnded) {
@@ -209,14 +212,20 @@ export class FfmpegPcmStream {
       this.input.end();
     }
     if (this.settled) return;
-    const timer = this.setTimer(() => {
-      if (this.settled) return;
+    // The bound is on silence, not on the whole drain: a process that is still decoding (or whose output we hold)
+    // may take as long as it needs; one that gives nothing for `timeoutMs` is killed.
+    const check = setInterval(() => {
+      if (this.settled || this.outputPaused) return;
+      const since = this.spawned ? this.lastProgressAt : this.createdAt;
+      const limit = this.spawned ? timeoutMs : Math.max(timeoutMs, START_DEADLINE_MS);
+      if (performance.now() - since < limit) return;
+      clearInterval(check);
       this.log.warn({ timeoutMs }, 'ffmpeg did not finish after its input ended; killing it');
       this.killedByOwner = true;
       this.sendKill();
-    }, timeoutMs);
+    }, Math.max(10, Math.min(250, Math.floor(timeoutMs / 4))));
     await this.done;
-    this.clearTimer(timer);
+    clearInterval(check);
   }
 
   /**
@@ -249,7 +258,8 @@ export class FfmpegPcmStream {
   }
 
   private checkStall(stallMs: number): void {
-    if (this.settled || this.killedByOwner || this.failure || this.failScheduled || !this.spawned || this.exited) {
+    // Not spawned yet counts too: a process that never starts (e.g. its capability probe hangs) accepts nothing.
+    if (this.settled || this.killedByOwner || this.failure || this.failScheduled || this.exited || this.commandEnded) {
       clearInterval(this.stallTimer);
       this.stallTimer = undefined;
       return;
@@ -261,8 +271,10 @@ export class FfmpegPcmStream {
       return;
     }
     if (this.outputPaused) return; // held by us: not the decoder's fault
-    const idle = performance.now() - this.lastProgressAt;
-    if (idle < stallMs) return;
+    // Before its process runs, a stream waits for the OS (spawns queue up under load): a longer deadline.
+    const deadline = this.spawned ? stallMs : Math.max(2 * stallMs, START_DEADLINE_MS);
+    const idle = performance.now() - (this.spawned ? this.lastProgressAt : this.createdAt);
+    if (idle < deadline) return;
     clearInterval(this.stallTimer);
     this.stallTimer = undefined;
     this.failure = new AudioDecodeError(
@@ -419,11 +431,6 @@ export class FfmpegPcmStream {
     }, ms);
     this.timers.add(t);
     return t;
-  }
-
-  private clearTimer(t: NodeJS.Timeout): void {
-    clearTimeout(t);
-    this.timers.delete(t);
   }
 }
 

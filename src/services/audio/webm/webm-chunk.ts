@@ -22,10 +22,17 @@ export interface WebmBlockTiming {
   durationMs: number;
 }
 
+/** Consecutive blocks, by their first and last (a chunk may hold thousands: nothing is kept per block). */
+export interface BlockRun {
+  first: WebmBlockTiming;
+  last: WebmBlockTiming;
+  count: number;
+}
+
 export interface WebmClusterTiming {
   /** Absolute timecode of the Cluster (recording timecode units). */
   timecode: number;
-  blocks: WebmBlockTiming[];
+  blocks: BlockRun | undefined;
 }
 
 export interface WebmChunkLayout {
@@ -33,7 +40,7 @@ export interface WebmChunkLayout {
   /** The bytes the chunk lacks at its start (the element id, or Cluster id and size, that ended the previous chunk). */
   impliedPrefix: Buffer;
   /** Blocks before the chunk's first Cluster: they belong to the Cluster open at the end of the previous chunk. */
-  leading: WebmBlockTiming[];
+  leading: BlockRun | undefined;
   /** Clusters that start in this chunk, with their blocks. */
   clusters: WebmClusterTiming[];
   /** Bytes of complete elements from the start of the chunk; what follows is an element the next chunk completes. */
@@ -65,7 +72,7 @@ const CLUSTER_ID_BYTES = Buffer.from([0x1f, 0x43, 0xb6, 0x75]);
 const UNKNOWN_SIZE_8 = Buffer.from([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
 
 interface Walk {
-  leading: WebmBlockTiming[];
+  leading: BlockRun | undefined;
   clusters: WebmClusterTiming[];
   completeBytes: number;
   blockCount: number;
@@ -101,14 +108,20 @@ function blockTiming(
  * Returns undefined when the bytes are not such a sequence (then the chunk cannot be placed by its timing).
  */
 function walk(buf: Buffer, start: WebmChunkStart, audioTrack: number | undefined): Walk | undefined {
-  const res: Walk = { leading: [], clusters: [], completeBytes: 0, blockCount: 0 };
+  const res: Walk = { leading: undefined, clusters: [], completeBytes: 0, blockCount: 0 };
   let current: WebmClusterTiming | undefined;
   let p = 0;
   let lastMs: number | undefined;
+  const extend = (run: BlockRun | undefined, b: WebmBlockTiming): BlockRun => {
+    if (!run) return { first: b, last: b, count: 1 };
+    run.last = b;
+    run.count++;
+    return run;
+  };
   const addBlock = (b: WebmBlockTiming) => {
     lastMs = b.durationMs;
-    if (current) current.blocks.push(b);
-    else res.leading.push(b);
+    if (current) current.blocks = extend(current.blocks, b);
+    else res.leading = extend(res.leading, b);
     res.blockCount++;
   };
 
@@ -124,12 +137,12 @@ function walk(buf: Buffer, start: WebmChunkStart, audioTrack: number | undefined
   } else if (start === 'after_cluster_id') {
     const size = readVint(buf, 0, false);
     if (!size || !size.unknown) return undefined; // MediaRecorder Clusters have unknown size
-    current = { timecode: NaN, blocks: [] };
+    current = { timecode: NaN, blocks: undefined };
     res.clusters.push(current);
     p = size.length;
     if (buf[p] !== ID_TIMECODE) return undefined;
   } else if (start === 'after_cluster_header') {
-    current = { timecode: NaN, blocks: [] };
+    current = { timecode: NaN, blocks: undefined };
     res.clusters.push(current);
   }
   res.completeBytes = p;
@@ -142,7 +155,7 @@ function walk(buf: Buffer, start: WebmChunkStart, audioTrack: number | undefined
     if (!id || !size) break; // header cut by the chunk end
     const body = p + id.length + size.length;
     if (id.value === ID_CLUSTER) {
-      current = { timecode: NaN, blocks: [] };
+      current = { timecode: NaN, blocks: undefined };
       res.clusters.push(current);
       p = body; // descend (known or unknown size: its children follow)
       res.completeBytes = p;
@@ -160,7 +173,7 @@ function walk(buf: Buffer, start: WebmChunkStart, audioTrack: number | undefined
       if (!b) return undefined;
       addBlock(b);
     } else if (id.value === ID_TIMECODE) {
-      if (size.value < 1 || size.value > 8 || !current || !Number.isNaN(current.timecode) || current.blocks.length) return undefined;
+      if (size.value < 1 || size.value > 8 || !current || !Number.isNaN(current.timecode) || current.blocks) return undefined;
       if (end > buf.length) break;
       let v = 0;
       for (let i = body; i < end; i++) v = v * 256 + buf[i]!;
@@ -192,7 +205,7 @@ function walk(buf: Buffer, start: WebmChunkStart, audioTrack: number | undefined
     res.completeBytes = p;
   }
   // Every Cluster must say where it is.
-  if (res.clusters.some((c) => Number.isNaN(c.timecode) && c.blocks.length > 0)) return undefined;
+  if (res.clusters.some((c) => Number.isNaN(c.timecode) && c.blocks)) return undefined;
   return res;
 }
 
@@ -221,7 +234,7 @@ export function parseWebmContinuation(chunk: Buffer, opts: ParseWebmChunkOptions
 
 /** The layout of a header chunk's body (from the recording's first Cluster on). */
 export function parseWebmBody(body: Buffer, opts: ParseWebmChunkOptions = {}): WebmChunkLayout | undefined {
-  if (body.length === 0) return { start: 'element', impliedPrefix: Buffer.alloc(0), leading: [], clusters: [], completeBytes: 0, blockCount: 0 };
+  if (body.length === 0) return { start: 'element', impliedPrefix: Buffer.alloc(0), leading: undefined, clusters: [], completeBytes: 0, blockCount: 0 };
   const w = walk(body, 'element', opts.audioTrack);
   return w ? { start: 'element', impliedPrefix: Buffer.alloc(0), ...w } : undefined;
 }

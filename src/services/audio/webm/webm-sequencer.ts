@@ -480,7 +480,7 @@ export class WebmSequencer {
   private writeChunk(rec: RecState, w: Waiting, span: ChunkSpan, afterGap: boolean, outcome: ChunkOutcome): void {
     const body = w.chunk.subarray(0, w.layout.completeBytes);
     const leadingNeedsCluster =
-      w.layout.leading.length > 0 && span.leadingClusterTc !== undefined && span.leadingClusterTc !== rec.clusterTc;
+      w.layout.leading !== undefined && span.leadingClusterTc !== undefined && span.leadingClusterTc !== rec.clusterTc;
     const implied = w.layout.start === 'element' ? Buffer.alloc(0) : w.layout.impliedPrefix;
     let prefix: Buffer;
     if (leadingNeedsCluster) prefix = Buffer.concat([syntheticCluster(span.leadingClusterTc!), implied]);
@@ -489,7 +489,7 @@ export class WebmSequencer {
     else prefix = rec.tail.length ? rec.tail : implied;
     rec.afterUnplaced = false;
     const restartPrefix =
-      w.layout.leading.length > 0 && span.leadingClusterTc !== undefined
+      w.layout.leading !== undefined && span.leadingClusterTc !== undefined
         ? Buffer.concat([syntheticCluster(span.leadingClusterTc), implied])
         : implied;
     rec.tail = Buffer.from(w.chunk.subarray(w.layout.completeBytes));

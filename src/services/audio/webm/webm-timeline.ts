@@ -37,9 +37,8 @@ export function chunkSpan(layout: WebmChunkLayout, ctx: TimelineContext): ChunkS
   let leadingClusterTc: number | undefined;
   let startMs: number;
   let firstFrameMs: number;
-  if (layout.leading.length) {
-    const first = layout.leading[0]!;
-    const last = layout.leading[layout.leading.length - 1]!;
+  if (layout.leading) {
+    const { first, last } = layout.leading;
     const next = layout.clusters.find((c) => !Number.isNaN(c.timecode));
     const inferred = next ? next.timecode - (last.relTc + last.durationMs / s) : undefined;
     if (ctx.clusterTc !== undefined && (inferred === undefined || Math.abs(inferred - ctx.clusterTc) * s <= ctx.toleranceMs)) {
@@ -54,22 +53,22 @@ export function chunkSpan(layout: WebmChunkLayout, ctx: TimelineContext): ChunkS
   } else {
     const c = layout.clusters[0];
     if (!c || Number.isNaN(c.timecode)) return undefined;
-    const b = c.blocks[0];
+    const b = c.blocks?.first;
     startMs = (c.timecode + (b?.relTc ?? 0)) * s;
     firstFrameMs = b?.durationMs ?? 0;
   }
   let endMs = startMs;
   let lastFrameMs = firstFrameMs;
   let endClusterTc = leadingClusterTc;
-  if (layout.leading.length) {
-    const last = layout.leading[layout.leading.length - 1]!;
+  if (layout.leading) {
+    const last = layout.leading.last;
     endMs = (leadingClusterTc! + last.relTc) * s + last.durationMs;
     lastFrameMs = last.durationMs;
   }
   for (const c of layout.clusters) {
     if (Number.isNaN(c.timecode)) continue;
     endClusterTc = c.timecode;
-    const last = c.blocks[c.blocks.length - 1];
+    const last = c.blocks?.last;
     if (last) {
       endMs = (c.timecode + last.relTc) * s + last.durationMs;
       lastFrameMs = last.durationMs;
