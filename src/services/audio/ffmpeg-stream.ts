@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import { PassThrough, Writable } from 'node:stream';
 import ffmpeg from 'fluent-ffmpeg';
 import type { Logger } from '../../util/logger';
@@ -39,6 +40,8 @@ export interface FfmpegPcmStreamOptions {
 
 /** After the process ended, how long to wait for the last stdout bytes. */
 const OUTPUT_DRAIN_GRACE_MS = 1000;
+/** Scheduling priority of decoder processes (nice 10: they yield the CPU to the server's event loop). */
+const DECODER_NICENESS = 10;
 /** A stream whose process has not started after this long (or twice the stall deadline) counts as stalled. */
 const START_DEADLINE_MS = 10_000;
 /** After a SIGKILL, how long before the stream is considered finished even without an exit report. */
@@ -318,6 +321,13 @@ export class FfmpegPcmStream {
       this.exited = true;
       this.opts.onExit?.();
     });
+    // Decoders are background work next to the event loop that answers every client: under CPU contention (a spawn
+    // storm, a decode bomb's bursts) the kernel should run the server first.
+    try {
+      os.setPriority(proc.pid, DECODER_NICENESS);
+    } catch (err) {
+      this.log.debug({ err: (err as Error).message }, 'could not lower the decoder priority');
+    }
     this.log.debug({ ffmpegPid: proc.pid, args: commandLine.replace(/^\S+/, 'ffmpeg') }, 'ffmpeg started');
     this.opts.onSpawn?.(proc.pid);
     if (this.killedByOwner) this.sendKill();
