@@ -1,7 +1,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
-import { AudioDecodeError, type AudioPathEvent } from '../services/audio/session-audio-decoder';
+import { AudioDecodeError, AudioLimitError, type AudioPathEvent } from '../services/audio/session-audio-decoder';
 import type { DecoderFactory } from '../services/live-audio-service';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
 import type { SessionRegistry } from '../services/session/session-registry';
@@ -257,6 +257,7 @@ export class Metrics {
         d.write = (chunk, desc) =>
           write(chunk, desc).catch((err: unknown): never => {
             if (err instanceof AudioDecodeError) this.decodeErrors.inc({ code: err.code });
+            if (err instanceof AudioLimitError && err.code === 'AUDIO_BACKLOG_FULL') this.rateLimited.inc({ limit: 'audio_backlog' });
             throw err;
           });
         return d;

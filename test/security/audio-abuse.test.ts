@@ -68,12 +68,6 @@ function cmdline(pid: number): string {
   }
 }
 
-/** A process's nice value (Linux /proc/<pid>/stat, field 19). */
-function niceOf(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitUntil(what: string, pred: () => boolean | Promise<boolean>, ms: number): Promise<void> {
@@ -277,7 +271,6 @@ describe('audio attacks on a spawned server', () => {
           const decoders = () => childProcesses(s.pid, 'ffmpeg').filter((pid) => cmdline(pid).includes('pipe:0'));
           await waitUntil('the decoder', () => decoders().length === 1, 10_000);
           stopped = decoders()[0]!;
-          expect(niceOf(stopped)).toBe(10); // decoders yield the CPU to the server's event loop
           process.kill(stopped, 'SIGSTOP');
         }
         pending.push(post(s, '/transcribe', bodies[i]));

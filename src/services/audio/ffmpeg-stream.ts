@@ -1,5 +1,4 @@
 import type { ChildProcess } from 'node:child_process';
-import os from 'node:os';
 import { PassThrough, Writable } from 'node:stream';
 import ffmpeg from 'fluent-ffmpeg';
 import type { Logger } from '../../util/logger';
@@ -40,9 +39,10 @@ export interface FfmpegPcmStreamOptions {
 
 /** After the process ended, how long to wait for the last stdout bytes. */
 const OUTPUT_DRAIN_GRACE_MS = 1000;
-/** Scheduling priority of decoder processes (nice 10: they yield the CPU to the server's event loop). */
-const DECODER_NICENESS = 10;
-/** A stream whose process has not started after this long (or twice the stall deadline) counts as stalled. */
+/**
+ * Until its first output, a stream is still starting (spawn, dynamic loading, probing: seconds on a loaded machine):
+ * it counts as stalled only after this long (or twice the stall deadline) from its creation.
+ */
 const START_DEADLINE_MS = 10_000;
 /** After a SIGKILL, how long before the stream is considered finished even without an exit report. */
 const KILL_GRACE_MS = 2000;
@@ -111,6 +111,8 @@ export class FfmpegPcmStream {
   private lastProgressAt = performance.now();
   private stallTimer: NodeJS.Timeout | undefined;
   private readonly createdAt = performance.now();
+  /** The process has given output (it is up; before that it may still be loading). */
+  private firstOutput = false;
 
   constructor(private readonly opts: FfmpegPcmStreamOptions) {
     this.log = opts.logger;
@@ -207,7 +209,8 @@ export class FfmpegPcmStream {
 
   /**
    * Ends stdin and waits until ffmpeg has exited and all its PCM was delivered. If it gives nothing (no output, no
-   * exit) for `timeoutMs` while its output is not held, the process is killed (not reported as a crash).
+   * exit) for `timeoutMs` while its output is not held, the process is killed (not reported as a crash); a process
+   * that has given no output yet may still be starting and gets START_DEADLINE_MS.
    */
   async end(timeoutMs: number): Promise<void> {
     if (!this.inputEnded) {
@@ -219,8 +222,8 @@ export class FfmpegPcmStream {
     // may take as long as it needs; one that gives nothing for `timeoutMs` is killed.
     const check = setInterval(() => {
       if (this.settled || this.outputPaused) return;
-      const since = this.spawned ? this.lastProgressAt : this.createdAt;
-      const limit = this.spawned ? timeoutMs : Math.max(timeoutMs, START_DEADLINE_MS);
+      const since = this.firstOutput ? this.lastProgressAt : this.createdAt;
+      const limit = this.firstOutput ? timeoutMs : Math.max(timeoutMs, START_DEADLINE_MS);
       if (performance.now() - since < limit) return;
       clearInterval(check);
       this.log.warn({ timeoutMs }, 'ffmpeg did not finish after its input ended; killing it');
@@ -274,9 +277,9 @@ export class FfmpegPcmStream {
       return;
     }
     if (this.outputPaused) return; // held by us: not the decoder's fault
-    // Before its process runs, a stream waits for the OS (spawns queue up under load): a longer deadline.
-    const deadline = this.spawned ? stallMs : Math.max(2 * stallMs, START_DEADLINE_MS);
-    const idle = performance.now() - (this.spawned ? this.lastProgressAt : this.createdAt);
+    // Before its first output, a stream may still be starting (spawns queue up under load): a longer deadline.
+    const deadline = this.firstOutput ? stallMs : Math.max(2 * stallMs, START_DEADLINE_MS);
+    const idle = performance.now() - (this.firstOutput ? this.lastProgressAt : this.createdAt);
     if (idle < deadline) return;
     clearInterval(this.stallTimer);
     this.stallTimer = undefined;
@@ -321,13 +324,6 @@ export class FfmpegPcmStream {
       this.exited = true;
       this.opts.onExit?.();
     });
-    // Decoders are background work next to the event loop that answers every client: under CPU contention (a spawn
-    // storm, a decode bomb's bursts) the kernel should run the server first.
-    try {
-      os.setPriority(proc.pid, DECODER_NICENESS);
-    } catch (err) {
-      this.log.debug({ err: (err as Error).message }, 'could not lower the decoder priority');
-    }
     this.log.debug({ ffmpegPid: proc.pid, args: commandLine.replace(/^\S+/, 'ffmpeg') }, 'ffmpeg started');
     this.opts.onSpawn?.(proc.pid);
     if (this.killedByOwner) this.sendKill();
@@ -401,6 +397,7 @@ export class FfmpegPcmStream {
 
   private handleOutput(chunk: Buffer): void {
     this.lastProgressAt = performance.now();
+    this.firstOutput = true;
     this.owedSince = undefined;
     if (this.silent || this.muted) return;
     let buf = chunk;
