@@ -1,6 +1,6 @@
 import { TypedEmitter } from '../../util/typed-emitter';
 import { silentLogger, type Logger } from '../../util/logger';
-import { AUDIO_FORMATS, UPSTREAM_BYTES_PER_MS, UPSTREAM_SAMPLE_RATE, type ChunkDescriptor } from './audio-types';
+import { AUDIO_FORMATS, UPSTREAM_SAMPLE_RATE, type ChunkDescriptor } from './audio-types';
 import {
   AudioDecodeError,
   AudioLimitError,
@@ -14,7 +14,8 @@ import { WebmStreamChecker } from './ebml';
 import { FfmpegPcmStream } from './ffmpeg-stream';
 import { checkRateAndChannels, parseWav, type RawSampleFormat } from './wav';
 import { sniffContainer } from './containers/sniff';
-import { checkOggHead, oggCarriesAudio, readOggPages } from './containers/ogg-pages';
+import { checkOggHead, lastGranule, oggCarriesAudio } from './containers/ogg-pages';
+import { OutputLedger } from './output-ledger';
 import { checkMp4Head, mp4CarriesAudio } from './containers/mp4-boxes';
 import { WebmSequencer, type ChunkOutcome, type SequencedWrite } from './webm/webm-sequencer';
 import { DecoderRestartBudget } from './decoder-restart-budget';
@@ -89,28 +90,16 @@ interface ActiveStream {
   recording?: ContainerRecording;
   /** Structure check of the WebM bytes written so far (WebM streams only). */
   checker?: WebmStreamChecker;
-  /**
-   * Writes (in restart form) whose audio has not all come out yet: replayed into the replacement after a stall.
-   * A write is confirmed once the stream's output covers its duration (`ms`); a write of unknown duration once any
-   * output followed it.
-   */
-  ledger: Array<{ bytes: Buffer; ms: number | undefined; outputAtWrite: number }>;
-  ledgerBytes: number;
-  /** Audio this stream has given, ms; and of it, the part that confirmed whole writes. */
-  outputMs: number;
-  confirmedMs: number;
+  /** What it was given and has not delivered yet (replayed into its replacement after a stall). */
+  ledger: OutputLedger;
   /** Output bytes to drop at the start (audio already delivered by the stream it replaces). */
   discardBytes: number;
 }
 
 const NO_HEADER_MESSAGE =
   'Audio chunk is a continuation of a WebM stream whose first chunk (with the header) was not received; start a new recording';
+/** Most bytes of written input kept for a replay after a stall. */
 const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
-/**
- * Audio a write may come short of and still count as answered: the Opus pre-skip (6.5 ms at 48 kHz for ffmpeg- and
- * Firefox-made streams) and the resampler's last millisecond, which ffmpeg keeps until its input ends.
- */
-const CONFIRM_SLACK_MS = 10;
 
 const CODECS: Record<'webm' | 'ogg' | 'mp4', { format: string; codec: string }> = {
   webm: { format: 'webm', codec: 'opus' },
@@ -474,15 +463,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       );
       return;
     }
-    if (owes && ms !== 0) {
-      active.ledger.push({ bytes: restartForm, ms, outputAtWrite: active.outputMs });
-      active.ledgerBytes += restartForm.length;
-      while (active.ledgerBytes > MAX_UNCONFIRMED_BYTES && active.ledger.length > 1) {
-        const dropped = active.ledger.shift()!;
-        active.ledgerBytes -= dropped.bytes.length;
-        active.confirmedMs += dropped.ms ?? 0;
-      }
-    }
+    if (owes && ms !== 0) active.ledger.record(restartForm, ms);
     await active.stream.write(bytes, owes);
   }
 
@@ -522,7 +503,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       codec: spec.codec,
       inputOptions: spec.options,
       stallMs: this.stallMs,
-      owesOutput: () => active.ledger.length > 0,
+      owesOutput: () => active.ledger.owed,
       logger: this.log,
       onPcm: (pcm) => {
         let out = pcm;
@@ -531,7 +512,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
           active.discardBytes -= n;
           out = out.subarray(n);
         }
-        confirmOutput(active, out.length);
+        active.ledger.delivered(out.length);
         this.emitPcm(out);
       },
       onSpawn: () => {
@@ -553,7 +534,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       this.streams.delete(stream);
       if (this.current?.stream === stream) this.current = null;
     });
-    active = { stream, key, container, recording, ledger: [], ledgerBytes: 0, outputMs: 0, confirmedMs: 0, discardBytes: 0 };
+    active = { stream, key, container, recording, ledger: new OutputLedger(MAX_UNCONFIRMED_BYTES), discardBytes: 0 };
     if (container === 'webm') {
       active.checker = new WebmStreamChecker();
     }
@@ -568,7 +549,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.counts.stalls++;
     this.counters.decodeErrors++;
     this.emitEvent({ kind: 'decoder_stall' });
-    this.log.warn({ key: active.key, replay: active.ledger.length }, `audio decoder stalled: ${err.message}`);
+    this.log.warn({ key: active.key, replay: active.ledger.pending }, `audio decoder stalled: ${err.message}`);
     if (this.state !== 'open') return;
     this.stalledInput = { active };
     void this.enqueue({ kind: 'replace' }, 0).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'could not replace a stalled decoder'));
@@ -579,12 +560,11 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.stalledInput = undefined;
     if (!s || this.current) return; // a newer stream already took over
     const old = s.active;
-    const replay = old.ledger.splice(0);
+    const { writes: replay, discardBytes } = old.ledger.takeForReplay();
     if (!replay.length) return; // nothing was owed: the next chunk starts a decoder when it comes
     const active = this.startStream(old.key, old.container, old.recording, true, this.rawSpecOf(old), 'stall');
     // The first replayed write may have given part of its audio already: that part is dropped from the new output.
-    const delivered = replay[0]!.ms !== undefined ? Math.max(0, old.outputMs - old.confirmedMs) : 0;
-    active.discardBytes = Math.floor((delivered * UPSTREAM_BYTES_PER_MS) / 2) * 2;
+    active.discardBytes = discardBytes;
     if (old.recording) await this.feed(active, old.recording.primer, old.recording.primer, false, 0);
     for (const r of replay) await this.feed(active, r.bytes, r.bytes, true, r.ms);
   }
@@ -681,25 +661,9 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
 
 function noop(): void {}
 
-/** Counts a stream's output against its ledger: writes whose audio has all come out are confirmed. */
-function confirmOutput(active: ActiveStream, bytes: number): void {
-  active.outputMs += bytes / UPSTREAM_BYTES_PER_MS;
-  for (;;) {
-    const head = active.ledger[0];
-    if (!head) break;
-    const done =
-      head.ms !== undefined ? active.confirmedMs + head.ms <= active.outputMs + CONFIRM_SLACK_MS : active.outputMs > head.outputAtWrite;
-    if (!done) break;
-    active.ledger.shift();
-    active.ledgerBytes -= head.bytes.length;
-    active.confirmedMs = head.ms !== undefined ? active.confirmedMs + head.ms : active.outputMs;
-  }
-}
-
-/** Audio in an Ogg/Opus chunk, from its pages' granule positions (48 kHz), and remembers the last one. */
+/** Audio in an Ogg/Opus chunk, from its pages' granule positions, and remembers the last one. */
 function oggDurationMs(rec: ContainerRecording, chunk: Buffer): number | undefined {
-  let last: bigint | undefined;
-  for (const p of readOggPages(chunk, 1000)) if (p.granule >= 0n) last = p.granule;
+  const last = lastGranule(chunk);
   if (last === undefined) return undefined;
   const from = rec.lastGranule ?? 0n;
   rec.lastGranule = last;

@@ -99,3 +99,10 @@ export function oggCarriesAudio(buf: Buffer): boolean {
   if (!pages.length) return buf.length > 0; // not page-aligned: assume audio
   return pages.some((p) => !p.bos && p.granule > 0n);
 }
+
+/** The last granule position (48 kHz samples for Opus) of the chunk's pages, if any page has one. */
+export function lastGranule(buf: Buffer): bigint | undefined {
+  let last: bigint | undefined;
+  for (const p of readOggPages(buf, 1000)) if (p.granule >= 0n) last = p.granule;
+  return last;
+}
