@@ -165,6 +165,25 @@ describe('WebmSequencer, recordings', () => {
     expect(await h.seq.submit(short[1]!)).toBe('in_order');
   });
 
+  it("a new recording's chunks that overtake its head wait for it, and are not given to the recording before", async () => {
+    const h = harness();
+    const short = loadChunks('chromium-short-250ms'); // 250 ms chunks: its chunk 1 starts at 240 ms
+    const hello = loadChunks('chromium-hello-1000ms');
+    await h.seq.submit(short[0]!);
+    await h.seq.submit(short[1]!); // the first recording ends at 540 ms: hello's chunk 1 (960 ms) lies "ahead" of it
+    const early1 = h.seq.submit(hello[1]!);
+    const early2 = h.seq.submit(hello[2]!);
+    await h.advance(300);
+    expect(h.writes).toHaveLength(2);
+    expect(await h.seq.submit(hello[0]!)).toBe('new_recording');
+    expect(await early1).toBe('reordered');
+    expect(await early2).toBe('reordered');
+    const second = Buffer.concat(h.writes.slice(2).map((w) => w.bytes));
+    expect(h.writes[2]!.startsRecording).toBe(true);
+    expect(second.equals(Buffer.concat(hello.slice(0, 3)).subarray(0, second.length))).toBe(true);
+    expect(h.seq.stats()).toMatchObject({ skipped: 0, lostMs: 0 });
+  });
+
   it('a head with another codec is refused at once with AUDIO_UNSUPPORTED_CODEC', () => {
     const h = harness();
     const head = Buffer.from(original[0]!);

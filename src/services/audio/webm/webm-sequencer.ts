@@ -247,13 +247,6 @@ export class WebmSequencer {
     this.seenOrder.length = 0;
     this.remember(fingerprint);
 
-    // The recording before it is over: what waits for it is written now (its gaps skipped).
-    const old = this.rec;
-    if (old) {
-      this.skipAll(old);
-      old.endedAt = this.now();
-      this.prev = old;
-    }
     const head: RecordingHead = { no: ++this.recordings, header };
     const rec: RecState = {
       head,
@@ -265,7 +258,6 @@ export class WebmSequencer {
       tail: Buffer.alloc(0),
       afterUnplaced: false,
     };
-    this.rec = rec;
     const body = chunk.subarray(header.bodyOffset);
     const layout = parseWebmBody(body, { audioTrack: header.audioTrack });
     let complete = chunk.length;
@@ -283,6 +275,21 @@ export class WebmSequencer {
         durationMs = 0;
       }
     }
+
+    // Chunks waiting that continue this head (they overtook it) are this recording's; the rest waited for the
+    // recording before it, which is over: they are written there now (its gaps skipped).
+    const claimed = this.claimContinuations(rec);
+    const old = this.rec;
+    if (old) {
+      this.skipAll(old);
+      old.endedAt = this.now();
+      this.prev = old;
+    }
+    this.rec = rec;
+    for (const w of claimed) {
+      this.waiting.push(w);
+      this.waitingBytes += w.chunk.length;
+    }
     const bytes = chunk.subarray(0, complete);
     const written = this.o.write({
       recording: head,
@@ -296,6 +303,31 @@ export class WebmSequencer {
     this.drain(rec);
     this.armTimer();
     return written.then(() => 'new_recording' as const);
+  }
+
+  /**
+   * Takes out of the waiting list the chunks that continue `rec`'s written stream one after the other (judged on a
+   * copy of its state): chunks of a new recording that arrived before its head.
+   */
+  private claimContinuations(rec: RecState): Waiting[] {
+    const claimed: Waiting[] = [];
+    if (rec.endMs === undefined) return claimed;
+    const probe = { ...rec };
+    for (let found = true; found; ) {
+      found = false;
+      for (const w of this.waiting) {
+        const span = this.spanIn(probe, w.layout);
+        if (!span || Math.abs(span.startMs - probe.endMs!) > sameSpotToleranceMs(probe.lastFrameMs, span.firstFrameMs)) continue;
+        this.unwait(w);
+        claimed.push(w);
+        probe.endMs = span.endMs;
+        probe.lastFrameMs = span.lastFrameMs;
+        probe.clusterTc = span.endClusterTc ?? probe.clusterTc;
+        found = true;
+        break;
+      }
+    }
+    return claimed;
   }
 
   // ------------------------------------------------------------------ placement
