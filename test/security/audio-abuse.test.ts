@@ -1,7 +1,8 @@
 /**
  * Issue 11, rows 4, 7 and 10, on a real spawned server process (its own ffmpeg children, its own event loop):
  * what one key holder can make the audio path cost, with `/health` probed throughout (fresh connection every
- * 50 ms; its latency is the event-loop delay a client feels).
+ * 50 ms; its latency is the event-loop delay a client feels) and the server's own event-loop delay read from
+ * /metrics over the same stretch (see `underProbe` for what is asserted on each).
  *
  * - row 4a: FLAC in Matroska (10 h of audio in ~250 KB) is refused 415 AUDIO_UNSUPPORTED_CODEC before any ffmpeg;
  * - row 4b: a WebM holding 15 min of Opus in one chunk: the upstream gets at most the owner's audio budget, never
@@ -54,6 +55,37 @@ async function metric(server: SpawnedServer, name: string): Promise<number> {
 /** The server's own event-loop delay, max since the previous scrape (ms; monitorEventLoopDelay inside the server). */
 const serverLoopMaxMs = async (server: SpawnedServer) => (await metric(server, 'live_audio_event_loop_delay_seconds{quantile="max"}')) * 1000;
 
+/**
+ * Probes /health during `attack` and reads the server's own event-loop delay over the same stretch.
+ *
+ * The bound (250 ms) is asserted on the server's event-loop delay, measured inside the server (which is what a
+ * blocked loop shows, to the millisecond, however short the block), and on the p99 of the /health probes (what a
+ * client feels). The probes' maximum is printed and held to 1 s only: it is a single sample taken by another
+ * process, and with this machine shared (load 7-9 from other test runs on 2 cores) one probe now and then waited
+ * 270-950 ms for the CPU while the server's own loop stayed below 230 ms; at load <= 3 the maximum was 29-214 ms.
+ */
+async function underProbe<T>(server: SpawnedServer, attack: () => Promise<T>): Promise<{ result: T; health: { maxMs: number; p99Ms: number; samples: number[]; failures: number }; loopMaxMs: number }> {
+  await serverLoopMaxMs(server); // opens the server's window
+  const probe = probeHealth(server.url);
+  try {
+    const result = await attack();
+    return { result, health: await probe.stop(), loopMaxMs: await serverLoopMaxMs(server) };
+  } catch (err) {
+    await probe.stop();
+    throw err;
+  }
+}
+
+function expectResponsive(what: string, r: { health: { maxMs: number; p99Ms: number; samples: number[]; failures: number }; loopMaxMs: number }): void {
+  console.log(
+    `${what}: server event-loop max ${r.loopMaxMs.toFixed(1)} ms; /health p99 ${r.health.p99Ms.toFixed(1)} ms, max ${r.health.maxMs.toFixed(1)} ms over ${r.health.samples.length} probes; load ${os.loadavg()[0]!.toFixed(2)}`,
+  );
+  expect(r.health.failures).toBe(0);
+  expect(r.loopMaxMs).toBeLessThan(250);
+  expect(r.health.p99Ms).toBeLessThan(250);
+  expect(r.health.maxMs).toBeLessThan(1000);
+}
+
 async function status(server: SpawnedServer, sessionId: string): Promise<{ audio: Record<string, number>; status: string }> {
   const res = await fetch(`${server.url}${API}/session/${sessionId}/status`, { headers: { 'X-API-Key': server.keys.alice } });
   return ((await res.json()) as { data: { audio: Record<string, number>; status: string } }).data;
@@ -95,28 +127,30 @@ describe('audio attacks on a spawned server', () => {
     const s = server;
     expect((await post(s, '/session/start', { session_id: 'flac' })).status).toBe(200);
     const flacB64 = flac.toString('base64'); // before the probe: the test process's own work must not delay it
-    const health = probeHealth(s.url);
     let ffmpegSeen = 0;
-    let watching = true;
-    const watch = (async () => {
-      while (watching) {
-        ffmpegSeen = Math.max(ffmpegSeen, childProcesses(s.pid, 'ffmpeg').length);
-        await sleep(2);
+    const r = await underProbe(s, async () => {
+      let watching = true;
+      const watch = (async () => {
+        while (watching) {
+          ffmpegSeen = Math.max(ffmpegSeen, childProcesses(s.pid, 'ffmpeg').length);
+          await sleep(2);
+        }
+      })();
+      // Posted 10 times over ~1 s, so that the probes see it.
+      for (let i = 0; i < 10; i++) {
+        const format = ['webm', 'wav', undefined][i % 3];
+        const a = await post(s, '/transcribe', { session_id: 'flac', audio_data: flacB64, ...(format ? { format } : {}) });
+        expect(a.status).toBe(415);
+        expect(a.body).toMatchObject({ success: false, code: 'AUDIO_UNSUPPORTED_CODEC' });
+        expect(String(a.body.error)).toMatch(/A_FLAC/);
+        await sleep(100);
       }
-    })();
-    for (const format of ['webm', 'wav', undefined]) {
-      const r = await post(s, '/transcribe', { session_id: 'flac', audio_data: flacB64, ...(format ? { format } : {}) });
-      expect(r.status).toBe(415);
-      expect(r.body).toMatchObject({ success: false, code: 'AUDIO_UNSUPPORTED_CODEC' });
-      expect(String(r.body.error)).toMatch(/A_FLAC/);
-    }
-    watching = false;
-    await watch;
-    const h = await health.stop();
+      watching = false;
+      await watch;
+    });
     expect(ffmpegSeen).toBe(0);
     expect(await metric(s, 'live_audio_ffmpeg_processes_spawned_total')).toBe(0);
-    console.log(`FLAC 10 h in ${Math.round(flac.length / 1024)} KB: 415 x3, ffmpeg started 0, /health max ${h.maxMs.toFixed(1)} ms over ${h.samples.length} probes`);
-    expect(h.maxMs).toBeLessThan(250);
+    expectResponsive(`FLAC 10 h in ${Math.round(flac.length / 1024)} KB, refused 415 x10 with no ffmpeg`, r);
     // The session is not harmed: a real recording decodes afterwards.
     for (const c of loadRecording('chromium-hello-1000ms').chunks) {
       expect((await post(s, '/transcribe', { session_id: 'flac', audio_data: c.toString('base64') })).status).toBe(200);
@@ -141,35 +175,34 @@ describe('audio attacks on a spawned server', () => {
     const laterChunk = { session_id: 'bomb', audio_data: loadRecording('chromium-hello-1000ms').chunks[0].toString('base64') };
     await sleep(300);
     const rssBefore = s.rss();
-    await serverLoopMaxMs(s); // starts the server's event-loop window
-    const health = probeHealth(s.url);
     const samples: Array<{ t: number; audioS: number; rss: number; ffmpeg: number }> = [];
     const t0 = performance.now();
-    let sampling = true;
-    const sampler = (async () => {
-      while (sampling) {
-        samples.push({ t: (performance.now() - t0) / 1000, audioS: e.totalAudioBytes() / 32000, rss: s.rss(), ffmpeg: childProcesses(s.pid, 'ffmpeg').length });
-        await sleep(100);
-      }
-    })();
-
-    const first = await post(s, '/transcribe', bombBody);
-    expect(first.status).toBe(200);
-    expect(first.ms).toBeLessThan(3000); // the request does not wait for the bomb to be decoded
-    await waitUntil('the budget cut', async () => (await status(s, 'bomb')).audio.budgetCuts >= 1, 40_000);
-    const cutAt = (performance.now() - t0) / 1000;
-    // The decoder of the cut stream is gone.
-    await waitUntil('no ffmpeg left', () => childProcesses(s.pid, 'ffmpeg').length === 0, 5000);
-    // More audio from this key is refused until the window frees.
-    const next = await post(s, '/transcribe', laterChunk);
-    expect(next.status).toBe(429);
-    expect(next.body).toMatchObject({ code: 'AUDIO_RATE_LIMITED' });
-    expect(Number(next.retryAfter)).toBeGreaterThanOrEqual(1);
-    await sleep(3000); // let memory settle
-    sampling = false;
-    await sampler;
-    const h = await health.stop();
-    const loopMax = await serverLoopMaxMs(s);
+    const r = await underProbe(s, async () => {
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          samples.push({ t: (performance.now() - t0) / 1000, audioS: e.totalAudioBytes() / 32000, rss: s.rss(), ffmpeg: childProcesses(s.pid, 'ffmpeg').length });
+          await sleep(100);
+        }
+      })();
+      const first = await post(s, '/transcribe', bombBody);
+      expect(first.status).toBe(200);
+      expect(first.ms).toBeLessThan(3000); // the request does not wait for the bomb to be decoded
+      await waitUntil('the budget cut', async () => (await status(s, 'bomb')).audio.budgetCuts >= 1, 40_000);
+      const cutAt = (performance.now() - t0) / 1000;
+      // The decoder of the cut stream is gone.
+      await waitUntil('no ffmpeg left', () => childProcesses(s.pid, 'ffmpeg').length === 0, 5000);
+      // More audio from this key is refused until the window frees.
+      const next = await post(s, '/transcribe', laterChunk);
+      expect(next.status).toBe(429);
+      expect(next.body).toMatchObject({ code: 'AUDIO_RATE_LIMITED' });
+      expect(Number(next.retryAfter)).toBeGreaterThanOrEqual(1);
+      await sleep(3000); // let memory settle
+      sampling = false;
+      await sampler;
+      return cutAt;
+    });
+    const cutAt = r.result;
     const rssAfter = s.rss();
 
     const upstreamS = e.totalAudioBytes() / 32000;
@@ -179,9 +212,7 @@ describe('audio attacks on a spawned server', () => {
       `decode bomb (15 min Opus in ${Math.round(bomb.length / 1024)} KB, budget ${BUDGET_S} s/min, factor ${FACTOR}): ` +
         `upstream ${upstreamS.toFixed(2)} s of audio, cut after ${cutAt.toFixed(1)} s, ` +
         `RSS before ${(rssBefore / MB).toFixed(1)} MB, max +${((rssMax - rssBefore) / MB).toFixed(1)} MB, after +${((rssAfter - rssBefore) / MB).toFixed(1)} MB, ` +
-        `/health max ${h.maxMs.toFixed(1)} ms p99 ${h.p99Ms.toFixed(1)} ms over ${h.samples.length} probes, ` +
-        `pace margin ${(-worstPace).toFixed(2)} s; slowest probes ${[...h.samples].sort((a, b) => b - a).slice(0, 5).map((x) => x.toFixed(0)).join(', ')} ms; ` +
-        `server event-loop max ${loopMax.toFixed(1)} ms; load ${os.loadavg()[0]!.toFixed(2)}`,
+        `pace margin ${(-worstPace).toFixed(2)} s`,
     );
     expect(upstreamS).toBeLessThanOrEqual(BUDGET_S + 0.01);
     expect(upstreamS).toBeGreaterThan(BUDGET_S - 1);
@@ -191,8 +222,7 @@ describe('audio attacks on a spawned server', () => {
     expect(Math.max(...samples.map((x) => x.ffmpeg))).toBeLessThanOrEqual(1);
     expect(rssMax - rssBefore).toBeLessThan(100 * MB);
     expect(rssAfter - rssBefore).toBeLessThan(40 * MB);
-    expect(h.failures).toBe(0);
-    expect(h.maxMs).toBeLessThan(250);
+    expectResponsive('decode bomb', r);
     expect(await metric(s, 'live_audio_audio_budget_cuts_total')).toBe(1);
   }, 90_000);
 
@@ -205,48 +235,46 @@ describe('audio attacks on a spawned server', () => {
       chunk[chunk.length - 40] ^= i + 1; // another packet byte: another recording, not a duplicate
       return { session_id: 'storm-rest', audio_data: chunk.toString('base64') };
     });
-    const health = probeHealth(s.url);
     let maxAlive = 0;
-    let watching = true;
-    const watch = (async () => {
-      while (watching) {
-        maxAlive = Math.max(maxAlive, childProcesses(s.pid, 'ffmpeg').length);
-        await sleep(5);
+    const r = await underProbe(s, async () => {
+      let watching = true;
+      const watch = (async () => {
+        while (watching) {
+          maxAlive = Math.max(maxAlive, childProcesses(s.pid, 'ffmpeg').length);
+          await sleep(5);
+        }
+      })();
+
+      // WebSocket: 60 chunks of 100 ms PCM, the rate flipping every message (each flip needs another ffmpeg).
+      const ws = await WsProbe.open(`ws://127.0.0.1:${s.port}/ws/live-audio?token=${s.keys.alice}`);
+      await ws.waitFor((m) => m.type === 'auth_success');
+      await ws.request({ type: 'start_session', session_id: 'storm-ws' }, ['session_started']);
+      for (let i = 0; i < 60; i++) {
+        const rate = i % 2 ? 24000 : 48000;
+        ws.send({ type: 'audio_chunk', audio_data: Buffer.alloc((rate / 10) * 2, i).toString('base64'), format: 'pcm', sample_rate: rate, channels: 1 });
       }
-    })();
+      await waitUntil('60 answers', () => ws.messages.filter((m) => m.type === 'error').length >= 50, 15_000);
+      const refusals = ws.messages.filter((m) => m.type === 'error' && m.code === 'AUDIO_DECODER_RESTART_LIMITED');
+      expect(refusals.length).toBe(50);
+      expect(Number(refusals[0]!.retryAfter)).toBeGreaterThanOrEqual(1);
+      ws.ws.close();
 
-    // WebSocket: 60 chunks of 100 ms PCM, the rate flipping every message (each flip needs another ffmpeg).
-    const ws = await WsProbe.open(`ws://127.0.0.1:${s.port}/ws/live-audio?token=${s.keys.alice}`);
-    await ws.waitFor((m) => m.type === 'auth_success');
-    await ws.request({ type: 'start_session', session_id: 'storm-ws' }, ['session_started']);
-    for (let i = 0; i < 60; i++) {
-      const rate = i % 2 ? 24000 : 48000;
-      ws.send({ type: 'audio_chunk', audio_data: Buffer.alloc((rate / 10) * 2, i).toString('base64'), format: 'pcm', sample_rate: rate, channels: 1 });
-    }
-    await waitUntil('60 answers', () => ws.messages.filter((m) => m.type === 'error').length >= 50, 15_000);
-    const refusals = ws.messages.filter((m) => m.type === 'error' && m.code === 'AUDIO_DECODER_RESTART_LIMITED');
-    expect(refusals.length).toBe(50);
-    expect(Number(refusals[0]!.retryAfter)).toBeGreaterThanOrEqual(1);
-    expect(await metric(s, 'live_audio_ffmpeg_processes_spawned_total')).toBe(10);
-    ws.ws.close();
-
-    // REST: a different WebM head on every post (each one a new recording).
-    expect((await post(s, '/session/start', { session_id: 'storm-rest' })).status).toBe(200);
-    const answers: Answer[] = [];
-    for (const body of heads) answers.push(await post(s, '/transcribe', body));
-    expect(answers.slice(0, 10).map((a) => a.status)).toEqual(Array(10).fill(200));
-    for (const a of answers.slice(10)) {
-      expect(a.status).toBe(429);
-      expect(a.body.code).toBe('AUDIO_DECODER_RESTART_LIMITED');
-      expect(Number(a.retryAfter)).toBeGreaterThanOrEqual(1);
-    }
-    watching = false;
-    await watch;
-    const h = await health.stop();
-    expect(await metric(s, 'live_audio_ffmpeg_processes_spawned_total')).toBe(20);
+      // REST: a different WebM head on every post (each one a new recording).
+      expect((await post(s, '/session/start', { session_id: 'storm-rest' })).status).toBe(200);
+      const answers: Answer[] = [];
+      for (const body of heads) answers.push(await post(s, '/transcribe', body));
+      expect(answers.slice(0, 10).map((a) => a.status)).toEqual(Array(10).fill(200));
+      for (const a of answers.slice(10)) {
+        expect(a.status).toBe(429);
+        expect(a.body.code).toBe('AUDIO_DECODER_RESTART_LIMITED');
+        expect(Number(a.retryAfter)).toBeGreaterThanOrEqual(1);
+      }
+      watching = false;
+      await watch;
+    });
+    expect(await metric(s, 'live_audio_ffmpeg_processes_spawned_total')).toBe(20); // 10 per session
     expect(maxAlive).toBeLessThanOrEqual(2);
-    console.log(`respawn storm: 76 decoder starts asked, 20 made (10 per session), 56 refused 429; /health max ${h.maxMs.toFixed(1)} ms over ${h.samples.length} probes`);
-    expect(h.maxMs).toBeLessThan(250);
+    expectResponsive('respawn storm: 76 decoder starts asked, 20 made (10 per session), 56 refused 429', r);
   }, 60_000);
 
   it('row 10: a SIGSTOPped ffmpeg is killed at the stall deadline and replaced; no request hangs; the session goes on', async () => {
@@ -260,30 +288,30 @@ describe('audio attacks on a spawned server', () => {
     const want = referenceDecode(Buffer.concat(rec.chunks)).length;
     const bodies = rec.chunks.map((c) => ({ session_id: 'stopped', audio_data: c.toString('base64') }));
     expect((await post(s, '/session/start', { session_id: 'stopped' })).status).toBe(200);
-    const health = probeHealth(s.url);
     let stopped = 0;
     try {
-      const pending: Array<Promise<Answer>> = [];
-      for (let i = 0; i < rec.chunks.length; i++) {
-        if (i === 5) {
-          await Promise.all(pending); // the first five are through
-          // The decoder (reading pipe:0), not a short-lived `ffmpeg -formats` capability probe.
-          const decoders = () => childProcesses(s.pid, 'ffmpeg').filter((pid) => cmdline(pid).includes('pipe:0'));
-          await waitUntil('the decoder', () => decoders().length === 1, 10_000);
-          stopped = decoders()[0]!;
-          process.kill(stopped, 'SIGSTOP');
+      const r = await underProbe(s, async () => {
+        const pending: Array<Promise<Answer>> = [];
+        for (let i = 0; i < rec.chunks.length; i++) {
+          if (i === 5) {
+            await Promise.all(pending); // the first five are through
+            // The decoder (reading pipe:0), not a short-lived `ffmpeg -formats` capability probe.
+            const decoders = () => childProcesses(s.pid, 'ffmpeg').filter((pid) => cmdline(pid).includes('pipe:0'));
+            await waitUntil('the decoder', () => decoders().length === 1, 10_000);
+            stopped = decoders()[0]!;
+            process.kill(stopped, 'SIGSTOP');
+          }
+          pending.push(post(s, '/transcribe', bodies[i]));
+          await sleep(250);
         }
-        pending.push(post(s, '/transcribe', bodies[i]));
-        await sleep(250);
-      }
-      const answers = await Promise.all(pending);
-      expect(answers.map((a) => a.status)).toEqual(rec.chunks.map(() => 200));
-      const slowest = Math.max(...answers.map((a) => a.ms));
-      expect(slowest).toBeLessThan(STALL_MS + WAIT_MS + 1000);
-      await waitUntil('the stall report', async () => (await status(s, 'stopped')).audio.decoderStalls === 1, 10_000).catch((err: Error) => {
-        throw new Error(`${err.message}\n${JSON.stringify((s.logLines().filter((l) => /ffmpeg|decoder|audio|stall/.test(String(l.msg)))).slice(-15))}`);
+        const answers = await Promise.all(pending);
+        expect(answers.map((a) => a.status)).toEqual(rec.chunks.map(() => 200));
+        await waitUntil('the stall report', async () => (await status(s, 'stopped')).audio.decoderStalls === 1, 10_000);
+        await waitUntil('the stopped ffmpeg is gone', () => !processAlive(stopped), 5000);
+        return Math.max(...answers.map((a) => a.ms));
       });
-      await waitUntil('the stopped ffmpeg is gone', () => !processAlive(stopped), 5000);
+      const slowest = r.result;
+      expect(slowest).toBeLessThan(STALL_MS + WAIT_MS + 1000);
       const replacement = childProcesses(s.pid, 'ffmpeg');
       expect(replacement).toHaveLength(1);
       expect(replacement[0]).not.toBe(stopped);
@@ -298,9 +326,8 @@ describe('audio attacks on a spawned server', () => {
       expect(st.status).toBe('active');
       expect(st.audio).toMatchObject({ decoderStalls: 1, decoderRestarts: 1 });
       expect(await metric(s, 'live_audio_decoder_stalls_total')).toBe(1);
-      const h = await health.stop();
-      expect(h.maxMs).toBeLessThan(250);
-      console.log(`SIGSTOP: slowest /transcribe ${slowest.toFixed(0)} ms (bound ${STALL_MS + WAIT_MS} + 1000), upstream ${(e.totalAudioBytes() / 32000).toFixed(2)} s of ${(want / 32000).toFixed(2)} s, /health max ${h.maxMs.toFixed(1)} ms`);
+      console.log(`SIGSTOP: slowest /transcribe ${slowest.toFixed(0)} ms (bound ${STALL_MS + WAIT_MS} + 1000), upstream ${(e.totalAudioBytes() / 32000).toFixed(2)} s of ${(want / 32000).toFixed(2)} s`);
+      expectResponsive('SIGSTOPped decoder', r);
     } finally {
       if (stopped && processAlive(stopped)) process.kill(stopped, 'SIGKILL');
     }
