@@ -58,6 +58,33 @@ describe('stall deadline', () => {
     expect(factory.processesAlive).toBe(0);
   });
 
+  it('chunks keep coming while it stalls and is replaced: every one decodes once, in order', async () => {
+    const { dec, out } = make({ stallMs: 1500 });
+    for (const c of long.slice(0, 3)) await dec.write(c, { format: 'webm' });
+    await waitFor(() => out.pcm().length >= 2 * 32000, 10_000);
+    const stopped = dec.currentPid!;
+    pids.push(stopped);
+    process.kill(stopped, 'SIGSTOP');
+    // One chunk every 150 ms: some before the stall is noticed, one the very moment it is (while the stopped
+    // process is being killed), some while it is replaced, some after.
+    const rest = long.slice(3);
+    dec.on('audioEvent', (e) => {
+      if (e.kind === 'decoder_stall' && rest.length) void dec.write(rest.shift()!, { format: 'webm' });
+    });
+    while (rest.length) {
+      await dec.write(rest.shift()!, { format: 'webm' });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await waitFor(() => dec.stats().stalls === 1, 5000);
+    await waitFor(() => out.pcm().length >= refLong.length - 2 * 32, 15_000).catch(() => undefined);
+    await dec.close();
+    expect(Math.abs(out.pcm().length - refLong.length)).toBeLessThanOrEqual(2 * 32);
+    // Before the stop and after the replacement has converged, the PCM is the reference itself.
+    expect(out.pcm().subarray(0, 2 * 32000).equals(refLong.subarray(0, 2 * 32000))).toBe(true);
+    const tail = 5 * 32000;
+    expect(out.pcm().subarray(-tail - 64, -64).equals(refLong.subarray(-tail - 64, -64))).toBe(true);
+  });
+
   it('stopped while its output was held: nothing it never delivered is lost, nothing is doubled', async () => {
     const { dec, out } = make({ stallMs: 1500 });
     await dec.write(long[0]!, { format: 'webm' });

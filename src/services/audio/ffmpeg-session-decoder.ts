@@ -80,7 +80,7 @@ type Job =
   | { kind: 'webm'; w: SequencedWrite }
   | { kind: 'framed'; rec: ContainerRecording; starts: boolean; data: Buffer; owes: boolean; bodyOffset: number; ms: number | undefined }
   | { kind: 'raw'; format: RawSampleFormat; sampleRate: number; channels: number; data: Buffer; container: 'wav' | 'pcm' }
-  | { kind: 'replace' };
+  | { kind: 'replace'; old: ActiveStream; writes: Array<{ bytes: Buffer; ms: number | undefined }>; discardBytes: number };
 
 interface ActiveStream {
   stream: FfmpegPcmStream;
@@ -376,7 +376,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       case 'raw':
         return this.processRaw(job);
       case 'replace':
-        return this.replaceStalled();
+        return this.replaceStalled(job);
     }
   }
 
@@ -524,9 +524,9 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       },
       onFailure: (err) => {
         if (this.current?.stream === stream) this.current = null;
-        if (err.code === 'AUDIO_DECODER_STALLED') this.onStalled(active, err);
-        else this.emitError(err);
+        if (err.code !== 'AUDIO_DECODER_STALLED') this.emitError(err); // a stall was handled when it happened
       },
+      onStall: (err) => this.onStalled(active, err),
     });
     if (this.outputPaused) stream.setOutputPaused(true);
     this.streams.add(stream);
@@ -542,31 +542,34 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     return active;
   }
 
-  /** A stalled decoder was killed: replace it now and feed it what the old one never answered. */
-  private stalledInput: { active: ActiveStream } | undefined;
-
+  /**
+   * A decoder stalled (it is being killed): its replacement is queued at once, ahead of anything written after
+   * this, and fed what the old one never delivered.
+   */
   private onStalled(active: ActiveStream, err: AudioDecodeError): void {
     this.counts.stalls++;
     this.counters.decodeErrors++;
+    if (this.current === active) this.current = null;
+    const { writes, discardBytes } = active.ledger.takeForReplay();
+    this.log.warn({ key: active.key, replay: writes.length }, `audio decoder stalled: ${err.message}`);
+    // (nothing owed: the next chunk starts a decoder when it comes)
+    if (this.state === 'open' && writes.length) {
+      void this.enqueue({ kind: 'replace', old: active, writes, discardBytes }, 0).catch((e: unknown) =>
+        this.log.warn({ err: (e as Error).message }, 'could not replace a stalled decoder'),
+      );
+    }
     this.emitEvent({ kind: 'decoder_stall' });
-    this.log.warn({ key: active.key, replay: active.ledger.pending }, `audio decoder stalled: ${err.message}`);
-    if (this.state !== 'open') return;
-    this.stalledInput = { active };
-    void this.enqueue({ kind: 'replace' }, 0).catch((e: unknown) => this.log.warn({ err: (e as Error).message }, 'could not replace a stalled decoder'));
   }
 
-  private async replaceStalled(): Promise<void> {
-    const s = this.stalledInput;
-    this.stalledInput = undefined;
-    if (!s || this.current) return; // a newer stream already took over
-    const old = s.active;
-    const { writes: replay, discardBytes } = old.ledger.takeForReplay();
-    if (!replay.length) return; // nothing was owed: the next chunk starts a decoder when it comes
+  private async replaceStalled(job: Extract<Job, { kind: 'replace' }>): Promise<void> {
+    const { old, writes, discardBytes } = job;
+    await this.endCurrent(); // (nothing, unless another stream started in between)
+    if (this.isDestroyed()) return;
     const active = this.startStream(old.key, old.container, old.recording, true, this.rawSpecOf(old), 'stall');
     // The first replayed write may have given part of its audio already: that part is dropped from the new output.
     active.discardBytes = discardBytes;
     if (old.recording) await this.feed(active, old.recording.primer, old.recording.primer, false, 0);
-    for (const r of replay) await this.feed(active, r.bytes, r.bytes, true, r.ms);
+    for (const r of writes) await this.feed(active, r.bytes, r.bytes, true, r.ms);
   }
 
   private rawSpecOf(a: ActiveStream): { format: string; codec: string; options: string[] } | undefined {

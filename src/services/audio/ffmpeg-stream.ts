@@ -35,6 +35,11 @@ export interface FfmpegPcmStreamOptions {
    * and never after `kill()`.
    */
   onFailure: (err: AudioDecodeError) => void;
+  /**
+   * The stream stalled (see `stallMs`): called at once, before the process is killed, so that the owner can replace
+   * it before anything else is written. `onFailure` follows when the stream is done.
+   */
+  onStall?: (err: AudioDecodeError) => void;
 }
 
 /** After the process ended, how long to wait for the last stdout bytes. */
@@ -290,6 +295,11 @@ export class FfmpegPcmStream {
     this.log.warn({ ffmpegPid: this.proc?.pid, idleMs: Math.round(idle), queuedBytes: this.queuedBytes }, 'ffmpeg stalled; killing it');
     this.muted = true;
     for (const release of this.heldOutput.splice(0)) release();
+    try {
+      this.opts.onStall?.(this.failure);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'onStall threw');
+    }
     this.sendKill();
   }
 
