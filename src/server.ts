@@ -25,7 +25,6 @@ import { capOpenConnectionsPerIp } from './middleware/connection-cap';
 import { createHttpLimits } from './middleware/rate-limits';
 import { Metrics, type DecoderCountersSource } from './observability/metrics';
 import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observability/shutdown';
-import { UPSTREAM_BYTES_PER_MS } from './services/audio/audio-types';
 import { Limits } from './services/limits/limits';
 import { wsRateLimitsFrom } from './services/limits/ws-rate-limits-adapter';
 import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter';
@@ -138,6 +137,10 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       ffmpegPath: ffmpeg!.path,
       logger,
       maxChunkBytes: config.audio.maxChunkBytes,
+      reorderWaitMs: config.audio.reorderWaitMs,
+      reorderMaxBytes: config.audio.reorderMaxBytes,
+      stallMs: config.audio.decoderStallMs,
+      restartsPerMinute: config.audio.decoderRestartsPerMinute,
     });
 
   const registry = new SessionRegistry(
@@ -154,10 +157,6 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     unauthenticatedPerIpPerMinute: config.limits.unauthenticatedPerIpPerMinute,
     wsConnectsPerIpPerMinute: config.limits.wsConnectsPerIpPerMinute,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
-  });
-  // Audio seconds are charged as decoded PCM reaches the model, whatever the transport.
-  registry.on('started', (s) => {
-    s.upstream.on('audioSent', (bytes: number) => limits.chargeAudioSeconds(s.ownerId, bytes / (UPSTREAM_BYTES_PER_MS * 1000)));
   });
   const service = new LiveAudioService({
     registry,
@@ -184,6 +183,14 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     },
     contextWindowCompression: config.upstream.contextCompression,
     onRelayLatency: (ms) => metrics.observeRelayLatency(ms),
+    // Audio seconds are charged as sessions relay decoded PCM, whatever the transport; a stream is cut at the budget.
+    audioBudgetFor: (owner) => ({ take: (seconds) => limits.takeAudioSeconds(owner.id, seconds) }),
+    audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
+    pacing: {
+      realtimeFactor: config.audio.maxRealtimeFactor,
+      burstMs: config.audio.pacingBurstMs,
+      maxBufferedBytes: config.audio.upstreamMaxBufferedBytes,
+    },
   });
   const httpLimits = createHttpLimits({
     settings: config.limits,

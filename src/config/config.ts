@@ -35,7 +35,25 @@ export interface AppConfig {
     /** Recently ended sessions are remembered this long so clients get `SESSION_EXPIRED`, not `NOT_FOUND`. */
     tombstoneMs: number;
   };
-  audio: { ffmpegPath: string | undefined; maxChunkBytes: number; jsonBodyLimit: string };
+  audio: {
+    ffmpegPath: string | undefined;
+    maxChunkBytes: number;
+    jsonBodyLimit: string;
+    /** Longest wait of an early WebM chunk for the chunks before it (the reorder buffer), ms. */
+    reorderWaitMs: number;
+    /** Most bytes of early chunks one session holds; beyond it the oldest gap is skipped at once. */
+    reorderMaxBytes: number;
+    /** Upstream audio never goes faster than this many times real time. */
+    maxRealtimeFactor: number;
+    /** Audio that may go upstream at once (the pacer's burst), ms. */
+    pacingBurstMs: number;
+    /** No audio is sent while the upstream socket holds more than this many bytes. */
+    upstreamMaxBufferedBytes: number;
+    /** A decoder that accepts nothing for this long (while owing output) is killed and replaced, ms. */
+    decoderStallMs: number;
+    /** Decoder processes one session may start per minute (0 = unlimited). */
+    decoderRestartsPerMinute: number;
+  };
   /** The HTTP edge: what a request may cost before and while its body is read. */
   http: {
     /** `LIVE_AUDIO_JSON_LIMIT` in bytes: the cap of any JSON body (`/transcribe` gets less when its largest legal body is smaller). */
@@ -222,6 +240,24 @@ const envSchema = z.object({
   LIVE_AUDIO_MAX_OPEN_CONNECTIONS_PER_IP: int(100, 0, 1_000_000),
   LIVE_AUDIO_MAX_BODY_BYTES_IN_FLIGHT_PER_USER: byteSize('16mb', 0),
   LIVE_AUDIO_MAX_BODY_BYTES_IN_FLIGHT: byteSize('64mb', 0),
+  LIVE_AUDIO_REORDER_WAIT_MS: int(1_500, 0, 10_000),
+  LIVE_AUDIO_REORDER_MAX_BYTES: int(1024 * 1024, 16 * 1024, 64 * 1024 * 1024),
+  LIVE_AUDIO_MAX_REALTIME_FACTOR: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return 2;
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 1 || n > 100) {
+        ctx.addIssue({ code: 'custom', message: 'must be a number in [1, 100]' });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  LIVE_AUDIO_PACING_BURST_MS: int(5_000, 100, 600_000),
+  LIVE_AUDIO_UPSTREAM_MAX_BUFFERED_BYTES: int(256 * 1024, 1024, 64 * 1024 * 1024),
+  LIVE_AUDIO_DECODER_STALL_MS: int(5_000, 100, 600_000),
+  LIVE_AUDIO_DECODER_RESTARTS_PER_MINUTE: int(10, 0, 10_000),
   LIVE_AUDIO_API_KEYS: str(''),
   LIVE_AUDIO_API_KEYS_FILE: str('.live-audio/api-keys.json'),
   JWT_SECRET: str(undefined),
@@ -329,7 +365,18 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
       transcribeWaitMs: e.LIVE_AUDIO_TRANSCRIBE_WAIT_MS,
       tombstoneMs: e.LIVE_AUDIO_SESSION_TOMBSTONE_MS,
     },
-    audio: { ffmpegPath: e.FFMPEG_PATH, maxChunkBytes: e.LIVE_AUDIO_MAX_CHUNK_BYTES, jsonBodyLimit: e.LIVE_AUDIO_JSON_LIMIT! },
+    audio: {
+      ffmpegPath: e.FFMPEG_PATH,
+      maxChunkBytes: e.LIVE_AUDIO_MAX_CHUNK_BYTES,
+      jsonBodyLimit: e.LIVE_AUDIO_JSON_LIMIT!,
+      reorderWaitMs: e.LIVE_AUDIO_REORDER_WAIT_MS,
+      reorderMaxBytes: e.LIVE_AUDIO_REORDER_MAX_BYTES,
+      maxRealtimeFactor: e.LIVE_AUDIO_MAX_REALTIME_FACTOR,
+      pacingBurstMs: e.LIVE_AUDIO_PACING_BURST_MS,
+      upstreamMaxBufferedBytes: e.LIVE_AUDIO_UPSTREAM_MAX_BUFFERED_BYTES,
+      decoderStallMs: e.LIVE_AUDIO_DECODER_STALL_MS,
+      decoderRestartsPerMinute: e.LIVE_AUDIO_DECODER_RESTARTS_PER_MINUTE,
+    },
     http: {
       jsonLimitBytes,
       controlJsonLimitBytes: e.LIVE_AUDIO_CONTROL_JSON_LIMIT,

@@ -2,7 +2,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import type { EmulatorRetained } from '../emulator';
-import { AudioDecodeError } from '../services/audio/session-audio-decoder';
+import { AudioDecodeError, AudioLimitError, type AudioPathEvent } from '../services/audio/session-audio-decoder';
 import type { DecoderFactory } from '../services/live-audio-service';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
 import type { SessionRegistry } from '../services/session/session-registry';
@@ -72,6 +72,12 @@ export class Metrics {
   readonly httpResponses: Counter<'route' | 'method' | 'status'>;
   readonly rateLimited: Counter<'limit'>;
   readonly wsConnections: Gauge;
+  /** WebM chunks the reorder buffer did something about, by what (reordered, duplicate, skipped, late, unplaced). */
+  readonly reorderChunks: Counter<'kind'>;
+  readonly reorderLostSeconds: Counter;
+  readonly decoderRestarts: Counter<'cause'>;
+  readonly decoderStalls: Counter;
+  readonly audioBudgetCuts: Counter;
 
   constructor(opts: { eventLoopResolutionMs?: number } = {}) {
     const r = this.registry;
@@ -177,6 +183,33 @@ export class Metrics {
       labelNames: ['route', 'method', 'status'],
       registers: [r],
     });
+    this.reorderChunks = new Counter({
+      name: 'live_audio_reorder_chunks_total',
+      help: 'WebM chunks put back in order (reordered), dropped (duplicate, late), gaps skipped (skipped) or written in arrival order (unplaced)',
+      labelNames: ['kind'],
+      registers: [r],
+    });
+    this.reorderLostSeconds = new Counter({
+      name: 'live_audio_reorder_lost_seconds_total',
+      help: 'Audio lost in gaps the reorder buffer skipped (chunks that never arrived), seconds',
+      registers: [r],
+    });
+    this.decoderRestarts = new Counter({
+      name: 'live_audio_decoder_restarts_total',
+      help: 'Decoders started again for a running recording (primed with its head), by cause',
+      labelNames: ['cause'],
+      registers: [r],
+    });
+    this.decoderStalls = new Counter({
+      name: 'live_audio_decoder_stalls_total',
+      help: 'Decoders killed for accepting nothing within LIVE_AUDIO_DECODER_STALL_MS',
+      registers: [r],
+    });
+    this.audioBudgetCuts = new Counter({
+      name: 'live_audio_audio_budget_cuts_total',
+      help: 'Audio streams cut because their owner spent the audio seconds budget',
+      registers: [r],
+    });
     this.rateLimited = new Counter({ name: 'live_audio_rate_limited_total', help: 'Refusals by a rate or concurrency limit', labelNames: ['limit'], registers: [r] });
     this.wsConnections = new Gauge({ name: 'live_audio_ws_connections', help: 'Open WebSocket connections', registers: [r] });
     new Gauge({
@@ -251,8 +284,9 @@ export class Metrics {
         const d = factory.create(label);
         const write = d.write.bind(d);
         d.write = (chunk, desc) =>
-          write(chunk, desc).catch((err: unknown) => {
+          write(chunk, desc).catch((err: unknown): never => {
             if (err instanceof AudioDecodeError) this.decodeErrors.inc({ code: err.code });
+            if (err instanceof AudioLimitError && err.code === 'AUDIO_BACKLOG_FULL') this.rateLimited.inc({ limit: 'audio_backlog' });
             throw err;
           });
         return d;
@@ -299,6 +333,35 @@ export class Metrics {
     up.on('rotation', (cause: string) => this.upstreamReconnects.inc({ cause }));
     up.on('failed', () => this.upstreamFailures.inc());
     s.on('decodeError', (err: { code: string }) => this.decodeErrors.inc({ code: err.code }));
+    s.on('audioEvent', (e) => this.onAudioEvent(e));
+    s.on('audioCut', () => {
+      this.audioBudgetCuts.inc();
+    });
+  }
+
+  private onAudioEvent(e: AudioPathEvent): void {
+    switch (e.kind) {
+      case 'reordered':
+      case 'duplicate':
+      case 'late':
+      case 'unplaced':
+        this.reorderChunks.inc({ kind: e.kind });
+        break;
+      case 'skipped':
+        this.reorderChunks.inc({ kind: 'skipped' });
+        this.reorderLostSeconds.inc(e.lostMs / 1000);
+        break;
+      case 'decoder_restart':
+        this.decoderRestarts.inc({ cause: e.cause });
+        break;
+      case 'decoder_stall':
+        this.decoderStalls.inc();
+        this.decodeErrors.inc({ code: 'AUDIO_DECODER_STALLED' });
+        break;
+      case 'restart_refused':
+        this.rateLimited.inc({ limit: 'decoder_restarts' });
+        break;
+    }
   }
 
   private onEnded(s: LiveSession, info: SessionEndInfo): void {

@@ -1,10 +1,12 @@
 import type { Principal } from './auth/principal';
 import { AUDIO_FORMATS, type AudioFormat, type ChunkDescriptor } from './audio/audio-types';
-import { AudioDecodeError, AudioTooLargeError, type SessionAudioDecoder } from './audio/session-audio-decoder';
+import { AudioDecodeError, AudioLimitError, AudioTooLargeError, type SessionAudioDecoder } from './audio/session-audio-decoder';
+import type { ChunkOutcome } from './audio/webm/webm-sequencer';
+import { rateLimitError } from './limits/limit-errors';
 import { ModelTable } from './upstream/model-table';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
 import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';
-import { LiveSession, type LiveSessionParams } from './session/live-session';
+import { LiveSession, type AudioBudget, type AudioPacing, type LiveSessionParams } from './session/live-session';
 import { SessionRegistry } from './session/session-registry';
 import { transcriptionView, type TranscriptionData } from './session/session-views';
 import { AppError, Errors } from '../util/app-error';
@@ -32,6 +34,12 @@ export interface LiveAudioServiceOptions {
   /** `null` turns context window compression off. */
   contextWindowCompression?: { triggerTokens?: number; targetTokens?: number } | null;
   onRelayLatency?: (ms: number) => void;
+  /** The audio budget of a session's owner (decoded seconds per window); default: unlimited. */
+  audioBudgetFor?: (owner: Principal) => AudioBudget;
+  /** Pacing of every session's upstream audio (default: LiveSession's DEFAULT_PACING). */
+  pacing?: AudioPacing;
+  /** The per-user audio seconds limit (for the 429 message when a stream is cut). */
+  audioSecondsPerMinute?: number;
 }
 
 export interface StartSessionInput {
@@ -140,6 +148,8 @@ export class LiveAudioService {
       logger: this.o.logger,
       logTranscripts: this.o.logTranscripts,
       onRelayLatency: this.o.onRelayLatency,
+      audioBudget: this.o.audioBudgetFor?.(params.owner),
+      pacing: this.o.pacing,
     });
   }
 
@@ -165,10 +175,10 @@ export class LiveAudioService {
     return { chunk, desc };
   }
 
-  /** Feeds a chunk into the session; audio errors become 4xx AppErrors. */
-  async pushAudio(session: LiveSession, chunk: Buffer, desc: ChunkDescriptor): Promise<void> {
+  /** Feeds a chunk into the session; audio errors become 4xx AppErrors. Resolves with where the chunk went. */
+  async pushAudio(session: LiveSession, chunk: Buffer, desc: ChunkDescriptor): Promise<ChunkOutcome> {
     try {
-      await session.pushAudio(chunk, desc);
+      return await session.pushAudio(chunk, desc);
     } catch (err) {
       throw toClientAudioError(err);
     }
@@ -192,10 +202,15 @@ export class LiveAudioService {
     // Anything that changed since the last answer is news: answer at once. Otherwise wait (bounded).
     const before = Math.min(session.snapshot().version, session.restServedVersion);
     const errSeq = session.decodeErrors.seq;
+    const cutSeq = session.audioCuts.seq;
     await this.pushAudio(session, chunk, desc);
-    await session.waitForUpdate(before, errSeq, this.o.transcribeWaitMs);
+    await session.waitForUpdate(before, errSeq, this.o.transcribeWaitMs, undefined, cutSeq);
     const errs = session.decodeErrors;
     if (errs.seq > errSeq && errs.last) throw toClientAudioError(errs.last);
+    const cuts = session.audioCuts;
+    if (cuts.seq > cutSeq && cuts.last) {
+      throw rateLimitError('audio_seconds', this.o.audioSecondsPerMinute ?? 0, cuts.last.retryAfterSec);
+    }
     if (session.ended) {
       const info = session.endedInfo!;
       if (info.reason === 'upstream_error') throw new AppError(502, 'UPSTREAM_FAILED', `Live session failed: ${info.message}`);
@@ -210,8 +225,9 @@ export class LiveAudioService {
 
 export function toClientAudioError(err: unknown): unknown {
   if (err instanceof AudioTooLargeError) return Errors.tooLarge('Audio data', err.maxBytes);
+  if (err instanceof AudioLimitError) return new AppError(429, err.code, err.message, { retryAfterSec: err.retryAfterSec });
   if (err instanceof AudioDecodeError) {
-    if (err.code === 'AUDIO_UNSUPPORTED_FORMAT') return new AppError(415, err.code, err.message);
+    if (err.code === 'AUDIO_UNSUPPORTED_FORMAT' || err.code === 'AUDIO_UNSUPPORTED_CODEC') return new AppError(415, err.code, err.message);
     return new AppError(422, err.code, err.message);
   }
   return err;

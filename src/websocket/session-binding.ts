@@ -42,6 +42,8 @@ export class SessionBinding {
     this.listen('decodeError', (err) => {
       if (this.isActive) this.out.reportError(toClientAudioError(err), session.id);
     });
+    // The owner's audio budget ran out mid-stream: the stream was cut there (same message as a refused chunk).
+    this.listen('audioCut', (cut) => this.send(ServerMessages.rateLimited('audio', cut.retryAfterSec)));
     this.listen('ended', (info) => this.handleEnded(info));
     this.lastVersion = session.snapshot().version;
   }

@@ -56,10 +56,11 @@ describe('FfmpegSessionDecoder with a misbehaving ffmpeg', () => {
   });
 
   it('close() is bounded: a process that ignores the end of its input is killed after closeTimeoutMs', async () => {
-    const hang = fake('hang', 'exec sleep 30');
+    // It answers once (so it is up, not still starting), then ignores the end of its input.
+    const hang = fake('hang', `printf 'ab'; exec sleep 30`);
     const { factory, dec, out } = setup(hang, 300);
     await dec.write(pseudoRandomBytes(4800, 2), pcm24k);
-    await waitFor(() => factory.processesAlive === 1);
+    await waitFor(() => factory.processesAlive === 1 && out.pcm().length === 2);
     const t0 = Date.now();
     await dec.close();
     const took = Date.now() - t0;

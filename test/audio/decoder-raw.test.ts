@@ -1,6 +1,6 @@
 import { createFfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import type { AudioDecodeError } from '../../src/services/audio/session-audio-decoder';
-import { buildWav, collect, rejection, ffmpegBinary, pseudoRandomBytes, rms, sineSamples, zeroCrossingsPerSecond, type TestSampleFormat } from './helpers';
+import { buildWav, collect, rejection, ffmpegBinary, waitFor, pseudoRandomBytes, rms, sineSamples, zeroCrossingsPerSecond, type TestSampleFormat } from './helpers';
 
 const created: Array<{ destroy(): void }> = [];
 afterEach(() => created.splice(0).forEach((d) => d.destroy()));
@@ -105,6 +105,7 @@ describe('FfmpegSessionDecoder: raw PCM', () => {
     const { factory, dec, out } = setup();
     const all = sineSamples({ rate: 24000, channels: 1, seconds: 1.5, format: 's16', freq: 440 });
     for (let i = 0; i < all.length; i += 9600) await dec.write(all.subarray(i, i + 9600), { format: 'pcm', sampleRate: 24000 });
+    await waitFor(() => dec.processesAlive === 1); // writes resolve once queued; the process is being spawned
     expect(dec.processesAlive).toBe(1);
     await dec.close();
     const n = out.pcm().length / 2;

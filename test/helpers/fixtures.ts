@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { resolveFfmpegPath } from '../../src/services/audio/ffmpeg-path';
 
 export const FIXTURES_DIR = path.resolve(__dirname, '../fixtures/audio');
 
@@ -23,9 +24,11 @@ export function loadRecording(name: 'chromium-hello-1000ms' | 'chromium-short-25
   return { name, chunks, timesliceMs: meta.timesliceMs, spokenText: meta.spokenText };
 }
 
+let ffmpegPath: string | undefined;
+/** The ffmpeg the server itself picks (FFMPEG_PATH, then PATH, then the bundled build): same decoder, same PCM. */
 export function ffmpegBinary(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return (require('@ffmpeg-installer/ffmpeg') as { path: string }).path;
+  ffmpegPath ??= resolveFfmpegPath({ explicitPath: process.env.FFMPEG_PATH }).path;
+  return ffmpegPath;
 }
 
 /** Reference decode: the whole byte stream through one ffmpeg run, 16 kHz mono s16le. */

@@ -1,7 +1,11 @@
 /** Shared types of the audio seam: what a client sends and what the upstream receives. */
 
-export type AudioFormat = 'webm' | 'wav' | 'pcm';
-export const AUDIO_FORMATS: readonly AudioFormat[] = ['webm', 'wav', 'pcm'];
+/**
+ * Formats a client may declare. The declaration is a hint: the container is taken from the bytes (WebM, Ogg,
+ * MP4, WAV), and only `pcm` (raw samples, which carry no magic) is taken at its word.
+ */
+export type AudioFormat = 'webm' | 'ogg' | 'mp4' | 'wav' | 'pcm';
+export const AUDIO_FORMATS: readonly AudioFormat[] = ['webm', 'ogg', 'mp4', 'wav', 'pcm'];
 
 /** How a chunk is described by the client (REST body / WebSocket message). */
 export interface ChunkDescriptor {

@@ -7,8 +7,20 @@ import { AudioDecodeError } from './session-audio-decoder';
 
 export interface FfmpegPcmStreamOptions {
   ffmpegPath: string;
-  /** ffmpeg input format (`-f`): 'webm', 's16le', 'f32le', ... */
+  /** ffmpeg input format (`-f`): 'webm', 'ogg', 'mp4', 's16le', 'f32le', ... */
   inputFormat: string;
+  /** The decoder ffmpeg must use (`-c:a`, forced: nothing else is probed): 'opus', 'aac', 'pcm_s16le', ... */
+  codec: string;
+  /**
+   * A process that takes no input and gives no output for this long while it owes some (and its output is not
+   * held by `setOutputPaused`) is killed and reported as AUDIO_DECODER_STALLED (0 = never).
+   */
+  stallMs?: number;
+  /**
+   * Whether the owner is still waiting for output of what it wrote (e.g. a ledger of written audio). Without it, any
+   * output after a write counts as the answer to everything written before.
+   */
+  owesOutput?: () => boolean;
   /** Extra input options placed before `-i pipe:0`, e.g. ['-ar', '24000', '-ac', '2'] for raw input. */
   inputOptions?: string[];
   logger: Logger;
@@ -23,10 +35,20 @@ export interface FfmpegPcmStreamOptions {
    * and never after `kill()`.
    */
   onFailure: (err: AudioDecodeError) => void;
+  /**
+   * The stream stalled (see `stallMs`): called at once, before the process is killed, so that the owner can replace
+   * it before anything else is written. `onFailure` follows when the stream is done.
+   */
+  onStall?: (err: AudioDecodeError) => void;
 }
 
 /** After the process ended, how long to wait for the last stdout bytes. */
 const OUTPUT_DRAIN_GRACE_MS = 1000;
+/**
+ * Until its first output, a stream is still starting (spawn, dynamic loading, probing: seconds on a loaded machine):
+ * it counts as stalled only after this long (or twice the stall deadline) from its creation.
+ */
+const START_DEADLINE_MS = 10_000;
 /** After a SIGKILL, how long before the stream is considered finished even without an exit report. */
 const KILL_GRACE_MS = 2000;
 
@@ -40,9 +62,12 @@ const fluentLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
 /**
  * One long-lived ffmpeg process, driven through fluent-ffmpeg:
- * `ffmpeg -hide_banner -loglevel repeat+error -f <fmt> [opts] -i pipe:0 -ac 1 -ar 16000 -vn -f s16le pipe:1`
- * (`repeat+` keeps ffmpeg from folding repeated errors into a late "Last message repeated N times" line),
- * fed through a PassThrough (stdin) with backpressure, its stdout delivered through `onPcm`.
+ * `ffmpeg -hide_banner -loglevel repeat+error -protocol_whitelist pipe -f <fmt> -c:a <codec> [opts] -i pipe:0
+ *  -ac 1 -ar 16000 -vn -f s16le pipe:1`: the demuxer and the decoder are forced (no probing of untrusted bytes for
+ * another format or codec) and no protocol but the pipe may be opened (`repeat+` keeps ffmpeg from folding repeated
+ * errors into a late "Last message repeated N times" line). It is fed through a PassThrough (stdin); its stdout is
+ * delivered through `onPcm` and can be held (`setOutputPaused`): ffmpeg then blocks on its output, stops reading
+ * its input, and decoded audio does not pile up in memory.
  *
  * Failure policy:
  * - 5 error lines on stderr while input is still open → the stream is killed and reported as AUDIO_DECODE_FAILED
@@ -50,15 +75,15 @@ const fluentLogger = { debug() {}, info() {}, warn() {}, error() {} };
  * - non-zero exit → AUDIO_DECODE_FAILED with ffmpeg's stderr summarised;
  * - exit 0 before the input was ended → AUDIO_DECODE_FAILED;
  * - killed by a signal we did not send → AUDIO_DECODER_CRASHED;
- * - could not be started → AUDIO_DECODER_CRASHED.
+ * - could not be started → AUDIO_DECODER_CRASHED;
+ * - took no input and gave no output for `stallMs` while owing output (e.g. SIGSTOPped) → killed, AUDIO_DECODER_STALLED.
  * Error lines printed after the input was ended (e.g. a recording cut inside a block) are only logged.
  */
 export class FfmpegPcmStream {
   /** Resolves once the process is gone and its output delivered (or it never started). Never rejects. */
   readonly done: Promise<void>;
 
-  // No buffering of our own: write() resolves once the bytes were handed to the child's stdin (which applies
-  // its own backpressure), not when they were parked in front of a process that may not even be spawned yet.
+  // Bytes wait here (and in the child's stdin) until ffmpeg reads them; `queuedBytes` tells the owner how many.
   private readonly input = new PassThrough({ writableHighWaterMark: 0, readableHighWaterMark: 0 });
   private readonly output: Writable;
   private readonly command: ffmpeg.FfmpegCommand;
@@ -74,13 +99,25 @@ export class FfmpegPcmStream {
   private inputEnded = false;
   private killedByOwner = false;
   private silent = false;
+  /** Output after a stall is dropped: its writes are replayed into a replacement, which gives that audio instead. */
+  private muted = false;
   private failure: AudioDecodeError | null = null;
   private failScheduled = false;
   private errorLinesWhileOpen = 0;
   private readonly stderrLines: string[] = [];
   private carry: Buffer | null = null;
   private readonly timers = new Set<NodeJS.Timeout>();
-  private readonly drainWaiters = new Set<() => void>();
+  private outputPaused = false;
+  /** Output callbacks held while paused (each one releases the stdout pipe). */
+  private heldOutput: Array<() => void> = [];
+  /** Since when output is owed (input that must produce audio was written after the last output). */
+  private owedSince: number | undefined;
+  /** Last sign of life: output, stdin drained, spawn, or output released. */
+  private lastProgressAt = performance.now();
+  private stallTimer: NodeJS.Timeout | undefined;
+  private readonly createdAt = performance.now();
+  /** The process has given output (it is up; before that it may still be loading). */
+  private firstOutput = false;
 
   constructor(private readonly opts: FfmpegPcmStreamOptions) {
     this.log = opts.logger;
@@ -89,7 +126,8 @@ export class FfmpegPcmStream {
       emitClose: false, // fluent-ffmpeg kills the process 20 ms after the output stream's 'close'
       write: (chunk: Buffer, _enc, cb) => {
         this.handleOutput(chunk);
-        cb();
+        if (this.outputPaused && !this.silent && !this.muted) this.heldOutput.push(() => cb());
+        else cb();
       },
     });
     this.output.on('finish', () => {
@@ -102,8 +140,9 @@ export class FfmpegPcmStream {
     this.command = ffmpeg({ logger: fluentLogger, stdoutLines: 20 })
       .setFfmpegPath(opts.ffmpegPath)
       .input(this.input)
-      .inputOptions(['-hide_banner', '-loglevel', 'repeat+error'])
-      .inputFormat(opts.inputFormat);
+      .inputOptions(['-hide_banner', '-loglevel', 'repeat+error', '-protocol_whitelist', 'pipe'])
+      .inputFormat(opts.inputFormat)
+      .inputOptions(['-c:a', opts.codec]);
     if (opts.inputOptions?.length) this.command.inputOptions(opts.inputOptions);
     this.command.noVideo().audioChannels(1).audioFrequency(UPSTREAM_SAMPLE_RATE).format('s16le');
 
@@ -133,27 +172,50 @@ export class FfmpegPcmStream {
     return !this.inputEnded && !this.killedByOwner && !this.failure && !this.failScheduled && !this.commandEnded;
   }
 
-  /**
-   * Writes bytes to ffmpeg's stdin. Resolves when they were accepted (immediately, or on 'drain' under
-   * backpressure), or when the stream ended; bytes written to an unusable stream are dropped.
-   */
-  write(buf: Buffer): Promise<void> {
-    if (!this.usable || this.settled) return Promise.resolve();
-    if (this.input.write(buf)) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const finish = (): void => {
-        this.input.off('drain', finish);
-        this.drainWaiters.delete(finish);
-        resolve();
-      };
-      this.drainWaiters.add(finish);
-      this.input.on('drain', finish);
-    });
+  /** Bytes handed to this stream and not yet taken by the process. */
+  get queuedBytes(): number {
+    const stdin = this.proc?.stdin;
+    return this.input.writableLength + this.input.readableLength + (stdin ? stdin.writableLength : 0);
+  }
+
+  /** Its output is held (`setOutputPaused(true)`). */
+  get outputHeld(): boolean {
+    return this.outputPaused;
   }
 
   /**
-   * Ends stdin and waits until ffmpeg has exited and all its PCM was delivered. If that takes longer than
-   * `timeoutMs`, the process is killed (and that is not reported as a crash).
+   * Holds or releases ffmpeg's output. While held, decoded audio stays in ffmpeg (which stops reading its input) and
+   * the stall deadline does not run.
+   */
+  setOutputPaused(paused: boolean): void {
+    if (this.outputPaused === paused) return;
+    this.outputPaused = paused;
+    if (!paused) {
+      this.lastProgressAt = performance.now();
+      for (const release of this.heldOutput.splice(0)) release();
+    }
+  }
+
+  /**
+   * Hands bytes to ffmpeg's stdin and resolves at once: they wait in the stream's buffer (`queuedBytes`) while the
+   * process is busy or its output is held; the owner bounds that queue. Bytes written to an unusable stream are
+   * dropped. `owesOutput`: the bytes hold audio, so output must follow (arms the stall deadline).
+   */
+  write(buf: Buffer, owesOutput = true): Promise<void> {
+    if (!this.usable || this.settled) return Promise.resolve();
+    if (owesOutput && this.owedSince === undefined) {
+      this.owedSince = performance.now();
+      if (this.owedSince - this.lastProgressAt > 0) this.lastProgressAt = this.owedSince;
+    }
+    this.armStallCheck();
+    this.input.write(buf);
+    return Promise.resolve();
+  }
+
+  /**
+   * Ends stdin and waits until ffmpeg has exited and all its PCM was delivered. If it gives nothing (no output, no
+   * exit) for `timeoutMs` while its output is not held, the process is killed (not reported as a crash); a process
+   * that has given no output yet may still be starting and gets START_DEADLINE_MS.
    */
   async end(timeoutMs: number): Promise<void> {
     if (!this.inputEnded) {
@@ -161,14 +223,20 @@ export class FfmpegPcmStream {
       this.input.end();
     }
     if (this.settled) return;
-    const timer = this.setTimer(() => {
-      if (this.settled) return;
+    // The bound is on silence, not on the whole drain: a process that is still decoding (or whose output we hold)
+    // may take as long as it needs; one that gives nothing for `timeoutMs` is killed.
+    const check = setInterval(() => {
+      if (this.settled || this.outputPaused) return;
+      const since = this.firstOutput ? this.lastProgressAt : this.createdAt;
+      const limit = this.firstOutput ? timeoutMs : Math.max(timeoutMs, START_DEADLINE_MS);
+      if (performance.now() - since < limit) return;
+      clearInterval(check);
       this.log.warn({ timeoutMs }, 'ffmpeg did not finish after its input ended; killing it');
       this.killedByOwner = true;
       this.sendKill();
-    }, timeoutMs);
+    }, Math.max(10, Math.min(250, Math.floor(timeoutMs / 4))));
     await this.done;
-    this.clearTimer(timer);
+    clearInterval(check);
   }
 
   /**
@@ -184,9 +252,53 @@ export class FfmpegPcmStream {
   kill(): void {
     this.silent = true;
     this.killedByOwner = true;
+    for (const release of this.heldOutput.splice(0)) release();
     if (!this.inputEnded) {
       this.inputEnded = true;
       this.input.end();
+    }
+    this.sendKill();
+  }
+
+  private armStallCheck(): void {
+    const stallMs = this.opts.stallMs ?? 0;
+    if (!(stallMs > 0) || this.stallTimer || this.settled) return;
+    const every = Math.max(25, Math.min(1000, Math.floor(stallMs / 5)));
+    this.stallTimer = setInterval(() => this.checkStall(stallMs), every);
+    this.stallTimer.unref?.();
+  }
+
+  private checkStall(stallMs: number): void {
+    // Not spawned yet counts too: a process that never starts (e.g. its capability probe hangs) accepts nothing.
+    if (this.settled || this.killedByOwner || this.failure || this.failScheduled || this.exited || this.commandEnded) {
+      clearInterval(this.stallTimer);
+      this.stallTimer = undefined;
+      return;
+    }
+    const owed = (this.opts.owesOutput ? this.opts.owesOutput() : this.owedSince !== undefined) || this.queuedBytes > 0;
+    if (!owed) {
+      clearInterval(this.stallTimer);
+      this.stallTimer = undefined;
+      return;
+    }
+    if (this.outputPaused) return; // held by us: not the decoder's fault
+    // Before its first output, a stream may still be starting (spawns queue up under load): a longer deadline.
+    const deadline = this.firstOutput ? stallMs : Math.max(2 * stallMs, START_DEADLINE_MS);
+    const idle = performance.now() - (this.firstOutput ? this.lastProgressAt : this.createdAt);
+    if (idle < deadline) return;
+    clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
+    this.failure = new AudioDecodeError(
+      'AUDIO_DECODER_STALLED',
+      `The audio decoder accepted nothing for ${Math.round(idle)} ms and was replaced`,
+    );
+    this.log.warn({ ffmpegPid: this.proc?.pid, idleMs: Math.round(idle), queuedBytes: this.queuedBytes }, 'ffmpeg stalled; killing it');
+    this.muted = true;
+    for (const release of this.heldOutput.splice(0)) release();
+    try {
+      this.opts.onStall?.(this.failure);
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'onStall threw');
     }
     this.sendKill();
   }
@@ -214,6 +326,10 @@ export class FfmpegPcmStream {
     this.proc = proc;
     if (!proc || proc.pid === undefined) return; // spawn failed; 'error' follows
     this.spawned = true;
+    this.lastProgressAt = performance.now();
+    proc.stdin?.on('drain', () => {
+      this.lastProgressAt = performance.now();
+    });
     proc.once('exit', () => {
       this.exited = true;
       this.opts.onExit?.();
@@ -290,7 +406,10 @@ export class FfmpegPcmStream {
   }
 
   private handleOutput(chunk: Buffer): void {
-    if (this.silent) return;
+    this.lastProgressAt = performance.now();
+    this.firstOutput = true;
+    this.owedSince = undefined;
+    if (this.silent || this.muted) return;
     let buf = chunk;
     if (this.carry) {
       buf = Buffer.concat([this.carry, chunk]);
@@ -312,7 +431,9 @@ export class FfmpegPcmStream {
     this.settled = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
-    for (const w of [...this.drainWaiters]) w();
+    clearInterval(this.stallTimer);
+    this.stallTimer = undefined;
+    for (const release of this.heldOutput.splice(0)) release();
     if (this.failure && !this.silent) {
       this.log.warn({ code: this.failure.code, reason: this.failure.message }, 'audio decoder failed');
       this.opts.onFailure(this.failure);
@@ -327,11 +448,6 @@ export class FfmpegPcmStream {
     }, ms);
     this.timers.add(t);
     return t;
-  }
-
-  private clearTimer(t: NodeJS.Timeout): void {
-    clearTimeout(t);
-    this.timers.delete(t);
   }
 }
 

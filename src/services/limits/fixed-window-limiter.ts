@@ -72,6 +72,31 @@ export class FixedWindowLimiter {
     };
   }
 
+  /**
+   * Uses as much of `amount` as is left in the key's window (all of it when unlimited) and says how much that was.
+   * For amounts that happen in pieces (decoded audio): what does not fit is not used at all.
+   */
+  take(key: string, amount: number): { granted: number; decision: LimitDecision } {
+    if (this.o.limit <= 0) return { granted: amount, decision: this.unlimited() };
+    const w = this.o.store.get(this.k(key));
+    const room = Math.max(0, this.o.limit - (w?.count ?? 0));
+    // Amounts are sums of fractions (100 ms frames): what fits up to rounding fits.
+    const granted = room + 1e-6 >= amount ? Math.max(0, amount) : room;
+    const after = granted > 0 ? this.o.store.increment(this.k(key), granted, this.o.windowMs) : w;
+    const resetAt = after?.resetAt ?? 0;
+    const ok = granted >= amount;
+    return {
+      granted,
+      decision: {
+        ok,
+        limit: this.o.limit,
+        remaining: Math.max(0, this.o.limit - (after?.count ?? 0)),
+        retryAfterSec: ok ? 0 : resetAt ? this.retryAfter(resetAt) : Math.ceil(this.o.windowMs / 1000),
+        resetAt,
+      },
+    };
+  }
+
   /** Records `amount` after the fact (it has already happened), without refusing anything. */
   charge(key: string, amount: number): void {
     if (this.o.limit <= 0 || !(amount > 0)) return;

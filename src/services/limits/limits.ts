@@ -52,8 +52,8 @@ export interface BudgetStatus {
  * if (!d.ok) reply(d.error.code, d.error.message, d.retryAfterSec);
  * const a = limits.admitAudio(principal.id, chunk, desc);         // per audio chunk, before pushAudio
  * ```
- * Decoded audio is charged with `chargeAudioSeconds` as sessions relay PCM upstream (server.ts wires that
- * for every session, whatever its transport).
+ * Decoded audio is charged with `takeAudioSeconds` as sessions relay PCM upstream (server.ts hands every session
+ * its owner's budget, whatever its transport); a stream that exceeds it is cut there.
  */
 export class Limits {
   private readonly store: LimitStore;
@@ -132,6 +132,16 @@ export class Limits {
   /** Charges decoded audio (seconds) to a user; never refuses (the audio was already accepted). */
   chargeAudioSeconds(principalId: string, seconds: number): void {
     this.windowed.audio_seconds.charge(principalId, seconds);
+  }
+
+  /**
+   * Charges decoded audio as a session relays it, up to what is left of the user's window: `granted` < `seconds`
+   * means the budget is spent (the session cuts the stream there and the refusal is counted once).
+   */
+  takeAudioSeconds(principalId: string, seconds: number): { granted: number; retryAfterSec: number } {
+    const { granted, decision } = this.windowed.audio_seconds.take(principalId, seconds);
+    if (!decision.ok) this.o.onRefused?.('audio_seconds');
+    return { granted, retryAfterSec: decision.retryAfterSec };
   }
 
   /** A budget's use in its current window (status messages, tests). */

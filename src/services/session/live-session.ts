@@ -1,12 +1,17 @@
 import type { Principal } from '../auth/principal';
 import type { ChunkDescriptor } from '../audio/audio-types';
 import { REPLY_SAMPLE_RATE, UPSTREAM_BYTES_PER_MS } from '../audio/audio-types';
-import { AudioDecodeError, type SessionAudioDecoder } from '../audio/session-audio-decoder';
+import { AudioDecodeError, type AudioPathEvent, type SessionAudioDecoder } from '../audio/session-audio-decoder';
 import { PcmFramer } from '../audio/pcm-framer';
+import { PcmPacer, type PcmPacerOptions } from '../audio/pcm-pacer';
+import type { ChunkOutcome } from '../audio/webm/webm-sequencer';
 import type { ResilientUpstream, UpstreamFailure } from '../upstream/resilient-upstream';
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import { TurnTracker, type TurnSnapshot } from './turn-tracker';
+
+/** A chunk receive time still unmatched by a sent frame after this long produced no audio. */
+const STALE_CHUNK_TIME_MS = 10_000;
 
 export type SessionEndReason =
   | 'client_end'
@@ -35,9 +40,34 @@ export interface LiveSessionParams {
   transport: 'rest' | 'ws';
 }
 
+/**
+ * The owner's audio budget as the session relays audio: `take` grants what is left of `seconds` in the current
+ * window (and charges it); less than asked means the budget is spent.
+ */
+export interface AudioBudget {
+  take(seconds: number): { granted: number; retryAfterSec: number };
+}
+
+/** Pacing of decoded PCM to the upstream (see PcmPacer). */
+export type AudioPacing = Omit<PcmPacerOptions, 'now'>;
+
+/** The default pacing: at most twice real time, 5 s at once, nothing while 256 KiB wait in the socket. */
+export const DEFAULT_PACING: AudioPacing = { realtimeFactor: 2, burstMs: 5000, maxBufferedBytes: 256 * 1024 };
+
+/** The stream was cut because the owner's audio budget is spent. */
+export interface AudioCut {
+  retryAfterSec: number;
+  /** Decoded audio dropped with the cut (what was waiting to be sent), ms. */
+  droppedMs: number;
+}
+
 export interface LiveSessionDeps {
   decoder: SessionAudioDecoder;
   upstream: ResilientUpstream;
+  /** Decoded audio is charged here as it is sent; a stream that exceeds it is cut (default: unlimited). */
+  audioBudget?: AudioBudget;
+  /** Pacing of the upstream audio (default DEFAULT_PACING). */
+  pacing?: AudioPacing;
   maxAgeMs: number;
   idleTimeoutMs: number;
   /** Silence on the input for this long sends `audioStreamEnd` so the model flushes the turn. */
@@ -48,8 +78,7 @@ export interface LiveSessionDeps {
   onRelayLatency?: (ms: number) => void;
 }
 
-export interface LiveSessionEvents {
-  [event: string]: (...args: any[]) => void;
+export type LiveSessionEvents = {
   /** The turn's texts or flags changed. */
   update: (snap: TurnSnapshot) => void;
   /** Reply audio as it arrives (24 kHz mono s16le), only when audio replies were asked for. */
@@ -57,8 +86,12 @@ export interface LiveSessionEvents {
   turnComplete: (snap: TurnSnapshot) => void;
   interrupted: (snap: TurnSnapshot) => void;
   decodeError: (err: AudioDecodeError) => void;
+  /** Reorder, restart and stall events of the audio path (metrics). */
+  audioEvent: (e: AudioPathEvent) => void;
+  /** The audio stream was cut at the owner's audio budget. */
+  audioCut: (cut: AudioCut) => void;
   ended: (info: SessionEndInfo) => void;
-}
+};
 
 /**
  * One live conversation: the client's audio goes through the session's decoder and framer into the
@@ -71,13 +104,16 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   private lastAudioAt = 0;
   private readonly turn: TurnTracker;
   private readonly framer: PcmFramer;
-  private queue: Promise<void> = Promise.resolve();
+  private readonly pacer: PcmPacer;
   private endInfo: SessionEndInfo | undefined;
   private maxAgeTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private streamEndTimer: NodeJS.Timeout | undefined;
   private decodeErrorSeq = 0;
   private lastDecodeError: AudioDecodeError | undefined;
+  private cutSeq = 0;
+  private lastCut: AudioCut | undefined;
+  private cutMs = 0;
   private chunks = 0;
   private bytesIn = 0;
   private pcmBytesDecoded = 0;
@@ -97,7 +133,12 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     this.log = deps.logger.child({ sessionId: params.sessionId, owner: params.owner.id });
     this.expiresAt = new Date(this.startTime.getTime() + deps.maxAgeMs);
     this.turn = new TurnTracker({ keepAudio: params.responseModality === 'audio' });
-    this.framer = new PcmFramer((frame) => this.forwardFrame(frame));
+    this.pacer = new PcmPacer(
+      { send: (frame) => this.forwardFrame(frame), bufferedAmount: () => deps.upstream.bufferedAmount },
+      { pause: () => deps.decoder.pauseOutput(), resume: () => deps.decoder.resumeOutput() },
+      deps.pacing ?? DEFAULT_PACING,
+    );
+    this.framer = new PcmFramer((frame) => this.pacer.push(frame));
     this.wireDecoder();
     this.wireUpstream();
     this.maxAgeTimer = setTimeout(() => this.end('expired', 'Session reached its maximum duration'), deps.maxAgeMs);
@@ -144,6 +185,10 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       this.lastDecodeError = err;
       this.log.warn({ code: err.code, err: err.message }, 'audio decode error');
       this.emit('decodeError', err);
+    });
+    d.on('audioEvent', (e) => {
+      if (e.kind === 'skipped') this.log.info({ lostMs: Math.round(e.lostMs) }, 'audio gap skipped (a chunk never arrived)');
+      this.emit('audioEvent', e);
     });
   }
 
@@ -197,36 +242,76 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     this.idleTimer = setTimeout(() => this.end('idle_timeout', 'No audio received for too long'), this.deps.idleTimeoutMs);
   }
 
+  /** Hands one paced frame to the upstream, within the owner's audio budget (cuts the stream when it is spent). */
   private forwardFrame(frame: Buffer): void {
     if (this.endInfo) return;
-    this.deps.upstream.sendAudio(frame);
-    const t = this.pendingChunkTimes.shift();
-    if (t !== undefined) {
-      this.deps.onRelayLatency?.(performance.now() - t);
-      this.pendingChunkTimes.length = 0;
+    const budget = this.deps.audioBudget;
+    if (budget) {
+      const seconds = frame.length / (UPSTREAM_BYTES_PER_MS * 1000);
+      const { granted, retryAfterSec } = budget.take(seconds);
+      if (granted < seconds) {
+        const bytes = Math.floor((granted * UPSTREAM_BYTES_PER_MS * 1000) / 2) * 2;
+        if (bytes > 0) this.deps.upstream.sendAudio(frame.subarray(0, bytes));
+        this.cutAudio(retryAfterSec, (frame.length - bytes) / UPSTREAM_BYTES_PER_MS);
+        return;
+      }
     }
+    this.deps.upstream.sendAudio(frame);
+    // Relay latency: each chunk is timed to the first frame sent after it was received and its predecessors were
+    // timed (exact for real-time streams; in a burst, later chunks are timed to earlier frames). A chunk that gave
+    // no audio (e.g. a head without blocks) is forgotten after a while instead of timing someone else's frame.
+    const now = performance.now();
+    while (this.pendingChunkTimes.length && now - this.pendingChunkTimes[0]! > STALE_CHUNK_TIME_MS) this.pendingChunkTimes.shift();
+    const t = this.pendingChunkTimes.shift();
+    if (t !== undefined) this.deps.onRelayLatency?.(now - t);
     clearTimeout(this.streamEndTimer);
     const gap = this.deps.streamEndGapMs ?? 1500;
     if (gap > 0) this.streamEndTimer = setTimeout(() => this.deps.upstream.sendAudioStreamEnd(), gap);
   }
 
   /**
-   * Feeds one client chunk. Chunks are processed strictly in call order, even when calls overlap.
-   * Rejects with `AudioDecodeError` when the chunk is refused up front.
+   * The owner's audio budget is spent: the audio waiting to be sent and the stream being decoded are dropped, the
+   * decoder will start again (primed) with the next chunk the limits admit, and waiting requests answer 429.
    */
-  pushAudio(chunk: Buffer, desc: ChunkDescriptor): Promise<void> {
+  private cutAudio(retryAfterSec: number, frameRestMs: number): void {
+    const droppedMs = this.pacer.clear() + frameRestMs + this.framer.bufferedBytes / UPSTREAM_BYTES_PER_MS;
+    this.framer.reset();
+    this.deps.decoder.discardStream();
+    this.pendingChunkTimes.length = 0;
+    this.cutSeq++;
+    this.cutMs += droppedMs;
+    this.lastCut = { retryAfterSec, droppedMs };
+    this.log.warn({ retryAfterSec, droppedMs: Math.round(droppedMs) }, 'audio budget spent: stream cut');
+    this.emit('audioCut', this.lastCut);
+  }
+
+  /**
+   * Feeds one client chunk. Chunks reach the decoder in call order (timed containers are then put in the order of
+   * their own timing by the decoder), even when calls overlap. Resolves with where the chunk went; rejects with
+   * `AudioDecodeError` / `AudioLimitError` when it is refused.
+   */
+  pushAudio(chunk: Buffer, desc: ChunkDescriptor): Promise<ChunkOutcome> {
     const receivedAt = performance.now();
     this.touchActivity(true);
-    const run = async () => {
-      if (this.endInfo) throw new AudioDecodeError('AUDIO_INVALID', 'Session has ended');
-      this.chunks++;
-      this.bytesIn += chunk.length;
-      this.pendingChunkTimes.push(receivedAt);
-      await this.deps.decoder.write(chunk, desc);
-    };
-    const p = this.queue.then(run, run);
-    this.queue = p.catch(() => undefined);
-    return p;
+    if (this.endInfo) return Promise.reject(new AudioDecodeError('AUDIO_INVALID', 'Session has ended'));
+    this.chunks++;
+    this.bytesIn += chunk.length;
+    this.pendingChunkTimes.push(receivedAt);
+    return this.deps.decoder.write(chunk, desc).then(
+      (outcome) => {
+        if (outcome === 'duplicate' || outcome === 'late') this.forgetChunkTime(receivedAt);
+        return outcome;
+      },
+      (err: unknown) => {
+        this.forgetChunkTime(receivedAt);
+        throw err;
+      },
+    );
+  }
+
+  private forgetChunkTime(t: number): void {
+    const i = this.pendingChunkTimes.indexOf(t);
+    if (i >= 0) this.pendingChunkTimes.splice(i, 1);
   }
 
   /** Typed user input for the model. */
@@ -258,6 +343,11 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     return { seq: this.decodeErrorSeq, last: this.lastDecodeError };
   }
 
+  /** Budget cuts so far and the last one (REST answers 429 when one happened while it waited). */
+  get audioCuts(): { seq: number; last: AudioCut | undefined } {
+    return { seq: this.cutSeq, last: this.lastCut };
+  }
+
   snapshot(): TurnSnapshot {
     return this.turn.snapshot();
   }
@@ -271,8 +361,14 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
    * the session ends, or `timeoutMs` passes — whichever comes first. A burst of updates is coalesced for
    * `settleMs` so one answer carries several transcription fragments.
    */
-  waitForUpdate(sinceVersion: number, sinceErrorSeq: number, timeoutMs: number, settleMs = 60): Promise<void> {
-    if (this.endInfo || this.turn.version > sinceVersion || this.decodeErrorSeq > sinceErrorSeq || timeoutMs <= 0) {
+  waitForUpdate(sinceVersion: number, sinceErrorSeq: number, timeoutMs: number, settleMs = 60, sinceCutSeq = this.cutSeq): Promise<void> {
+    if (
+      this.endInfo ||
+      this.turn.version > sinceVersion ||
+      this.decodeErrorSeq > sinceErrorSeq ||
+      this.cutSeq > sinceCutSeq ||
+      timeoutMs <= 0
+    ) {
       return Promise.resolve();
     }
     return new Promise((resolve) => {
@@ -282,6 +378,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
         clearTimeout(settleTimer);
         this.off('update', onUpdate);
         this.off('decodeError', finish);
+        this.off('audioCut', finish);
         this.off('ended', finish);
         resolve();
       };
@@ -292,6 +389,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       const timer = setTimeout(finish, timeoutMs);
       this.on('update', onUpdate);
       this.on('decodeError', finish);
+      this.on('audioCut', finish);
       this.on('ended', finish);
     });
   }
@@ -310,13 +408,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       requestedModel: this.params.requestedModel ?? null,
       responseModality: this.params.responseModality,
       transport: this.params.transport,
-      audio: {
-        chunks: this.chunks,
-        bytesIn: this.bytesIn,
-        decodedSeconds: Math.round(this.pcmBytesDecoded / UPSTREAM_BYTES_PER_MS) / 1000,
-        decodeErrors: this.decodeErrorSeq,
-        lastDecodeError: this.lastDecodeError ? { code: this.lastDecodeError.code, message: this.lastDecodeError.message } : null,
-      },
+      audio: this.audioStatus(),
       upstream: {
         state: up.state,
         connected: up.state === 'open',
@@ -341,6 +433,32 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     };
   }
 
+  /** `status().audio`: what came in, what the reorder buffer did, decoder restarts and stalls, pacing and cuts. */
+  audioStatus() {
+    const d = this.deps.decoder.stats();
+    const p = this.pacer.stats();
+    return {
+      chunks: this.chunks,
+      bytesIn: this.bytesIn,
+      decodedSeconds: Math.round(this.pcmBytesDecoded / UPSTREAM_BYTES_PER_MS) / 1000,
+      container: d.container,
+      decodeErrors: this.decodeErrorSeq,
+      lastDecodeError: this.lastDecodeError ? { code: this.lastDecodeError.code, message: this.lastDecodeError.message } : null,
+      reorderedChunks: d.reordered,
+      duplicateChunks: d.duplicates,
+      skippedChunks: d.skipped,
+      lostMs: d.lostMs,
+      lateChunks: d.late,
+      unplacedChunks: d.unplaced,
+      waitingChunks: d.waiting,
+      decoderRestarts: d.restarts,
+      decoderStalls: d.stalls,
+      pacing: { queuedMs: p.queuedMs, maxQueuedMs: p.maxQueuedMs, delayedFrames: p.delayedFrames, sourcePauses: p.pauses },
+      budgetCuts: this.cutSeq,
+      budgetCutMs: Math.round(this.cutMs),
+    };
+  }
+
   /** Ends the session (idempotent): stops timers, kills the decoder, closes the upstream. */
   end(reason: SessionEndReason, message = ''): SessionEndInfo {
     if (this.endInfo) return this.endInfo;
@@ -354,6 +472,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     clearTimeout(this.maxAgeTimer);
     clearTimeout(this.idleTimer);
     clearTimeout(this.streamEndTimer);
+    this.pacer.close();
     this.deps.decoder.destroy();
     this.deps.upstream.close();
     this.log.info({ reason, durationMs: this.endInfo.durationMs }, 'session ended');
