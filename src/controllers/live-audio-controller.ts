@@ -43,18 +43,8 @@ export function createLiveAudioController({ service, emulatedNotice }: Controlle
     /** POST /session/start and /streaming/start */
     async startSession(req: Request, res: Response) {
       const owner = principalOf(req);
-      const b = bodyOf(req);
-      const session = await service.startSession(
-        owner,
-        {
-          sessionId: b.session_id as string,
-          model: b.model,
-          responseModality: b.response_modality,
-          inputTranscription: b.input_transcription,
-          outputTranscription: b.output_transcription,
-        },
-        'rest',
-      );
+      const { session_id: sessionId, ...options } = bodyOf(req);
+      const session = await service.startSession(owner, { sessionId, options }, 'rest');
       res.json({ success: true, data: { ...sessionStartedView(session), mode } });
     },
 
@@ -93,6 +83,18 @@ export function createLiveAudioController({ service, emulatedNotice }: Controlle
       } else {
         res.json({ success: true, data: { sessionId, status: 'not_found', message: 'Session not found or expired' } });
       }
+    },
+
+    /** GET /session/:session_id/transcript: the owner's transcript, while the session lives and for the retention after. */
+    async transcript(req: Request, res: Response) {
+      const owner = principalOf(req);
+      const sessionId = SessionRegistry.validateId(req.params.session_id);
+      res.json({ success: true, data: await service.transcriptOf(owner, sessionId) });
+    },
+
+    /** GET /usage: the caller's own usage (today and the last 30 days) and daily budget. */
+    async usage(req: Request, res: Response) {
+      res.json({ success: true, data: await service.usageOf(principalOf(req)) });
     },
 
     /** GET /session/:session_id/status */

@@ -3,7 +3,16 @@ import { AUDIO_FORMATS, type AudioFormat, type ChunkDescriptor } from './audio/a
 import { AudioDecodeError, AudioLimitError, AudioTooLargeError, type SessionAudioDecoder } from './audio/session-audio-decoder';
 import type { ChunkOutcome } from './audio/webm/webm-sequencer';
 import { rateLimitError } from './limits/limit-errors';
-import { ModelTable } from './upstream/model-table';
+import type { ConversationArchive } from './conversation/conversation-archive';
+import { SessionConversation } from './conversation/session-conversation';
+import type { TranscriptRecord } from './conversation/transcript-types';
+import type { LiveModelTable } from './models/live-model-table';
+import type { ProfileStore } from './profiles/profile-store';
+import { parseSessionOptions, type SetupProblem } from './session-setup/session-options';
+import { DEFAULT_SERVER_SETUP, resolveSessionSetup, type ServerSetupDefaults } from './session-setup/resolve-session-setup';
+import { greetingToSend, toModelSessionConfig } from './session-setup/build-live-connect-config';
+import type { EffectiveSessionSetup, SetupEcho } from './session-setup/effective-setup';
+import type { UsageMeter } from './usage/usage-meter';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
 import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';
 import { LiveSession, type AudioBudget, type AudioPacing, type LiveSessionParams } from './session/live-session';
@@ -21,14 +30,20 @@ export interface LiveAudioServiceOptions {
   registry: SessionRegistry;
   decoders: DecoderFactory;
   provider: UpstreamProvider;
-  models: ModelTable;
+  models: LiveModelTable;
+  /** Named profiles (`default` holds the old server-wide instruction and voice). */
+  profiles: ProfileStore;
+  /** Server-wide values below every profile (default `DEFAULT_SERVER_SETUP`). */
+  serverSetup?: ServerSetupDefaults;
+  /** Usage per key and day, and the daily token budgets (none: usage is kept per session only). */
+  usage?: UsageMeter;
+  /** Where ended sessions' transcripts go (and the session-end webhook). */
+  archive?: ConversationArchive;
   logger: Logger;
   sessionMaxAgeMs: number;
   idleTimeoutMs: number;
   transcribeWaitMs: number;
   maxChunkBytes: number;
-  systemInstruction?: string;
-  voiceName?: string;
   logTranscripts?: boolean;
   resilience?: Partial<ResilienceOptions>;
   /** `null` turns context window compression off. */
@@ -43,11 +58,12 @@ export interface LiveAudioServiceOptions {
 }
 
 export interface StartSessionInput {
-  sessionId: string;
-  model?: unknown;
-  responseModality?: unknown;
-  inputTranscription?: unknown;
-  outputTranscription?: unknown;
+  sessionId: unknown;
+  /**
+   * The per-session options as the client sent them (REST body / WebSocket message without the transport's own
+   * fields): validated strictly, an unknown field is a 400 naming it.
+   */
+  options?: Record<string, unknown>;
 }
 
 export interface AudioInput {
@@ -56,14 +72,6 @@ export interface AudioInput {
   sampleRate?: unknown;
   channels?: unknown;
 }
-
-const asBool = (v: unknown, def: boolean, field: string): boolean => {
-  if (v === undefined || v === null) return def;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  throw Errors.invalidField(field, 'must be a boolean');
-};
 
 const asInt = (v: unknown, def: number, field: string, min: number, max: number): number => {
   if (v === undefined || v === null || v === '') return def;
@@ -90,44 +98,41 @@ export class LiveAudioService {
 
   async startSession(owner: Principal, input: StartSessionInput, transport: 'rest' | 'ws'): Promise<LiveSession> {
     const sessionId = SessionRegistry.validateId(input.sessionId);
-    if (input.model !== undefined && input.model !== null && typeof input.model !== 'string') {
-      throw Errors.invalidField('model', 'must be a string');
+    const parsed = parseSessionOptions(normalizeLegacyOptions(input.options ?? {}));
+    if (!parsed.ok) throw setupError(parsed.problem);
+    const options = parsed.value;
+    const profile = await this.o.profiles.get(options.profile ?? 'default');
+    const resolved = resolveSessionSetup(options, profile, this.o.models, this.o.serverSetup ?? DEFAULT_SERVER_SETUP);
+    if (!resolved.ok) throw setupError(resolved.problem);
+    const { setup, echo } = resolved;
+    if (this.o.usage) {
+      const d = await this.o.usage.canStartSession(owner.id);
+      if (!d.allowed) throw new AppError(d.status, d.code, d.error, { retryAfterSec: d.retryAfterSec });
     }
-    const rm = input.responseModality ?? 'text';
-    if (typeof rm !== 'string') throw Errors.invalidField('response_modality', "must be 'text' or 'audio'");
-    const responseModality: 'text' | 'audio' = rm.toLowerCase() === 'audio' ? 'audio' : 'text';
-    const choice = this.o.models.resolve(input.model);
     const params: LiveSessionParams = {
       sessionId,
       owner,
-      model: choice.model,
-      requestedModel: choice.requested,
-      responseModality,
-      inputTranscription: asBool(input.inputTranscription, true, 'input_transcription'),
-      outputTranscription: asBool(input.outputTranscription, true, 'output_transcription'),
+      model: setup.model,
+      requestedModel: echo.requested_model ?? undefined,
+      responseModality: setup.responseModality,
+      inputTranscription: setup.inputTranscription,
+      outputTranscription: echo.output_transcription,
       transport,
     };
-    if (choice.fellBack) {
-      this.o.logger.info({ requested: choice.requested, model: choice.model }, 'requested model is not a Live model; using the default');
+    if (echo.model_fell_back) {
+      this.o.logger.info({ requested: echo.requested_model, model: setup.model }, 'requested model is not a Live model; using the default');
     }
-    return this.o.registry.start(owner, sessionId, () => this.createSession(params));
+    return this.o.registry.start(owner, sessionId, () => this.createSession(params, setup, echo));
   }
 
-  private async createSession(params: LiveSessionParams): Promise<LiveSession> {
+  private async createSession(params: LiveSessionParams, setup: EffectiveSessionSetup, echo: SetupEcho): Promise<LiveSession> {
     const log = this.o.logger.child({ sessionId: params.sessionId });
     const upstream = new ResilientUpstream(
       this.o.provider,
-      {
-        model: params.model,
-        responseModality: params.responseModality,
-        inputTranscription: params.inputTranscription,
-        // Native-audio models only speak: the text reply is the transcription of the speech.
-        outputTranscription: params.outputTranscription || params.responseModality === 'text',
-        systemInstruction: this.o.systemInstruction,
-        voiceName: this.o.voiceName,
+      toModelSessionConfig(setup, {
         sessionResumption: true,
         contextWindowCompression: this.o.contextWindowCompression === undefined ? {} : this.o.contextWindowCompression,
-      },
+      }),
       this.o.resilience,
       log,
     );
@@ -140,7 +145,19 @@ export class LiveAudioService {
       }
       throw err;
     }
-    return new LiveSession(params, {
+    let session: LiveSession | undefined;
+    const conversation = new SessionConversation({
+      sessionId: params.sessionId,
+      owner: params.owner,
+      setup,
+      echo,
+      meter: this.o.usage,
+      onBudgetSpent: (message) => session?.end('token_budget_exhausted', message),
+      logger: this.o.logger,
+    });
+    // Listening before the held events are delivered (LiveSession starts the delivery).
+    conversation.attach(upstream);
+    session = new LiveSession(params, {
       decoder: this.o.decoders.create(params.sessionId),
       upstream,
       maxAgeMs: this.o.sessionMaxAgeMs,
@@ -150,7 +167,60 @@ export class LiveAudioService {
       onRelayLatency: this.o.onRelayLatency,
       audioBudget: this.o.audioBudgetFor?.(params.owner),
       pacing: this.o.pacing,
+      conversation,
+      maxAudioMs: setup.maxAudioMs,
     });
+    const ended = session;
+    const archive = this.o.archive;
+    session.on('ended', (info) => {
+      void archive?.sessionEnded(conversation, {
+        sessionId: params.sessionId,
+        owner: params.owner,
+        startedAt: ended.startTime.getTime(),
+        endedAt: Date.parse(info.endTime),
+        reason: info.reason,
+      });
+    });
+    // The model speaks first: the greeting goes once, after the first setup (never again on a reconnect), after
+    // what the server sent with its setup was delivered (LiveSession started the delivery).
+    const greeting = greetingToSend(setup, { resumed: false, greetedBefore: false });
+    if (greeting !== undefined) {
+      conversation.greetingSent();
+      upstream.sendText(greeting);
+    }
+    return session;
+  }
+
+  /**
+   * The owner's transcript of `sessionId`: the live session's as it is now, else the stored one (kept
+   * `LIVE_AUDIO_TRANSCRIPT_RETENTION_MS` after the end). Another owner's id answers exactly like an unknown one.
+   */
+  async transcriptOf(owner: Principal, sessionId: string): Promise<TranscriptView> {
+    const l = this.o.registry.lookup(owner, sessionId);
+    const c = l.kind === 'live' ? l.session.conversation : undefined;
+    if (c) return transcriptView(c.snapshot(), c.echo, true);
+    const stored = await this.o.archive?.store.get(owner.id, sessionId);
+    if (!stored) throw Errors.sessionNotFound();
+    return transcriptView(stored, null, false);
+  }
+
+  /** The caller's own usage: today and the last 30 days, and the daily token budget. */
+  async usageOf(owner: Principal): Promise<Record<string, unknown>> {
+    const meter = this.o.usage;
+    if (!meter) return { key: owner.id, tracked: false };
+    const report = await meter.report(owner.id);
+    const budget = meter.budgetFor();
+    const spent = report.today.tokens.totalTokens;
+    return {
+      ...report,
+      tracked: true,
+      budget: {
+        dailyTokens: budget,
+        spentToday: spent,
+        remainingToday: budget === null ? null : Math.max(0, budget - spent),
+        resetsAt: nextUtcMidnight(Date.now()),
+      },
+    };
   }
 
   /** Validates and decodes an audio chunk description (shared by REST and WebSocket). */
@@ -213,6 +283,8 @@ export class LiveAudioService {
     }
     if (session.ended) {
       const info = session.endedInfo!;
+      const refusal = endedSessionError(info.reason, info.message);
+      if (refusal) throw refusal;
       if (info.reason === 'upstream_error') throw new AppError(502, 'UPSTREAM_FAILED', `Live session failed: ${info.message}`);
       if (info.reason === 'server_shutdown') throw Errors.shuttingDown();
       throw Errors.sessionExpired();
@@ -221,6 +293,47 @@ export class LiveAudioService {
     session.restServedVersion = snap.version;
     return transcriptionView(session, snap);
   }
+}
+
+export interface TranscriptView extends TranscriptRecord {
+  live: boolean;
+  setup: SetupEcho | null;
+}
+
+function transcriptView(r: TranscriptRecord, setup: SetupEcho | null, live: boolean): TranscriptView {
+  return { ...r, live, setup };
+}
+
+function nextUtcMidnight(nowMs: number): string {
+  const d = new Date(nowMs);
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)).toISOString();
+}
+
+/** The client error for a setup refused before any upstream connection (always a 400 naming the fields). */
+export function setupError(p: SetupProblem): AppError {
+  return new AppError(p.status, p.code, p.error, { fields: p.fields });
+}
+
+/** Ends that have their own code (the client must start a new session, or wait for the budget to reset). */
+export function endedSessionError(reason: string, message: string): AppError | undefined {
+  if (reason === 'audio_limit_reached') return new AppError(409, 'SESSION_AUDIO_LIMIT_REACHED', `${message}; start a new session`);
+  if (reason === 'token_budget_exhausted') return new AppError(429, 'TOKEN_BUDGET_EXHAUSTED', message);
+  return undefined;
+}
+
+/**
+ * What older clients send, made to fit the strict schema (contract.md §1.2): `null` means absent, any
+ * `response_modality` other than 'audio' means text, and 'true'/'false' strings are booleans.
+ */
+export function normalizeLegacyOptions(raw: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    if (v === null || v === undefined) continue;
+    if (k === 'response_modality' && typeof v === 'string') out[k] = v.toLowerCase() === 'audio' ? 'audio' : 'text';
+    else if ((k === 'input_transcription' || k === 'output_transcription') && (v === 'true' || v === 'false')) out[k] = v === 'true';
+    else out[k] = v;
+  }
+  return out;
 }
 
 export function toClientAudioError(err: unknown): unknown {

@@ -41,17 +41,8 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
 
   let session: LiveSession;
   try {
-    session = await ctx.service.startSession(
-      owner,
-      {
-        sessionId,
-        model: msg.model ?? undefined,
-        responseModality: msg.response_modality ?? undefined,
-        inputTranscription: msg.input_transcription ?? undefined,
-        outputTranscription: msg.output_transcription ?? undefined,
-      },
-      'ws',
-    );
+    const { type: _type, session_id: _id, keep_alive_on_close: _keep, resume: _resume, ...options } = msg;
+    session = await ctx.service.startSession(owner, { sessionId, options }, 'ws');
   } catch (err) {
     ctx.reportError(err, sessionId);
     return;
