@@ -322,14 +322,14 @@ export function endedSessionError(reason: string, message: string): AppError | u
 }
 
 /**
- * What older clients send, made to fit the strict schema (contract.md §1.2): `null` means absent, any
- * `response_modality` other than 'audio' means text, and 'true'/'false' strings are booleans.
+ * What older clients send, made to fit the strict schema: `null` means absent, `response_modality` is
+ * case-insensitive ('AUDIO'), and 'true'/'false' strings are booleans. Anything else is the schema's to refuse.
  */
 export function normalizeLegacyOptions(raw: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
     if (v === null || v === undefined) continue;
-    if (k === 'response_modality' && typeof v === 'string') out[k] = v.toLowerCase() === 'audio' ? 'audio' : 'text';
+    if (k === 'response_modality' && typeof v === 'string') out[k] = v.toLowerCase();
     else if ((k === 'input_transcription' || k === 'output_transcription') && (v === 'true' || v === 'false')) out[k] = v === 'true';
     else out[k] = v;
   }
