@@ -16,6 +16,7 @@ import type { UsageMeter } from './usage/usage-meter';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
 import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';
 import { LiveSession, type AudioBudget, type AudioPacing, type LiveSessionParams } from './session/live-session';
+import { endedSessionError } from './session/ended-session-error';
 import { SessionRegistry } from './session/session-registry';
 import { transcriptionView, type TranscriptionData } from './session/session-views';
 import { AppError, Errors } from '../util/app-error';
@@ -312,13 +313,6 @@ function nextUtcMidnight(nowMs: number): string {
 /** The client error for a setup refused before any upstream connection (always a 400 naming the fields). */
 export function setupError(p: SetupProblem): AppError {
   return new AppError(p.status, p.code, p.error, { fields: p.fields });
-}
-
-/** Ends that have their own code (the client must start a new session, or wait for the budget to reset). */
-export function endedSessionError(reason: string, message: string): AppError | undefined {
-  if (reason === 'audio_limit_reached') return new AppError(409, 'SESSION_AUDIO_LIMIT_REACHED', `${message}; start a new session`);
-  if (reason === 'token_budget_exhausted') return new AppError(429, 'TOKEN_BUDGET_EXHAUSTED', message);
-  return undefined;
 }
 
 /**
