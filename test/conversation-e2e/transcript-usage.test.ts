@@ -204,3 +204,23 @@ describe(`transcription-only sessions (seed ${SEED})`, () => {
       expect(rec.closed!.code).not.toBe(1008);
     }));
 });
+
+describe(`a session that ends by itself (idle) is archived too (seed ${SEED})`, () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({ env: { ...NO_RATE_LIMITS, LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0', LIVE_AUDIO_IDLE_TIMEOUT_MS: '1000' } });
+    t.emu.setScenario(scriptedScenario([], { greeting: { userTranscript: '', reply: 'Hi there.' } }));
+  });
+  afterAll(() => t.close());
+
+  it('the idle timeout ends it; its transcript (the greeting turn) stays readable from the store', () =>
+    withSeed(SEED, async () => {
+      const r = rest(t, t.keys.alice);
+      const start = await r.start({ greeting: 'Say hi.' });
+      expect(start.status).toBe(200);
+      const id = start.body.data.sessionId as string;
+      const data = await transcriptWhen(r, id, (d) => d.live === false, 'the end by idle timeout', 8_000);
+      expect(data).toMatchObject({ endReason: 'idle_timeout', turns: [expect.objectContaining({ kind: 'greeting', replyText: 'Hi there.' })] });
+      expect(t.emu.connections[0]!.greeting).toBe('Say hi.');
+    }));
+});
