@@ -10,6 +10,7 @@ import { silencePcm } from '../../src/emulator/testing';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { NO_RATE_LIMITS, patternPcm } from '../resilience/helpers';
 import { connectAuthed } from '../websocket/ws-test-client';
+import { prng } from '../ops/helpers';
 import { rest, streamDisordered, suiteSeed, withSeed, type Rest } from './helpers';
 
 const SEED = suiteSeed();
@@ -19,10 +20,10 @@ const TURNS = [
   { userTranscript: 'Third question.', reply: 'Third answer.' },
 ];
 
-/** The emulator's own usage figures: every usageMetadata it sent, over all connections. */
-function emulatorUsage(emu: GeminiLiveEmulator) {
+/** The emulator's own usage figures: every usageMetadata it sent, over its connections (from `from` on). */
+function emulatorUsage(emu: GeminiLiveEmulator, from = 0) {
   const sum = { messages: 0, promptTokenCount: 0, responseTokenCount: 0, thoughtsTokenCount: 0, totalTokenCount: 0 };
-  for (const c of emu.connections) for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += c.usage[k];
+  for (const c of emu.connections.slice(from)) for (const k of Object.keys(sum) as (keyof typeof sum)[]) sum[k] += c.usage[k];
   return sum;
 }
 
@@ -101,6 +102,44 @@ describe.each(EMULATOR_TIMINGS)(`transcript and usage across a reconnect (emulat
       expect(foreign.status).toBe(404);
       expect(foreign.body).toEqual(unknown.body);
       expect((await bob.usage()).body.data.today.tokens.totalTokens).toBe(0);
+    }));
+
+  it('WebSocket: the same across a goAway, read with get_transcript and get_status', () =>
+    withSeed(SEED, async () => {
+      t.emu.setScenario(scriptedScenario(TURNS));
+      const c = await connectAuthed(t.url, t.keys.bob);
+      const first = t.emu.connections.length;
+      await c.request({ type: 'start_session', session_id: 'ws_usage_1', response_modality: 'text' }, 'session_started');
+      const pcm = patternPcm(4_500);
+      const rnd = prng(SEED + 1);
+      let goneAway = false;
+      for (let off = 0; off < pcm.length; ) {
+        const end = Math.min(pcm.length, off + (40 + Math.floor(rnd() * 200)) * 32);
+        c.send({ type: 'audio_chunk', audio_data: pcm.subarray(off, end).toString('base64'), format: 'pcm', sample_rate: 16000 });
+        if (!goneAway && end >= 2_000 * 32) {
+          goneAway = true;
+          t.emu.goAway('all', 3_000);
+        }
+        off = end;
+        await sleep(Math.floor(rnd() * 30));
+      }
+      for (let i = 0; i < 3; i++) await c.next('turn_complete', () => true, 10_000);
+      let tr: any;
+      const deadline = Date.now() + 5_000;
+      do {
+        tr = (await c.request({ type: 'get_transcript' }, 'transcript')).data;
+        if (tr.usage.reports === emulatorUsage(t.emu, first).messages) break;
+        await sleep(50);
+      } while (Date.now() < deadline);
+      const emu = emulatorUsage(t.emu, first);
+      expect(t.emu.connections.length - first).toBeGreaterThanOrEqual(2);
+      expect(tr.turns.map((x: any) => [x.userText, x.replyText])).toEqual(TURNS.map((x) => [x.userTranscript, x.reply]));
+      expect(tr.usage).toMatchObject({ totalTokens: emu.totalTokenCount, promptTokens: emu.promptTokenCount, reports: emu.messages });
+      const st = await c.request({ type: 'get_status' }, 'session_status');
+      expect(st.data.usage.tokens.totalTokens).toBe(emu.totalTokenCount);
+      const u = await c.request({ type: 'get_usage' }, 'usage');
+      expect(u.data).toMatchObject({ key: 'key:bob', today: { sessions: 1, turns: 3 } });
+      c.close();
     }));
 });
 
