@@ -67,6 +67,13 @@ export interface StartSessionInput {
   options?: Record<string, unknown>;
 }
 
+/** A start that passed every check (`prepareSession`), not started yet. */
+export interface PreparedSession {
+  readonly params: LiveSessionParams;
+  readonly setup: EffectiveSessionSetup;
+  readonly echo: SetupEcho;
+}
+
 export interface AudioInput {
   audioData: unknown;
   format?: unknown;
@@ -98,6 +105,15 @@ export class LiveAudioService {
   }
 
   async startSession(owner: Principal, input: StartSessionInput, transport: 'rest' | 'ws'): Promise<LiveSession> {
+    return this.startPrepared(await this.prepareSession(owner, input, transport));
+  }
+
+  /**
+   * Everything a start checks before anything changes: the id, the options (strict), the profile, the model, the
+   * owner's token budget. Throws the client error (400 naming fields, 429); resolves with what `startPrepared`
+   * needs. A transport that replaces a running session prepares first, so a refused start leaves it running.
+   */
+  async prepareSession(owner: Principal, input: StartSessionInput, transport: 'rest' | 'ws'): Promise<PreparedSession> {
     const sessionId = SessionRegistry.validateId(input.sessionId);
     const parsed = parseSessionOptions(normalizeLegacyOptions(input.options ?? {}));
     if (!parsed.ok) throw setupError(parsed.problem);
@@ -128,7 +144,12 @@ export class LiveAudioService {
     if (echo.model_fell_back) {
       this.o.logger.info({ requested: echo.requested_model, model: setup.model }, 'requested model is not a Live model; using the default');
     }
-    return this.o.registry.start(owner, sessionId, () => this.createSession(params, setup, echo));
+    return { params, setup, echo };
+  }
+
+  /** Starts a prepared session: the registry's caps, then the upstream connection (see `createSession`). */
+  startPrepared(p: PreparedSession): Promise<LiveSession> {
+    return this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p.params, p.setup, p.echo));
   }
 
   private async createSession(params: LiveSessionParams, setup: EffectiveSessionSetup, echo: SetupEcho): Promise<LiveSession> {

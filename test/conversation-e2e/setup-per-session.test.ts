@@ -160,6 +160,18 @@ describe(`conversation setup per session (seed ${SEED}, emulator timing ${TIMING
       expect(lastSetup().setup.systemInstruction.parts[0].text).toHaveLength(32 * 1024);
     }));
 
+  it('WebSocket: a refused start_session leaves the session the socket relays running', () =>
+    withSeed(SEED, async () => {
+      const c = await connectAuthed(t.url, t.keys.alice);
+      sockets.push(c);
+      await c.request({ type: 'start_session', session_id: 'ws_keep_1', voice: 'Puck' }, 'session_started');
+      const err = await c.request({ type: 'start_session', session_id: 'ws_keep_2', voice: 'Puck', temprature: 0.2 }, 'error');
+      expect([err.code, err.fields]).toEqual(['INVALID_FIELD', ['temprature']]);
+      expect(c.ofType('session_ended')).toHaveLength(0);
+      const st = await c.request({ type: 'get_status' }, 'session_status');
+      expect(st.data).toMatchObject({ sessionId: 'ws_keep_1', status: 'active' });
+    }));
+
   it('the profiles file is re-read when it changes: new profiles and values apply to the next session', () =>
     withSeed(SEED, async () => {
       const r = rest(t, t.keys.alice);

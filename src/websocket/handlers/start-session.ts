@@ -1,4 +1,5 @@
 import type { Principal } from '../../services/auth/principal';
+import type { PreparedSession } from '../../services/live-audio-service';
 import type { LiveSession } from '../../services/session/live-session';
 import { SessionRegistry } from '../../services/session/session-registry';
 import { ServerMessages } from '../server-messages';
@@ -26,12 +27,11 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     announce(current.session, true);
     return;
   }
-  // One live session per socket: a second start_session ends the first cleanly (session_ended is sent).
-  if (current) registry.endSession(current.session, 'replaced', 'Replaced by a new session on this connection');
-
   if (msg.resume) {
     const l = registry.lookup(owner, sessionId);
     if (l.kind === 'live') {
+      // One live session per socket: the one relayed so far ends cleanly (session_ended is sent).
+      if (current) registry.endSession(current.session, 'replaced', 'Replaced by a new session on this connection');
       ctx.slot.bind(l.session, keepAlive);
       ctx.log.info({ sessionId }, 'session resumed on this connection');
       announce(l.session, true);
@@ -39,10 +39,22 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     }
   }
 
+  // Checked before the running session is replaced: a refused start (bad options, budget) leaves it running.
+  const { type: _type, session_id: _id, keep_alive_on_close: _keep, resume: _resume, ...options } = msg;
+  let prepared: PreparedSession;
+  try {
+    prepared = await ctx.service.prepareSession(owner, { sessionId, options }, 'ws');
+  } catch (err) {
+    ctx.reportError(err, sessionId);
+    return;
+  }
+  // One live session per socket: a second start_session ends the first cleanly (session_ended is sent).
+  const running = ctx.slot.current;
+  if (running) registry.endSession(running.session, 'replaced', 'Replaced by a new session on this connection');
+
   let session: LiveSession;
   try {
-    const { type: _type, session_id: _id, keep_alive_on_close: _keep, resume: _resume, ...options } = msg;
-    session = await ctx.service.startSession(owner, { sessionId, options }, 'ws');
+    session = await ctx.service.startPrepared(prepared);
   } catch (err) {
     ctx.reportError(err, sessionId);
     return;
