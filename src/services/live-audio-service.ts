@@ -128,7 +128,7 @@ export class LiveAudioService {
       throw new AppError(400, 'INVALID_FIELD', 'Invalid session options: vad.manual is not available yet (use automatic detection)', { fields: ['vad'] });
     }
     if (this.o.usage) {
-      const d = await this.o.usage.canStartSession(owner.id);
+      const d = await this.o.usage.canStartSession(owner.id, owner.maxTokensPerDay);
       if (!d.allowed) throw new AppError(d.status, d.code, d.error, { retryAfterSec: d.retryAfterSec });
     }
     const params: LiveSessionParams = {
@@ -236,7 +236,7 @@ export class LiveAudioService {
     const meter = this.o.usage;
     if (!meter) return { key: owner.id, tracked: false };
     const report = await meter.report(owner.id);
-    const budget = meter.budgetFor();
+    const budget = meter.budgetFor(owner.maxTokensPerDay);
     const spent = report.today.tokens.totalTokens;
     return {
       ...report,

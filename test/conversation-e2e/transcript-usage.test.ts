@@ -5,6 +5,10 @@
  * Daily token budgets refuse new sessions (429) and end running ones at a turn boundary. A transcribe-model
  * session returns the transcription without a reply and is cut at its audio cap with a clear code.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createKeyInFile, readKeyFile, writeKeyFile } from '../../src/services/auth';
 import { defaultModels, EMULATOR_TIMINGS, scriptedScenario, type GeminiLiveEmulator } from '../../src/emulator';
 import { silencePcm } from '../../src/emulator/testing';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
@@ -186,6 +190,50 @@ describe(`daily token budget (seed ${SEED})`, () => {
       expect(u.budget).toMatchObject({ dailyTokens: 1, remainingToday: 0 });
       // Another key has its own budget.
       expect((await rest(t, t.keys.bob).start({})).status).toBe(200);
+      t.server.registry.endAll('client_end', 'test cleanup');
+    }));
+});
+
+describe(`a key's own daily budget from the key file (seed ${SEED})`, () => {
+  let t: TestServer;
+  let dir: string;
+  let keys: { carol: string; dave: string };
+  beforeAll(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'live-audio-budget-keys-'));
+    const file = path.join(dir, 'keys.json');
+    keys = { carol: createKeyInFile(file, 'carol').key, dave: createKeyInFile(file, 'dave').key };
+    const data = readKeyFile(file);
+    for (const r of data.keys) r.maxTokensPerDay = r.name === 'carol' ? 1 : 0;
+    writeKeyFile(file, data);
+    // The server-wide budget (1 token) is dave's too unless his own says otherwise (0: none for him).
+    t = await startTestServer({
+      env: { ...NO_RATE_LIMITS, LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0', LIVE_AUDIO_MAX_TOKENS_PER_DAY: '1', LIVE_AUDIO_API_KEYS_FILE: file },
+    });
+    t.emu.setScenario(scriptedScenario(TURNS));
+  });
+  afterAll(async () => {
+    await t.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("the key file's maxTokensPerDay wins over LIVE_AUDIO_MAX_TOKENS_PER_DAY, both ways", () =>
+    withSeed(SEED, async () => {
+      for (const [name, key, spent] of [
+        ['carol', keys.carol, true],
+        ['dave', keys.dave, false],
+      ] as const) {
+        const r = rest(t, key);
+        const start = await r.start({});
+        expect(start.status).toBe(200);
+        const id = start.body.data.sessionId as string;
+        await streamDisordered(r, id, patternPcm(1_500), SEED);
+        await transcriptWhen(r, id, (d) => d.turns.some((x: any) => x.endedAt !== null && x.usage !== null), `${name}'s answered turn`);
+        const u = (await r.usage()).body.data;
+        expect(u.budget.dailyTokens).toBe(spent ? 1 : null);
+        const again = await r.start({});
+        expect([name, again.status]).toEqual([name, spent ? 429 : 200]);
+        if (spent) expect((await r.status(id)).body.data.reason).toBe('token_budget_exhausted');
+      }
       t.server.registry.endAll('client_end', 'test cleanup');
     }));
 });

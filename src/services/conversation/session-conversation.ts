@@ -171,7 +171,7 @@ export class SessionConversation {
     const key = this.o.owner.id;
     this.chain = this.chain
       .then(async () => {
-        const d = await meter.atTurnBoundary(key);
+        const d = await meter.atTurnBoundary(key, this.o.owner.maxTokensPerDay);
         if (d.end && !this.budgetSpent && !this.transcript.ended) {
           this.budgetSpent = true;
           this.o.onBudgetSpent?.(d.message);
