@@ -14,6 +14,8 @@ import { GeminiLiveProvider } from './services/upstream/gemini-live-provider';
 import { ConversationArchive, MemoryTranscriptStore } from './services/conversation';
 import { LiveModelTable } from './services/models/live-model-table';
 import { ProfileStore } from './services/profiles/profile-store';
+import { DEFAULT_SERVER_SETUP } from './services/session-setup/resolve-session-setup';
+import { SessionPlanner } from './services/session-setup/session-planner';
 import { MemoryUsageStore, UsageMeter, UsageMetrics } from './services/usage';
 import { WebhookSender } from './services/webhook/webhook-sender';
 import type { ResilienceOptions } from './services/upstream/resilient-upstream';
@@ -199,8 +201,13 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     registry,
     decoders: metrics.instrumentDecoders(decoders),
     provider,
-    models,
-    profiles,
+    planner: new SessionPlanner({
+      models,
+      profiles,
+      serverSetup: { ...DEFAULT_SERVER_SETUP },
+      usage,
+      logger,
+    }),
     usage,
     archive,
     logger,

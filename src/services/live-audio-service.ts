@@ -6,11 +6,8 @@ import { rateLimitError } from './limits/limit-errors';
 import type { ConversationArchive } from './conversation/conversation-archive';
 import { SessionConversation } from './conversation/session-conversation';
 import type { TranscriptRecord } from './conversation/transcript-types';
-import type { LiveModelTable } from './models/live-model-table';
-import type { ProfileStore } from './profiles/profile-store';
-import { parseSessionOptions, type SetupProblem } from './session-setup/session-options';
-import { DEFAULT_SERVER_SETUP, resolveSessionSetup, type ServerSetupDefaults } from './session-setup/resolve-session-setup';
 import { greetingToSend, toModelSessionConfig } from './session-setup/build-live-connect-config';
+import type { PreparedSession, SessionPlanner, StartSessionInput } from './session-setup/session-planner';
 import type { EffectiveSessionSetup, SetupEcho } from './session-setup/effective-setup';
 import type { UsageMeter } from './usage/usage-meter';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
@@ -31,11 +28,8 @@ export interface LiveAudioServiceOptions {
   registry: SessionRegistry;
   decoders: DecoderFactory;
   provider: UpstreamProvider;
-  models: LiveModelTable;
-  /** Named profiles (`default` holds the old server-wide instruction and voice). */
-  profiles: ProfileStore;
-  /** Server-wide values below every profile (default `DEFAULT_SERVER_SETUP`). */
-  serverSetup?: ServerSetupDefaults;
+  /** Checks starts (options, profile, model, budget) into prepared sessions. */
+  planner: SessionPlanner;
   /** Usage per key and day, and the daily token budgets (none: usage is kept per session only). */
   usage?: UsageMeter;
   /** Where ended sessions' transcripts go (and the session-end webhook). */
@@ -56,22 +50,6 @@ export interface LiveAudioServiceOptions {
   pacing?: AudioPacing;
   /** The per-user audio seconds limit (for the 429 message when a stream is cut). */
   audioSecondsPerMinute?: number;
-}
-
-export interface StartSessionInput {
-  sessionId: unknown;
-  /**
-   * The per-session options as the client sent them (REST body / WebSocket message without the transport's own
-   * fields): validated strictly, an unknown field is a 400 naming it.
-   */
-  options?: Record<string, unknown>;
-}
-
-/** A start that passed every check (`prepareSession`), not started yet. */
-export interface PreparedSession {
-  readonly params: LiveSessionParams;
-  readonly setup: EffectiveSessionSetup;
-  readonly echo: SetupEcho;
 }
 
 export interface AudioInput {
@@ -108,43 +86,9 @@ export class LiveAudioService {
     return this.startPrepared(await this.prepareSession(owner, input, transport));
   }
 
-  /**
-   * Everything a start checks before anything changes: the id, the options (strict), the profile, the model, the
-   * owner's token budget. Throws the client error (400 naming fields, 429); resolves with what `startPrepared`
-   * needs. A transport that replaces a running session prepares first, so a refused start leaves it running.
-   */
-  async prepareSession(owner: Principal, input: StartSessionInput, transport: 'rest' | 'ws'): Promise<PreparedSession> {
-    const sessionId = SessionRegistry.validateId(input.sessionId);
-    const parsed = parseSessionOptions(normalizeLegacyOptions(input.options ?? {}));
-    if (!parsed.ok) throw setupError(parsed.problem);
-    const options = parsed.value;
-    const profile = await this.o.profiles.get(options.profile ?? 'default');
-    const resolved = resolveSessionSetup(options, profile, this.o.models, this.o.serverSetup ?? DEFAULT_SERVER_SETUP);
-    if (!resolved.ok) throw setupError(resolved.problem);
-    const { setup, echo } = resolved;
-    if (setup.vad?.mode === 'manual') {
-      // Manual activity detection needs the client's activity_start / activity_end in order with its audio, which
-      // the relay does not carry yet: such a session would never end a turn. Refused rather than accepted and stuck.
-      throw new AppError(400, 'INVALID_FIELD', 'Invalid session options: vad.manual is not available yet (use automatic detection)', { fields: ['vad'] });
-    }
-    if (this.o.usage) {
-      const d = await this.o.usage.canStartSession(owner.id, owner.maxTokensPerDay);
-      if (!d.allowed) throw new AppError(d.status, d.code, d.error, { retryAfterSec: d.retryAfterSec });
-    }
-    const params: LiveSessionParams = {
-      sessionId,
-      owner,
-      model: setup.model,
-      requestedModel: echo.requested_model ?? undefined,
-      responseModality: setup.responseModality,
-      inputTranscription: setup.inputTranscription,
-      outputTranscription: echo.output_transcription,
-      transport,
-    };
-    if (echo.model_fell_back) {
-      this.o.logger.info({ requested: echo.requested_model, model: setup.model }, 'requested model is not a Live model; using the default');
-    }
-    return { params, setup, echo };
+  /** Checks a start before anything changes (see `SessionPlanner`): a refused start leaves a running session alone. */
+  prepareSession(owner: Principal, input: StartSessionInput, transport: 'rest' | 'ws'): Promise<PreparedSession> {
+    return this.o.planner.plan(owner, input, transport);
   }
 
   /** Starts a prepared session: the registry's caps, then the upstream connection (see `createSession`). */
@@ -334,26 +278,6 @@ function transcriptView(r: TranscriptRecord, setup: SetupEcho | null, live: bool
 function nextUtcMidnight(nowMs: number): string {
   const d = new Date(nowMs);
   return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)).toISOString();
-}
-
-/** The client error for a setup refused before any upstream connection (always a 400 naming the fields). */
-export function setupError(p: SetupProblem): AppError {
-  return new AppError(p.status, p.code, p.error, { fields: p.fields });
-}
-
-/**
- * What older clients send, made to fit the strict schema: `null` means absent, `response_modality` is
- * case-insensitive ('AUDIO'), and 'true'/'false' strings are booleans. Anything else is the schema's to refuse.
- */
-export function normalizeLegacyOptions(raw: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) {
-    if (v === null || v === undefined) continue;
-    if (k === 'response_modality' && typeof v === 'string') out[k] = v.toLowerCase();
-    else if ((k === 'input_transcription' || k === 'output_transcription') && (v === 'true' || v === 'false')) out[k] = v === 'true';
-    else out[k] = v;
-  }
-  return out;
 }
 
 export function toClientAudioError(err: unknown): unknown {

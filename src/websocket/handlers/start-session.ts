@@ -1,5 +1,5 @@
 import type { Principal } from '../../services/auth/principal';
-import type { PreparedSession } from '../../services/live-audio-service';
+import type { PreparedSession } from '../../services/session-setup/session-planner';
 import type { LiveSession } from '../../services/session/live-session';
 import { SessionRegistry } from '../../services/session/session-registry';
 import { ServerMessages } from '../server-messages';
