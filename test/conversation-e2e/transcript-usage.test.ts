@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createKeyInFile, readKeyFile, writeKeyFile } from '../../src/services/auth';
+import request from 'supertest';
 import { defaultModels, EMULATOR_TIMINGS, scriptedScenario, type GeminiLiveEmulator } from '../../src/emulator';
 import { silencePcm } from '../../src/emulator/testing';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
@@ -94,6 +95,11 @@ describe.each(EMULATOR_TIMINGS)(`transcript and usage across a reconnect (emulat
       expect(u.today.sessions).toBe(1);
       expect(u.today.turns).toBe(3);
       expect(u.today.audioSeconds.input).toBeCloseTo(4.5, 0);
+      // Prometheus, by key name: the same totals.
+      const metrics = (await request(t.url).get('/metrics')).text;
+      expect(metrics).toContain(`live_audio_usage_tokens_total{key="key:alice",kind="total"} ${emu.totalTokenCount}`);
+      expect(metrics).toContain(`live_audio_usage_tokens_total{key="key:alice",kind="thoughts"} ${emu.thoughtsTokenCount}`);
+      expect(metrics).toContain('live_audio_usage_sessions_total{key="key:alice"} 1');
 
       // Ended: still readable by its owner (from the store), the same not-found for another key and a made-up id.
       const ended = await r.transcript(id);
