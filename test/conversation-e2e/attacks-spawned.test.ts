@@ -5,6 +5,7 @@
  * clear 4xx before any upstream connection; the process stays up and answers /health; memory stays bounded.
  */
 import request from 'supertest';
+import { InspectorSession, inspectorUrl } from '../../bench/inspector-gc';
 import { scriptedScenario, startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
 import { probeHealth, spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { NO_RATE_LIMITS } from '../resilience/helpers';
@@ -18,13 +19,28 @@ const MiB = 1024 * 1024;
 describe(`attacks on the conversation options, on a spawned server (seed ${SEED})`, () => {
   let emu: GeminiLiveEmulator;
   let s: SpawnedServer;
+  let inspector: InspectorSession;
+
+  /** Heap used after forced full GCs (the server's own gauge, read right after). */
+  async function heapAfterGc(): Promise<number> {
+    await inspector.collectGarbage();
+    await inspector.collectGarbage();
+    const m = await fetch(`${s.url}/metrics`).then((r) => r.text());
+    return Number(/^live_audio_process_memory_bytes\{kind="heap_used"\} (\d+)/m.exec(m)![1]);
+  }
 
   beforeAll(async () => {
     emu = await startGeminiLiveEmulator({ apiKeys: ['test-gemini-key'] });
     emu.setScenario(scriptedScenario([], { fallback: { userTranscript: '', reply: 'OK.' } }));
-    s = await spawnServer({ geminiBaseUrl: emu.baseUrl, env: { ...NO_RATE_LIMITS, LIVE_AUDIO_MAX_SESSIONS_PER_USER: '5' } });
+    s = await spawnServer({
+      geminiBaseUrl: emu.baseUrl,
+      nodeArgs: ['--import', 'tsx', '--inspect=127.0.0.1:0'],
+      env: { ...NO_RATE_LIMITS, LIVE_AUDIO_MAX_SESSIONS_PER_USER: '5' },
+    });
+    inspector = await InspectorSession.connect(inspectorUrl(s.output())!);
   }, 60_000);
   afterAll(async () => {
+    inspector?.close();
     await s?.stop();
     await emu?.stop();
   });
@@ -126,6 +142,7 @@ describe(`attacks on the conversation options, on a spawned server (seed ${SEED}
       const instruction = 'z'.repeat(32 * 1024);
       const key = s.keys.bob;
       const rssBefore = s.rss();
+      const heapBefore = await heapAfterGc();
       const probe = probeHealth(s.url, 50);
       const statuses = new Map<number, number>();
       const N = 400;
@@ -143,11 +160,13 @@ describe(`attacks on the conversation options, on a spawned server (seed ${SEED}
       await Promise.all(Array.from({ length: CONCURRENCY }, worker));
       const health = await probe.stop();
       const rssAfter = s.rss();
+      const heapAfter = await heapAfterGc();
       const sessions = await request(s.url).get(`${API}/sessions`).set('X-API-Key', key);
       // eslint-disable-next-line no-console
       console.log(
         `flood of ${N} starts (32 KiB instruction, ${CONCURRENCY} at once): statuses ${JSON.stringify(Object.fromEntries(statuses))}, ` +
-          `RSS ${(rssBefore / MiB).toFixed(1)} → ${(rssAfter / MiB).toFixed(1)} MiB, /health p99 ${health.p99Ms.toFixed(0)} ms, max ${health.maxMs.toFixed(0)} ms, ${health.samples.length} probes`,
+          `RSS ${(rssBefore / MiB).toFixed(1)} → ${(rssAfter / MiB).toFixed(1)} MiB, heap after GC ${(heapBefore / MiB).toFixed(1)} → ${(heapAfter / MiB).toFixed(1)} MiB ` +
+          `(${(((heapAfter - heapBefore) / Math.max(1, statuses.get(200) ?? 1)) / 1024).toFixed(1)} KiB per ended session), /health p99 ${health.p99Ms.toFixed(0)} ms, max ${health.maxMs.toFixed(0)} ms, ${health.samples.length} probes`,
       );
       expect(statuses.get(200) ?? 0).toBeGreaterThan(N / 2);
       expect([...statuses.keys()].every((st) => st === 200 || st === 429)).toBe(true);
@@ -155,6 +174,8 @@ describe(`attacks on the conversation options, on a spawned server (seed ${SEED}
       expect(health.failures).toBe(0);
       // 400 × 32 KiB = 12.5 MiB offered; kept: only the ended sessions' transcripts (no instruction text in them).
       expect(rssAfter - rssBefore).toBeLessThan(96 * MiB);
+      // What stays is each ended session's small record (transcript, tombstone), never its 32 KiB instruction.
+      expect(heapAfter - heapBefore).toBeLessThan(8 * MiB);
       expect(s.child.exitCode).toBeNull();
     }), 120_000);
 });
