@@ -54,6 +54,9 @@ describe('/metrics', () => {
 
     // A goAway rotates the upstream: a reconnect by cause and a resumed connect.
     const conn = t.emu.connections[t.emu.connections.length - 1];
+    // A goAway before the first handle (the spaced emulator issues one after each turn) has nothing to resume:
+    // wait for the reply's handle so the rotation can resume.
+    await t.emu.waitFor(() => conn.handlesIssued > 0, 10000);
     t.emu.goAway(conn.id, 500);
     await t.emu.waitFor(() => t.emu.connections.length >= 2 && t.emu.connections[t.emu.connections.length - 1] !== conn, 5000);
     await sleep(300);
