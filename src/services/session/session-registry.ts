@@ -23,7 +23,6 @@ interface Tombstone {
 }
 
 export interface RegistryEvents {
-  [event: string]: (...args: any[]) => void;
   started: (s: LiveSession) => void;
   ended: (s: LiveSession, info: SessionEndInfo) => void;
 }
