@@ -26,6 +26,7 @@ import { createHttpLimits } from './middleware/rate-limits';
 import { Metrics, type DecoderCountersSource } from './observability/metrics';
 import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observability/shutdown';
 import { Limits } from './services/limits/limits';
+import { MemoryLimitStore } from './services/limits/limit-store';
 import { wsRateLimitsFrom } from './services/limits/ws-rate-limits-adapter';
 import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter';
 
@@ -150,7 +151,10 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   metrics.observeRegistry(registry);
   const decoderCounters = 'processesAlive' in decoders ? (decoders as unknown as DecoderCountersSource) : undefined;
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
+  // Every budget (HTTP request counts, WebSocket messages, audio, per-IP) counts in this one store.
+  const limitStore = new MemoryLimitStore();
   const limits = new Limits({
+    store: limitStore,
     audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
     audioBytesPerMinute: config.ws.maxAudioBytesPerMinute,
     wsMessagesPerMinute: config.ws.maxMessagesPerMinute,
@@ -186,6 +190,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     // Audio seconds are charged as sessions relay decoded PCM, whatever the transport; a stream is cut at the budget.
     audioBudgetFor: (owner) => ({ take: (seconds) => limits.takeAudioSeconds(owner.id, seconds) }),
     audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
+    admission: limits,
     pacing: {
       realtimeFactor: config.audio.maxRealtimeFactor,
       burstMs: config.audio.pacingBurstMs,
@@ -194,8 +199,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   });
   const httpLimits = createHttpLimits({
     settings: config.limits,
-    limits,
-    service,
+    store: limitStore,
     logger,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
   });
@@ -297,8 +301,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
         httpServer.closeAllConnections();
       });
       await emulator?.stop();
-      httpLimits.close();
       limits.close();
+      limitStore.close();
       metrics.close();
     },
     metrics,

@@ -19,7 +19,7 @@ import { CloseCodes, ServerMessages } from './server-messages';
 import type { SessionHolder, SessionHolders } from './session-holders';
 import { SessionSlot } from './session-slot';
 import { SocketSender } from './socket-sender';
-import type { WsRateLimits } from './ws-rate-limiter';
+import type { WsRateLimits } from '../services/limits/ws-rate-limits-adapter';
 
 export type { PreAuth } from './connection-auth';
 export { sniffImage } from './handlers/model-input';
@@ -130,7 +130,7 @@ export class LiveAudioSocket implements SessionHolder {
     this.slot = new SessionSlot({
       holder: this,
       holders: deps.holders,
-      registry: deps.service.registry,
+      service: deps.service,
       out: { sender: this.sender, reportError: (err, sessionId) => this.reportError(err, sessionId) },
       log: this.log,
     });

@@ -2,9 +2,9 @@ import type { Principal } from '../services/auth/principal';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
 import { sessionEndedView, sessionStartedView, transcriptionView } from '../services/session/session-views';
 import type { TurnSnapshot } from '../services/session/turn-tracker';
-import { isAppError } from '../util/app-error';
+import { isAppError, SESSION_NOT_FOUND_MESSAGE } from '../util/app-error';
 import type { MessageProblem } from './client-messages';
-import type { WsRateLimitStatus } from './ws-rate-limiter';
+import type { WsRateLimitStatus } from '../services/limits/ws-rate-limits-adapter';
 
 /**
  * Every message the server sends on `/ws/live-audio`, built in one place (contract.md §2.3, plus the streaming
@@ -97,7 +97,7 @@ export const ServerMessages = {
     data: { ...sessionEndedView(sessionId, info), ...extra },
   }),
 
-  sessionNotFound: (sessionId: string | null, message = 'Session not found or expired') => ({
+  sessionNotFound: (sessionId: string | null, message = SESSION_NOT_FOUND_MESSAGE) => ({
     type: 'session_ended' as const,
     session_id: sessionId,
     data: { sessionId, status: 'not_found' as const, message },

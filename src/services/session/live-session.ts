@@ -78,6 +78,9 @@ export interface LiveSessionDeps {
   onRelayLatency?: (ms: number) => void;
 }
 
+/** A live session's status (REST `GET /session/:id/status`, WebSocket `session_status`). */
+export type LiveSessionStatus = ReturnType<LiveSession['status']>;
+
 export type LiveSessionEvents = {
   /** The turn's texts or flags changed. */
   update: (snap: TurnSnapshot) => void;
@@ -122,8 +125,6 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   /** Barge-in from the client: drop reply audio until the next turn starts. */
   private suppressReplyTurn = -1;
   private readonly log: Logger;
-  /** Turn-state version last returned by REST `/transcribe` (lets the next call answer at once on news). */
-  restServedVersion = 0;
 
   constructor(
     readonly params: LiveSessionParams,
@@ -394,7 +395,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     });
   }
 
-  status(): Record<string, unknown> {
+  status() {
     const up = this.deps.upstream.stats();
     return {
       sessionId: this.id,

@@ -14,7 +14,8 @@ export interface RegistryLimits {
   maxTombstones?: number;
 }
 
-interface Tombstone {
+/** What is kept of an ended session for a while (its status answers `ended`/`expired`, not `not_found`). */
+export interface Tombstone {
   info: SessionEndInfo;
   startTime: string;
   model: string;
