@@ -23,7 +23,8 @@ import { createClientIpResolver, createTrustedProxyCheck } from './middleware/cl
 import { routeBodySpecs } from './middleware/body-limits';
 import { capOpenConnectionsPerIp } from './middleware/connection-cap';
 import { createHttpLimits } from './middleware/rate-limits';
-import { Metrics, type DecoderCountersSource } from './observability/metrics';
+import { Metrics } from './observability/metrics';
+import type { DecoderProcessCounters } from './services/audio/session-audio-decoder';
 import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observability/shutdown';
 import { Limits } from './services/limits/limits';
 import { MemoryLimitStore } from './services/limits/limit-store';
@@ -67,7 +68,7 @@ export interface LiveAudioServer {
   /** Per-user audio/WebSocket and per-IP limits shared by REST and WebSocket. */
   readonly limits: Limits;
   /** ffmpeg processes alive/spawned, when the decoders are the ffmpeg factory. */
-  readonly decoderCounters: DecoderCountersSource | undefined;
+  readonly decoderCounters: DecoderProcessCounters | undefined;
   /** The ffmpeg binary the decoders run (path, where it came from, version), when they are the ffmpeg factory. */
   readonly ffmpeg: FfmpegIdentity | undefined;
   /**
@@ -149,7 +150,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     logger,
   );
   metrics.observeRegistry(registry);
-  const decoderCounters = 'processesAlive' in decoders ? (decoders as unknown as DecoderCountersSource) : undefined;
+  const decoderCounters = decoders.counters;
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
   // Every budget (HTTP request counts, WebSocket messages, audio, per-IP) counts in this one store.
   const limitStore = new MemoryLimitStore();
@@ -164,7 +165,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   });
   const service = new LiveAudioService({
     registry,
-    decoders: metrics.instrumentDecoders(decoders),
+    decoders,
     provider,
     models: new ModelTable(config.gemini.defaultModel, config.gemini.extraModels),
     logger,

@@ -1,6 +1,6 @@
 import type { Principal } from './auth/principal';
 import { AUDIO_FORMATS, type AudioFormat, type ChunkDescriptor } from './audio/audio-types';
-import { AudioDecodeError, AudioLimitError, AudioTooLargeError, type SessionAudioDecoder } from './audio/session-audio-decoder';
+import { AudioDecodeError, AudioLimitError, AudioTooLargeError, type DecoderFactory } from './audio/session-audio-decoder';
 import type { ChunkOutcome } from './audio/webm/webm-sequencer';
 import { rateLimitError } from './limits/limit-errors';
 import type { AudioAdmission } from './limits/limits';
@@ -31,9 +31,7 @@ import { AppError, Errors, isAppError } from '../util/app-error';
 import { decodeBase64Strict, base64DecodedLength } from '../util/base64';
 import type { Logger } from '../util/logger';
 
-export interface DecoderFactory {
-  create(sessionLabel: string): SessionAudioDecoder;
-}
+export type { DecoderFactory };
 
 /**
  * Where a caller of the bounded wait (REST `/transcribe`) keeps the turn-state version it was last answered with,

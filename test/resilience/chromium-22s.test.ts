@@ -66,7 +66,7 @@ describe.each(TIMINGS)('done-criterion: 22 s Chromium recording through upstream
     expect(start.status).toBe(200);
     const session = t.server.registry.all().find((s) => s.id === sessionId)!;
     const turns: { snap: TurnSnapshot; connection: number }[] = [];
-    session.on('turnComplete', (snap) => turns.push({ snap, connection: session.upstream.stats().connections }));
+    session.on('turnComplete', (snap) => turns.push({ snap, connection: session.upstreamStats().connections }));
 
     // The frontend: one POST per MediaRecorder timeslice, not awaited.
     const FAULT_AT = 11;
