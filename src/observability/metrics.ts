@@ -63,7 +63,6 @@ export class Metrics {
   readonly relayLatencyRecentSeconds: Summary;
   readonly httpResponses: Counter<'route' | 'method' | 'status'>;
   readonly rateLimited: Counter<'limit'>;
-  readonly wsConnections: Gauge;
   /** WebM chunks the reorder buffer did something about, by what (reordered, duplicate, skipped, late, unplaced). */
   readonly reorderChunks: Counter<'kind'>;
   readonly reorderLostSeconds: Counter;
@@ -73,7 +72,7 @@ export class Metrics {
 
   constructor(opts: { eventLoopResolutionMs?: number } = {}) {
     const r = this.registry;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with the metric as this; the Metrics object is needed too
     const self = this;
     this.eventLoop = monitorEventLoopDelay({ resolution: opts.eventLoopResolutionMs ?? 20 });
     this.eventLoop.enable();
@@ -203,7 +202,6 @@ export class Metrics {
       registers: [r],
     });
     this.rateLimited = new Counter({ name: 'live_audio_rate_limited_total', help: 'Refusals by a rate or concurrency limit', labelNames: ['limit'], registers: [r] });
-    this.wsConnections = new Gauge({ name: 'live_audio_ws_connections', help: 'Open WebSocket connections', registers: [r] });
     new Gauge({
       name: 'live_audio_event_loop_delay_seconds',
       help: 'Event-loop delay since the previous scrape (perf_hooks.monitorEventLoopDelay)',

@@ -30,7 +30,7 @@ export interface ConnectionAuthOptions {
 }
 
 /**
- * The authentication phase of one connection (contract.md §2.1): a credential from the upgrade request, or an
+ * The authentication phase of one connection (README "WebSocket API"): a credential from the upgrade request, or an
  * auth message within `authTimeoutMs`; the per-user connection count; `auth_success` exactly once.
  */
 export class ConnectionAuth {

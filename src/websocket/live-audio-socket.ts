@@ -22,7 +22,6 @@ import { SocketSender } from './socket-sender';
 import type { WsRateLimits } from '../services/limits/ws-rate-limits-adapter';
 
 export type { PreAuth } from './connection-auth';
-export { sniffImage } from './handlers/model-input';
 
 export type WsConfig = AppConfig['ws'];
 
@@ -61,7 +60,7 @@ type State = 'awaiting_auth' | 'open' | 'closing' | 'closed';
 let connectionSeq = 0;
 
 /**
- * One `/ws/live-audio` connection (contract.md §2 and the README): wires the socket to its parts and owns its
+ * One `/ws/live-audio` connection (README "WebSocket API"): wires the socket to its parts and owns its
  * lifecycle (state, inactivity timer, closing). The parts: the auth phase (connection-auth.ts), message handling
  * strictly in arrival order with inbound flow control (inbound-queue.ts), routing by message type
  * (message-dispatcher.ts, handlers/), the relayed session (session-slot.ts, session-binding.ts), outbound

@@ -7,7 +7,7 @@ import type { MessageProblem } from './client-messages';
 import type { WsRateLimitStatus } from '../services/limits/ws-rate-limits-adapter';
 
 /**
- * Every message the server sends on `/ws/live-audio`, built in one place (contract.md §2.3, plus the streaming
+ * Every message the server sends on `/ws/live-audio`, built in one place (README "WebSocket API", plus the streaming
  * events `audio_output`, `turn_complete`, `interrupted`, `session_detached` and `pong`).
  */
 

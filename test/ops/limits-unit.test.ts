@@ -178,7 +178,7 @@ describe('TRUST_PROXY and client addresses', () => {
   });
 });
 
-describe('rate-limit defaults (contract §3.4)', () => {
+describe('rate-limit defaults (README "Operations")', () => {
   it('carry the frontend’s one chunk a second with headroom', () => {
     const c = loadConfig({});
     expect(c.limits.requestsPerMinute).toBeGreaterThanOrEqual(300);

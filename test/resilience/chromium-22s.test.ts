@@ -94,7 +94,7 @@ describe.each(TIMINGS)('done-criterion: 22 s Chromium recording through upstream
     expect(heldBack).toBeLessThan(640);
     expect(received.equals(relayPcm.subarray(0, received.length))).toBe(true);
     if (process.env.RESILIENCE_REPORT) {
-      // eslint-disable-next-line no-console
+      // eslint-disable-next-line no-console -- the test prints its measured figures
       console.log(
         `${fault}: emulator received ${received.length / 2} samples, reference ${reference.length / 2} ` +
           `(${(deviation * 100).toFixed(3)}%), relay decoded ${relayPcm.length / 2}; connections ` +

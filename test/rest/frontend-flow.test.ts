@@ -1,5 +1,5 @@
 /**
- * The Sculptor frontend's exact REST calls (contract.md §1) with real Chromium MediaRecorder chunks,
+ * The Sculptor frontend's exact REST calls (README "REST API") with real Chromium MediaRecorder chunks,
  * through real ffmpeg and the real @google/genai SDK to the Gemini Live emulator.
  */
 import request from 'supertest';

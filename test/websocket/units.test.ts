@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { validateClientMessage, parseClientFrame, CLIENT_MESSAGE_TYPES } from '../../src/websocket/client-messages';
 import { ConnectionCounter } from '../../src/websocket/connection-counter';
 import { Heartbeat } from '../../src/websocket/heartbeat';
-import { sniffImage } from '../../src/websocket/live-audio-socket';
+import { sniffImage } from '../../src/websocket/handlers/model-input';
 import { SocketSender } from '../../src/websocket/socket-sender';
 import { upgradeRouterFor } from '../../src/websocket/upgrade-router';
 import { connectRefused } from './ws-test-client';
