@@ -1,7 +1,7 @@
 import type { Authenticator, Principal } from '../services/auth/principal';
 import { AppError } from '../util/app-error';
 import type { Logger } from '../util/logger';
-import type { ClientMessageOf } from './client-messages';
+import type { ClientMessageOf } from '../contracts/ws-client-messages';
 import type { ConnectionCounter } from './connection-counter';
 import { CloseCodes, ServerMessages } from './server-messages';
 import type { SocketSender } from './socket-sender';

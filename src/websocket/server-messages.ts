@@ -3,7 +3,7 @@ import type { LiveSession, SessionEndInfo } from '../services/session/live-sessi
 import { sessionEndedView, sessionStartedView, transcriptionView } from '../services/session/session-views';
 import type { TurnSnapshot } from '../services/session/turn-tracker';
 import { isAppError, SESSION_NOT_FOUND_MESSAGE } from '../util/app-error';
-import type { MessageProblem } from './client-messages';
+import type { MessageProblem } from '../contracts/ws-client-messages';
 import type { WsRateLimitStatus } from '../services/limits/ws-rate-limits-adapter';
 
 /**

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { validateClientMessage, parseClientFrame, CLIENT_MESSAGE_TYPES } from '../../src/websocket/client-messages';
+import { validateClientMessage, parseClientFrame, CLIENT_MESSAGE_TYPES } from '../../src/contracts/ws-client-messages';
 import { ConnectionCounter } from '../../src/websocket/connection-counter';
 import { Heartbeat } from '../../src/websocket/heartbeat';
 import { sniffImage } from '../../src/websocket/handlers/model-input';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { jsonNestingExceeds } from './json-depth';
+import { jsonNestingExceeds } from '../websocket/json-depth';
 
 /**
  * The messages a `/ws/live-audio` client may send (README "WebSocket API" plus `text`, `image`, `interrupt`, `ping`),
