@@ -13,6 +13,7 @@ export interface ServerMessage {
   message?: string;
   required_auth?: boolean;
   sample_rate?: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
   data?: any;
 }
 

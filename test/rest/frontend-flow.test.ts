@@ -6,7 +6,7 @@ import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { loadRecording, referenceDecode } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend } from '../helpers/frontend-client';
-import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
+import { frontendSessionId, startTestServer, type TestServer } from '../helpers/test-server';
 
 const API = '/api/v1/live-audio';
 

@@ -96,7 +96,6 @@ describe('hostile input against a spawned server', () => {
       `server event-loop delay max ${loopMaxMs.toFixed(1)} ms; ` +
       `attacker ${JSON.stringify(result)}`;
     figures.push(line);
-    // eslint-disable-next-line no-console -- the test prints its measured figures
     console.log(line);
     expect(s.child.exitCode).toBeNull();
     expect(health.failures).toBe(0);
@@ -129,7 +128,6 @@ describe('hostile input against a spawned server', () => {
   afterAll(async () => {
     inspector?.close();
     await s?.stop();
-    // eslint-disable-next-line no-console -- the test prints its measured figures
     console.log(`http-abuse figures:\n  ${figures.join('\n  ')}`);
   });
 

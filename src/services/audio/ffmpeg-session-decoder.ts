@@ -94,8 +94,6 @@ interface ActiveStream {
   discardBytes: number;
 }
 
-const NO_HEADER_MESSAGE =
-  'Audio chunk is a continuation of a WebM stream whose first chunk (with the header) was not received; start a new recording';
 /** Most bytes of written input kept for a replay after a stall. */
 const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
 
@@ -494,6 +492,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     }
     const counters = this.counters;
     const spec = raw ?? { format: CODECS[container as 'webm' | 'ogg' | 'mp4'].format, codec: CODECS[container as 'webm' | 'ogg' | 'mp4'].codec, options: [] };
+    // eslint-disable-next-line prefer-const -- assigned once below, but the stream's callbacks (created first) read it
     let active!: ActiveStream;
     const stream: FfmpegPcmStream = new FfmpegPcmStream({
       ffmpegPath: this.ffmpegPath,

@@ -87,6 +87,7 @@ export class GeminiLiveProvider implements UpstreamProvider {
   async connect(cfg: UpstreamSessionConfig, opts: UpstreamConnectOptions = {}): Promise<UpstreamConnection> {
     if (opts.signal?.aborted) throw abortError(opts.signal);
     const id = randomUUID();
+    // eslint-disable-next-line prefer-const -- assigned once the SDK created the socket; the connection reads it lazily
     let sock: SdkSocket | undefined;
     const conn = new GeminiLiveConnection(id, this.log, () => sock?.ws);
     let settled = false;
