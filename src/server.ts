@@ -29,9 +29,11 @@ import { createClientIpResolver, createTrustedProxyCheck } from './middleware/cl
 import { routeBodySpecs } from './middleware/body-limits';
 import { capOpenConnectionsPerIp } from './middleware/connection-cap';
 import { createHttpLimits } from './middleware/rate-limits';
-import { Metrics, type DecoderCountersSource } from './observability/metrics';
+import { Metrics } from './observability/metrics';
+import type { DecoderProcessCounters } from './services/audio/session-audio-decoder';
 import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observability/shutdown';
 import { Limits } from './services/limits/limits';
+import { MemoryLimitStore } from './services/limits/limit-store';
 import { wsRateLimitsFrom } from './services/limits/ws-rate-limits-adapter';
 import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter';
 
@@ -75,7 +77,7 @@ export interface LiveAudioServer {
   /** Per-user audio/WebSocket and per-IP limits shared by REST and WebSocket. */
   readonly limits: Limits;
   /** ffmpeg processes alive/spawned, when the decoders are the ffmpeg factory. */
-  readonly decoderCounters: DecoderCountersSource | undefined;
+  readonly decoderCounters: DecoderProcessCounters | undefined;
   /** The ffmpeg binary the decoders run (path, where it came from, version), when they are the ffmpeg factory. */
   readonly ffmpeg: FfmpegIdentity | undefined;
   /**
@@ -157,9 +159,12 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     logger,
   );
   metrics.observeRegistry(registry);
-  const decoderCounters = 'processesAlive' in decoders ? (decoders as unknown as DecoderCountersSource) : undefined;
+  const decoderCounters = decoders.counters;
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
+  // Every budget (HTTP request counts, WebSocket messages, audio, per-IP) counts in this one store.
+  const limitStore = new MemoryLimitStore();
   const limits = new Limits({
+    store: limitStore,
     audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
     audioBytesPerMinute: config.ws.maxAudioBytesPerMinute,
     wsMessagesPerMinute: config.ws.maxMessagesPerMinute,
@@ -199,7 +204,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   });
   const service = new LiveAudioService({
     registry,
-    decoders: metrics.instrumentDecoders(decoders),
+    decoders,
     provider,
     planner: new SessionPlanner({
       models,
@@ -231,6 +236,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     // Audio seconds are charged as sessions relay decoded PCM, whatever the transport; a stream is cut at the budget.
     audioBudgetFor: (owner) => ({ take: (seconds) => limits.takeAudioSeconds(owner.id, seconds) }),
     audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
+    admission: limits,
     pacing: {
       realtimeFactor: config.audio.maxRealtimeFactor,
       burstMs: config.audio.pacingBurstMs,
@@ -239,8 +245,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   });
   const httpLimits = createHttpLimits({
     settings: config.limits,
-    limits,
-    service,
+    store: limitStore,
     logger,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
   });
@@ -344,8 +349,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       // Ended sessions' transcripts are stored and their session.ended deliveries get a last chance (bounded).
       await archive.close(WEBHOOK_FLUSH_MS);
       await emulator?.stop();
-      httpLimits.close();
       limits.close();
+      limitStore.close();
       metrics.close();
     },
     metrics,

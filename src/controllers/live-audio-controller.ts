@@ -1,8 +1,7 @@
 import type { Request, Response } from 'express';
-import type { LiveAudioService } from '../services/live-audio-service';
-import { SessionRegistry } from '../services/session/session-registry';
-import { sessionEndedView, sessionListItemView, sessionStartedView } from '../services/session/session-views';
-import { AppError, Errors } from '../util/app-error';
+import { WeakTurnCursor, type LiveAudioService } from '../services/live-audio-service';
+import { sessionEndedView, sessionNotFoundView, sessionStartedView } from '../services/session/session-views';
+import { AppError } from '../util/app-error';
 import type { Principal } from '../services/auth/principal';
 
 const principalOf = (req: Request): Principal => {
@@ -25,15 +24,20 @@ export interface ControllerOptions {
   emulatedNotice?: string;
 }
 
-/** REST handlers for `/api/v1/live-audio` (contract.md §1). Business rules live in LiveAudioService. */
+/**
+ * REST handlers for `/api/v1/live-audio` (README "REST API"; published at /openapi.json): each validates, calls
+ * the service (the one door to sessions) and renders. The only state here is REST's own: what `/transcribe` last
+ * answered per session.
+ */
 export function createLiveAudioController({ service, emulatedNotice }: ControllerOptions) {
   const mode = service.emulated ? 'emulated' : 'gemini';
+  const served = new WeakTurnCursor();
 
   return {
     /** GET /sessions — also the frontend's "connect" probe. */
     listSessions(req: Request, res: Response) {
       const owner = principalOf(req);
-      const sessions = service.registry.listFor(owner.id).map(sessionListItemView);
+      const sessions = service.listSessions(owner);
       res.json({
         success: true,
         data: { sessions, count: sessions.length, mode, ...(emulatedNotice ? { notice: emulatedNotice } : {}) },
@@ -52,12 +56,11 @@ export function createLiveAudioController({ service, emulatedNotice }: Controlle
     async transcribe(req: Request, res: Response) {
       const owner = principalOf(req);
       const b = bodyOf(req);
-      if (b.audio_data === undefined || b.audio_data === null || b.audio_data === '') throw Errors.missingField('audio_data');
       const data = await service.transcribe(
         owner,
         b.session_id,
         { audioData: b.audio_data, format: b.format, sampleRate: b.sample_rate, channels: b.channels },
-        res.locals.parsedAudio,
+        served,
       );
       res.json({
         success: true,
@@ -73,23 +76,19 @@ export function createLiveAudioController({ service, emulatedNotice }: Controlle
     /** POST /session/end — idempotent. */
     endSession(req: Request, res: Response) {
       const owner = principalOf(req);
-      const b = bodyOf(req);
-      const sessionId = SessionRegistry.validateId(b.session_id);
-      const result = service.registry.end(owner, sessionId, 'client_end');
-      if (result.kind === 'live') {
-        res.json({ success: true, data: sessionEndedView(sessionId, result.session.endedInfo!) });
-      } else if (result.kind === 'ended') {
-        res.json({ success: true, data: { ...sessionEndedView(sessionId, result.tombstone.info), alreadyEnded: true } });
+      const r = service.endSession(owner, bodyOf(req).session_id);
+      if (r.kind === 'not_found') {
+        res.json({ success: true, data: sessionNotFoundView(r.sessionId) });
       } else {
-        res.json({ success: true, data: { sessionId, status: 'not_found', message: 'Session not found or expired' } });
+        const view = sessionEndedView(r.sessionId, r.info);
+        res.json({ success: true, data: r.alreadyEnded ? { ...view, alreadyEnded: true } : view });
       }
     },
 
     /** GET /session/:session_id/transcript: the owner's transcript, while the session lives and for the retention after. */
     async transcript(req: Request, res: Response) {
       const owner = principalOf(req);
-      const sessionId = SessionRegistry.validateId(req.params.session_id);
-      res.json({ success: true, data: await service.transcriptOf(owner, sessionId) });
+      res.json({ success: true, data: await service.transcriptOf(owner, req.params.session_id) });
     },
 
     /** GET /usage: the caller's own usage (today and the last 30 days) and daily budget. */
@@ -100,24 +99,7 @@ export function createLiveAudioController({ service, emulatedNotice }: Controlle
     /** GET /session/:session_id/status */
     status(req: Request, res: Response) {
       const owner = principalOf(req);
-      const sessionId = SessionRegistry.validateId(req.params.session_id);
-      const l = service.registry.lookup(owner, sessionId);
-      if (l.kind === 'live') {
-        res.json({ success: true, data: l.session.status() });
-      } else if (l.kind === 'ended') {
-        const t = l.tombstone;
-        res.json({
-          success: true,
-          data: {
-            ...sessionEndedView(sessionId, t.info),
-            startTime: t.startTime,
-            model: t.model,
-            responseModality: t.responseModality,
-          },
-        });
-      } else {
-        res.json({ success: true, data: { sessionId, status: 'not_found', message: 'Session not found or expired' } });
-      }
+      res.json({ success: true, data: service.sessionStatus(owner, req.params.session_id) });
     },
   };
 }

@@ -8,8 +8,6 @@ export interface LiveAudioRouteGuards {
   sessionStartLimit?: RequestHandler[];
   /** Before `/transcribe`'s body is read (request counts). */
   transcribe?: RequestHandler[];
-  /** After `/transcribe`'s body is read (audio admission). */
-  audioAdmission?: RequestHandler[];
 }
 
 /** Body parsers per route (see `jsonBody` and `routeBodySpecs`). */
@@ -33,7 +31,7 @@ export function createLiveAudioRouter(
   r.get('/sessions', controller.listSessions);
   r.post('/session/start', ...(extra.sessionStartLimit ?? []), bodies.control, controller.startSession);
   r.post('/streaming/start', ...(extra.sessionStartLimit ?? []), bodies.control, controller.startSession);
-  r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, ...(extra.audioAdmission ?? []), controller.transcribe);
+  r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, controller.transcribe);
   r.post('/session/end', bodies.control, controller.endSession);
   r.get('/session/:session_id/status', controller.status);
   r.get('/session/:session_id/transcript', controller.transcript);

@@ -162,7 +162,6 @@ describe(`attacks on the conversation options, on a spawned server (seed ${SEED}
       const rssAfter = s.rss();
       const heapAfter = await heapAfterGc();
       const sessions = await request(s.url).get(`${API}/sessions`).set('X-API-Key', key);
-      // eslint-disable-next-line no-console
       console.log(
         `flood of ${N} starts (32 KiB instruction, ${CONCURRENCY} at once): statuses ${JSON.stringify(Object.fromEntries(statuses))}, ` +
           `RSS ${(rssBefore / MiB).toFixed(1)} → ${(rssAfter / MiB).toFixed(1)} MiB, heap after GC ${(heapBefore / MiB).toFixed(1)} → ${(heapAfter / MiB).toFixed(1)} MiB ` +

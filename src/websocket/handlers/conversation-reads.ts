@@ -1,4 +1,3 @@
-import { SessionRegistry } from '../../services/session/session-registry';
 import { Errors } from '../../util/app-error';
 import { ServerMessages } from '../server-messages';
 import type { MessageHandler } from './message-context';
@@ -7,9 +6,8 @@ import type { MessageHandler } from './message-context';
 export const getTranscript: MessageHandler<'get_transcript'> = async (ctx, owner, msg) => {
   const target = msg.session_id ?? ctx.slot.current?.session.id;
   if (target === undefined) throw Errors.sessionNotFound();
-  const sessionId = SessionRegistry.validateId(target);
-  const data = await ctx.service.transcriptOf(owner, sessionId);
-  if (ctx.isOpen()) ctx.sender.send(ServerMessages.transcript(sessionId, data));
+  const data = await ctx.service.transcriptOf(owner, target);
+  if (ctx.isOpen()) ctx.sender.send(ServerMessages.transcript(data.sessionId, data));
 };
 
 /** `get_usage`: the caller's own usage and daily budget. */

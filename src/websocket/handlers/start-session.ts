@@ -1,7 +1,6 @@
 import type { Principal } from '../../services/auth/principal';
 import type { PreparedSession } from '../../services/session-setup/session-planner';
 import type { LiveSession } from '../../services/session/live-session';
-import { SessionRegistry } from '../../services/session/session-registry';
 import { ServerMessages } from '../server-messages';
 import type { MessageHandler } from './message-context';
 
@@ -12,10 +11,10 @@ import type { MessageHandler } from './message-context';
 export const startSession: MessageHandler<'start_session'> = async (ctx, owner, msg) => {
   const keepAlive = msg.keep_alive_on_close === true;
   const sessionId = msg.session_id || defaultSessionId(owner);
-  const registry = ctx.service.registry;
-  SessionRegistry.validateId(sessionId);
+  const service = ctx.service;
+  service.findLiveSession(owner, sessionId); // validates the id (400) before anything else happens
   const announce = (session: LiveSession, resumed: boolean) => {
-    const mode = ctx.service.emulated ? 'emulated' : 'gemini';
+    const mode = service.emulated ? 'emulated' : 'gemini';
     ctx.sender.send(ServerMessages.sessionStarted(session, { mode, resumed, keepAliveOnClose: keepAlive }));
   };
 
@@ -28,13 +27,13 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     return;
   }
   if (msg.resume) {
-    const l = registry.lookup(owner, sessionId);
-    if (l.kind === 'live') {
+    const live = service.findLiveSession(owner, sessionId);
+    if (live) {
       // One live session per socket: the one relayed so far ends cleanly (session_ended is sent).
-      if (current) registry.endSession(current.session, 'replaced', 'Replaced by a new session on this connection');
-      ctx.slot.bind(l.session, keepAlive);
+      if (current) service.endLiveSession(current.session, 'replaced', 'Replaced by a new session on this connection');
+      ctx.slot.bind(live, keepAlive);
       ctx.log.info({ sessionId }, 'session resumed on this connection');
-      announce(l.session, true);
+      announce(live, true);
       return;
     }
   }
@@ -43,25 +42,25 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
   const { type: _type, session_id: _id, keep_alive_on_close: _keep, resume: _resume, ...options } = msg;
   let prepared: PreparedSession;
   try {
-    prepared = await ctx.service.prepareSession(owner, { sessionId, options }, 'ws');
+    prepared = await service.prepareSession(owner, { sessionId, options }, 'ws');
   } catch (err) {
     ctx.reportError(err, sessionId);
     return;
   }
   // One live session per socket: a second start_session ends the first cleanly (session_ended is sent).
   const running = ctx.slot.current;
-  if (running) registry.endSession(running.session, 'replaced', 'Replaced by a new session on this connection');
+  if (running) service.endLiveSession(running.session, 'replaced', 'Replaced by a new session on this connection');
 
   let session: LiveSession;
   try {
-    session = await ctx.service.startPrepared(prepared);
+    session = await service.startPrepared(prepared);
   } catch (err) {
     ctx.reportError(err, sessionId);
     return;
   }
   if (!ctx.isOpen()) {
     // The socket went away while the upstream connected.
-    if (!keepAlive) registry.endSession(session, 'socket_closed', 'WebSocket closed before the session started');
+    if (!keepAlive) service.endLiveSession(session, 'socket_closed', 'WebSocket closed before the session started');
     return;
   }
   ctx.slot.bind(session, keepAlive);
