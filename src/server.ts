@@ -11,7 +11,13 @@ import { createAuthenticator, ensureDevelopmentKey, type AuthService, type Devel
 import { LiveAudioService, type DecoderFactory } from './services/live-audio-service';
 import { SessionRegistry } from './services/session/session-registry';
 import { GeminiLiveProvider } from './services/upstream/gemini-live-provider';
-import { ModelTable } from './services/upstream/model-table';
+import { ConversationArchive, MemoryTranscriptStore } from './services/conversation';
+import { LiveModelTable } from './services/models/live-model-table';
+import { ProfileStore } from './services/profiles/profile-store';
+import { DEFAULT_SERVER_SETUP } from './services/session-setup/resolve-session-setup';
+import { SessionPlanner } from './services/session-setup/session-planner';
+import { MemoryUsageStore, UsageMeter, UsageMetrics } from './services/usage';
+import { WebhookSender } from './services/webhook/webhook-sender';
 import type { ResilienceOptions } from './services/upstream/resilient-upstream';
 import type { UpstreamProvider } from './services/upstream/upstream-types';
 import { createLogger, type Logger } from './util/logger';
@@ -33,6 +39,9 @@ import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter
 
 export const EMULATED_NOTICE =
   'Offline demo mode: no GEMINI_API_KEY is set, so replies come from the built-in Gemini Live emulator, not from Gemini.';
+
+/** How long shutdown lets queued session.ended deliveries go out. */
+const WEBHOOK_FLUSH_MS = 5_000;
 
 /** Test and embedding hooks; production uses none of them. */
 export interface ServerOverrides {
@@ -85,7 +94,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     o.logger ??
     createLogger({
       ...config.log,
-      secrets: [config.gemini.apiKey, config.auth.jwtSecret, config.ops.metricsToken],
+      secrets: [config.gemini.apiKey, config.auth.jwtSecret, config.ops.metricsToken, config.conversations.webhook?.secret],
       destination: o.logDestination,
     });
   const metrics = new Metrics();
@@ -163,18 +172,54 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     wsConnectsPerIpPerMinute: config.limits.wsConnectsPerIpPerMinute,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
   });
+  // Conversations (issue 14): the model table, profiles (the old server-wide instruction and voice are the
+  // `default` profile's), usage per key and day with its budget, transcripts kept after the end, the webhook.
+  const models = new LiveModelTable({ defaultModel: config.gemini.defaultModel, extra: config.gemini.extraModels });
+  const profiles = new ProfileStore({
+    filePath: config.conversations.profilesFile,
+    server: { systemInstruction: config.gemini.systemInstruction, voice: config.gemini.voiceName },
+    models,
+    log: logger,
+  });
+  const usage = new UsageMeter({
+    store: new MemoryUsageStore(),
+    metrics: new UsageMetrics(metrics.registry),
+    budget: { serverDailyTokens: config.conversations.maxTokensPerDay },
+  });
+  const hook = config.conversations.webhook;
+  const webhook = hook
+    ? new WebhookSender({
+        url: hook.url,
+        secret: hook.secret,
+        maxAttempts: hook.maxAttempts,
+        attemptTimeoutMs: hook.timeoutMs,
+        maxQueue: hook.maxQueue,
+        logger,
+      })
+    : undefined;
+  const archive = new ConversationArchive({
+    store: new MemoryTranscriptStore({ retentionMs: config.conversations.transcriptRetentionMs }),
+    webhook,
+    logger,
+  });
   const service = new LiveAudioService({
     registry,
     decoders,
     provider,
-    models: new ModelTable(config.gemini.defaultModel, config.gemini.extraModels),
+    planner: new SessionPlanner({
+      models,
+      profiles,
+      serverSetup: { ...DEFAULT_SERVER_SETUP },
+      usage,
+      logger,
+    }),
+    usage,
+    archive,
     logger,
     sessionMaxAgeMs: config.sessions.maxAgeMs,
     idleTimeoutMs: config.sessions.idleTimeoutMs,
     transcribeWaitMs: config.sessions.transcribeWaitMs,
     maxChunkBytes: config.audio.maxChunkBytes,
-    systemInstruction: config.gemini.systemInstruction,
-    voiceName: config.gemini.voiceName,
     logTranscripts: config.log.transcripts,
     resilience: {
       backlogMs: config.upstream.backlogMs,
@@ -301,6 +346,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
         httpServer.close(() => resolve());
         httpServer.closeAllConnections();
       });
+      // Ended sessions' transcripts are stored and their session.ended deliveries get a last chance (bounded).
+      await archive.close(WEBHOOK_FLUSH_MS);
       await emulator?.stop();
       limits.close();
       limitStore.close();

@@ -1,5 +1,7 @@
 import { z } from 'zod';
 import { parseTrustProxy, type TrustProxy } from '../middleware/client-ip';
+import { DEFAULT_LIVE_MODEL_ID } from '../services/models/capabilities';
+import { ModelConfigError, parseExtraModels, type ExtraModelSpec } from '../services/models/extra-models';
 
 /**
  * The server's whole configuration, read once at start-up from the environment (after dotenv loaded `.env`).
@@ -19,10 +21,22 @@ export interface AppConfig {
     apiVersion: string;
     setupTimeoutMs: number;
     defaultModel: string;
-    /** Extra Live model ids accepted as requested (besides the built-in table). */
-    extraModels: string[];
+    /** Live models declared besides the built-in table (`LIVE_AUDIO_EXTRA_MODELS`: ids, or JSON with capabilities). */
+    extraModels: ExtraModelSpec[];
+    /** The `default` profile's system instruction and voice (the old server-wide settings). */
     systemInstruction: string;
     voiceName: string | undefined;
+  };
+  /** Per-session conversations (issue 14): profiles, transcripts, usage budgets, the session-end webhook. */
+  conversations: {
+    /** `LIVE_AUDIO_PROFILES_FILE` (YAML or JSON), re-read on change; undefined: built-in profiles only. */
+    profilesFile: string | undefined;
+    /** How long an ended session's transcript can still be read, ms. */
+    transcriptRetentionMs: number;
+    /** Daily token budget per key or user; 0 = none. */
+    maxTokensPerDay: number;
+    /** `session.ended` deliveries (undefined: no webhook). */
+    webhook: { url: string; secret: string; maxAttempts: number; timeoutMs: number; maxQueue: number } | undefined;
   };
   /** `auto`: the emulator runs in-process when no Gemini key and no base URL are set. */
   emulator: 'auto' | 'on' | 'off';
@@ -204,8 +218,6 @@ const byteSize = (def: string, min: number) =>
       return n;
     });
 
-export const DEFAULT_LIVE_MODEL = 'gemini-2.5-flash-native-audio-preview-12-2025';
-
 const envSchema = z.object({
   NODE_ENV: str('development'),
   HOST: str('0.0.0.0'),
@@ -218,12 +230,20 @@ const envSchema = z.object({
   GEMINI_BASE_URL: str(undefined),
   GEMINI_API_VERSION: str('v1beta'),
   GEMINI_SETUP_TIMEOUT_MS: int(10_000, 100, 120_000),
-  LIVE_AUDIO_DEFAULT_MODEL: str(DEFAULT_LIVE_MODEL),
-  LIVE_AUDIO_EXTRA_MODELS: list(),
+  LIVE_AUDIO_DEFAULT_MODEL: str(DEFAULT_LIVE_MODEL_ID),
+  LIVE_AUDIO_EXTRA_MODELS: str(undefined),
   LIVE_AUDIO_SYSTEM_INSTRUCTION: str(
     'You are a helpful, friendly voice assistant. Keep answers short and conversational.',
   ),
   LIVE_AUDIO_VOICE: str(undefined),
+  LIVE_AUDIO_PROFILES_FILE: str(undefined),
+  LIVE_AUDIO_TRANSCRIPT_RETENTION_MS: int(3_600_000, 0, 30 * 24 * 3_600_000),
+  LIVE_AUDIO_MAX_TOKENS_PER_DAY: int(0, 0),
+  LIVE_AUDIO_WEBHOOK_URL: str(undefined),
+  LIVE_AUDIO_WEBHOOK_SECRET: str(undefined),
+  LIVE_AUDIO_WEBHOOK_MAX_ATTEMPTS: int(8, 1, 100),
+  LIVE_AUDIO_WEBHOOK_TIMEOUT_MS: int(10_000, 100, 600_000),
+  LIVE_AUDIO_WEBHOOK_MAX_QUEUE: int(1_000, 1, 1_000_000),
   LIVE_AUDIO_EMULATOR: z.enum(['auto', 'on', 'off']).optional().default('auto'),
   LIVE_AUDIO_SESSION_MAX_MS: int(900_000, 1_000),
   LIVE_AUDIO_IDLE_TIMEOUT_MS: int(120_000, 1_000),
@@ -234,7 +254,7 @@ const envSchema = z.object({
   FFMPEG_PATH: str(undefined),
   LIVE_AUDIO_MAX_CHUNK_BYTES: int(5 * 1024 * 1024, 1024),
   LIVE_AUDIO_JSON_LIMIT: str('8mb'),
-  LIVE_AUDIO_CONTROL_JSON_LIMIT: byteSize('16kb', 1024),
+  LIVE_AUDIO_CONTROL_JSON_LIMIT: byteSize('128kb', 1024),
   LIVE_AUDIO_HTTP_REQUEST_TIMEOUT_MS: int(30_000, 1_000, 600_000),
   LIVE_AUDIO_HTTP_HEADERS_TIMEOUT_MS: int(10_000, 500, 600_000),
   LIVE_AUDIO_MAX_OPEN_CONNECTIONS_PER_IP: int(100, 0, 1_000_000),
@@ -337,6 +357,20 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
         'or METRICS_PUBLIC=true if /metrics is deliberately public (e.g. only reachable from a private network).',
     ]);
   }
+  let extraModels: ExtraModelSpec[];
+  try {
+    extraModels = parseExtraModels(e.LIVE_AUDIO_EXTRA_MODELS);
+  } catch (err) {
+    if (err instanceof ModelConfigError) throw new ConfigError([err.message]);
+    throw err;
+  }
+  const webhookUrl = e.LIVE_AUDIO_WEBHOOK_URL;
+  if (webhookUrl !== undefined) {
+    if (!/^https?:\/\/[^/]/.test(webhookUrl)) throw new ConfigError(['LIVE_AUDIO_WEBHOOK_URL: must be an http:// or https:// URL']);
+    if (!e.LIVE_AUDIO_WEBHOOK_SECRET || e.LIVE_AUDIO_WEBHOOK_SECRET.length < 16) {
+      throw new ConfigError(['LIVE_AUDIO_WEBHOOK_SECRET: required with LIVE_AUDIO_WEBHOOK_URL (at least 16 characters)']);
+    }
+  }
   const trust = parseTrustProxy(e.TRUST_PROXY);
   if ('error' in trust) throw new ConfigError([`TRUST_PROXY: ${trust.error}`]);
   const pretty = e.LOG_PRETTY !== undefined ? /^(1|true|yes|on)$/i.test(e.LOG_PRETTY) : !isProduction && !!opts.isTTY;
@@ -352,9 +386,24 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
       apiVersion: e.GEMINI_API_VERSION!,
       setupTimeoutMs: e.GEMINI_SETUP_TIMEOUT_MS,
       defaultModel: e.LIVE_AUDIO_DEFAULT_MODEL!,
-      extraModels: e.LIVE_AUDIO_EXTRA_MODELS,
+      extraModels,
       systemInstruction: e.LIVE_AUDIO_SYSTEM_INSTRUCTION!,
       voiceName: e.LIVE_AUDIO_VOICE,
+    },
+    conversations: {
+      profilesFile: e.LIVE_AUDIO_PROFILES_FILE,
+      transcriptRetentionMs: e.LIVE_AUDIO_TRANSCRIPT_RETENTION_MS,
+      maxTokensPerDay: e.LIVE_AUDIO_MAX_TOKENS_PER_DAY,
+      webhook:
+        webhookUrl !== undefined
+          ? {
+              url: webhookUrl,
+              secret: e.LIVE_AUDIO_WEBHOOK_SECRET!,
+              maxAttempts: e.LIVE_AUDIO_WEBHOOK_MAX_ATTEMPTS,
+              timeoutMs: e.LIVE_AUDIO_WEBHOOK_TIMEOUT_MS,
+              maxQueue: e.LIVE_AUDIO_WEBHOOK_MAX_QUEUE,
+            }
+          : undefined,
     },
     emulator: e.LIVE_AUDIO_EMULATOR,
     sessions: {

@@ -41,6 +41,12 @@ export const ERROR_CODES = [
   'TOO_MANY_CONNECTIONS',
   'CONNECTION_LIMIT',
   'INACTIVITY_TIMEOUT',
+  // Conversations: setup, profiles, budgets, model caps
+  'UNSUPPORTED_FOR_MODEL',
+  'PROFILE_LOCKED',
+  'UNKNOWN_PROFILE',
+  'TOKEN_BUDGET_EXHAUSTED',
+  'SESSION_AUDIO_LIMIT_REACHED',
   // Audio and images
   'AUDIO_INVALID',
   'AUDIO_STREAM_NO_HEADER',
@@ -79,5 +85,6 @@ export const errorEnvelope = z
     error: z.string().describe('What went wrong, in plain language'),
     code: errorCode,
     retryAfter: z.number().int().min(1).optional().describe('Seconds to wait before trying again (also the Retry-After header)'),
+    fields: z.array(z.string()).optional().describe('The offending request fields (unknown or refused options)'),
   })
   .describe('Error');

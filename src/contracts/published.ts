@@ -72,6 +72,15 @@ export function buildOpenApiDocument(): JsonSchema {
         }),
       },
       [`${base}/session/end`]: { post: operation('End a session (idempotent)', restResponses.endSession, { body: endSessionBody }) },
+      [`${base}/session/{session_id}/transcript`]: {
+        get: {
+          ...operation("The caller's session transcript (live, or kept LIVE_AUDIO_TRANSCRIPT_RETENTION_MS after the end)", restResponses.transcript, {
+            errors: { '404': "No such session of the caller's, live or kept (SESSION_NOT_FOUND; another key's id answers the same)" },
+          }),
+          parameters: [{ name: 'session_id', in: 'path', required: true, schema: { type: 'string' } }],
+        },
+      },
+      [`${base}/usage`]: { get: operation("The caller's own usage (today and the last 30 days) and daily token budget", restResponses.usage) },
       [`${base}/session/{session_id}/status`]: {
         get: {
           ...operation('A session: live status, recently ended, or not found', restResponses.status),

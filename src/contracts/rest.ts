@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { sessionOptionsShape } from '../services/session-setup/session-options';
 
 /** The REST API `/api/v1/live-audio` (README "REST API"): request bodies and success answers. */
 
@@ -7,11 +8,16 @@ const sessionId = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
 const modality = z.enum(['text', 'audio']);
 const booleanish = z.union([z.boolean(), z.enum(['true', 'false'])]);
 
+/**
+ * The start body: the session id and the per-session options (README "Conversations"), strict: an unknown field is
+ * a 400 naming it. `response_modality` is case-insensitive and the transcription flags take 'true'/'false' too.
+ */
 export const startSessionBody = z
-  .object({
+  .strictObject({
+    ...sessionOptionsShape,
     session_id: sessionId,
-    model: z.string().optional().describe('A Live model id; other ids (e.g. chat models) fall back to the default Live model'),
-    response_modality: z.string().optional().describe("'text' (default) or 'audio'"),
+    model: z.string().max(128).optional().describe('A Live model id; other ids (e.g. chat models) fall back to the profile\'s or the default Live model'),
+    response_modality: z.string().max(16).optional().describe("'text' (default) or 'audio'"),
     input_transcription: booleanish.optional(),
     output_transcription: booleanish.optional(),
   })
@@ -82,7 +88,17 @@ export const sessionEnded = z
   .object({
     sessionId: z.string(),
     status: z.enum(['ended', 'expired']),
-    reason: z.enum(['client_end', 'expired', 'idle_timeout', 'replaced', 'upstream_error', 'server_shutdown', 'socket_closed']),
+    reason: z.enum([
+      'client_end',
+      'expired',
+      'idle_timeout',
+      'replaced',
+      'upstream_error',
+      'server_shutdown',
+      'socket_closed',
+      'token_budget_exhausted',
+      'audio_limit_reached',
+    ]),
     message: z.string(),
     endTime: isoTime,
     duration: z.number().describe('ms'),
@@ -116,6 +132,71 @@ export const liveSessionStatus = z
 
 export const sessionStatus = z.union([liveSessionStatus, sessionEnded, sessionNotFound]).describe('SessionStatus');
 
+/** Token counts that add up (per turn, per session, per key and day). */
+const usageFigures = z
+  .object({
+    promptTokens: z.number(),
+    responseTokens: z.number(),
+    thoughtsTokens: z.number(),
+    toolUsePromptTokens: z.number(),
+    cachedTokens: z.number(),
+    totalTokens: z.number(),
+    promptByModality: z.record(z.string(), z.number()),
+    responseByModality: z.record(z.string(), z.number()),
+    reports: z.number().int().describe('usageMetadata messages added up'),
+  })
+  .describe('UsageFigures');
+
+export const transcriptTurn = z
+  .object({
+    index: z.number().int(),
+    kind: z.enum(['greeting', 'user']).describe("'greeting': the model opened the conversation"),
+    userText: z.string(),
+    replyText: z.string(),
+    interrupted: z.boolean(),
+    startedAt: z.number().describe('epoch ms'),
+    endedAt: z.number().nullable(),
+    usage: usageFigures.nullable(),
+    toolCalls: z.array(z.unknown()),
+    truncated: z.boolean(),
+  })
+  .loose();
+
+export const transcript = z
+  .object({
+    sessionId: z.string(),
+    owner: z.string(),
+    startedAt: z.number(),
+    endedAt: z.number().nullable(),
+    endReason: z.string().nullable(),
+    turns: z.array(transcriptTurn),
+    usage: usageFigures,
+    overheadUsage: usageFigures,
+    droppedTurns: z.number().int(),
+    live: z.boolean(),
+    setup: z.object({ model: z.string() }).loose().nullable().describe('The effective setup (live sessions)'),
+  })
+  .loose()
+  .describe('Transcript');
+
+const dailyUsage = z
+  .object({ day: z.string(), tokens: usageFigures, audioSeconds: z.object({ input: z.number(), output: z.number() }), sessions: z.number(), turns: z.number() })
+  .loose();
+
+export const usageReport = z
+  .object({
+    key: z.string(),
+    tracked: z.boolean(),
+    today: dailyUsage.optional(),
+    days: z.array(dailyUsage).optional(),
+    total: z.object({}).loose().optional(),
+    budget: z
+      .object({ dailyTokens: z.number().nullable(), spentToday: z.number(), remainingToday: z.number().nullable(), resetsAt: isoTime })
+      .optional(),
+  })
+  .loose()
+  .describe('Usage');
+
 const ok = <T extends z.ZodType>(data: T) => z.object({ success: z.literal(true), data });
 
 export const restResponses = {
@@ -143,4 +224,6 @@ export const restResponses = {
     .describe('The turn state: its texts at the top level (the Sculptor frontend reads them there), all of it under data'),
   endSession: ok(z.union([sessionEnded, sessionNotFound])),
   status: ok(sessionStatus),
+  transcript: ok(transcript),
+  usage: ok(usageReport),
 };

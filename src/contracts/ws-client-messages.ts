@@ -20,18 +20,13 @@ export const clientMessageSchemas = {
   /** The old backend's documented `{"type":"auth","token":…,"type":"api_key"}` collapses to this. */
   api_key: z.object({ type: z.literal('api_key'), token }),
   bearer: z.object({ type: z.literal('bearer'), token }),
-  start_session: z.object({
+  /**
+   * The transport's own fields; every other field is a per-session option, validated strictly by the session door
+   * (`sessionOptionsSchema`: an unknown field is an error naming it, code INVALID_FIELD).
+   */
+  start_session: z.looseObject({
     type: z.literal('start_session'),
     session_id: optString(128),
-    model: optString(200),
-    response_modality: z
-      .string()
-      .max(16)
-      .transform((v) => v.toLowerCase())
-      .pipe(z.enum(['text', 'audio']))
-      .nullish(),
-    input_transcription: optBool,
-    output_transcription: optBool,
     /** Keep the session when the socket closes, so a new socket can resume it within the idle timeout. */
     keep_alive_on_close: optBool,
     /** Attach to this owner's live session `session_id` if there is one (reconnection), else start it. */
@@ -47,6 +42,10 @@ export const clientMessageSchemas = {
   }),
   end_session: z.object({ type: z.literal('end_session'), session_id: optString(128) }),
   get_status: z.object({ type: z.literal('get_status'), session_id: optString(128) }),
+  /** The relayed (or named) session's transcript (owner only, like status). */
+  get_transcript: z.object({ type: z.literal('get_transcript'), session_id: optString(128) }),
+  /** The caller's own usage and daily budget. */
+  get_usage: z.object({ type: z.literal('get_usage') }),
   get_rate_limits: z.object({ type: z.literal('get_rate_limits') }),
   /** Typed user input for the model. */
   text: z.object({ type: z.literal('text'), text: z.string().trim().min(1).max(TEXT_MAX_CHARS) }),

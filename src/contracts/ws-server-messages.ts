@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { errorCode } from './errors';
-import { sessionEnded, sessionNotFound, sessionStarted, sessionStatus, transcription } from './rest';
+import { sessionEnded, sessionNotFound, sessionStarted, sessionStatus, transcript, transcription, usageReport } from './rest';
 
 /** Every message the server sends on `/ws/live-audio` (README "WebSocket API"), one schema per `type`. */
 
@@ -58,6 +58,8 @@ export const serverMessageSchemas = {
     ]),
   }),
   rate_limit_status: z.object({ type: z.literal('rate_limit_status'), data: rateLimits }),
+  transcript: z.object({ type: z.literal('transcript'), session_id: z.string(), data: transcript }),
+  usage: z.object({ type: z.literal('usage'), data: usageReport }),
   pong: z.object({ type: z.literal('pong'), timestamp: z.string() }),
   error: z.object({
     type: z.literal('error'),

@@ -47,18 +47,8 @@ export function createLiveAudioController({ service, emulatedNotice }: Controlle
     /** POST /session/start and /streaming/start */
     async startSession(req: Request, res: Response) {
       const owner = principalOf(req);
-      const b = bodyOf(req);
-      const session = await service.startSession(
-        owner,
-        {
-          sessionId: b.session_id as string,
-          model: b.model,
-          responseModality: b.response_modality,
-          inputTranscription: b.input_transcription,
-          outputTranscription: b.output_transcription,
-        },
-        'rest',
-      );
+      const { session_id: sessionId, ...options } = bodyOf(req);
+      const session = await service.startSession(owner, { sessionId, options }, 'rest');
       res.json({ success: true, data: { ...sessionStartedView(session), mode } });
     },
 
@@ -93,6 +83,17 @@ export function createLiveAudioController({ service, emulatedNotice }: Controlle
         const view = sessionEndedView(r.sessionId, r.info);
         res.json({ success: true, data: r.alreadyEnded ? { ...view, alreadyEnded: true } : view });
       }
+    },
+
+    /** GET /session/:session_id/transcript: the owner's transcript, while the session lives and for the retention after. */
+    async transcript(req: Request, res: Response) {
+      const owner = principalOf(req);
+      res.json({ success: true, data: await service.transcriptOf(owner, req.params.session_id) });
+    },
+
+    /** GET /usage: the caller's own usage (today and the last 30 days) and daily budget. */
+    async usage(req: Request, res: Response) {
+      res.json({ success: true, data: await service.usageOf(principalOf(req)) });
     },
 
     /** GET /session/:session_id/status */

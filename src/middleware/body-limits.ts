@@ -1,4 +1,5 @@
 import type { JsonShapeLimits } from './body-json-shape';
+import { MAX_CUSTOM_VOCABULARY_TERMS, MAX_TRANSCRIPTION_LANGUAGES } from '../services/session-setup/session-options';
 
 /** What one route accepts as its JSON body. */
 export interface BodySpec extends JsonShapeLimits {
@@ -9,6 +10,12 @@ export interface BodySpec extends JsonShapeLimits {
 export const JSON_MAX_DEPTH = 4;
 /** Containers plus separators: the routes read at most a handful of fields. */
 export const JSON_MAX_ELEMENTS = 1000;
+/**
+ * Session start and end: the largest legal start body is a full `custom_vocabulary` (1,000 terms: 1,000
+ * separators) with every other option set, so the cap is that plus room for the other fields (about 1,150
+ * elements). A body of 10,000 terms is refused by the scan before `JSON.parse` builds it.
+ */
+export const CONTROL_JSON_MAX_ELEMENTS = MAX_CUSTOM_VOCABULARY_TERMS + MAX_TRANSCRIPTION_LANGUAGES + 128;
 /** Room for `/transcribe`'s other fields and a `data:` URL prefix next to the base64 chunk. */
 export const TRANSCRIBE_FIELDS_ALLOWANCE = 64 * 1024;
 
@@ -30,6 +37,6 @@ export function routeBodySpecs(o: { maxChunkBytes: number; jsonLimitBytes: numbe
   const shape = { maxDepth: JSON_MAX_DEPTH, maxElements: JSON_MAX_ELEMENTS };
   return {
     transcribe: { ...shape, maxBytes: Math.min(o.jsonLimitBytes, base64Length(o.maxChunkBytes) + TRANSCRIBE_FIELDS_ALLOWANCE) },
-    control: { ...shape, maxBytes: Math.min(o.jsonLimitBytes, o.controlJsonLimitBytes) },
+    control: { ...shape, maxElements: CONTROL_JSON_MAX_ELEMENTS, maxBytes: Math.min(o.jsonLimitBytes, o.controlJsonLimitBytes) },
   };
 }

@@ -32,6 +32,7 @@ export function errorHandler(log: Logger): ErrorRequestHandler {
     if (isAppError(err)) {
       // AppError messages are written for clients; redaction is a safety net against echoed credentials.
       const body: Record<string, unknown> = { success: false, error: redactText(err.message), code: err.code };
+      if (err.extra.fields) body.fields = err.extra.fields;
       if (err.extra.retryAfterSec !== undefined) {
         body.retryAfter = err.extra.retryAfterSec;
         res.setHeader('Retry-After', String(err.extra.retryAfterSec));

@@ -34,5 +34,7 @@ export function createLiveAudioRouter(
   r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, controller.transcribe);
   r.post('/session/end', bodies.control, controller.endSession);
   r.get('/session/:session_id/status', controller.status);
+  r.get('/session/:session_id/transcript', controller.transcript);
+  r.get('/usage', controller.usage);
   return r;
 }

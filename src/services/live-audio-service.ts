@@ -4,7 +4,13 @@ import { AudioDecodeError, AudioLimitError, AudioTooLargeError, type DecoderFact
 import type { ChunkOutcome } from './audio/webm/webm-sequencer';
 import { rateLimitError } from './limits/limit-errors';
 import type { AudioAdmission } from './limits/limits';
-import { ModelTable } from './upstream/model-table';
+import type { ConversationArchive } from './conversation/conversation-archive';
+import { SessionConversation } from './conversation/session-conversation';
+import type { TranscriptRecord } from './conversation/transcript-types';
+import { greetingToSend, toModelSessionConfig } from './session-setup/build-live-connect-config';
+import type { PreparedSession, SessionPlanner, StartSessionInput } from './session-setup/session-planner';
+import type { EffectiveSessionSetup, SetupEcho } from './session-setup/effective-setup';
+import type { UsageMeter } from './usage/usage-meter';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
 import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';
 import {
@@ -16,6 +22,7 @@ import {
   type SessionEndInfo,
   type SessionEndReason,
 } from './session/live-session';
+import { endedSessionError } from './session/ended-session-error';
 import { SessionRegistry } from './session/session-registry';
 import {
   endedSessionStatusView,
@@ -65,14 +72,17 @@ export interface LiveAudioServiceOptions {
   registry: SessionRegistry;
   decoders: DecoderFactory;
   provider: UpstreamProvider;
-  models: ModelTable;
+  /** Checks starts (options, profile, model, budget) into prepared sessions. */
+  planner: SessionPlanner;
+  /** Usage per key and day, and the daily token budgets (none: usage is kept per session only). */
+  usage?: UsageMeter;
+  /** Where ended sessions' transcripts go (and the session-end webhook). */
+  archive?: ConversationArchive;
   logger: Logger;
   sessionMaxAgeMs: number;
   idleTimeoutMs: number;
   transcribeWaitMs: number;
   maxChunkBytes: number;
-  systemInstruction?: string;
-  voiceName?: string;
   logTranscripts?: boolean;
   resilience?: Partial<ResilienceOptions>;
   /** `null` turns context window compression off. */
@@ -88,28 +98,12 @@ export interface LiveAudioServiceOptions {
   admission?: AudioAdmission;
 }
 
-export interface StartSessionInput {
-  sessionId: string;
-  model?: unknown;
-  responseModality?: unknown;
-  inputTranscription?: unknown;
-  outputTranscription?: unknown;
-}
-
 export interface AudioInput {
   audioData: unknown;
   format?: unknown;
   sampleRate?: unknown;
   channels?: unknown;
 }
-
-const asBool = (v: unknown, def: boolean, field: string): boolean => {
-  if (v === undefined || v === null) return def;
-  if (typeof v === 'boolean') return v;
-  if (v === 'true') return true;
-  if (v === 'false') return false;
-  throw Errors.invalidField(field, 'must be a boolean');
-};
 
 const asInt = (v: unknown, def: number, field: string, min: number, max: number): number => {
   if (v === undefined || v === null || v === '') return def;
@@ -133,45 +127,27 @@ export class LiveAudioService {
   }
 
   async startSession(owner: Principal, input: StartSessionInput, transport: 'rest' | 'ws'): Promise<LiveSession> {
-    const sessionId = SessionRegistry.validateId(input.sessionId);
-    if (input.model !== undefined && input.model !== null && typeof input.model !== 'string') {
-      throw Errors.invalidField('model', 'must be a string');
-    }
-    const rm = input.responseModality ?? 'text';
-    if (typeof rm !== 'string') throw Errors.invalidField('response_modality', "must be 'text' or 'audio'");
-    const responseModality: 'text' | 'audio' = rm.toLowerCase() === 'audio' ? 'audio' : 'text';
-    const choice = this.o.models.resolve(input.model);
-    const params: LiveSessionParams = {
-      sessionId,
-      owner,
-      model: choice.model,
-      requestedModel: choice.requested,
-      responseModality,
-      inputTranscription: asBool(input.inputTranscription, true, 'input_transcription'),
-      outputTranscription: asBool(input.outputTranscription, true, 'output_transcription'),
-      transport,
-    };
-    if (choice.fellBack) {
-      this.o.logger.info({ requested: choice.requested, model: choice.model }, 'requested model is not a Live model; using the default');
-    }
-    return this.o.registry.start(owner, sessionId, () => this.createSession(params));
+    return this.startPrepared(await this.prepareSession(owner, input, transport));
   }
 
-  private async createSession(params: LiveSessionParams): Promise<LiveSession> {
+  /** Checks a start before anything changes (see `SessionPlanner`): a refused start leaves a running session alone. */
+  prepareSession(owner: Principal, input: StartSessionInput, transport: 'rest' | 'ws'): Promise<PreparedSession> {
+    return this.o.planner.plan(owner, input, transport);
+  }
+
+  /** Starts a prepared session: the registry's caps, then the upstream connection (see `createSession`). */
+  startPrepared(p: PreparedSession): Promise<LiveSession> {
+    return this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p.params, p.setup, p.echo));
+  }
+
+  private async createSession(params: LiveSessionParams, setup: EffectiveSessionSetup, echo: SetupEcho): Promise<LiveSession> {
     const log = this.o.logger.child({ sessionId: params.sessionId });
     const upstream = new ResilientUpstream(
       this.o.provider,
-      {
-        model: params.model,
-        responseModality: params.responseModality,
-        inputTranscription: params.inputTranscription,
-        // Native-audio models only speak: the text reply is the transcription of the speech.
-        outputTranscription: params.outputTranscription || params.responseModality === 'text',
-        systemInstruction: this.o.systemInstruction,
-        voiceName: this.o.voiceName,
+      toModelSessionConfig(setup, {
         sessionResumption: true,
         contextWindowCompression: this.o.contextWindowCompression === undefined ? {} : this.o.contextWindowCompression,
-      },
+      }),
       this.o.resilience,
       log,
     );
@@ -184,7 +160,19 @@ export class LiveAudioService {
       }
       throw err;
     }
-    return new LiveSession(params, {
+    const conversation = new SessionConversation({
+      sessionId: params.sessionId,
+      owner: params.owner,
+      setup,
+      echo,
+      meter: this.o.usage,
+      // Called at a turn boundary, long after `session` below exists.
+      onBudgetSpent: (message) => session.end('token_budget_exhausted', message),
+      logger: this.o.logger,
+    });
+    // Listening before the held events are delivered (LiveSession starts the delivery).
+    conversation.attach(upstream);
+    const session: LiveSession = new LiveSession(params, {
       decoder: this.o.decoders.create(params.sessionId),
       upstream,
       maxAgeMs: this.o.sessionMaxAgeMs,
@@ -194,7 +182,60 @@ export class LiveAudioService {
       onRelayLatency: this.o.onRelayLatency,
       audioBudget: this.o.audioBudgetFor?.(params.owner),
       pacing: this.o.pacing,
+      conversation,
+      maxAudioMs: setup.maxAudioMs,
     });
+    const archive = this.o.archive;
+    session.on('ended', (info) => {
+      void archive?.sessionEnded(conversation, {
+        sessionId: params.sessionId,
+        owner: params.owner,
+        startedAt: session.startTime.getTime(),
+        endedAt: Date.parse(info.endTime),
+        reason: info.reason,
+      });
+    });
+    // The model speaks first: the greeting goes once, after the first setup (never again on a reconnect), after
+    // what the server sent with its setup was delivered (LiveSession started the delivery).
+    const greeting = greetingToSend(setup, { resumed: false, greetedBefore: false });
+    if (greeting !== undefined) {
+      conversation.greetingSent();
+      upstream.sendText(greeting);
+    }
+    return session;
+  }
+
+  /**
+   * The owner's transcript of `sessionId`: the live session's as it is now, else the stored one (kept
+   * `LIVE_AUDIO_TRANSCRIPT_RETENTION_MS` after the end). Another owner's id answers exactly like an unknown one.
+   */
+  async transcriptOf(owner: Principal, sessionIdRaw: unknown): Promise<TranscriptView> {
+    const sessionId = SessionRegistry.validateId(sessionIdRaw);
+    const l = this.o.registry.lookup(owner, sessionId);
+    const c = l.kind === 'live' ? l.session.conversation : undefined;
+    if (c) return transcriptView(c.snapshot(), c.echo, true);
+    const stored = await this.o.archive?.store.get(owner.id, sessionId);
+    if (!stored) throw Errors.sessionNotFound();
+    return transcriptView(stored, null, false);
+  }
+
+  /** The caller's own usage: today and the last 30 days, and the daily token budget. */
+  async usageOf(owner: Principal): Promise<Record<string, unknown>> {
+    const meter = this.o.usage;
+    if (!meter) return { key: owner.id, tracked: false };
+    const report = await meter.report(owner.id);
+    const budget = meter.budgetFor(owner.maxTokensPerDay);
+    const spent = report.today.tokens.totalTokens;
+    return {
+      ...report,
+      tracked: true,
+      budget: {
+        dailyTokens: budget,
+        spentToday: spent,
+        remainingToday: budget === null ? null : Math.max(0, budget - spent),
+        resetsAt: nextUtcMidnight(Date.now()),
+      },
+    };
   }
 
   /** Validates and decodes an audio chunk description (shared by REST and WebSocket). */
@@ -332,6 +373,8 @@ export class LiveAudioService {
     }
     if (session.ended) {
       const info = session.endedInfo!;
+      const refusal = endedSessionError(info.reason, info.message);
+      if (refusal) throw refusal;
       if (info.reason === 'upstream_error') throw new AppError(502, 'UPSTREAM_FAILED', `Live session failed: ${info.message}`);
       if (info.reason === 'server_shutdown') throw Errors.shuttingDown();
       throw Errors.sessionExpired();
@@ -340,6 +383,20 @@ export class LiveAudioService {
     cursor.markServed(session, snap.version);
     return transcriptionView(session, snap);
   }
+}
+
+export interface TranscriptView extends TranscriptRecord {
+  live: boolean;
+  setup: SetupEcho | null;
+}
+
+function transcriptView(r: TranscriptRecord, setup: SetupEcho | null, live: boolean): TranscriptView {
+  return { ...r, live, setup };
+}
+
+function nextUtcMidnight(nowMs: number): string {
+  const d = new Date(nowMs);
+  return new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate() + 1)).toISOString();
 }
 
 export function toClientAudioError(err: unknown): unknown {

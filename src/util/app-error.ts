@@ -7,7 +7,8 @@ export class AppError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
-    readonly extra: { retryAfterSec?: number; details?: unknown } = {},
+    /** `fields`: the offending request fields, named in the error body (e.g. unknown or unsupported options). */
+    readonly extra: { retryAfterSec?: number; details?: unknown; fields?: string[] } = {},
   ) {
     super(message);
     this.name = 'AppError';

@@ -62,6 +62,21 @@ export interface StartSessionBody {
   input_transcription: boolean;
   output_transcription: boolean;
   model?: string;
+  /** Per-session options (profile, voice, language, system_instruction, …), sent as they are. */
+  [option: string]: unknown;
+}
+
+/** One turn of `GET /session/:id/transcript`. */
+export interface TranscriptTurnView {
+  kind: 'greeting' | 'user';
+  userText: string;
+  replyText: string;
+  interrupted: boolean;
+}
+
+export interface TranscriptAnswer {
+  success: true;
+  data: { turns: TranscriptTurnView[]; live: boolean; usage: { totalTokens: number } };
 }
 
 export interface TranscribeBody {
@@ -132,6 +147,10 @@ export class ApiClient {
       body: JSON.stringify({ session_id: sessionId }),
       credentials: 'omit',
     }).catch(() => undefined);
+  }
+
+  transcript(sessionId: string): Promise<TranscriptAnswer> {
+    return this.request('GET', `/session/${encodeURIComponent(sessionId)}/transcript`);
   }
 
   status(sessionId: string): Promise<{ success: true; data: SessionStatusData }> {

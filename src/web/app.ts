@@ -47,6 +47,13 @@ export class App {
     mic: el<HTMLSelectElement>(document, 'microphone'),
     transport: el<HTMLSelectElement>(document, 'transport'),
     modality: el<HTMLSelectElement>(document, 'modality'),
+    profile: el<HTMLSelectElement>(document, 'profile'),
+    voice: el<HTMLInputElement>(document, 'voice'),
+    language: el<HTMLInputElement>(document, 'language'),
+    instruction: el<HTMLTextAreaElement>(document, 'system-instruction'),
+    showTranscript: el<HTMLButtonElement>(document, 'show-transcript'),
+    transcript: el<HTMLOListElement>(document, 'transcript'),
+    usage: el<HTMLElement>(document, 'usage'),
     start: el<HTMLButtonElement>(document, 'start'),
     stop: el<HTMLButtonElement>(document, 'stop'),
     banner: el<HTMLElement>(document, 'demo-banner'),
@@ -74,6 +81,8 @@ export class App {
   private probeSeq = 0;
   private busy = false;
   private endedText: string | null = null;
+  /** The last session started (its transcript stays readable after it ended). */
+  private lastSession: { api: ApiClient; id: string } | null = null;
 
   constructor(private readonly workletUrl: string) {}
 
@@ -91,6 +100,7 @@ export class App {
     this.renderTransportHint();
     $.start.addEventListener('click', () => void this.start());
     $.stop.addEventListener('click', () => void this.stop());
+    $.showTranscript.addEventListener('click', () => void this.showTranscript());
     navigator.mediaDevices?.addEventListener?.('devicechange', () => void this.listMicrophones());
     window.addEventListener('pagehide', () => this.conversation?.endNow());
     void this.listMicrophones();
@@ -227,10 +237,13 @@ export class App {
       void this.listMicrophones(); // labels become visible once permission is granted
 
       const sessionId = newSessionId(transport === 'ws' ? 'web_ws' : 'web_rest');
+      const options = this.sessionOptions();
       const conv: Conversation =
         transport === 'ws'
-          ? new WsConversation({ token: key, stream: this.stream, sessionId, modality, workletUrl: this.workletUrl })
-          : new RestConversation({ api, stream: this.stream, sessionId, modality });
+          ? new WsConversation({ token: key, stream: this.stream, sessionId, modality, options, workletUrl: this.workletUrl })
+          : new RestConversation({ api, stream: this.stream, sessionId, modality, options });
+      this.lastSession = { api, id: sessionId };
+      $.showTranscript.disabled = false;
       this.conversation = conv;
       $.sessionId.textContent = sessionId;
       $.status.dataset.sessionId = sessionId;
@@ -280,6 +293,42 @@ export class App {
     this.player.stop();
     await conv.stop();
     this.cleanup();
+  }
+
+  /** The per-session options the controls set (only those filled in; the server checks them strictly). */
+  private sessionOptions(): Record<string, string> {
+    const $ = this.$;
+    const o: Record<string, string> = {};
+    if ($.profile.value) o.profile = $.profile.value;
+    if ($.voice.value.trim()) o.voice = $.voice.value.trim();
+    if ($.language.value.trim()) o.language = $.language.value.trim();
+    if ($.instruction.value.trim()) o.system_instruction = $.instruction.value.trim();
+    return o;
+  }
+
+  /** Reads the last session's transcript (owner only) and lists its turns with what they cost. */
+  private async showTranscript(): Promise<void> {
+    const last = this.lastSession;
+    if (!last) return;
+    try {
+      const t = await last.api.transcript(last.id);
+      const items = t.data.turns.map((turn) => {
+        const li = document.createElement('li');
+        li.dataset.kind = turn.kind;
+        const you = document.createElement('p');
+        you.className = 'you';
+        you.textContent = turn.kind === 'greeting' ? '(the model opened)' : turn.userText;
+        const model = document.createElement('p');
+        model.className = 'model';
+        model.textContent = turn.replyText + (turn.interrupted ? ' [interrupted]' : '');
+        li.append(you, model);
+        return li;
+      });
+      this.$.transcript.replaceChildren(...items);
+      this.$.usage.textContent = `${t.data.turns.length} turns, ${t.data.usage.totalTokens} tokens${t.data.live ? ' so far' : ''}`;
+    } catch (err) {
+      this.showError(fromApiError(err, 'read the transcript'));
+    }
   }
 
   /** Releases the microphone and resets the buttons; the last texts stay on screen. */

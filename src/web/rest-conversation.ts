@@ -10,6 +10,8 @@ export interface RestConversationOptions {
   stream: MediaStream;
   sessionId: string;
   modality: Modality;
+  /** Per-session options for the start (profile, voice, language, system_instruction). */
+  options?: Record<string, string>;
   statusEveryMs?: number;
 }
 
@@ -53,6 +55,7 @@ export class RestConversation extends Emitter<ConversationEvents> implements Con
         response_modality: this.o.modality,
         input_transcription: true,
         output_transcription: true,
+        ...this.o.options,
       });
     } catch (err) {
       this.emit('state', 'failed');

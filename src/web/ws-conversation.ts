@@ -10,6 +10,8 @@ export interface WsConversationOptions {
   stream: MediaStream;
   sessionId: string;
   modality: Modality;
+  /** Per-session options for the start (profile, voice, language, system_instruction). */
+  options?: Record<string, string>;
   workletUrl: string;
   url?: string;
   /** PCM chunk length per `audio_chunk` message. 200 ms: 300 messages a minute, half the server's default limit. */
@@ -76,6 +78,7 @@ export class WsConversation extends Emitter<ConversationEvents> implements Conve
           response_modality: this.o.modality,
           input_transcription: true,
           output_transcription: true,
+          ...this.o.options,
         });
         return;
       case 'session_started':

@@ -116,6 +116,12 @@ export const ServerMessages = {
     data,
   }),
 
+  /** `get_transcript`'s answer: the same `data` as REST `GET /session/:id/transcript`. */
+  transcript: (sessionId: string, data: object) => ({ type: 'transcript' as const, session_id: sessionId, data }),
+
+  /** `get_usage`'s answer: the same `data` as REST `GET /usage`. */
+  usage: (data: object) => ({ type: 'usage' as const, data }),
+
   rateLimitStatus: (status: WsRateLimitStatus) => ({ type: 'rate_limit_status' as const, data: status }),
 
   pong: () => ({ type: 'pong' as const, timestamp: new Date().toISOString() }),
@@ -126,6 +132,7 @@ export const ServerMessages = {
     if (isAppError(err)) {
       base.error = err.message;
       base.code = err.code;
+      if (err.extra.fields) base.fields = err.extra.fields;
       if (err.extra.retryAfterSec !== undefined) base.retryAfter = err.extra.retryAfterSec;
     } else if (isProblem(err)) {
       base.error = err.error;

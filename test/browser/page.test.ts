@@ -312,6 +312,50 @@ describe('browser page in real Chromium', () => {
     expect(h.problems).toEqual([]);
   });
 
+  it('a chosen profile, voice, language and instruction reach the model; the interview opens with a question; the transcript shows it all', async () => {
+    const GREETING = 'Welcome. Please introduce yourself.';
+    ts = await startTestServer({ overrides: { webRoot: web.outDir } });
+    ts.emu.setScenario(scripted({ greeting: { userTranscript: '', reply: GREETING } }));
+    h = await openPage(ts);
+    const { page } = h;
+    await byId(page, 'api-key').fill(ts.keys.alice);
+    await byId(page, 'transport').selectOption('ws');
+    await byId(page, 'modality').selectOption('audio');
+    await byId(page, 'profile').selectOption('interview');
+    await byId(page, 'voice').fill('Kore');
+    await byId(page, 'language').fill('en-GB');
+    await byId(page, 'system-instruction').fill('You interview candidates for a nursing role.');
+    await page.waitForFunction(() => document.querySelector('[data-testid="key-hint"]')?.getAttribute('data-state') === 'ok');
+    const first = ts.emu.connections.length;
+    await byId(page, 'start').click();
+    await waitAttr(page, 'status', 'data-state', { eq: 'active' });
+    await waitText(page, 'user-transcript', SPOKEN);
+    await waitText(page, 'model-response', REPLY);
+
+    const rec = ts.emu.connections[first]!;
+    expect(rec.model).toBe('gemini-3.8-live');
+    expect(rec.setup.systemInstruction.parts[0].text).toBe('You interview candidates for a nursing role.');
+    expect(rec.setup.generationConfig.speechConfig).toEqual({ voiceConfig: { prebuiltVoiceConfig: { voiceName: 'Kore' } }, languageCode: 'en-GB' });
+    expect(rec.greeting).toBeDefined();
+
+    await byId(page, 'show-transcript').click();
+    await page.waitForFunction(() => (document.querySelector('[data-testid="transcript"]')?.children.length ?? 0) >= 2, undefined, { timeout: 10_000, polling: 50 });
+    const items = byId(page, 'transcript').locator('li');
+    expect(await items.nth(0).getAttribute('data-kind')).toBe('greeting');
+    expect(await items.nth(0).locator('p.model').textContent()).toBe(GREETING);
+    expect(await items.nth(1).locator('p.you').textContent()).toBe(SPOKEN);
+    expect(await items.nth(1).locator('p.model').textContent()).toBe(REPLY);
+    expect(await byId(page, 'usage').textContent()).toMatch(/^\d+ turns, \d+ tokens so far$/);
+
+    // After Stop the transcript is still there (kept after the end).
+    await byId(page, 'stop').click();
+    await waitAttr(page, 'status', 'data-state', { eq: 'ended' });
+    await byId(page, 'show-transcript').click();
+    await page.waitForFunction(() => /tokens$/.test(document.querySelector('[data-testid="usage"]')?.textContent ?? ''), undefined, { timeout: 10_000, polling: 50 });
+    expect(await items.nth(0).getAttribute('data-kind')).toBe('greeting');
+    expect(h.problems).toEqual([]);
+  });
+
   it('says in plain words when the key is wrong, and starts nothing', async () => {
     ts = await startTestServer({ overrides: { webRoot: web.outDir } });
     h = await openPage(ts);

@@ -53,7 +53,10 @@ describe('published schemas describe the real answers', () => {
   it('serves OpenAPI 3.1 with the error envelope and every error code', () => {
     expect(openapi.openapi).toBe('3.1.0');
     expect(openapi.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining(['SESSION_NOT_FOUND', 'AUDIO_RATE_LIMITED', 'AUTH_REQUIRED']));
-    expect(Object.keys(openapi.paths)).toHaveLength(6);
+    expect(Object.keys(openapi.paths)).toHaveLength(8);
+    expect(openapi.components.schemas.Error.properties.code.enum).toEqual(
+      expect.arrayContaining(['UNSUPPORTED_FOR_MODEL', 'PROFILE_LOCKED', 'UNKNOWN_PROFILE', 'TOKEN_BUDGET_EXHAUSTED', 'SESSION_AUDIO_LIMIT_REACHED']),
+    );
   });
 
   it('REST answers of a real conversation (and its errors) match /openapi.json', async () => {
@@ -66,7 +69,11 @@ describe('published schemas describe the real answers', () => {
       check(`${API}/transcribe`, 'post', await request(t.url).post(`${API}/transcribe`).set(h).send({ session_id: 'c1', audio_data: c.toString('base64') }));
     }
     check(`${API}/session/{session_id}/status`, 'get', await request(t.url).get(`${API}/session/c1/status`).set(h));
+    check(`${API}/session/{session_id}/transcript`, 'get', await request(t.url).get(`${API}/session/c1/transcript`).set(h));
+    check(`${API}/usage`, 'get', await request(t.url).get(`${API}/usage`).set(h));
     check(`${API}/session/end`, 'post', await request(t.url).post(`${API}/session/end`).set(h).send({ session_id: 'c1' }));
+    check(`${API}/session/{session_id}/transcript`, 'get', await request(t.url).get(`${API}/session/c1/transcript`).set(h));
+    check(`${API}/session/{session_id}/transcript`, 'get', await request(t.url).get(`${API}/session/nobody/transcript`).set(h));
     check(`${API}/session/end`, 'post', await request(t.url).post(`${API}/session/end`).set(h).send({ session_id: 'c1' }));
     check(`${API}/session/{session_id}/status`, 'get', await request(t.url).get(`${API}/session/c1/status`).set(h));
     check(`${API}/session/{session_id}/status`, 'get', await request(t.url).get(`${API}/session/nobody/status`).set(h));
@@ -77,6 +84,10 @@ describe('published schemas describe the real answers', () => {
     check(`${API}/transcribe`, 'post', await request(t.url).post(`${API}/transcribe`).set(h).send({ session_id: 'c1', audio_data: 'AAAA', format: 'flac' }));
     check(`${API}/sessions`, 'get', await request(t.url).get(`${API}/sessions`));
     check(`${API}/session/start`, 'post', await request(t.url).post(`${API}/session/start`).set(h).send({ session_id: 'bad id!' }));
+    // Setup refusals name their fields.
+    check(`${API}/session/start`, 'post', await request(t.url).post(`${API}/session/start`).set(h).send({ session_id: 'c2', persona: 'x' }));
+    check(`${API}/session/start`, 'post', await request(t.url).post(`${API}/session/start`).set(h).send({ session_id: 'c2', model: 'gemini-3.8-live', thinking: { budget: 1 } }));
+    check(`${API}/session/start`, 'post', await request(t.url).post(`${API}/session/start`).set(h).send({ session_id: 'c2', profile: 'nope' }));
   });
 
   it('WebSocket messages of a real conversation (and its errors) match /schemas/ws.json', async () => {
@@ -98,6 +109,10 @@ describe('published schemas describe the real answers', () => {
     await c.next('session_status');
     send({ type: 'get_rate_limits' });
     await c.next('rate_limit_status');
+    send({ type: 'get_transcript' });
+    await c.next('transcript');
+    send({ type: 'get_usage' });
+    await c.next('usage');
     send({ type: 'ping' });
     await c.next('pong');
     send({ type: 'text', text: 'hello' });

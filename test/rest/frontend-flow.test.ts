@@ -39,7 +39,7 @@ describe('frontend REST flow', () => {
     expect(start.body.success).toBe(true);
     expect(start.body.data.sessionId).toBe(sessionId);
     expect(start.body.data.status).toBe('active');
-    expect(start.body.data.model).toBe('gemini-2.5-flash-native-audio-preview-12-2025');
+    expect(start.body.data.model).toBe('gemini-3.8-live');
     expect(start.body.data.responseModality).toBe('text');
 
     // sendAudioChunk(): one POST per timeslice, not awaited, base64 without the data: prefix

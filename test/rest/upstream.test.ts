@@ -25,9 +25,10 @@ describe('upstream session setup', () => {
 
   it('maps chat model ids to the default Live model and passes Live models through', async () => {
     for (const [requested, used] of [
-      ['gemini-2.5-pro', 'gemini-2.5-flash-native-audio-preview-12-2025'],
-      ['gemini-2.0-flash-exp', 'gemini-2.5-flash-native-audio-preview-12-2025'],
-      [undefined, 'gemini-2.5-flash-native-audio-preview-12-2025'],
+      ['gemini-2.5-pro', 'gemini-3.8-live'],
+      ['gemini-2.0-flash-exp', 'gemini-3.8-live'],
+      [undefined, 'gemini-3.8-live'],
+      ['gemini-2.5-flash-native-audio-preview-12-2025', 'gemini-2.5-flash-native-audio-preview-12-2025'],
       ['gemini-3.1-flash-live-preview', 'gemini-3.1-flash-live-preview'],
     ] as const) {
       const r = await request(t.url).post(`${API}/session/start`).set(h()).send({ session_id: 'm', model: requested });

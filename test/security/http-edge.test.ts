@@ -71,7 +71,9 @@ describe('route body caps', () => {
     const specs = routeBodySpecs({ maxChunkBytes: c.audio.maxChunkBytes, jsonLimitBytes: c.http.jsonLimitBytes, controlJsonLimitBytes: c.http.controlJsonLimitBytes });
     expect(base64Length(5 * 1024 * 1024)).toBe(6_990_508);
     expect(specs.transcribe.maxBytes).toBe(6_990_508 + 64 * 1024);
-    expect(specs.control.maxBytes).toBe(16 * 1024);
+    // Session start takes the largest legal options (a 32 KiB instruction, 1,000 vocabulary terms): 128 KiB.
+    expect(specs.control.maxBytes).toBe(128 * 1024);
+    expect(specs.control.maxElements).toBe(1_138);
     expect(specs.transcribe.maxDepth).toBeLessThanOrEqual(4);
     // LIVE_AUDIO_JSON_LIMIT stays the cap of every body.
     const low = routeBodySpecs({ maxChunkBytes: 5 * 1024 * 1024, jsonLimitBytes: 8 * 1024, controlJsonLimitBytes: 16 * 1024 });
@@ -110,7 +112,7 @@ describe('config of the edge', () => {
   it('timeouts, connection cap and body sizes are validated, with defaults', () => {
     expect(loadConfig({}).http).toEqual({
       jsonLimitBytes: 8 * 1024 * 1024,
-      controlJsonLimitBytes: 16 * 1024,
+      controlJsonLimitBytes: 128 * 1024,
       requestTimeoutMs: 30_000,
       headersTimeoutMs: 10_000,
       maxOpenConnectionsPerIp: 100,
@@ -211,8 +213,8 @@ describe('nothing is read for a stranger (in-process server, raw sockets)', () =
     const six = await post('/transcribe', nestedArrays(3_000_000));
     expect(six.status).toBe(400);
     expect(six.body.code).toBe('JSON_TOO_DEEP');
-    // Size per route: the control routes take 16 KiB.
-    const big = await post('/session/start', JSON.stringify({ session_id: 'edge2', model: 'x'.repeat(20_000) }));
+    // Size per route: the control routes take 128 KiB.
+    const big = await post('/session/start', JSON.stringify({ session_id: 'edge2', system_instruction: 'x'.repeat(140_000) }));
     expect(big.status).toBe(413);
     expect(big.body).toMatchObject({ success: false, code: 'PAYLOAD_TOO_LARGE' });
     // Encodings: no compressed bodies, UTF-8 only; a BOM is fine; non-JSON bodies are not read (as before).
@@ -229,7 +231,7 @@ describe('nothing is read for a stranger (in-process server, raw sockets)', () =
     const c = await RawConn.open(t.port);
     c.write(head('POST', `${API}/session/start`, { 'X-API-Key': t.keys.alice, 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }));
     const piece = 'x'.repeat(4096);
-    for (let i = 0; i < 5; i++) c.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+    for (let i = 0; i < 33; i++) c.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
     const r = await c.response();
     expect(r.status).toBe(413);
     expect(r.headers.connection).toBe('close');

@@ -63,7 +63,7 @@ describe('WebSocket streaming flow', () => {
       output_transcription: true,
     });
     expect(started.session_id).toBe(sessionId);
-    expect(started.data).toMatchObject({ sessionId, status: 'active', model: 'gemini-2.5-flash-native-audio-preview-12-2025', responseModality: 'text', resumed: false });
+    expect(started.data).toMatchObject({ sessionId, status: 'active', model: 'gemini-3.8-live', responseModality: 'text', resumed: false });
 
     // The session is the REST path's session: listed and inspectable over REST while the socket streams.
     const list = await request(t.url).get(`${API}/sessions`).set('X-API-Key', t.keys.alice);

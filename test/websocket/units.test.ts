@@ -133,13 +133,14 @@ describe('ConnectionCounter', () => {
 describe('client message schemas', () => {
   it('knows every documented type', () => {
     expect(CLIENT_MESSAGE_TYPES.sort()).toEqual(
-      ['api_key', 'audio_chunk', 'auth', 'bearer', 'end_session', 'get_rate_limits', 'get_status', 'image', 'interrupt', 'ping', 'start_session', 'text'].sort(),
+      ['api_key', 'audio_chunk', 'auth', 'bearer', 'end_session', 'get_rate_limits', 'get_status', 'get_transcript', 'get_usage', 'image', 'interrupt', 'ping', 'start_session', 'text'].sort(),
     );
   });
 
   it('accepts the documented shapes and normalises them', () => {
+    // start_session keeps every other field: they are the per-session options, checked strictly by the session door.
     const r = validateClientMessage({ type: 'start_session', session_id: 's', response_modality: 'AUDIO', input_transcription: true, extra: 1 });
-    expect(r).toEqual({ ok: true, message: { type: 'start_session', session_id: 's', response_modality: 'audio', input_transcription: true } });
+    expect(r).toEqual({ ok: true, message: { type: 'start_session', session_id: 's', response_modality: 'AUDIO', input_transcription: true, extra: 1 } });
     expect(validateClientMessage({ type: 'audio_chunk', audio_data: 'AAAA', sample_rate: '16000', channels: 1 }).ok).toBe(true);
     expect(validateClientMessage({ type: 'auth', token: '  ak_x  ' })).toEqual({ ok: true, message: { type: 'auth', token: 'ak_x' } });
   });

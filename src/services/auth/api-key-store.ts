@@ -33,7 +33,7 @@ export interface ApiKeyIdentity {
 }
 
 export type ApiKeyCheck =
-  | { ok: true; name: string; source: 'env' | 'file' }
+  | { ok: true; name: string; source: 'env' | 'file'; maxTokensPerDay?: number }
   | { ok: false; reason: 'malformed' | 'unknown' | 'revoked' | 'leaked' };
 
 export interface StoredKey {
@@ -42,6 +42,8 @@ export interface StoredKey {
   digest: Buffer;
   source: 'env' | 'file' | 'leaked';
   revoked: boolean;
+  /** The key's own daily token budget (key file `maxTokensPerDay`; 0 = none), over `LIVE_AUDIO_MAX_TOKENS_PER_DAY`. */
+  maxTokensPerDay?: number;
 }
 
 export interface ApiKeyStoreSummary {
@@ -90,7 +92,12 @@ export class ApiKeyStore {
     if (!found) return { ok: false, reason: 'unknown' };
     if (found.source === 'leaked') return { ok: false, reason: 'leaked' };
     if (found.revoked) return { ok: false, reason: 'revoked' };
-    return { ok: true, name: found.name, source: found.source };
+    return {
+      ok: true,
+      name: found.name,
+      source: found.source,
+      ...(found.maxTokensPerDay !== undefined ? { maxTokensPerDay: found.maxTokensPerDay } : {}),
+    };
   }
 
   /** The key's owner, or null when the key is malformed, unknown, revoked or publicly leaked. */
@@ -211,7 +218,13 @@ export class ApiKeyStore {
       entries.push({ name: k.name, digest: Buffer.from(k.hash, 'hex'), source: 'env', revoked: false });
     }
     for (const r of this.fileRecords) {
-      entries.push({ name: r.name, digest: Buffer.from(r.hash, 'hex'), source: 'file', revoked: !isActive(r) });
+      entries.push({
+        name: r.name,
+        digest: Buffer.from(r.hash, 'hex'),
+        source: 'file',
+        revoked: !isActive(r),
+        ...(typeof r.maxTokensPerDay === 'number' ? { maxTokensPerDay: r.maxTokensPerDay } : {}),
+      });
     }
     this.entries = entries;
   }

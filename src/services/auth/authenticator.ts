@@ -18,8 +18,14 @@ export interface AuthServiceOptions {
 }
 
 /** The principal of an API key named `name`. */
-export function apiKeyPrincipal(name: string): Principal {
-  return { id: `key:${name}`, userId: `key:${name}`, username: name, authMethod: 'api_key' };
+export function apiKeyPrincipal(name: string, maxTokensPerDay?: number): Principal {
+  return {
+    id: `key:${name}`,
+    userId: `key:${name}`,
+    username: name,
+    authMethod: 'api_key',
+    ...(maxTokensPerDay !== undefined ? { maxTokensPerDay } : {}),
+  };
 }
 
 /**
@@ -61,7 +67,7 @@ export class AuthService implements Authenticator {
           }
           return null;
         }
-        return apiKeyPrincipal(r.name);
+        return apiKeyPrincipal(r.name, r.maxTokensPerDay);
       }
       if (kind === 'bearer') {
         return this.jwt ? this.jwt.verify(token) : null;

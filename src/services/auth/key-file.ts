@@ -26,6 +26,8 @@ export interface KeyRecord {
   createdAt: string;
   /** ISO timestamp; present once the key is revoked. */
   revokedAt?: string;
+  /** This key's daily token budget, over `LIVE_AUDIO_MAX_TOKENS_PER_DAY` (0 = none for this key). */
+  maxTokensPerDay?: number;
   [extra: string]: unknown;
 }
 
@@ -64,6 +66,10 @@ export function parseKeyFileData(json: unknown, filePath: string): KeyFileData {
     if (typeof r.createdAt !== 'string') throw bad(`keys[${i}] ("${r.name}"): createdAt must be a string`);
     if (r.revokedAt !== undefined && r.revokedAt !== null && typeof r.revokedAt !== 'string') {
       throw bad(`keys[${i}] ("${r.name}"): revokedAt must be a string`);
+    }
+    const budget = r.maxTokensPerDay;
+    if (budget !== undefined && (typeof budget !== 'number' || !Number.isSafeInteger(budget) || budget < 0)) {
+      throw bad(`keys[${i}] ("${r.name}"): maxTokensPerDay must be a whole number of tokens (0 = no budget)`);
     }
   });
   const keys = (obj.keys as Record<string, unknown>[]).map((r) => {

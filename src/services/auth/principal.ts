@@ -6,6 +6,8 @@ export interface Principal {
   userId: string | number;
   username: string;
   authMethod: 'api_key' | 'jwt';
+  /** The API key's own daily token budget from the key file (0 = none), over the server's. */
+  maxTokensPerDay?: number;
 }
 
 export type CredentialKind = 'api_key' | 'bearer';

@@ -5,6 +5,7 @@ import { AudioDecodeError, AudioLimitError, type AudioPathEvent, type SessionAud
 import { PcmFramer } from '../audio/pcm-framer';
 import { PcmPacer, type PcmPacerOptions } from '../audio/pcm-pacer';
 import type { ChunkOutcome } from '../audio/webm/webm-sequencer';
+import type { SessionConversation } from '../conversation/session-conversation';
 import type { ResilientUpstream, ResilientUpstreamEvents, RotationCause, UpstreamFailure, UpstreamStats } from '../upstream/resilient-upstream';
 import type { UpstreamCloseInfo } from '../upstream/upstream-types';
 import type { Logger } from '../../util/logger';
@@ -21,7 +22,11 @@ export type SessionEndReason =
   | 'replaced'
   | 'upstream_error'
   | 'server_shutdown'
-  | 'socket_closed';
+  | 'socket_closed'
+  /** The owner's daily token budget is spent (ended at a turn boundary). */
+  | 'token_budget_exhausted'
+  /** The model's audio cap per session is reached (the transcribe model: 10 minutes). */
+  | 'audio_limit_reached';
 
 export interface SessionEndInfo {
   reason: SessionEndReason;
@@ -77,6 +82,10 @@ export interface LiveSessionDeps {
   logTranscripts?: boolean;
   /** Called with the relay's added latency (chunk received → PCM handed to the socket), ms. */
   onRelayLatency?: (ms: number) => void;
+  /** The conversation record (effective setup, transcript, usage); attached to the upstream by the caller. */
+  conversation?: SessionConversation;
+  /** Audio the model accepts per session (the transcribe model: 10 min): the session ends when it is sent. */
+  maxAudioMs?: number;
 }
 
 /** A live session's status (REST `GET /session/:id/status`, WebSocket `session_status`). */
@@ -128,6 +137,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   private cutSeq = 0;
   private lastCut: AudioCut | undefined;
   private cutMs = 0;
+  /** PCM handed to the upstream (for the model's per-session audio cap). */
+  private sentAudioBytes = 0;
   private chunks = 0;
   private bytesIn = 0;
   private pcmBytesDecoded = 0;
@@ -185,6 +196,11 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   /** The upstream link's numbers (connections, reconnects, audio sent/replayed/dropped, state). */
   upstreamStats(): UpstreamStats {
     return this.deps.upstream.stats();
+  }
+
+  /** The conversation record (setup, transcript, usage), when the session keeps one. */
+  get conversation(): SessionConversation | undefined {
+    return this.deps.conversation;
   }
 
   private wireDecoder(): void {
@@ -264,6 +280,20 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   /** Hands one paced frame to the upstream, within the owner's audio budget (cuts the stream when it is spent). */
   private forwardFrame(frame: Buffer): void {
     if (this.endInfo) return;
+    const maxMs = this.deps.maxAudioMs;
+    if (maxMs !== undefined) {
+      const room = Math.max(0, Math.floor((maxMs * UPSTREAM_BYTES_PER_MS - this.sentAudioBytes) / 2) * 2);
+      if (frame.length >= room) {
+        // The model closes the connection past its cap: send what fits, then end the session with a clear reason.
+        if (room > 0) this.deps.upstream.sendAudio(frame.subarray(0, room));
+        this.sentAudioBytes += room;
+        this.deps.upstream.sendAudioStreamEnd();
+        const minutes = Math.round((maxMs / 60_000) * 10) / 10;
+        queueMicrotask(() => this.end('audio_limit_reached', `The model accepts at most ${minutes} minutes of audio per session`));
+        return;
+      }
+      this.sentAudioBytes += frame.length;
+    }
     const budget = this.deps.audioBudget;
     if (budget) {
       const seconds = frame.length / (UPSTREAM_BYTES_PER_MS * 1000);
@@ -337,6 +367,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   /** Typed user input for the model. */
   sendText(text: string): void {
     this.touchActivity(false);
+    this.deps.conversation?.typedText(text);
     this.deps.upstream.sendText(text);
   }
 
@@ -449,6 +480,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
         hasResumptionHandle: up.hasResumptionHandle,
       },
       turn: (({ version: _v, ...rest }) => rest)(this.turn.snapshot()),
+      ...(this.deps.conversation ? { setup: this.deps.conversation.echo, usage: this.deps.conversation.usage() } : {}),
       ...(this.endInfo ? { endTime: this.endInfo.endTime, endReason: this.endInfo.reason, endMessage: this.endInfo.message } : {}),
     };
   }
@@ -495,6 +527,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     this.pacer.close();
     this.deps.decoder.destroy();
     this.deps.upstream.close();
+    this.deps.conversation?.end(reason);
     this.log.info({ reason, durationMs: this.endInfo.durationMs }, 'session ended');
     this.emit('ended', this.endInfo);
     this.removeAllListeners();

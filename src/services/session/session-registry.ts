@@ -1,5 +1,6 @@
 import type { Principal } from '../auth/principal';
 import { AppError, Errors } from '../../util/app-error';
+import { endedSessionError } from './ended-session-error';
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import type { LiveSession, SessionEndInfo, SessionEndReason } from './live-session';
@@ -98,7 +99,8 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
     const l = this.lookup(owner, sessionId);
     if (l.kind === 'live') return l.session;
     if (l.kind === 'ended' && l.tombstone.info.reason === 'server_shutdown') throw Errors.shuttingDown();
-    throw l.kind === 'ended' ? Errors.sessionExpired() : Errors.sessionNotFound();
+    if (l.kind === 'ended') throw endedSessionError(l.tombstone.info.reason, l.tombstone.info.message) ?? Errors.sessionExpired();
+    throw Errors.sessionNotFound();
   }
 
   /**

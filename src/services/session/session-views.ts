@@ -20,6 +20,8 @@ export function sessionStartedView(s: LiveSession) {
     responseModality: s.params.responseModality,
     inputTranscription: s.params.inputTranscription,
     outputTranscription: s.params.outputTranscription,
+    /** The effective setup (what was sent upstream, where each value came from; no secrets). */
+    setup: s.conversation?.echo ?? null,
   };
 }
 

@@ -227,6 +227,7 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
       if (sc.generationComplete) this.emit('generationComplete');
       if (sc.turnComplete) this.emit('turnComplete');
     }
+    if (msg.usageMetadata) this.emit('usage', msg.usageMetadata);
     if (msg.sessionResumptionUpdate) {
       const u = msg.sessionResumptionUpdate;
       this.emit('resumptionUpdate', { handle: u.newHandle || undefined, resumable: u.resumable === true });

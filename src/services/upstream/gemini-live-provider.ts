@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { GoogleGenAI, Modality, type LiveConnectConfig, type Session } from '@google/genai';
 import type { Logger } from '../../util/logger';
 import { redactText, silentLogger } from '../../util/logger';
+import { buildLiveConnectConfig, type ModelSessionConfig } from '../session-setup/build-live-connect-config';
 import { describeClose, describeTransportError } from './close-codes';
 import { patchLiveSocketFactory, type SdkLiveSocket, type SdkSocketCallbacks } from './sdk-patches/live-socket-factory';
 import { GeminiLiveConnection, type RawSocket } from './gemini-live-connection';
@@ -50,7 +51,8 @@ function isJsonFrame(data: unknown): boolean {
  */
 export class GeminiLiveProvider implements UpstreamProvider {
   readonly emulated: boolean;
-  private readonly ai: GoogleGenAI;
+  /** One SDK client per Live API version a setup needs (the server's, and `v1alpha` for some 2.5 options). */
+  private readonly clients = new Map<string, GoogleGenAI>();
   private readonly log: Logger;
   /** Sockets created by the SDK, captured so a hung handshake can be aborted. */
   private pendingSocket: SdkSocket | undefined;
@@ -58,19 +60,29 @@ export class GeminiLiveProvider implements UpstreamProvider {
   constructor(private readonly opts: GeminiLiveProviderOptions) {
     this.emulated = !!opts.emulated;
     this.log = opts.logger ?? silentLogger;
-    this.ai = new GoogleGenAI({
-      apiKey: opts.apiKey || 'missing-key',
-      httpOptions: { apiVersion: opts.apiVersion ?? 'v1beta', ...(opts.baseUrl ? { baseUrl: opts.baseUrl } : {}) },
-    });
-    this.installSocketGuard();
+    this.client(opts.apiVersion ?? 'v1beta');
+  }
+
+  /** The SDK client for `apiVersion` (created once, with the socket guard installed). */
+  private client(apiVersion: string): GoogleGenAI {
+    let ai = this.clients.get(apiVersion);
+    if (!ai) {
+      ai = new GoogleGenAI({
+        apiKey: this.opts.apiKey || 'missing-key',
+        httpOptions: { apiVersion, ...(this.opts.baseUrl ? { baseUrl: this.opts.baseUrl } : {}) },
+      });
+      this.installSocketGuard(ai);
+      this.clients.set(apiVersion, ai);
+    }
+    return ai;
   }
 
   /**
    * Wraps the SDK's (TS-private) WebSocket factory: captures each raw socket (to abort hung handshakes and read
    * `bufferedAmount`) and drops non-JSON frames before the SDK's parser turns them into a process crash.
    */
-  private installSocketGuard(): void {
-    patchLiveSocketFactory<RawSocket>(this.ai, (create) => (url, headers, callbacks) => {
+  private installSocketGuard(ai: GoogleGenAI): void {
+    patchLiveSocketFactory<RawSocket>(ai, (create) => (url, headers, callbacks) => {
       const guarded: SdkSocketCallbacks = {
         ...callbacks,
         onmessage: (e) => {
@@ -95,9 +107,12 @@ export class GeminiLiveProvider implements UpstreamProvider {
     const failed = new Promise<never>((_, rej) => (fail = rej));
     failed.catch(() => undefined);
 
-    const connectPromise = this.ai.live.connect({
+    const setup = (cfg as Partial<ModelSessionConfig>).setup;
+    const ai = this.client(setup?.apiVersion ?? this.opts.apiVersion ?? 'v1beta');
+    const connectPromise = ai.live.connect({
       model: cfg.model,
-      config: buildLiveConfig(cfg),
+      // A session's effective setup (built per model: a field the model lacks is never sent); else the old mapping.
+      config: setup ? buildLiveConnectConfig(setup, cfg) : buildLiveConfig(cfg),
       callbacks: {
         onopen: () => undefined,
         onmessage: (m) => conn.handleMessage(m),

@@ -93,7 +93,7 @@ export interface UpstreamFailure {
 /** The model's content, passed on from whichever connection is current (events of replaced ones are dropped). */
 type ContentEvents = Pick<
   UpstreamEvents,
-  'inputTranscription' | 'outputTranscription' | 'modelText' | 'modelAudio' | 'generationComplete' | 'interrupted'
+  'inputTranscription' | 'outputTranscription' | 'modelText' | 'modelAudio' | 'generationComplete' | 'interrupted' | 'usage'
 >;
 
 export interface ResilientUpstreamEvents extends ContentEvents {

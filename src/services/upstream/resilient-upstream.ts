@@ -285,6 +285,10 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
         this.emit('turnComplete');
         turn.atTurnBoundary();
       })
+      // Usage is billed whichever connection reports it (a replaced one's last turn included): always passed on.
+      .on('usage', (u) => {
+        if (!this.isOver()) this.emit('usage', u);
+      })
       .on('resumptionUpdate', (u) => this.onResumptionUpdate(link, u))
       .on('goAway', (ms) => {
         if (mine() && this.stateValue === 'open') turn.goAway(ms);

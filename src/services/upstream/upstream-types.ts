@@ -1,3 +1,4 @@
+import type { UsageMetadata } from '@google/genai';
 import type { TypedEmitter } from '../../util/typed-emitter';
 
 /** What a session asks of the model provider. */
@@ -41,6 +42,11 @@ export interface UpstreamEvents {
   generationComplete: () => void;
   turnComplete: () => void;
   interrupted: () => void;
+  /**
+   * Token usage the server reported (per turn, or for a connection's setup; never cumulative). Emitted after the
+   * `turnComplete` of the same message.
+   */
+  usage: (metadata: UsageMetadata) => void;
   /** The server will close this connection in `timeLeftMs`. */
   goAway: (timeLeftMs: number) => void;
   resumptionUpdate: (update: { handle?: string; resumable: boolean }) => void;

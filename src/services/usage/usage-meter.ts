@@ -48,6 +48,11 @@ export class UsageMeter {
     return d;
   }
 
+  /** The key's daily token budget (null: none). */
+  budgetFor(keyOverride?: number | null): number | null {
+    return dailyTokenBudget(this.o.budget ?? {}, keyOverride);
+  }
+
   /** `GET /usage`: today and the days before it, `days` in all (default 31: today and the last 30 days). */
   report(key: string, days = 31): Promise<UsageReport> {
     return this.o.store.report(key, dayOf(this.now()), days);

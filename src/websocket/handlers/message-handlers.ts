@@ -2,6 +2,7 @@ import type { Principal } from '../../services/auth/principal';
 import type { ClientMessageOf } from '../../contracts/ws-client-messages';
 import { ServerMessages } from '../server-messages';
 import { audioChunk } from './audio-chunk';
+import { getTranscript, getUsage } from './conversation-reads';
 import { endSession } from './end-session';
 import { getStatus } from './get-status';
 import type { MessageContext, MessageHandler, SessionMessageType } from './message-context';
@@ -14,6 +15,8 @@ export const messageHandlers: { [T in SessionMessageType]: MessageHandler<T> } =
   audio_chunk: audioChunk,
   end_session: endSession,
   get_status: getStatus,
+  get_transcript: getTranscript,
+  get_usage: getUsage,
   get_rate_limits: (ctx, owner) => {
     ctx.sender.send(ServerMessages.rateLimitStatus(ctx.rateLimits.status(owner.id)));
   },

@@ -1,4 +1,5 @@
 import type { Principal } from '../../services/auth/principal';
+import type { PreparedSession } from '../../services/session-setup/session-planner';
 import type { LiveSession } from '../../services/session/live-session';
 import { ServerMessages } from '../server-messages';
 import type { MessageHandler } from './message-context';
@@ -25,12 +26,11 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     announce(current.session, true);
     return;
   }
-  // One live session per socket: a second start_session ends the first cleanly (session_ended is sent).
-  if (current) service.endLiveSession(current.session, 'replaced', 'Replaced by a new session on this connection');
-
   if (msg.resume) {
     const live = service.findLiveSession(owner, sessionId);
     if (live) {
+      // One live session per socket: the one relayed so far ends cleanly (session_ended is sent).
+      if (current) service.endLiveSession(current.session, 'replaced', 'Replaced by a new session on this connection');
       ctx.slot.bind(live, keepAlive);
       ctx.log.info({ sessionId }, 'session resumed on this connection');
       announce(live, true);
@@ -38,19 +38,22 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     }
   }
 
+  // Checked before the running session is replaced: a refused start (bad options, budget) leaves it running.
+  const { type: _type, session_id: _id, keep_alive_on_close: _keep, resume: _resume, ...options } = msg;
+  let prepared: PreparedSession;
+  try {
+    prepared = await service.prepareSession(owner, { sessionId, options }, 'ws');
+  } catch (err) {
+    ctx.reportError(err, sessionId);
+    return;
+  }
+  // One live session per socket: a second start_session ends the first cleanly (session_ended is sent).
+  const running = ctx.slot.current;
+  if (running) service.endLiveSession(running.session, 'replaced', 'Replaced by a new session on this connection');
+
   let session: LiveSession;
   try {
-    session = await service.startSession(
-      owner,
-      {
-        sessionId,
-        model: msg.model ?? undefined,
-        responseModality: msg.response_modality ?? undefined,
-        inputTranscription: msg.input_transcription ?? undefined,
-        outputTranscription: msg.output_transcription ?? undefined,
-      },
-      'ws',
-    );
+    session = await service.startPrepared(prepared);
   } catch (err) {
     ctx.reportError(err, sessionId);
     return;

@@ -1,0 +1,186 @@
+import type { UsageMetadata } from '@google/genai';
+import type { Principal } from '../auth/principal';
+import type { EffectiveSessionSetup, SetupEcho } from '../session-setup/effective-setup';
+import type { UsageMeter } from '../usage/usage-meter';
+import { fromUsageMetadata, type UsageFigures } from '../usage/usage-figures';
+import type { Logger } from '../../util/logger';
+import { Transcript } from './transcript';
+import type { TranscriptRecord } from './transcript-types';
+
+/** 16 kHz mono s16le: bytes per second of the audio sent upstream. */
+const INPUT_BYTES_PER_SECOND = 32_000;
+
+/** The upstream events a conversation listens to (what `ResilientUpstream` emits). */
+export interface ConversationSource {
+  on(event: 'inputTranscription' | 'outputTranscription' | 'modelText', listener: (text: string) => void): unknown;
+  on(event: 'interrupted' | 'turnComplete', listener: () => void): unknown;
+  on(event: 'usage', listener: (metadata: UsageMetadata) => void): unknown;
+  on(event: 'modelAudio', listener: (pcm: Buffer, sampleRate: number) => void): unknown;
+  on(event: 'audioSent', listener: (bytes: number) => void): unknown;
+}
+
+/** What a session used so far (status, transcript, webhook). */
+export interface ConversationUsage {
+  tokens: UsageFigures;
+  audioSeconds: { input: number; output: number };
+  turns: number;
+}
+
+export interface SessionConversationOptions {
+  sessionId: string;
+  owner: Principal;
+  setup: EffectiveSessionSetup;
+  echo: SetupEcho;
+  /** Per key (the owner's id) and day; budgets are checked at turn boundaries. Optional (tests). */
+  meter?: UsageMeter;
+  /** Called once when the owner's daily token budget is spent at a turn boundary: the session must end. */
+  onBudgetSpent?: (message: string) => void;
+  logger: Logger;
+  now?: () => number;
+}
+
+/**
+ * One session's conversation record: its effective setup, its transcript (fed by the upstream link's events,
+ * which come only from the current connection, so a reconnect adds no duplicates) and its usage, recorded per
+ * key and day as it arrives. At each turn boundary (a `turnComplete` followed by its usage) the owner's daily
+ * budget is checked; once spent, `onBudgetSpent` ends the session between turns, never inside a reply.
+ */
+export class SessionConversation {
+  readonly transcript: Transcript;
+  readonly setup: EffectiveSessionSetup;
+  readonly echo: SetupEcho;
+  private audioInBytes = 0;
+  private audioOutSeconds = 0;
+  /** Audio seconds not yet recorded in the meter (flushed at each turn boundary and at the end). */
+  private pendingIn = 0;
+  private pendingOut = 0;
+  private turns = 0;
+  private atBoundary = false;
+  private budgetSpent = false;
+  /** Meter writes and budget checks in order, one after the other. */
+  private chain: Promise<void> = Promise.resolve();
+  private readonly log: Logger;
+
+  constructor(private readonly o: SessionConversationOptions) {
+    const now = o.now ?? Date.now;
+    this.setup = o.setup;
+    this.echo = o.echo;
+    this.transcript = new Transcript({ sessionId: o.sessionId, owner: o.owner.id, startedAt: now() }, now);
+    this.log = o.logger.child({ sessionId: o.sessionId });
+    this.meter({ sessions: 1 });
+  }
+
+  /** Listens to the link's events; call before its held events are delivered (`startDelivery`). */
+  attach(src: ConversationSource): void {
+    const t = this.transcript;
+    src.on('inputTranscription', (text) => this.live(() => t.userText(text)));
+    src.on('outputTranscription', (text) => this.live(() => t.replyText(text)));
+    src.on('modelText', (text) => this.live(() => t.replyText(text)));
+    src.on('interrupted', () => this.live(() => t.interrupted()));
+    src.on('turnComplete', () =>
+      this.live(() => {
+        t.turnComplete();
+        this.turns++;
+        this.atBoundary = true;
+        this.meter({ turns: 1 });
+      }),
+    );
+    src.on('usage', (m) => this.live(() => this.addUsage(m)));
+    src.on('modelAudio', (pcm, rate) =>
+      this.live(() => {
+        const s = pcm.length / 2 / (rate > 0 ? rate : 24_000);
+        this.audioOutSeconds += s;
+        this.pendingOut += s;
+      }),
+    );
+    src.on('audioSent', (bytes) =>
+      this.live(() => {
+        this.audioInBytes += bytes;
+        this.pendingIn += bytes / INPUT_BYTES_PER_SECOND;
+      }),
+    );
+  }
+
+  /** The greeting was sent: the model's opening is a turn of its own. */
+  greetingSent(): void {
+    this.transcript.greetingSent();
+  }
+
+  /** Typed user input (WebSocket `text`). */
+  typedText(text: string): void {
+    if (!this.transcript.ended) this.transcript.typedText(text);
+  }
+
+  usage(): ConversationUsage {
+    return {
+      tokens: this.transcript.totalUsage,
+      audioSeconds: { input: round3(this.audioInBytes / INPUT_BYTES_PER_SECOND), output: round3(this.audioOutSeconds) },
+      turns: this.turns,
+    };
+  }
+
+  snapshot(): TranscriptRecord {
+    return this.transcript.snapshot();
+  }
+
+  /** The session ended: the open turn closes, the audio seconds not yet recorded are. Idempotent. */
+  end(reason: string): void {
+    if (this.transcript.ended) return;
+    this.transcript.end(reason);
+    this.flushAudio();
+  }
+
+  /** Resolves once every meter write queued so far has been made (tests, shutdown). */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
+  private live(f: () => void): void {
+    if (!this.transcript.ended) f();
+  }
+
+  private addUsage(m: UsageMetadata): void {
+    this.transcript.usage(m);
+    const boundary = this.atBoundary;
+    this.atBoundary = false;
+    this.meter({ tokens: fromUsageMetadata(m) });
+    if (boundary) {
+      this.flushAudio();
+      this.checkBudget();
+    }
+  }
+
+  private flushAudio(): void {
+    if (this.pendingIn <= 0 && this.pendingOut <= 0) return;
+    const delta = { audioInputSeconds: this.pendingIn, audioOutputSeconds: this.pendingOut };
+    this.pendingIn = 0;
+    this.pendingOut = 0;
+    this.meter(delta);
+  }
+
+  private meter(delta: Parameters<UsageMeter['record']>[1]): void {
+    const meter = this.o.meter;
+    if (!meter) return;
+    const key = this.o.owner.id;
+    this.chain = this.chain.then(() => meter.record(key, delta)).catch((err: unknown) => this.log.warn({ err }, 'usage not recorded'));
+  }
+
+  private checkBudget(): void {
+    const meter = this.o.meter;
+    if (!meter || this.budgetSpent || !this.o.onBudgetSpent) return;
+    const key = this.o.owner.id;
+    this.chain = this.chain
+      .then(async () => {
+        const d = await meter.atTurnBoundary(key, this.o.owner.maxTokensPerDay);
+        if (d.end && !this.budgetSpent && !this.transcript.ended) {
+          this.budgetSpent = true;
+          this.o.onBudgetSpent?.(d.message);
+        }
+      })
+      .catch((err: unknown) => this.log.warn({ err }, 'budget check failed'));
+  }
+}
+
+function round3(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
