@@ -28,6 +28,11 @@ import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observabilit
 import { Limits } from './services/limits/limits';
 import { wsRateLimitsFrom } from './services/limits/ws-rate-limits-adapter';
 import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter';
+import { ClusterNode } from './cluster/cluster-node';
+import { ClusterSessions } from './cluster/cluster-sessions';
+import { createSessionDoor } from './cluster/session-door';
+import { isForwarded } from './cluster/cluster-guard';
+import type { RequestHandler } from 'express';
 
 export const EMULATED_NOTICE =
   'Offline demo mode: no GEMINI_API_KEY is set, so replies come from the built-in Gemini Live emulator, not from Gemini.';
@@ -69,6 +74,8 @@ export interface LiveAudioServer {
   readonly decoderCounters: DecoderCountersSource | undefined;
   /** The ffmpeg binary the decoders run (path, where it came from, version), when they are the ffmpeg factory. */
   readonly ffmpeg: FfmpegIdentity | undefined;
+  /** Cluster mode (`REDIS_URL`): this instance's membership and its sessions' records; undefined otherwise. */
+  readonly cluster: { node: ClusterNode; sessions: ClusterSessions } | undefined;
   /**
    * Graceful shutdown: `/ready` answers 503 at once and new sessions 503 `SERVER_SHUTTING_DOWN`; live sessions
    * may finish for up to `ms` (default `LIVE_AUDIO_DRAIN_MS`), then the rest end with `server_shutdown`;
@@ -83,7 +90,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     o.logger ??
     createLogger({
       ...config.log,
-      secrets: [config.gemini.apiKey, config.auth.jwtSecret, config.ops.metricsToken],
+      secrets: [config.gemini.apiKey, config.auth.jwtSecret, config.ops.metricsToken, config.cluster?.secret, redisPassword(config.cluster?.redisUrl)],
       destination: o.logDestination,
     });
   const metrics = new Metrics();
@@ -158,7 +165,35 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     wsConnectsPerIpPerMinute: config.limits.wsConnectsPerIpPerMinute,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
   });
-  const service = new LiveAudioService({
+  // Cluster mode: the node (Redis, registry, records, forwarder, guard) and the sessions' records, wired below.
+  const clusterNode = config.cluster
+    ? new ClusterNode(
+        {
+          redisUrl: config.cluster.redisUrl,
+          secret: config.cluster.secret,
+          instanceId: config.cluster.instanceId,
+          advertiseUrl: config.cluster.advertiseUrl,
+          host: config.host,
+          port: config.port,
+          keyPrefix: config.cluster.keyPrefix,
+          commandTimeoutMs: config.cluster.commandTimeoutMs,
+          downAfterMs: config.cluster.downAfterMs,
+          heartbeatIntervalMs: config.cluster.heartbeatIntervalMs,
+          missedHeartbeats: config.cluster.missedHeartbeats,
+          forwardTimeoutMs: config.cluster.forwardTimeoutMs,
+          maxForwardBodyBytes: config.http.jsonLimitBytes,
+          tombstoneMs: config.sessions.tombstoneMs,
+          maxSessionsPerPrincipal: config.sessions.maxPerUser,
+        },
+        logger.child({ component: 'cluster' }),
+      )
+    : undefined;
+  let service: LiveAudioService;
+  const clusterSessions = clusterNode
+    ? new ClusterSessions({ node: clusterNode, registry, service: () => service, sessionMaxAgeMs: config.sessions.maxAgeMs, logger })
+    : undefined;
+  service = new LiveAudioService({
+    directory: clusterSessions,
     registry,
     decoders: metrics.instrumentDecoders(decoders),
     provider,
@@ -198,7 +233,12 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     service,
     logger,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
+    // Cluster mode: a key's request counts are one budget across the instances; a forwarded call counted once.
+    ...(clusterNode ? { storeFor: (kind: string) => clusterNode.requestCounterStore(kind), skip: isForwarded } : {}),
   });
+  const door = clusterSessions
+    ? createSessionDoor({ sessions: clusterSessions, registry, logger })
+    : undefined;
 
   let ready = false;
   const app = createApp({
@@ -226,7 +266,20 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     trustProxy: config.limits.trustProxy,
     metrics,
     metricsToken: config.ops.metricsToken,
-    routeGuards: httpLimits,
+    routeGuards: door ? { ...httpLimits, sessionDoor: (route) => [door(route)] } : httpLimits,
+    cluster:
+      clusterNode && clusterSessions
+        ? {
+            guard: clusterNode.guard.middleware() as unknown as RequestHandler,
+            readiness: () => ({
+              instanceId: clusterNode.id,
+              redis: clusterNode.connection.readiness(),
+              registered: clusterNode.registry.registered,
+              peers: clusterNode.registry.peers().length,
+            }),
+            listRemote: (principalId) => clusterSessions.listFor(principalId),
+          }
+        : undefined,
   });
   const httpServer = http.createServer(
     {
@@ -283,6 +336,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
           resolve();
         });
       });
+      // Cluster mode: join once this instance can be called (waits up to 5 s for Redis; serves local sessions meanwhile).
+      await clusterNode?.start();
       ready = true;
       return (httpServer.address() as AddressInfo).port;
     },
@@ -297,6 +352,12 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
         httpServer.closeAllConnections();
       });
       await emulator?.stop();
+      if (clusterNode) {
+        // The sessions' records were ended (or handed over) above; then this instance leaves the registry.
+        await clusterSessions!.idle(2_000);
+        clusterSessions!.close();
+        await clusterNode.stop();
+      }
       httpLimits.close();
       limits.close();
       metrics.close();
@@ -305,10 +366,16 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     limits,
     decoderCounters,
     ffmpeg,
+    cluster: clusterNode && clusterSessions ? { node: clusterNode, sessions: clusterSessions } : undefined,
     drain(ms = config.ops.drainMs) {
       drainRun ??= (async () => {
         const t0 = Date.now();
         registry.startDraining();
+        if (clusterSessions) {
+          // Rolling deploy: with another instance alive, every session is handed over instead of waiting or ending.
+          const handedOver = await clusterSessions.handOver(Math.min(ms, 3_000));
+          if (handedOver > 0) logger.info({ handedOver }, 'draining: sessions handed over to the other instances');
+        }
         const live = registry.size;
         logger.info({ liveSessions: live, drainMs: ms }, 'draining: refusing new sessions, waiting for live ones to finish');
         const emptied = await waitForSessionsToEnd(registry, ms);
@@ -328,4 +395,15 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     },
   };
   return server;
+}
+
+/** The password in a Redis URL (kept out of logs), if any. */
+function redisPassword(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const p = decodeURIComponent(new URL(url).password);
+    return p || undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -23,17 +23,22 @@ const bodyOf = (req: Request): Record<string, unknown> => {
 export interface ControllerOptions {
   service: LiveAudioService;
   emulatedNotice?: string;
+  /** Cluster mode: the caller's live sessions on every instance (this one's are listed from its registry). */
+  listRemote?: (principalId: string) => Promise<Array<{ sessionId: string } & Record<string, unknown>>>;
 }
 
 /** REST handlers for `/api/v1/live-audio` (contract.md §1). Business rules live in LiveAudioService. */
-export function createLiveAudioController({ service, emulatedNotice }: ControllerOptions) {
+export function createLiveAudioController({ service, emulatedNotice, listRemote }: ControllerOptions) {
   const mode = service.emulated ? 'emulated' : 'gemini';
 
   return {
     /** GET /sessions — also the frontend's "connect" probe. */
-    listSessions(req: Request, res: Response) {
+    async listSessions(req: Request, res: Response) {
       const owner = principalOf(req);
-      const sessions = service.registry.listFor(owner.id).map(sessionListItemView);
+      const local: Array<{ sessionId: string } & Record<string, unknown>> = service.registry.listFor(owner.id).map(sessionListItemView);
+      const here = new Set(local.map((s) => s.sessionId));
+      const remote = listRemote ? (await listRemote(owner.id)).filter((s) => !here.has(s.sessionId)) : [];
+      const sessions = [...local, ...remote];
       res.json({
         success: true,
         data: { sessions, count: sessions.length, mode, ...(emulatedNotice ? { notice: emulatedNotice } : {}) },

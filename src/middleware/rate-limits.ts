@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import { ipKeyGenerator, MemoryStore, rateLimit } from 'express-rate-limit';
+import { ipKeyGenerator, MemoryStore, rateLimit, type Store } from 'express-rate-limit';
 import type { LiveAudioService } from '../services/live-audio-service';
 import { rateLimitError, type LimitKind } from '../services/limits/limit-errors';
 import type { Limits } from '../services/limits/limits';
@@ -20,6 +20,13 @@ export interface HttpLimitsDeps {
   service: LiveAudioService;
   logger: Logger;
   onRefused?: (kind: LimitKind) => void;
+  /**
+   * Cluster mode: the request counters' store per limiter (shared by every instance, in Redis). While it cannot
+   * answer, requests are let through (the outage must not stop sessions served here).
+   */
+  storeFor?: (kind: LimitKind) => Store;
+  /** Requests not counted here (cluster mode: calls a peer forwarded, already counted by the instance they came to). */
+  skip?: (req: Request) => boolean;
 }
 
 /** The middleware chains the live-audio router mounts (see `createLiveAudioRouter`'s `extra`). */
@@ -47,13 +54,16 @@ export function createHttpLimits(deps: HttpLimitsDeps): HttpLimits {
   const log = deps.logger.child({ component: 'rate-limit' });
   const mk = (kind: LimitKind, limit: number): RequestHandler[] => {
     if (!(limit > 0)) return [];
-    const store = new MemoryStore();
-    stores.push(store);
+    const shared = deps.storeFor?.(kind);
+    const store = shared ?? new MemoryStore();
+    if (!shared) stores.push(store as MemoryStore);
     return [
       rateLimit({
         windowMs,
         limit,
         store,
+        passOnStoreError: !!shared,
+        ...(deps.skip ? { skip: deps.skip } : {}),
         standardHeaders: 'draft-8',
         legacyHeaders: false,
         identifier: kind,
@@ -74,6 +84,7 @@ export function createHttpLimits(deps: HttpLimitsDeps): HttpLimits {
   const audioAdmission: RequestHandler = (req, res, next) => {
     const owner = req.principal;
     const b = req.body as Record<string, unknown> | undefined;
+    if (deps.skip?.(req)) return next();
     if (!owner || !b || typeof b !== 'object' || Array.isArray(b)) return next();
     let parsed;
     try {

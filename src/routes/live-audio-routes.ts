@@ -10,6 +10,11 @@ export interface LiveAudioRouteGuards {
   transcribe?: RequestHandler[];
   /** After `/transcribe`'s body is read (audio admission). */
   audioAdmission?: RequestHandler[];
+  /**
+   * Cluster mode: in front of each session route's handler (after its body is read), the door that forwards a call
+   * to the instance owning its session or takes a dead owner's session over (src/cluster/session-door.ts).
+   */
+  sessionDoor?: (route: 'start' | 'transcribe' | 'end' | 'status') => RequestHandler[];
 }
 
 /** Body parsers per route (see `jsonBody` and `routeBodySpecs`). */
@@ -29,12 +34,13 @@ export function createLiveAudioRouter(
   bodies: LiveAudioRouteBodies,
 ): Router {
   const r = Router();
+  const door = extra.sessionDoor ?? (() => []);
   r.use(...(extra.beforeAuth ?? []), requireAuth, ...(extra.afterAuth ?? []));
   r.get('/sessions', controller.listSessions);
-  r.post('/session/start', ...(extra.sessionStartLimit ?? []), bodies.control, controller.startSession);
-  r.post('/streaming/start', ...(extra.sessionStartLimit ?? []), bodies.control, controller.startSession);
-  r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, ...(extra.audioAdmission ?? []), controller.transcribe);
-  r.post('/session/end', bodies.control, controller.endSession);
-  r.get('/session/:session_id/status', controller.status);
+  r.post('/session/start', ...(extra.sessionStartLimit ?? []), bodies.control, ...door('start'), controller.startSession);
+  r.post('/streaming/start', ...(extra.sessionStartLimit ?? []), bodies.control, ...door('start'), controller.startSession);
+  r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, ...(extra.audioAdmission ?? []), ...door('transcribe'), controller.transcribe);
+  r.post('/session/end', bodies.control, ...door('end'), controller.endSession);
+  r.get('/session/:session_id/status', ...door('status'), controller.status);
   return r;
 }

@@ -17,6 +17,30 @@ export interface DecoderFactory {
   create(sessionLabel: string): SessionAudioDecoder;
 }
 
+/**
+ * Where sessions are known beyond this process (the cluster's session records in Redis). Without one (the embedded
+ * default) the process's registry is the only directory. Implementations: `ClusterSessions` (src/cluster).
+ */
+export interface SessionDirectory {
+  /**
+   * Before a new session starts here: claims its id service-wide (the per-key cap counts every instance's sessions).
+   * Throws an AppError (429 at the cap, 503 `CLUSTER_UNAVAILABLE` while the directory cannot answer).
+   */
+  claim(params: LiveSessionParams): Promise<SessionClaim>;
+  /**
+   * Brings here a session this process does not serve, when that is possible (its owner died or handed it over):
+   * resolves with the local session, or without one (unknown, ended, another key's; `aliveOwner` when another live
+   * instance serves it).
+   */
+  bringHere(owner: Principal, sessionId: string): Promise<{ session?: LiveSession; aliveOwner?: string }>;
+}
+
+/** A claimed id: `attach` once the session runs here, `release` when the start failed. */
+export interface SessionClaim {
+  attach(session: LiveSession): void;
+  release(): void;
+}
+
 export interface LiveAudioServiceOptions {
   registry: SessionRegistry;
   decoders: DecoderFactory;
@@ -40,6 +64,8 @@ export interface LiveAudioServiceOptions {
   pacing?: AudioPacing;
   /** The per-user audio seconds limit (for the 429 message when a stream is cut). */
   audioSecondsPerMinute?: number;
+  /** Service-wide session directory (cluster mode); default none. */
+  directory?: SessionDirectory;
 }
 
 export interface StartSessionInput {
@@ -110,10 +136,40 @@ export class LiveAudioService {
     if (choice.fellBack) {
       this.o.logger.info({ requested: choice.requested, model: choice.model }, 'requested model is not a Live model; using the default');
     }
-    return this.o.registry.start(owner, sessionId, () => this.createSession(params));
+    const claim = await this.o.directory?.claim(params);
+    let session: LiveSession;
+    try {
+      session = await this.o.registry.start(owner, sessionId, () => this.createSession(params));
+    } catch (err) {
+      claim?.release();
+      throw err;
+    }
+    claim?.attach(session);
+    return session;
   }
 
-  private async createSession(params: LiveSessionParams): Promise<LiveSession> {
+  /**
+   * The caller's live session `sessionId`, here or (cluster mode) brought here from a dead or departed instance;
+   * undefined when there is none to continue here.
+   */
+  async locate(owner: Principal, sessionId: string): Promise<LiveSession | undefined> {
+    const l = this.o.registry.lookup(owner, sessionId);
+    if (l.kind === 'live') return l.session;
+    if (!this.o.directory) return undefined;
+    const r = await this.o.directory.bringHere(owner, sessionId);
+    if (r.aliveOwner) throw new AppError(409, 'SESSION_BUSY', 'The session is being served on another connection; end it there or try again');
+    return r.session;
+  }
+
+  /**
+   * Continues here a session another instance served (taken over after its death, or handed over): a new upstream
+   * connection resumed with `resumptionHandle` (the model keeps the conversation), in this process's registry.
+   */
+  adoptSession(params: LiveSessionParams, resumptionHandle: string | undefined): Promise<LiveSession> {
+    return this.o.registry.start(params.owner, params.sessionId, () => this.createSession(params, resumptionHandle));
+  }
+
+  private async createSession(params: LiveSessionParams, resumptionHandle?: string): Promise<LiveSession> {
     const log = this.o.logger.child({ sessionId: params.sessionId });
     const upstream = new ResilientUpstream(
       this.o.provider,
@@ -126,6 +182,7 @@ export class LiveAudioService {
         systemInstruction: this.o.systemInstruction,
         voiceName: this.o.voiceName,
         sessionResumption: true,
+        ...(resumptionHandle ? { resumptionHandle } : {}),
         contextWindowCompression: this.o.contextWindowCompression === undefined ? {} : this.o.contextWindowCompression,
       },
       this.o.resilience,

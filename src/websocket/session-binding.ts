@@ -95,7 +95,9 @@ export class SessionBinding {
   }
 
   private handleEnded(info: SessionEndInfo): void {
-    this.send(ServerMessages.sessionEnded(this.session.id, info));
+    // Handed over to another instance (rolling deploy): the session goes on there, the client resumes it.
+    if (info.reason === 'handed_over') this.send(ServerMessages.reconnect(this.session.id));
+    else this.send(ServerMessages.sessionEnded(this.session.id, info));
     this.onEnded(this);
   }
 }

@@ -20,7 +20,9 @@ export type SessionEndReason =
   | 'replaced'
   | 'upstream_error'
   | 'server_shutdown'
-  | 'socket_closed';
+  | 'socket_closed'
+  /** Cluster mode, rolling deploy: the session continues on another instance (the client reconnects and resumes). */
+  | 'handed_over';
 
 export interface SessionEndInfo {
   reason: SessionEndReason;
@@ -90,6 +92,8 @@ export type LiveSessionEvents = {
   audioEvent: (e: AudioPathEvent) => void;
   /** The audio stream was cut at the owner's audio budget. */
   audioCut: (cut: AudioCut) => void;
+  /** WebM bytes written to the decoder, in stream order (see `SessionAudioDecoderEvents.webmWritten`). */
+  webmWritten: (bytes: Buffer, startsRecording: boolean) => void;
   ended: (info: SessionEndInfo) => void;
 };
 
@@ -186,6 +190,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       this.log.warn({ code: err.code, err: err.message }, 'audio decode error');
       this.emit('decodeError', err);
     });
+    d.on('webmWritten', (bytes, starts) => this.emit('webmWritten', bytes, starts));
     d.on('audioEvent', (e) => {
       if (e.kind === 'skipped') this.log.info({ lostMs: Math.round(e.lostMs) }, 'audio gap skipped (a chunk never arrived)');
       this.emit('audioEvent', e);
@@ -312,6 +317,32 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   private forgetChunkTime(t: number): void {
     const i = this.pendingChunkTimes.indexOf(t);
     if (i >= 0) this.pendingChunkTimes.splice(i, 1);
+  }
+
+  /**
+   * Puts a fresh decoder where another instance's stood (a session taken over): `bytes` start a WebM stream (init
+   * segment, Cluster header, the element the last chunk began), so the client's next continuation chunk decodes.
+   */
+  prime(bytes: Buffer): Promise<ChunkOutcome> {
+    if (this.endInfo) return Promise.reject(new AudioDecodeError('AUDIO_INVALID', 'Session has ended'));
+    return this.deps.decoder.write(bytes, { format: 'webm', sampleRate: 16000, channels: 1 });
+  }
+
+  /** Audio received and not yet handed to the upstream (decoding, framed, paced), ms; an estimate for the counts. */
+  pendingAudioMs(): number {
+    return this.pacer.stats().queuedMs + this.framer.bufferedBytes / UPSTREAM_BYTES_PER_MS + this.pendingChunkTimes.length * 1000;
+  }
+
+  /**
+   * Resolves once every chunk received so far has reached the upstream (nothing decoding, framed or paced), or
+   * after `timeoutMs` (a hand-over waits for it so that no accepted audio stays behind).
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.endInfo && Date.now() < deadline) {
+      if (this.pendingChunkTimes.length === 0 && this.pacer.stats().queuedMs === 0 && this.framer.bufferedBytes === 0) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** Typed user input for the model. */

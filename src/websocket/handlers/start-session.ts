@@ -30,11 +30,18 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
   if (current) registry.endSession(current.session, 'replaced', 'Replaced by a new session on this connection');
 
   if (msg.resume) {
-    const l = registry.lookup(owner, sessionId);
-    if (l.kind === 'live') {
-      ctx.slot.bind(l.session, keepAlive);
+    // Here, or (cluster mode) taken over from an instance that died or handed it over in a rolling deploy.
+    let found: LiveSession | undefined;
+    try {
+      found = await ctx.service.locate(owner, sessionId);
+    } catch (err) {
+      ctx.reportError(err, sessionId);
+      return;
+    }
+    if (found && !found.ended) {
+      ctx.slot.bind(found, keepAlive);
       ctx.log.info({ sessionId }, 'session resumed on this connection');
-      announce(l.session, true);
+      announce(found, true);
       return;
     }
   }

@@ -1,0 +1,107 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { SESSION_ID_RE } from '../services/session/session-registry';
+import type { SessionRegistry } from '../services/session/session-registry';
+import type { Logger } from '../util/logger';
+import { isForwarded } from './cluster-guard';
+import { PeerUnavailableError } from './cluster-errors';
+import type { ClusterSessions } from './cluster-sessions';
+
+/** Which call the door guards: where its session id is, and whether a dead owner's session is taken over for it. */
+export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status';
+
+export interface SessionDoorOptions {
+  sessions: ClusterSessions;
+  registry: SessionRegistry;
+  logger: Logger;
+  /** Per forwarded call: ms from the door to the owner's whole answer (metrics). */
+  onForward?: (ms: number, outcome: 'answered' | 'aborted') => void;
+}
+
+/**
+ * The cluster's door in front of the session routes (after authentication and body parsing, before the
+ * controller): a session served here goes on at once; one whose record names another live instance is forwarded
+ * there and the owner's answer (status, headers, body, its bounded wait included) is the caller's; one whose owner
+ * is dead (or that was handed over) is taken over here first. Anything else (unknown, ended, another key's) goes
+ * to the local controller, which answers exactly as for an unknown id. While Redis cannot answer, calls that need
+ * it get 503 `CLUSTER_UNAVAILABLE` (sessions served here keep going without Redis).
+ *
+ * A forwarded request is never forwarded again: it is answered here (taking over if its owner just died). A
+ * draining instance forwards calls for released sessions to a live peer, which takes them over.
+ */
+export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => RequestHandler {
+  const node = o.sessions.node;
+  const log = o.logger.child({ component: 'session-door' });
+
+  const sessionIdOf = (req: Request, route: DoorRoute): string | undefined => {
+    const raw: unknown = route === 'status' ? req.params.session_id : (req.body as Record<string, unknown> | undefined)?.session_id;
+    return typeof raw === 'string' && SESSION_ID_RE.test(raw) ? raw : undefined;
+  };
+
+  const forward = async (req: Request, res: Response, target: string): Promise<void> => {
+    const t0 = performance.now();
+    const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : Buffer.from(JSON.stringify(req.body ?? {}));
+    const r = await node.forwarder.forward(target, { incoming: req, body, clientIp: req.ip }, res);
+    o.onForward?.(performance.now() - t0, r.outcome);
+  };
+
+  /** Polls the registry until `id`'s heartbeat has expired (true) or it proves alive past the dead-after bound. */
+  const waitUntilDead = async (id: string): Promise<boolean> => {
+    const deadline = Date.now() + node.registry.deadAfterMs + 1000;
+    while (Date.now() < deadline) {
+      if (!(await node.registry.isAlive(id))) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  };
+
+  return (route) => (req: Request, res: Response, next: NextFunction) => {
+    const owner = req.principal;
+    const sessionId = sessionIdOf(req, route);
+    if (!owner || !sessionId) return next();
+    if (route !== 'start' && o.registry.lookup(owner, sessionId).kind === 'live') return next();
+    void (async () => {
+      const rec = await node.records.get({ principal: owner.id, sessionId });
+      if (!rec || rec.status !== 'live') return next();
+      const self = node.id;
+      if (rec.owner === self) return route === 'start' ? next() : bringHereThenNext();
+
+      const alive = rec.owner !== '' && (await node.registry.isAlive(rec.owner));
+      if (alive && !isForwarded(req)) {
+        try {
+          await forward(req, res, rec.owner);
+          return;
+        } catch (err) {
+          // Unreachable before its answer began (nothing was written to the client): a killed instance's heartbeat
+          // outlives it by up to `deadAfterMs`; once it has expired, the session is taken over below.
+          if (!(err instanceof PeerUnavailableError) || !(await waitUntilDead(rec.owner))) throw err;
+        }
+      }
+      if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
+      if (o.registry.isDraining && !isForwarded(req)) {
+        // Going away: a live peer takes it over instead.
+        const peer = node.registry.peers()[0];
+        if (peer) {
+          await forward(req, res, peer.id);
+          return;
+        }
+      }
+      return bringHereThenNext();
+
+      async function bringHereThenNext(): Promise<void> {
+        const r = await o.sessions.bringHere(owner!, sessionId!);
+        if (r.aliveOwner && !isForwarded(req)) {
+          await forward(req, res, r.aliveOwner);
+          return;
+        }
+        next();
+      }
+    })().catch((err: unknown) => {
+      if (res.headersSent) {
+        log.warn({ err: (err as Error).message }, 'cluster door failed after the answer began');
+        res.destroy();
+        return;
+      }
+      next(err);
+    });
+  };
+}
