@@ -237,8 +237,17 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     ...(clusterNode ? { storeFor: (kind: string) => clusterNode.requestCounterStore(kind), skip: isForwarded } : {}),
   });
   const door = clusterSessions
-    ? createSessionDoor({ sessions: clusterSessions, registry, logger })
+    ? createSessionDoor({
+        sessions: clusterSessions,
+        registry,
+        logger,
+        onForward: (ms, outcome) => metrics.clusterForwardSeconds.observe({ outcome }, ms / 1000),
+      })
     : undefined;
+  clusterSessions?.on('tookOver', (e) => {
+    metrics.clusterSessionsTaken.inc({ kind: e.released ? 'handover' : 'takeover' });
+    metrics.clusterLostAudioSeconds.inc(e.lostMs / 1000);
+  });
 
   let ready = false;
   const app = createApp({

@@ -328,9 +328,10 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     return this.deps.decoder.write(bytes, { format: 'webm', sampleRate: 16000, channels: 1 });
   }
 
-  /** Audio received and not yet handed to the upstream (decoding, framed, paced), ms; an estimate for the counts. */
+  /** Audio decoded and not (yet) handed to the upstream nor cut (framed, paced, waiting for a connection), ms. */
   pendingAudioMs(): number {
-    return this.pacer.stats().queuedMs + this.framer.bufferedBytes / UPSTREAM_BYTES_PER_MS + this.pendingChunkTimes.length * 1000;
+    const sent = this.deps.upstream.stats().sentAudioMs;
+    return Math.max(0, this.pcmBytesDecoded / UPSTREAM_BYTES_PER_MS - sent - this.cutMs);
   }
 
   /**
