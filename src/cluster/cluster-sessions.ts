@@ -160,27 +160,36 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
    * WebM bytes. Resolves with the local session, or undefined when there is nothing to take (unknown, ended, or
    * alive elsewhere: `aliveOwner` says where).
    */
-  bringHere(owner: Principal, sessionId: string): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+  bringHere(owner: Principal, sessionId: string, opts: { waitForReleaseMs?: number } = {}): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+    // A draining instance takes nothing over (the client's next try lands on another instance).
+    if (this.o.registry.isDraining) return Promise.reject(Errors.shuttingDown());
     // Calls for the same session that arrive together (on this instance, or forwarded here by instances that lost
     // the race for the record) wait for the one takeover.
     const key = SessionRegistry.key(owner.id, sessionId);
     const pending = this.bringing.get(key);
     if (pending) return pending;
-    const p = this.bringHereOnce(owner, sessionId).finally(() => this.bringing.delete(key));
+    const p = this.bringHereOnce(owner, sessionId, opts.waitForReleaseMs ?? 0).finally(() => this.bringing.delete(key));
     this.bringing.set(key, p);
     return p;
   }
 
-  private async bringHereOnce(owner: Principal, sessionId: string): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+  private async bringHereOnce(owner: Principal, sessionId: string, waitForReleaseMs: number): Promise<{ session?: LiveSession; aliveOwner?: string }> {
     const ref = { principal: owner.id, sessionId };
     const records = this.o.node.records;
     const self = this.o.node.id;
+    const waitUntil = Date.now() + waitForReleaseMs;
     for (let attempt = 0; attempt < 3; attempt++) {
       const local = this.o.registry.lookup(owner, sessionId);
       if (local.kind === 'live') return { session: local.session };
       const rec = await records.get(ref);
       if (!rec || rec.status !== 'live') return {};
-      if (rec.owner !== '' && rec.owner !== self && (await this.o.node.registry.isAlive(rec.owner))) return { aliveOwner: rec.owner };
+      if (rec.owner !== '' && rec.owner !== self && (await this.o.node.registry.isAlive(rec.owner))) {
+        // A client told to reconnect may be here before its old instance has released the session: wait for it.
+        if (Date.now() >= waitUntil) return { aliveOwner: rec.owner };
+        await new Promise((r) => setTimeout(r, 50));
+        attempt--;
+        continue;
+      }
       const t0 = performance.now();
       let holder: Ownership;
       if (rec.owner === self) {
@@ -377,6 +386,9 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     let n = 0;
     await Promise.all(
       [...this.entries.values()].map(async (e) => {
+        e.session.beginHandOver();
+        // Audio the client sent before it read `reconnect` is still on its way: let it arrive, then let it out.
+        await new Promise((r) => setTimeout(r, 150));
         await e.session.settle(settleMs);
         while (e.writing) await new Promise((r) => setTimeout(r, 5));
         e.dirty = true;

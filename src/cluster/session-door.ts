@@ -58,8 +58,13 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     const owner = req.principal;
     const sessionId = sessionIdOf(req, route);
     if (!owner || !sessionId) return next();
-    if (route !== 'start' && o.registry.lookup(owner, sessionId).kind === 'live') return next();
+    const local = o.registry.lookup(owner, sessionId);
+    if (route !== 'start' && local.kind === 'live' && !local.session.handingOver) return next();
     void (async () => {
+      // Being handed over (rolling deploy): wait until it is released, then follow the record like anyone else.
+      if (local.kind === 'live' && local.session.handingOver && !local.session.ended) {
+        await new Promise<void>((r) => local.session.once('ended', () => r()));
+      }
       const rec = await node.records.get({ principal: owner.id, sessionId });
       if (!rec || rec.status !== 'live') return next();
       const self = node.id;

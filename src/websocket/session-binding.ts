@@ -44,6 +44,8 @@ export class SessionBinding {
     });
     // The owner's audio budget ran out mid-stream: the stream was cut there (same message as a refused chunk).
     this.listen('audioCut', (cut) => this.send(ServerMessages.rateLimited('audio', cut.retryAfterSec)));
+    // Rolling deploy: the session goes on on another instance; the client reconnects (anywhere) and resumes it.
+    this.listen('handingOver', () => this.send(ServerMessages.reconnect(session.id)));
     this.listen('ended', (info) => this.handleEnded(info));
     this.lastVersion = session.snapshot().version;
   }
@@ -95,9 +97,8 @@ export class SessionBinding {
   }
 
   private handleEnded(info: SessionEndInfo): void {
-    // Handed over to another instance (rolling deploy): the session goes on there, the client resumes it.
-    if (info.reason === 'handed_over') this.send(ServerMessages.reconnect(this.session.id));
-    else this.send(ServerMessages.sessionEnded(this.session.id, info));
+    // Handed over to another instance (rolling deploy): the client was told to reconnect; the session goes on there.
+    if (info.reason !== 'handed_over') this.send(ServerMessages.sessionEnded(this.session.id, info));
     this.onEnded(this);
   }
 }

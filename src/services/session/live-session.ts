@@ -92,6 +92,8 @@ export type LiveSessionEvents = {
   audioEvent: (e: AudioPathEvent) => void;
   /** The audio stream was cut at the owner's audio budget. */
   audioCut: (cut: AudioCut) => void;
+  /** Cluster mode, rolling deploy: this instance is handing the session to another one (clients reconnect and resume). */
+  handingOver: () => void;
   /** WebM bytes written to the decoder, in stream order (see `SessionAudioDecoderEvents.webmWritten`). */
   webmWritten: (bytes: Buffer, startsRecording: boolean) => void;
   ended: (info: SessionEndInfo) => void;
@@ -326,6 +328,20 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   prime(bytes: Buffer): Promise<ChunkOutcome> {
     if (this.endInfo) return Promise.reject(new AudioDecodeError('AUDIO_INVALID', 'Session has ended'));
     return this.deps.decoder.write(bytes, { format: 'webm', sampleRate: 16000, channels: 1 });
+  }
+
+  private handOverBegun = false;
+
+  /** The session is being handed to another instance (it ends here with `handed_over` once its audio is out). */
+  get handingOver(): boolean {
+    return this.handOverBegun;
+  }
+
+  /** Starts a hand-over: clients are told to reconnect and resume (WebSocket `reconnect`). */
+  beginHandOver(): void {
+    if (this.handOverBegun || this.endInfo) return;
+    this.handOverBegun = true;
+    this.emit('handingOver');
   }
 
   /** Audio decoded and not (yet) handed to the upstream nor cut (framed, paced, waiting for a connection), ms. */
