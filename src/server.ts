@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { createApp } from './app';
@@ -325,6 +326,10 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     onPreAuthRefusal: (reason) => metrics.rateLimited.inc({ limit: `ws_preauth_${reason}` }),
   });
 
+  let closeEachConnection = false;
+  httpServer.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (closeEachConnection) res.setHeader('Connection', 'close');
+  });
   let drainRun: Promise<{ endedByShutdown: number; drainedMs: number }> | undefined;
   const server: LiveAudioServer = {
     config,
@@ -356,7 +361,11 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       // WebSocket clients got session_ended above; now they get close 1001 (upgraded sockets keep httpServer.close waiting).
       await liveAudioWs.close();
       await new Promise<void>((resolve) => {
-        if (!httpServer.listening) return resolve();
+        if (!httpServer.listening) {
+          // (A draining cluster instance stopped listening already; what is still open is closed now.)
+          httpServer.closeAllConnections();
+          return resolve();
+        }
         httpServer.close(() => resolve());
         httpServer.closeAllConnections();
       });
@@ -380,10 +389,17 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       drainRun ??= (async () => {
         const t0 = Date.now();
         registry.startDraining();
-        if (clusterSessions) {
+        if (clusterSessions && clusterNode!.registry.peers().length > 0) {
           // Rolling deploy: with another instance alive, every session is handed over instead of waiting or ending.
-          const handedOver = await clusterSessions.handOver(Math.min(ms, 3_000));
+          const handedOver = await clusterSessions.handOver(Math.min(ms, 10_000));
           if (handedOver > 0) logger.info({ handedOver }, 'draining: sessions handed over to the other instances');
+          // Then the load balancer is let go without a dropped call: no new connections (it tries another instance),
+          // each kept-alive one answers its last request with `Connection: close` (calls for handed-over sessions
+          // are forwarded to their new owner), and idle ones are left for the balancer to close (it never re-sends
+          // a POST on a connection closed under it).
+          closeEachConnection = true;
+          net.Server.prototype.close.call(httpServer);
+          await waitForConnections(httpServer, 0, Math.min(ms, 6_000));
         }
         const live = registry.size;
         logger.info({ liveSessions: live, drainMs: ms }, 'draining: refusing new sessions, waiting for live ones to finish');
@@ -414,5 +430,15 @@ function redisPassword(url: string | undefined): string | undefined {
     return p || undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Resolves once `server` has at most `max` open connections, or after `ms`. */
+async function waitForConnections(server: http.Server, max: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const n = await new Promise<number>((resolve) => server.getConnections((err, count) => resolve(err ? 0 : count)));
+    if (n <= max) return;
+    await new Promise((r) => setTimeout(r, 50));
   }
 }

@@ -3,7 +3,9 @@ import { SESSION_ID_RE } from '../services/session/session-registry';
 import type { SessionRegistry } from '../services/session/session-registry';
 import type { Logger } from '../util/logger';
 import { isForwarded } from './cluster-guard';
-import { PeerUnavailableError } from './cluster-errors';
+import { ClusterUnavailableError, PeerUnavailableError, SessionMovedError } from './cluster-errors';
+import { SESSION_MOVED_HEADER } from './cluster-headers';
+import type { Principal } from '../services/auth/principal';
 import type { ClusterSessions } from './cluster-sessions';
 
 /** Which call the door guards: where its session id is, and whether a dead owner's session is taken over for it. */
@@ -44,6 +46,12 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     o.onForward?.(performance.now() - t0, r.outcome);
   };
 
+  /** To a peer's call for a session that left this (draining) instance: 503 marked "moved", consumed by the peer. */
+  const movedAnswer = (res: Response): void => {
+    res.status(503).setHeader(SESSION_MOVED_HEADER, '1');
+    res.json({ success: false, error: 'The session moved; look it up again', code: 'SESSION_MOVED' });
+  };
+
   /** Polls the registry until `id`'s heartbeat has expired (true) or it proves alive past the dead-after bound. */
   const waitUntilDead = async (id: string): Promise<boolean> => {
     const deadline = Date.now() + node.registry.deadAfterMs + 1000;
@@ -52,6 +60,40 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
       await new Promise((r) => setTimeout(r, 100));
     }
     return false;
+  };
+
+  /** One pass: follow the record (forward, take over, or let the local controller answer). */
+  const route1 = async (req: Request, res: Response, next: NextFunction, owner: Principal, sessionId: string, route: DoorRoute): Promise<void> => {
+    const rec = await node.records.get({ principal: owner.id, sessionId });
+    if (!rec || rec.status !== 'live') return next();
+    const self = node.id;
+    if (rec.owner === self) return route === 'start' ? next() : bringHereThenNext();
+
+    const alive = rec.owner !== '' && (await node.registry.isAlive(rec.owner));
+    if (alive && !isForwarded(req)) {
+      try {
+        await forward(req, res, rec.owner);
+        return;
+      } catch (err) {
+        // Unreachable before its answer began (nothing was written to the client): a killed instance's heartbeat
+        // outlives it by up to `deadAfterMs`; once it has expired, the session is taken over below.
+        if (!(err instanceof PeerUnavailableError) || !(await waitUntilDead(rec.owner))) throw err;
+      }
+    }
+    if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
+    if (o.registry.isDraining) {
+      // Going away: a live peer takes it over instead (a peer's call is sent back to it: "look again").
+      if (isForwarded(req)) return movedAnswer(res);
+      const peer = node.registry.peers()[0];
+      if (peer) return forward(req, res, peer.id);
+    }
+    return bringHereThenNext();
+
+    async function bringHereThenNext(): Promise<void> {
+      const r = await o.sessions.bringHere(owner, sessionId);
+      if (r.aliveOwner && !isForwarded(req)) return forward(req, res, r.aliveOwner);
+      next();
+    }
   };
 
   return (route) => (req: Request, res: Response, next: NextFunction) => {
@@ -65,41 +107,16 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
       if (local.kind === 'live' && local.session.handingOver && !local.session.ended) {
         await new Promise<void>((r) => local.session.once('ended', () => r()));
       }
-      const rec = await node.records.get({ principal: owner.id, sessionId });
-      if (!rec || rec.status !== 'live') return next();
-      const self = node.id;
-      if (rec.owner === self) return route === 'start' ? next() : bringHereThenNext();
-
-      const alive = rec.owner !== '' && (await node.registry.isAlive(rec.owner));
-      if (alive && !isForwarded(req)) {
+      for (let attempt = 0; attempt < 3; attempt++) {
         try {
-          await forward(req, res, rec.owner);
+          await route1(req, res, next, owner, sessionId, route);
           return;
         } catch (err) {
-          // Unreachable before its answer began (nothing was written to the client): a killed instance's heartbeat
-          // outlives it by up to `deadAfterMs`; once it has expired, the session is taken over below.
-          if (!(err instanceof PeerUnavailableError) || !(await waitUntilDead(rec.owner))) throw err;
+          // The owner let the session go while the call travelled to it: look it up again.
+          if (!(err instanceof SessionMovedError)) throw err;
         }
       }
-      if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
-      if (o.registry.isDraining && !isForwarded(req)) {
-        // Going away: a live peer takes it over instead.
-        const peer = node.registry.peers()[0];
-        if (peer) {
-          await forward(req, res, peer.id);
-          return;
-        }
-      }
-      return bringHereThenNext();
-
-      async function bringHereThenNext(): Promise<void> {
-        const r = await o.sessions.bringHere(owner!, sessionId!);
-        if (r.aliveOwner && !isForwarded(req)) {
-          await forward(req, res, r.aliveOwner);
-          return;
-        }
-        next();
-      }
+      throw new ClusterUnavailableError(1, 'session kept moving');
     })().catch((err: unknown) => {
       if (res.headersSent) {
         log.warn({ err: (err as Error).message }, 'cluster door failed after the answer began');

@@ -269,7 +269,8 @@ export class LiveAudioService {
     if (cuts.seq > cutSeq && cuts.last) {
       throw rateLimitError('audio_seconds', this.o.audioSecondsPerMinute ?? 0, cuts.last.retryAfterSec);
     }
-    if (session.ended) {
+    // (Handed over in a rolling deploy: the chunk was relayed before the session moved on; answer as usual.)
+    if (session.ended && session.endedInfo!.reason !== 'handed_over') {
       const info = session.endedInfo!;
       if (info.reason === 'upstream_error') throw new AppError(502, 'UPSTREAM_FAILED', `Live session failed: ${info.message}`);
       if (info.reason === 'server_shutdown') throw Errors.shuttingDown();
