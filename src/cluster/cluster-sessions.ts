@@ -70,6 +70,9 @@ export interface ClusterSessionsOptions {
   logger: Logger;
 }
 
+/** How often a streaming session's record figures are rewritten (see `track`). */
+const RECORD_REFRESH_MS = 500;
+
 const keyOf = (ref: SessionRef) => SessionRegistry.key(ref.principal, ref.sessionId);
 const msOf = (n: number | undefined) => Math.max(0, Math.round(n ?? 0));
 
@@ -160,7 +163,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
    * WebM bytes. Resolves with the local session, or undefined when there is nothing to take (unknown, ended, or
    * alive elsewhere: `aliveOwner` says where).
    */
-  bringHere(owner: Principal, sessionId: string, opts: { waitForReleaseMs?: number } = {}): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+  bringHere(owner: Principal, sessionId: string, opts: { waitForRelease?: boolean } = {}): Promise<{ session?: LiveSession; aliveOwner?: string }> {
     // A draining instance takes nothing over (the client's next try lands on another instance).
     if (this.o.registry.isDraining) return Promise.reject(Errors.shuttingDown());
     // Calls for the same session that arrive together (on this instance, or forwarded here by instances that lost
@@ -168,7 +171,9 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     const key = SessionRegistry.key(owner.id, sessionId);
     const pending = this.bringing.get(key);
     if (pending) return pending;
-    const p = this.bringHereOnce(owner, sessionId, opts.waitForReleaseMs ?? 0).finally(() => this.bringing.delete(key));
+    // Waiting for a release covers a hand-over (moments) and a crash (until the owner's heartbeat expires).
+    const waitMs = opts.waitForRelease ? this.o.node.registry.deadAfterMs + 1000 : 0;
+    const p = this.bringHereOnce(owner, sessionId, waitMs).finally(() => this.bringing.delete(key));
     this.bringing.set(key, p);
     return p;
   }
@@ -266,7 +271,16 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     });
     session.upstream.on('resumptionHandle', () => this.touch(e));
     session.on('turnComplete', () => this.touch(e));
-    session.once('ended', (info) => this.onEnded(key, e, info));
+    // While audio is on its way upstream the record's figures are refreshed, so that what a sudden death loses
+    // is counted from a recent state (the cost: one small write per session per interval, only while it streams).
+    const refresh = setInterval(() => {
+      if (e.session.pendingAudioMs() > 0) this.touch(e);
+    }, RECORD_REFRESH_MS);
+    refresh.unref();
+    session.once('ended', (info) => {
+      clearInterval(refresh);
+      this.onEnded(key, e, info);
+    });
     this.touch(e);
     return e;
   }
@@ -360,7 +374,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     if (e.detached) return;
     e.detached = true;
     const p = this.o.node.records
-      .end(e.ref, e.holder, info.reason)
+      .end(e.ref, e.holder, info.reason, { model: e.session.params.model, responseModality: e.session.params.responseModality })
       .then(() => undefined)
       .catch((err: unknown) => {
         if (!isClusterUnavailable(err)) this.log.warn({ sessionId: e.ref.sessionId, err: (err as Error).message }, 'could not end the session record');

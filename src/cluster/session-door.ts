@@ -6,7 +6,19 @@ import { isForwarded } from './cluster-guard';
 import { ClusterUnavailableError, PeerUnavailableError, SessionMovedError } from './cluster-errors';
 import { SESSION_MOVED_HEADER } from './cluster-headers';
 import type { Principal } from '../services/auth/principal';
-import type { ClusterSessions } from './cluster-sessions';
+import type { ClusterSessions, StoredSetup } from './cluster-sessions';
+import type { SessionRecord } from './session-records';
+import { Errors } from '../util/app-error';
+
+/** The messages the sessions' own ends carry (LiveSession, SessionRegistry), for answers read from a record. */
+const END_MESSAGES: Record<string, string> = {
+  client_end: 'Ended by the client',
+  expired: 'Session reached its maximum duration',
+  idle_timeout: 'No audio received for too long',
+  replaced: 'Replaced by a new session with the same id',
+  server_shutdown: 'Server is shutting down',
+  socket_closed: 'WebSocket closed',
+};
 
 /** Which call the door guards: where its session id is, and whether a dead owner's session is taken over for it. */
 export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status';
@@ -46,6 +58,24 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     o.onForward?.(performance.now() - t0, r.outcome);
   };
 
+  /** What the controller answers for a session it remembers as ended (its tombstone), from the record. */
+  const answerEnded = (res: Response, route: DoorRoute, rec: SessionRecord): void => {
+    const reason = rec.endReason ?? 'ended';
+    if (route === 'transcribe') throw reason === 'server_shutdown' ? Errors.shuttingDown() : Errors.sessionExpired();
+    const endTime = new Date(rec.endedAt ?? rec.expiresAt).toISOString();
+    const setup = (rec.summary ?? rec.setup ?? {}) as Partial<StoredSetup>;
+    const view = {
+      sessionId: rec.sessionId,
+      status: rec.status === 'expired' || reason === 'expired' ? 'expired' : 'ended',
+      reason,
+      message: END_MESSAGES[reason] ?? reason,
+      endTime,
+      duration: new Date(endTime).getTime() - rec.createdAt,
+    };
+    if (route === 'end') res.json({ success: true, data: { ...view, alreadyEnded: true } });
+    else res.json({ success: true, data: { ...view, startTime: new Date(rec.createdAt).toISOString(), model: setup.model, responseModality: setup.responseModality } });
+  };
+
   /** To a peer's call for a session that left this (draining) instance: 503 marked "moved", consumed by the peer. */
   const movedAnswer = (res: Response): void => {
     res.status(503).setHeader(SESSION_MOVED_HEADER, '1');
@@ -65,7 +95,12 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
   /** One pass: follow the record (forward, take over, or let the local controller answer). */
   const route1 = async (req: Request, res: Response, next: NextFunction, owner: Principal, sessionId: string, route: DoorRoute): Promise<void> => {
     const rec = await node.records.get({ principal: owner.id, sessionId });
-    if (!rec || rec.status !== 'live') return next();
+    if (!rec) return next();
+    if (rec.status !== 'live') {
+      // Ended on another instance: answered as that instance would (this one has no tombstone of it).
+      if (route === 'start' || o.registry.lookup(owner, sessionId).kind !== 'unknown') return next();
+      return answerEnded(res, route, rec);
+    }
     const self = node.id;
     if (rec.owner === self) return route === 'start' ? next() : bringHereThenNext();
 

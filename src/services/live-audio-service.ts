@@ -32,7 +32,7 @@ export interface SessionDirectory {
    * resolves with the local session, or without one (unknown, ended, another key's; `aliveOwner` when another live
    * instance serves it).
    */
-  bringHere(owner: Principal, sessionId: string, opts?: { waitForReleaseMs?: number }): Promise<{ session?: LiveSession; aliveOwner?: string }>;
+  bringHere(owner: Principal, sessionId: string, opts?: { waitForRelease?: boolean }): Promise<{ session?: LiveSession; aliveOwner?: string }>;
 }
 
 /** A claimed id: `attach` once the session runs here, `release` when the start failed. */
@@ -156,8 +156,9 @@ export class LiveAudioService {
     const l = this.o.registry.lookup(owner, sessionId);
     if (l.kind === 'live') return l.session;
     if (!this.o.directory) return undefined;
-    // A client told to `reconnect` may resume before its old instance has released the session: wait a little.
-    const r = await this.o.directory.bringHere(owner, sessionId, { waitForReleaseMs: 5_000 });
+    // A client told to `reconnect` may resume before its old instance has released the session (or, after a crash,
+    // before the old instance counts as dead): wait for it.
+    const r = await this.o.directory.bringHere(owner, sessionId, { waitForRelease: true });
     if (r.aliveOwner) throw new AppError(409, 'SESSION_BUSY', 'The session is being served on another connection; end it there or try again');
     return r.session;
   }

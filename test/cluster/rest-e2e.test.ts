@@ -99,6 +99,18 @@ it('the 22 s recording posted like the frontend through nginx lands on both inst
   }
   const end = await request(cluster.url).post(`${API}/session/end`).set(alice()).send({ session_id: sessionId });
   expect(end.body.data.status).toBe('ended');
+  // Ended: every instance answers as the owner does (its tombstone, or the record's), with the same fields.
+  const views = [];
+  for (const inst of cluster.instances) {
+    const st = await request(inst.server.url).get(`${API}/session/${sessionId}/status`).set(alice());
+    expect(st.body.data).toMatchObject({ sessionId, status: 'ended', reason: 'client_end', message: 'Ended by the client', responseModality: 'text' });
+    views.push(Object.keys(st.body.data).sort());
+    const again = await request(inst.server.url).post(`${API}/session/end`).set(alice()).send({ session_id: sessionId });
+    expect(again.body.data).toMatchObject({ status: 'ended', alreadyEnded: true });
+    const late = await request(inst.server.url).post(`${API}/transcribe`).set(alice()).send({ session_id: sessionId, audio_data: rec.chunks[1].toString('base64'), format: 'webm' });
+    expect({ status: late.status, code: late.body.code }).toEqual({ status: 404, code: 'SESSION_EXPIRED' });
+  }
+  expect(views[0]).toEqual(views[1]);
 });
 
 it('forwarding cost: p50/p99 of /session/:id/status on the owner vs through the other instance', async () => {

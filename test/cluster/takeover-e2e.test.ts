@@ -4,7 +4,8 @@
  * session gets SIGKILL. The next chunk, on another instance, takes the session over: a new upstream connection
  * resumed with the stored handle (the emulator sees the resume), a decoder primed with the stored WebM bytes, so
  * the rest of the recording decodes and arrives (nothing after the kill is lost), and the conversation goes on
- * (turns answered on both sides of the failure). Takeover time is measured and printed.
+ * (turns answered on both sides of the failure). Takeover time is measured and printed. A WebSocket client whose
+ * socket died with its instance reconnects through nginx and resumes the session on another instance.
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
@@ -13,7 +14,7 @@ import { webmPrimingBytes, WebmResumeTracker } from '../../src/services/audio/we
 import { loadRecording, referenceDecode } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API } from '../helpers/frontend-client';
 import { startCluster, type TestCluster } from '../helpers/cluster';
-import { processAlive, prng } from '../ops/helpers';
+import { processAlive, prng, WsProbe, wsUrlOf } from '../ops/helpers';
 
 jest.setTimeout(180_000);
 
@@ -131,4 +132,59 @@ it(`kill -9 of the owner mid-recording: the next chunk on another instance takes
   const status = await request(cluster.url).get(`${API}/session/${sessionId}/status`).set(headers);
   expect(status.body.data).toMatchObject({ status: 'active', upstream: { state: 'open' } });
   await request(cluster.url).post(`${API}/session/end`).set(headers).send({ session_id: sessionId });
+});
+
+it(`a WebSocket client whose socket died with the instance (kill -9) reconnects anywhere and resumes its session (seed ${SEED})`, async () => {
+  const rnd = prng(SEED + 1);
+  const speech = referenceDecode(Buffer.concat(rec.chunks.slice(0, 8)));
+  const sessionId = `ws_kill_${Date.now()}`;
+  const url = wsUrlOf(cluster.url, cluster.keys.alice);
+  const connsBefore = cluster.emulator.connections.length;
+  const first = await WsProbe.open(url);
+  await first.waitFor((m) => m.type === 'auth_success', 10_000);
+  expect((await first.request({ type: 'start_session', session_id: sessionId }, ['session_started', 'error'], 15_000)).type).toBe('session_started');
+  const send = (p: WsProbe, from: number, to: number) => p.send({ type: 'audio_chunk', audio_data: speech.subarray(from, to).toString('base64'), format: 'pcm', sample_rate: 16000, channels: 1 });
+  // Speech in real time until the model has answered a turn (and issued a resumption handle).
+  let offset = 0;
+  const firstConn = () => cluster.emulator.connections[connsBefore];
+  while (offset < 64_000 || !(firstConn()?.handlesIssued ?? 0)) {
+    expect(offset).toBeLessThan(speech.length - 3200);
+    send(first, offset, offset + 3200);
+    offset += 3200;
+    await new Promise((r) => setTimeout(r, 90 + rnd() * 20));
+  }
+  await cluster.emulator.waitFor(() => firstConn().audioBytes >= offset - 640, 10_000);
+  const ownerId = (await records.get({ principal: 'key:alice', sessionId }))!.owner;
+  const owner = cluster.instances.find((i) => i.id === ownerId)!;
+  owner.server.child.kill('SIGKILL');
+  await owner.server.exited;
+  await first.waitFor(() => false, 5000).catch(() => undefined); // the socket closes with the instance
+  expect(first.closed).toBeDefined();
+
+  const t0 = performance.now();
+  let resumed: { probe: WsProbe; msg: Record<string, unknown> } | undefined;
+  for (let attempt = 0; !resumed && attempt < 10; attempt++) {
+    const p = await WsProbe.open(url);
+    await p.waitFor((m) => m.type === 'auth_success', 10_000);
+    const m = await p.request({ type: 'start_session', session_id: sessionId, resume: true }, ['session_started', 'error'], 15_000);
+    if (m.type === 'session_started') resumed = { probe: p, msg: m };
+    else await p.close();
+  }
+  const ms = performance.now() - t0;
+  expect(resumed!.msg.data).toMatchObject({ sessionId, resumed: true });
+  console.log(`WebSocket resume after kill -9 of ${ownerId}: ${ms.toFixed(0)} ms (the owner counts as dead after ${300 * 3} ms)`);
+  const newConn = () => cluster.emulator.connections.slice(connsBefore + 1);
+  expect(newConn()).toHaveLength(1);
+  expect(newConn()[0].resumedFrom).toBeDefined();
+  // Everything sent after the resume arrives on the resumed upstream.
+  const after = offset;
+  while (offset < after + 64_000) {
+    send(resumed!.probe, offset, offset + 3200);
+    offset += 3200;
+    await new Promise((r) => setTimeout(r, 90 + rnd() * 20));
+  }
+  await cluster.emulator.waitFor(() => newConn()[0].audioBytes >= 64_000 - 640, 10_000);
+  expect(newConn()[0].audioBytes).toBeLessThanOrEqual(64_000);
+  await resumed!.probe.request({ type: 'end_session' }, ['session_ended'], 10_000);
+  await resumed!.probe.close();
 });

@@ -170,7 +170,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       waitMs: opts.reorderWaitMs ?? DEFAULT_REORDER_WAIT_MS,
       maxBytes: opts.reorderMaxBytes ?? DEFAULT_REORDER_MAX_BYTES,
       write: (w) => {
-        this.emit('webmWritten', w.bytes, w.startsRecording);
+        this.emit('webmWritten', w.bytes, w.startsRecording, w.durationMs);
         return this.enqueue({ kind: 'webm', w }, w.bytes.length);
       },
       onEvent: (e) => this.emitEvent(e),

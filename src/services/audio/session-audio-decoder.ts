@@ -28,7 +28,7 @@ export type SessionAudioDecoderEvents = {
   error: (err: AudioDecodeError) => void;
   audioEvent: (e: AudioPathEvent) => void;
   /** WebM bytes about to be written to the decoder, in stream order (a session record follows the stream with them). */
-  webmWritten: (bytes: Buffer, startsRecording: boolean) => void;
+  webmWritten: (bytes: Buffer, startsRecording: boolean, durationMs: number | undefined) => void;
 };
 
 /** What a decoder counts about its session's audio. */

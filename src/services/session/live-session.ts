@@ -95,7 +95,7 @@ export type LiveSessionEvents = {
   /** Cluster mode, rolling deploy: this instance is handing the session to another one (clients reconnect and resume). */
   handingOver: () => void;
   /** WebM bytes written to the decoder, in stream order (see `SessionAudioDecoderEvents.webmWritten`). */
-  webmWritten: (bytes: Buffer, startsRecording: boolean) => void;
+  webmWritten: (bytes: Buffer, startsRecording: boolean, durationMs: number | undefined) => void;
   ended: (info: SessionEndInfo) => void;
 };
 
@@ -192,7 +192,10 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       this.log.warn({ code: err.code, err: err.message }, 'audio decode error');
       this.emit('decodeError', err);
     });
-    d.on('webmWritten', (bytes, starts) => this.emit('webmWritten', bytes, starts));
+    d.on('webmWritten', (bytes, starts, ms) => {
+      this.webmWrittenMs += ms ?? 0;
+      this.emit('webmWritten', bytes, starts, ms);
+    });
     d.on('audioEvent', (e) => {
       if (e.kind === 'skipped') this.log.info({ lostMs: Math.round(e.lostMs) }, 'audio gap skipped (a chunk never arrived)');
       this.emit('audioEvent', e);
@@ -331,6 +334,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   }
 
   private handOverBegun = false;
+  /** Audio in the WebM written to the decoder so far (accepted, maybe not decoded yet), ms. */
+  private webmWrittenMs = 0;
 
   /** The session is being handed to another instance (it ends here with `handed_over` once its audio is out). */
   get handingOver(): boolean {
@@ -347,7 +352,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   /** Audio decoded and not (yet) handed to the upstream nor cut (framed, paced, waiting for a connection), ms. */
   pendingAudioMs(): number {
     const sent = this.deps.upstream.stats().sentAudioMs;
-    return Math.max(0, this.pcmBytesDecoded / UPSTREAM_BYTES_PER_MS - sent - this.cutMs);
+    const accepted = Math.max(this.pcmBytesDecoded / UPSTREAM_BYTES_PER_MS, this.webmWrittenMs);
+    return Math.max(0, accepted - sent - this.cutMs);
   }
 
   /**
