@@ -32,6 +32,7 @@ import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter
 import { ClusterNode } from './cluster/cluster-node';
 import { ClusterSessions } from './cluster/cluster-sessions';
 import { createSessionDoor } from './cluster/session-door';
+import { ReconciledLimitStore } from './cluster/reconciled-limit-store';
 import { isForwarded } from './cluster/cluster-guard';
 import type { RequestHandler } from 'express';
 
@@ -158,14 +159,6 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   metrics.observeRegistry(registry);
   const decoderCounters = 'processesAlive' in decoders ? (decoders as unknown as DecoderCountersSource) : undefined;
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
-  const limits = new Limits({
-    audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
-    audioBytesPerMinute: config.ws.maxAudioBytesPerMinute,
-    wsMessagesPerMinute: config.ws.maxMessagesPerMinute,
-    unauthenticatedPerIpPerMinute: config.limits.unauthenticatedPerIpPerMinute,
-    wsConnectsPerIpPerMinute: config.limits.wsConnectsPerIpPerMinute,
-    onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
-  });
   // Cluster mode: the node (Redis, registry, records, forwarder, guard) and the sessions' records, wired below.
   const clusterNode = config.cluster
     ? new ClusterNode(
@@ -189,6 +182,18 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
         logger.child({ component: 'cluster' }),
       )
     : undefined;
+  // Cluster mode: the per-key budgets (audio seconds and bytes, WebSocket messages) are one budget across the
+  // instances: counted locally, reconciled with Redis every 200 ms.
+  const sharedLimitStore = clusterNode ? new ReconciledLimitStore({ shared: clusterNode.limits, logger }) : undefined;
+  const limits = new Limits({
+    ...(sharedLimitStore ? { store: sharedLimitStore } : {}),
+    audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
+    audioBytesPerMinute: config.ws.maxAudioBytesPerMinute,
+    wsMessagesPerMinute: config.ws.maxMessagesPerMinute,
+    unauthenticatedPerIpPerMinute: config.limits.unauthenticatedPerIpPerMinute,
+    wsConnectsPerIpPerMinute: config.limits.wsConnectsPerIpPerMinute,
+    onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
+  });
   let service: LiveAudioService;
   const clusterSessions = clusterNode
     ? new ClusterSessions({ node: clusterNode, registry, service: () => service, sessionMaxAgeMs: config.sessions.maxAgeMs, logger })
@@ -378,6 +383,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       }
       httpLimits.close();
       limits.close();
+      sharedLimitStore?.close();
       metrics.close();
     },
     metrics,
