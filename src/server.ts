@@ -194,11 +194,12 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     wsConnectsPerIpPerMinute: config.limits.wsConnectsPerIpPerMinute,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
   });
-  let service: LiveAudioService;
+  // (The cluster's sessions need the service to adopt sessions; the service needs them as its directory.)
+  const late: { service?: LiveAudioService } = {};
   const clusterSessions = clusterNode
-    ? new ClusterSessions({ node: clusterNode, registry, service: () => service, sessionMaxAgeMs: config.sessions.maxAgeMs, logger })
+    ? new ClusterSessions({ node: clusterNode, registry, service: () => late.service!, sessionMaxAgeMs: config.sessions.maxAgeMs, logger })
     : undefined;
-  service = new LiveAudioService({
+  const service = new LiveAudioService({
     directory: clusterSessions,
     registry,
     decoders: metrics.instrumentDecoders(decoders),
@@ -233,6 +234,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       maxBufferedBytes: config.audio.upstreamMaxBufferedBytes,
     },
   });
+  late.service = service;
   const httpLimits = createHttpLimits({
     settings: config.limits,
     limits,

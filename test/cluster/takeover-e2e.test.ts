@@ -63,14 +63,12 @@ it(`kill -9 of the owner mid-recording: the next chunk on another instance takes
 
   // The frontend: one un-awaited POST per chunk (gaps jittered 200-300 ms); SIGKILL of the owner before KILL_BEFORE.
   const pending: Promise<{ i: number; status: number; body: Record<string, unknown>; ms: number } | { i: number; error: string }>[] = [];
-  let killedAt = 0;
   for (let i = 0; i < rec.chunks.length; i++) {
     if (i === KILL_BEFORE) {
       // Wait for the chunks before it to be answered, so that what the dead instance held is what it accepted.
       await Promise.all(pending);
       owner.server.child.kill('SIGKILL');
       await owner.server.exited;
-      killedAt = performance.now();
     }
     const t0 = performance.now();
     pending.push(
