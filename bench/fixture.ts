@@ -15,7 +15,7 @@ export const DEFAULT_RECORDING = 'chromium-long-22s';
 export const FALLBACK_RECORDING = 'chromium-hello-1000ms';
 
 export function ffmpegPath(): string {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolved at run time (an optional or CommonJS-only module)
   return (require('@ffmpeg-installer/ffmpeg') as { path: string }).path;
 }
 

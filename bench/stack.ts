@@ -25,7 +25,7 @@ export interface Bundles {
 
 /** Bundles the entry points the bench runs as child processes (esbuild, ~1 s). */
 export async function buildBundles(): Promise<Bundles> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolved at run time (an optional or CommonJS-only module)
   const esbuild = require('esbuild') as typeof import('esbuild');
   fs.mkdirSync(BUILD_DIR, { recursive: true });
   const entries = {

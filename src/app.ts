@@ -12,6 +12,7 @@ import type { RouteBodySpecs } from './middleware/body-limits';
 import { createUnreadBodyGuard, DEFAULT_UNREAD_BODY_POLICY, type UnreadBodyPolicy } from './middleware/body-unread';
 import { createLiveAudioRouter, type LiveAudioRouteGuards } from './routes/live-audio-routes';
 import { createOpsRouter } from './routes/ops-routes';
+import { createContractRouter } from './routes/contract-routes';
 import type { Metrics } from './observability/metrics';
 import type { LiveAudioService } from './services/live-audio-service';
 import type { Logger } from './util/logger';
@@ -80,6 +81,8 @@ export function createApp(deps: AppDeps): Express {
     if (deps.isReady()) res.json({ success: true, status: 'ready', ...cluster });
     else res.status(503).json({ success: false, error: 'Server is not ready', code: 'NOT_READY', ...cluster });
   });
+
+  app.use(createContractRouter());
 
   const controller = createLiveAudioController({ service: deps.service, emulatedNotice: deps.emulatedNotice, listRemote: deps.cluster?.listRemote });
   const budget = new BodyBudget(deps.bodyBudget);

@@ -24,9 +24,11 @@ import { createClientIpResolver, createTrustedProxyCheck } from './middleware/cl
 import { routeBodySpecs } from './middleware/body-limits';
 import { capOpenConnectionsPerIp } from './middleware/connection-cap';
 import { createHttpLimits } from './middleware/rate-limits';
-import { Metrics, type DecoderCountersSource } from './observability/metrics';
+import { Metrics } from './observability/metrics';
+import type { DecoderProcessCounters } from './services/audio/session-audio-decoder';
 import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observability/shutdown';
 import { Limits } from './services/limits/limits';
+import { MemoryLimitStore, type LimitStore } from './services/limits/limit-store';
 import { wsRateLimitsFrom } from './services/limits/ws-rate-limits-adapter';
 import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter';
 import { ClusterNode } from './cluster/cluster-node';
@@ -73,7 +75,7 @@ export interface LiveAudioServer {
   /** Per-user audio/WebSocket and per-IP limits shared by REST and WebSocket. */
   readonly limits: Limits;
   /** ffmpeg processes alive/spawned, when the decoders are the ffmpeg factory. */
-  readonly decoderCounters: DecoderCountersSource | undefined;
+  readonly decoderCounters: DecoderProcessCounters | undefined;
   /** The ffmpeg binary the decoders run (path, where it came from, version), when they are the ffmpeg factory. */
   readonly ffmpeg: FfmpegIdentity | undefined;
   /** Cluster mode (`REDIS_URL`): this instance's membership and its sessions' records; undefined otherwise. */
@@ -157,7 +159,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     logger,
   );
   metrics.observeRegistry(registry);
-  const decoderCounters = 'processesAlive' in decoders ? (decoders as unknown as DecoderCountersSource) : undefined;
+  const decoderCounters = decoders.counters;
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
   // Cluster mode: the node (Redis, registry, records, forwarder, guard) and the sessions' records, wired below.
   const clusterNode = config.cluster
@@ -182,11 +184,11 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
         logger.child({ component: 'cluster' }),
       )
     : undefined;
-  // Cluster mode: the per-key budgets (audio seconds and bytes, WebSocket messages) are one budget across the
-  // instances: counted locally, reconciled with Redis every 200 ms.
-  const sharedLimitStore = clusterNode ? new ReconciledLimitStore({ shared: clusterNode.limits, logger }) : undefined;
+  // Every budget (HTTP request counts, WebSocket messages, audio, per-IP) counts in this one store. Cluster mode:
+  // one budget across the instances, counted locally and reconciled with the shared Redis counters every 200 ms.
+  const limitStore: LimitStore = clusterNode ? new ReconciledLimitStore({ shared: clusterNode.limits, logger }) : new MemoryLimitStore();
   const limits = new Limits({
-    ...(sharedLimitStore ? { store: sharedLimitStore } : {}),
+    store: limitStore,
     audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
     audioBytesPerMinute: config.ws.maxAudioBytesPerMinute,
     wsMessagesPerMinute: config.ws.maxMessagesPerMinute,
@@ -202,7 +204,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   const service = new LiveAudioService({
     directory: clusterSessions,
     registry,
-    decoders: metrics.instrumentDecoders(decoders),
+    decoders,
     provider,
     models: new ModelTable(config.gemini.defaultModel, config.gemini.extraModels),
     logger,
@@ -228,6 +230,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     // Audio seconds are charged as sessions relay decoded PCM, whatever the transport; a stream is cut at the budget.
     audioBudgetFor: (owner) => ({ take: (seconds) => limits.takeAudioSeconds(owner.id, seconds) }),
     audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
+    admission: limits,
     pacing: {
       realtimeFactor: config.audio.maxRealtimeFactor,
       burstMs: config.audio.pacingBurstMs,
@@ -237,8 +240,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   late.service = service;
   const httpLimits = createHttpLimits({
     settings: config.limits,
-    limits,
-    service,
+    store: limitStore,
     logger,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
     // Cluster mode: a key's request counts are one budget across the instances; a forwarded call counted once.
@@ -383,9 +385,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
         clusterSessions!.close();
         await clusterNode.stop();
       }
-      httpLimits.close();
       limits.close();
-      sharedLimitStore?.close();
+      limitStore.close();
       metrics.close();
     },
     metrics,

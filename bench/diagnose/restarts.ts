@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const sessions = Number(process.argv[2] ?? 200);
   const transport = (process.argv[3] ?? 'rest') as Transport;
   const seconds = Number(process.argv[4] ?? 30);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolved at run time (an optional or CommonJS-only module)
   const esbuild = require('esbuild') as typeof import('esbuild');
   const timedServer = path.join(BUILD_DIR, 'timed-server.js');
   await esbuild.build({

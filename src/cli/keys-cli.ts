@@ -191,7 +191,7 @@ export function runKeysCli(argv: readonly string[], ctx: KeysCliContext = {}): n
 
 function main(): void {
   // Entry point only: load .env (quietly) so LIVE_AUDIO_API_KEYS_FILE set there is honoured.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolved at run time (an optional or CommonJS-only module)
   (require('dotenv') as typeof import('dotenv')).config({ quiet: true });
   process.exitCode = runKeysCli(process.argv.slice(2), { env: process.env });
 }

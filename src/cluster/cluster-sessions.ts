@@ -242,7 +242,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       await this.o.node.records.transfer(ref, holder, '').catch(() => undefined);
       throw err;
     }
-    const entry = this.track(ref, session, holder, {
+    this.track(ref, session, holder, {
       sentMs: msOf(turn.sentMs),
       lostMs: msOf(turn.lostMs) + lostMs,
       takeovers: (turn.takeovers ?? 0) + (released ? 0 : 1),
@@ -269,7 +269,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       e.tracker.push(bytes);
       this.touch(e);
     });
-    session.upstream.on('resumptionHandle', () => this.touch(e));
+    session.on('upstreamResumptionHandle', () => this.touch(e));
     session.on('turnComplete', () => this.touch(e));
     // While audio is on its way upstream the record's figures are refreshed, so that what a sudden death loses
     // is counted from a recent state (the cost: one small write per session per interval, only while it streams).
@@ -294,7 +294,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
 
   private turnOf(e: Entry): StoredTurn {
     const snap = e.session.snapshot();
-    const up = e.session.upstream.stats();
+    const up = e.session.upstreamStats();
     return {
       turnId: snap.turnId,
       userText: snap.userText.slice(-4000),
@@ -317,7 +317,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         const init = e.tracker.initSegment;
         const r = await this.o.node.records.update(e.ref, e.holder, {
           turn: this.turnOf(e),
-          ...(e.session.upstream.resumptionHandle ? { resumptionHandle: e.session.upstream.resumptionHandle } : {}),
+          ...(e.session.resumptionHandle ? { resumptionHandle: e.session.resumptionHandle } : {}),
           ...(init && !e.headerSent ? { webmHeader: init } : {}),
           ...(init ? { webmResume: e.tracker.resumePoint() } : {}),
         });
@@ -349,7 +349,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       status: 'live',
       setup: setupOf(e.session.params),
       turn: this.turnOf(e),
-      ...(e.session.upstream.resumptionHandle ? { resumptionHandle: e.session.upstream.resumptionHandle } : {}),
+      ...(e.session.resumptionHandle ? { resumptionHandle: e.session.resumptionHandle } : {}),
       ...(e.tracker.initSegment ? { webmHeader: e.tracker.initSegment, webmResume: e.tracker.resumePoint() } : {}),
       createdAt: e.session.startTime.getTime(),
       updatedAt: now,

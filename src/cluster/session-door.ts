@@ -10,6 +10,9 @@ import type { ClusterSessions, StoredSetup } from './cluster-sessions';
 import type { SessionRecord } from './session-records';
 import { Errors } from '../util/app-error';
 
+/** Record end reasons of sessions that never ran (answered like an unknown id). */
+const NEVER_SESSIONS = new Set(['start_failed', 'unresumable']);
+
 /** The messages the sessions' own ends carry (LiveSession, SessionRegistry), for answers read from a record. */
 const END_MESSAGES: Record<string, string> = {
   client_end: 'Ended by the client',
@@ -98,7 +101,8 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     if (!rec) return next();
     if (rec.status !== 'live') {
       // Ended on another instance: answered as that instance would (this one has no tombstone of it).
-      if (route === 'start' || o.registry.lookup(owner, sessionId).kind !== 'unknown') return next();
+      // (A start that failed, or a record nobody could resume, never was a session: unknown, as on one instance.)
+      if (route === 'start' || o.registry.lookup(owner, sessionId).kind !== 'unknown' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
       return answerEnded(res, route, rec);
     }
     const self = node.id;

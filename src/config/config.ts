@@ -74,7 +74,7 @@ export interface AppConfig {
   };
   auth: { apiKeys: string; apiKeysFile: string; jwtSecret: string | undefined };
   cors: { origins: string[] };
-  /** Rate limits per authenticated user, per IP only before authentication (contract §3.4); 0 = unlimited. */
+  /** Rate limits per authenticated user, per IP only before authentication (README "Operations"); 0 = unlimited. */
   limits: {
     /** Which proxies may set X-Forwarded-For (`TRUST_PROXY`): false, a hop count, or addresses/subnets. */
     trustProxy: TrustProxy;
@@ -113,7 +113,7 @@ export interface AppConfig {
     /** Context window compression (sliding window); `null` when turned off. Token counts are optional. */
     contextCompression: { triggerTokens?: number; targetTokens?: number } | null;
   };
-  /** The WebSocket endpoint `/ws/live-audio` (contract.md §2). */
+  /** The WebSocket endpoint `/ws/live-audio` (README "WebSocket API"). */
   ws: {
     /** An unauthenticated socket gets `auth_timeout` and close 1008 after this long. */
     authTimeoutMs: number;
@@ -129,7 +129,7 @@ export interface AppConfig {
     sendBufferBytes: number;
     /** The socket is closed with 1013 when its outbound buffer stays above the cap this long. */
     sendStallMs: number;
-    /** Per-user fixed one-minute windows (contract §3.4). */
+    /** Per-user fixed one-minute windows (README "Operations"). */
     maxMessagesPerMinute: number;
     maxAudioBytesPerMinute: number;
     /** Frames a connection may send before it is authenticated (the auth frame and what is pipelined behind it). */

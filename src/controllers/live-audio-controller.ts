@@ -1,8 +1,7 @@
 import type { Request, Response } from 'express';
-import type { LiveAudioService } from '../services/live-audio-service';
-import { SessionRegistry } from '../services/session/session-registry';
-import { sessionEndedView, sessionListItemView, sessionStartedView } from '../services/session/session-views';
-import { AppError, Errors } from '../util/app-error';
+import { WeakTurnCursor, type LiveAudioService } from '../services/live-audio-service';
+import { sessionEndedView, sessionNotFoundView, sessionStartedView } from '../services/session/session-views';
+import { AppError } from '../util/app-error';
 import type { Principal } from '../services/auth/principal';
 
 const principalOf = (req: Request): Principal => {
@@ -27,18 +26,24 @@ export interface ControllerOptions {
   listRemote?: (principalId: string) => Promise<Array<{ sessionId: string } & Record<string, unknown>>>;
 }
 
-/** REST handlers for `/api/v1/live-audio` (contract.md §1). Business rules live in LiveAudioService. */
+/**
+ * REST handlers for `/api/v1/live-audio` (README "REST API"; published at /openapi.json): each validates, calls
+ * the service (the one door to sessions) and renders. The only state here is REST's own: what `/transcribe` last
+ * answered per session.
+ */
 export function createLiveAudioController({ service, emulatedNotice, listRemote }: ControllerOptions) {
   const mode = service.emulated ? 'emulated' : 'gemini';
+  const served = new WeakTurnCursor();
 
   return {
     /** GET /sessions — also the frontend's "connect" probe. */
     async listSessions(req: Request, res: Response) {
       const owner = principalOf(req);
-      const local: Array<{ sessionId: string } & Record<string, unknown>> = service.registry.listFor(owner.id).map(sessionListItemView);
+      const local = service.listSessions(owner);
+      // Cluster mode: the caller's sessions on the other instances too.
       const here = new Set(local.map((s) => s.sessionId));
       const remote = listRemote ? (await listRemote(owner.id)).filter((s) => !here.has(s.sessionId)) : [];
-      const sessions = [...local, ...remote];
+      const sessions: Array<{ sessionId: string } & Record<string, unknown>> = [...local, ...remote];
       res.json({
         success: true,
         data: { sessions, count: sessions.length, mode, ...(emulatedNotice ? { notice: emulatedNotice } : {}) },
@@ -67,12 +72,11 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
     async transcribe(req: Request, res: Response) {
       const owner = principalOf(req);
       const b = bodyOf(req);
-      if (b.audio_data === undefined || b.audio_data === null || b.audio_data === '') throw Errors.missingField('audio_data');
       const data = await service.transcribe(
         owner,
         b.session_id,
         { audioData: b.audio_data, format: b.format, sampleRate: b.sample_rate, channels: b.channels },
-        res.locals.parsedAudio,
+        served,
       );
       res.json({
         success: true,
@@ -88,39 +92,19 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
     /** POST /session/end — idempotent. */
     endSession(req: Request, res: Response) {
       const owner = principalOf(req);
-      const b = bodyOf(req);
-      const sessionId = SessionRegistry.validateId(b.session_id);
-      const result = service.registry.end(owner, sessionId, 'client_end');
-      if (result.kind === 'live') {
-        res.json({ success: true, data: sessionEndedView(sessionId, result.session.endedInfo!) });
-      } else if (result.kind === 'ended') {
-        res.json({ success: true, data: { ...sessionEndedView(sessionId, result.tombstone.info), alreadyEnded: true } });
+      const r = service.endSession(owner, bodyOf(req).session_id);
+      if (r.kind === 'not_found') {
+        res.json({ success: true, data: sessionNotFoundView(r.sessionId) });
       } else {
-        res.json({ success: true, data: { sessionId, status: 'not_found', message: 'Session not found or expired' } });
+        const view = sessionEndedView(r.sessionId, r.info);
+        res.json({ success: true, data: r.alreadyEnded ? { ...view, alreadyEnded: true } : view });
       }
     },
 
     /** GET /session/:session_id/status */
     status(req: Request, res: Response) {
       const owner = principalOf(req);
-      const sessionId = SessionRegistry.validateId(req.params.session_id);
-      const l = service.registry.lookup(owner, sessionId);
-      if (l.kind === 'live') {
-        res.json({ success: true, data: l.session.status() });
-      } else if (l.kind === 'ended') {
-        const t = l.tombstone;
-        res.json({
-          success: true,
-          data: {
-            ...sessionEndedView(sessionId, t.info),
-            startTime: t.startTime,
-            model: t.model,
-            responseModality: t.responseModality,
-          },
-        });
-      } else {
-        res.json({ success: true, data: { sessionId, status: 'not_found', message: 'Session not found or expired' } });
-      }
+      res.json({ success: true, data: service.sessionStatus(owner, req.params.session_id) });
     },
   };
 }

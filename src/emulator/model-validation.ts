@@ -15,7 +15,9 @@ export function unsupported(field: string, model: string, why = 'is not supporte
  * Checks the setup's fields against the model's capabilities. `model` is the id without `models/`; `setup` has
  * already passed the shape checks of `validateSetup`.
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
 export function validateSetupForModel(setup: Record<string, any>, model: string, caps: ModelCapabilities, apiVersion: string): void {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
   const gc: Record<string, any> = isObject(setup.generationConfig) ? setup.generationConfig : {};
   const alphaOnly = (field: 'proactivity' | 'enableAffectiveDialog') => caps.alphaOnly?.includes(field) === true && apiVersion !== 'v1alpha';
 
@@ -30,6 +32,7 @@ export function validateSetupForModel(setup: Record<string, any>, model: string,
 
   if (gc.thinkingConfig !== undefined && caps.thinking) {
     const t = caps.thinking;
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
     const tc: Record<string, any> = isObject(gc.thinkingConfig) ? gc.thinkingConfig : {};
     if (t.kind === 'none') unsupported('generationConfig.thinkingConfig', model);
     if (tc.thinkingLevel !== undefined && (t.kind !== 'level' || !t.levels.includes(String(tc.thinkingLevel)))) {
@@ -43,6 +46,7 @@ export function validateSetupForModel(setup: Record<string, any>, model: string,
   }
 
   if (setup.proactivity !== undefined && caps.proactiveAudio) {
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
     const p: Record<string, any> = isObject(setup.proactivity) ? setup.proactivity : {};
     if (caps.proactiveAudio === 'unsupported') unsupported('proactivity', model);
     if (caps.proactiveAudio === 'always' && p.proactiveAudio === false) unsupported('proactivity.proactiveAudio false', model);

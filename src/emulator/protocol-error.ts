@@ -16,6 +16,7 @@ export function invalid(detail: string): never {
   throw new ProtocolError(CLOSE_INVALID_ARGUMENT, REASON_INVALID_ARGUMENT, detail);
 }
 
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
 export function isObject(v: unknown): v is Record<string, any> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -57,6 +57,7 @@ export interface EmulatorConnectionRecord {
   /** Upgrade request headers. */
   headers: Record<string, string | string[] | undefined>;
   /** The `setup` JSON as received. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
   setup: any | undefined;
   /** One entry per client message field, in arrival order (`at` = emulator clock, ms). */
   messages: { at: number; kind: ClientMessageKind | string }[];

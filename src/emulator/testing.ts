@@ -2,6 +2,7 @@
  * Test helpers for suites that drive a Live endpoint (usually the emulator) with the real `@google/genai` SDK.
  * Import from 'src/emulator/testing' in tests only.
  */
+import { patchLiveSocketFactory } from '../services/upstream/sdk-patches/live-socket-factory';
 import { GoogleGenAI, Modality, type LiveConnectConfig, type LiveServerMessage, type Session } from '@google/genai';
 import { chunkPcm, INPUT_SAMPLE_RATE, silencePcm, tonePcm } from './pcm';
 
@@ -181,10 +182,8 @@ export async function connectLive(opts: ConnectLiveOptions): Promise<LiveProbe> 
     httpOptions: { baseUrl: opts.baseUrl, apiVersion: opts.apiVersion ?? 'v1beta' },
   });
   // The SDK keeps its WebSocket private; capture it to be able to abort a connect() that never settles.
-  const factory = (ai.live as any).webSocketFactory as { create: (...a: unknown[]) => { close(): void } };
-  const create = factory.create.bind(factory);
   let conn: { close(): void } | undefined;
-  factory.create = (...a: unknown[]) => (conn = create(...a));
+  patchLiveSocketFactory(ai, (create) => (...a) => (conn = create(...a)));
 
   const probe = new LiveProbe();
   const connecting = ai.live.connect({

@@ -76,6 +76,7 @@ export function formatDuration(ms: number): string {
 }
 
 /** The short name of a server message for the recorder's `sent` log. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
 export function serverMessageKind(msg: Record<string, any>): string {
   if (msg.serverContent) {
     const sc = msg.serverContent;

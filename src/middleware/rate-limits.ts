@@ -1,10 +1,9 @@
 import type { Request, RequestHandler } from 'express';
-import { ipKeyGenerator, MemoryStore, rateLimit, type Store } from 'express-rate-limit';
-import type { LiveAudioService } from '../services/live-audio-service';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import { rateLimitError, type LimitKind } from '../services/limits/limit-errors';
-import type { Limits } from '../services/limits/limits';
-import { isAppError } from '../util/app-error';
+import type { LimitStore } from '../services/limits/limit-store';
 import type { Logger } from '../util/logger';
+import { LimitStoreForRateLimit } from './limit-store-for-rate-limit';
 
 /** Per-user HTTP budgets per minute (0 = unlimited). */
 export interface HttpLimitSettings {
@@ -16,15 +15,10 @@ export interface HttpLimitSettings {
 
 export interface HttpLimitsDeps {
   settings: HttpLimitSettings;
-  limits: Limits;
-  service: LiveAudioService;
+  /** The store every budget lives in (the one `Limits` uses). */
+  store: LimitStore;
   logger: Logger;
   onRefused?: (kind: LimitKind) => void;
-  /**
-   * Cluster mode: the request counters' store per limiter (shared by every instance, in Redis). While it cannot
-   * answer, requests are let through (the outage must not stop sessions served here).
-   */
-  storeFor?: (kind: LimitKind) => Store;
   /** Requests not counted here (cluster mode: calls a peer forwarded, already counted by the instance they came to). */
   skip?: (req: Request) => boolean;
 }
@@ -35,34 +29,26 @@ export interface HttpLimits {
   sessionStartLimit: RequestHandler[];
   /** Counts `/transcribe` requests; runs before the body is read. */
   transcribe: RequestHandler[];
-  /** Admits the parsed chunk's audio; runs after the body is read. */
-  audioAdmission: RequestHandler[];
-  /** Stops the stores' timers. */
-  close(): void;
 }
 
 const keyOf = (req: Request): string => req.principal?.id ?? `ip:${ipKeyGenerator(req.ip ?? 'unknown')}`;
 
 /**
- * express-rate-limit instances keyed by the authenticated principal (they run after `requireAuth`), with
- * refusals in the common shape (429, `code`, `retryAfter`, `Retry-After`), plus the audio admission of
- * `/transcribe` (audio seconds and bytes per user, shared with the WebSocket through `Limits`).
+ * The HTTP request counts: express-rate-limit instances keyed by the authenticated principal (they run after
+ * `requireAuth`), counting in the shared `LimitStore`, with refusals in the common shape (429, `code`,
+ * `retryAfter`, `Retry-After`). Audio is admitted by the service (one rule for every transport), not here.
  */
 export function createHttpLimits(deps: HttpLimitsDeps): HttpLimits {
-  const stores: MemoryStore[] = [];
   const windowMs = deps.settings.windowMs ?? 60_000;
   const log = deps.logger.child({ component: 'rate-limit' });
   const mk = (kind: LimitKind, limit: number): RequestHandler[] => {
     if (!(limit > 0)) return [];
-    const shared = deps.storeFor?.(kind);
-    const store = shared ?? new MemoryStore();
-    if (!shared) stores.push(store as MemoryStore);
+    const store = new LimitStoreForRateLimit(deps.store, kind);
     return [
       rateLimit({
         windowMs,
         limit,
         store,
-        passOnStoreError: !!shared,
         ...(deps.skip ? { skip: deps.skip } : {}),
         standardHeaders: 'draft-8',
         legacyHeaders: false,
@@ -81,32 +67,9 @@ export function createHttpLimits(deps: HttpLimitsDeps): HttpLimits {
     ];
   };
 
-  const audioAdmission: RequestHandler = (req, res, next) => {
-    const owner = req.principal;
-    const b = req.body as Record<string, unknown> | undefined;
-    if (deps.skip?.(req)) return next();
-    if (!owner || !b || typeof b !== 'object' || Array.isArray(b)) return next();
-    let parsed;
-    try {
-      parsed = deps.service.parseAudio({ audioData: b.audio_data, format: b.format, sampleRate: b.sample_rate, channels: b.channels });
-    } catch (err) {
-      // Invalid input: the controller answers it with the same 4xx.
-      return isAppError(err) ? next() : next(err);
-    }
-    const a = deps.limits.admitAudio(owner.id, parsed.chunk, parsed.desc);
-    if (!a.ok) return next(a.error);
-    // The controller reuses the decoded chunk instead of decoding the base64 a second time.
-    res.locals.parsedAudio = parsed;
-    next();
-  };
-
   return {
     afterAuth: mk('requests', deps.settings.requestsPerMinute),
     sessionStartLimit: mk('session_starts', deps.settings.sessionStartsPerMinute),
     transcribe: mk('transcriptions', deps.settings.transcriptionsPerMinute),
-    audioAdmission: [audioAdmission],
-    close() {
-      for (const s of stores) s.shutdown();
-    },
   };
 }

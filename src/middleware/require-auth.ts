@@ -6,7 +6,7 @@ import { extractHeaderCredential } from '../services/auth/authenticator';
 import type { Authenticator, Principal } from '../services/auth/principal';
 
 declare global {
-  // eslint-disable-next-line @typescript-eslint/no-namespace
+  // eslint-disable-next-line @typescript-eslint/no-namespace -- Express's Request type is augmented through its global namespace
   namespace Express {
     interface Request {
       /** Set by `requireAuth` once the request is authenticated. */
@@ -15,7 +15,7 @@ declare global {
   }
 }
 
-/** The three 401 answers (contract §1.1), with a `code` added. Bodies are exactly `{success:false, error, code}`. */
+/** The three 401 answers (README "REST API"), with a `code` added. Bodies are exactly `{success:false, error, code}`. */
 export const AuthErrors = {
   authRequired: () => new AppError(401, 'AUTH_REQUIRED', 'Access denied. No token provided.'),
   invalidApiKey: () => new AppError(401, 'INVALID_API_KEY', 'Invalid API key'),

@@ -2,18 +2,10 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import type { EmulatorRetained } from '../emulator';
-import { AudioDecodeError, AudioLimitError, type AudioPathEvent } from '../services/audio/session-audio-decoder';
-import type { DecoderFactory } from '../services/live-audio-service';
+import { AudioDecodeError, AudioLimitError, type AudioPathEvent, type DecoderProcessCounters } from '../services/audio/session-audio-decoder';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
 import type { SessionRegistry } from '../services/session/session-registry';
-import type { UpstreamCloseInfo } from '../services/upstream/upstream-types';
 
-/** What the ffmpeg decoder factory exposes (counters are read when scraped). */
-export interface DecoderCountersSource {
-  readonly processesAlive: number;
-  readonly processesSpawned: number;
-  readonly decodeErrors: number;
-}
 
 const KNOWN_ROUTES: [RegExp, string][] = [
   [/^\/api\/v1\/live-audio\/sessions$/, '/api/v1/live-audio/sessions'],
@@ -54,7 +46,7 @@ export class Metrics {
   private readonly eventLoop: IntervalHistogram;
   private readonly ended: AudioTotals = { inSeconds: 0, relayedSeconds: 0, droppedSeconds: 0 };
   private readonly live = new Set<LiveSession>();
-  private decoders: DecoderCountersSource | undefined;
+  private decoders: DecoderProcessCounters | undefined;
   private emulator: EmulatorRetentionSource | undefined;
 
   readonly sessionsStarted: Counter<'transport'>;
@@ -71,7 +63,6 @@ export class Metrics {
   readonly relayLatencyRecentSeconds: Summary;
   readonly httpResponses: Counter<'route' | 'method' | 'status'>;
   readonly rateLimited: Counter<'limit'>;
-  readonly wsConnections: Gauge;
   /** WebM chunks the reorder buffer did something about, by what (reordered, duplicate, skipped, late, unplaced). */
   readonly reorderChunks: Counter<'kind'>;
   readonly reorderLostSeconds: Counter;
@@ -87,7 +78,7 @@ export class Metrics {
 
   constructor(opts: { eventLoopResolutionMs?: number } = {}) {
     const r = this.registry;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- prom-client calls collect() with the metric as this; the Metrics object is needed too
     const self = this;
     this.eventLoop = monitorEventLoopDelay({ resolution: opts.eventLoopResolutionMs ?? 20 });
     this.eventLoop.enable();
@@ -235,7 +226,6 @@ export class Metrics {
       registers: [r],
     });
     this.rateLimited = new Counter({ name: 'live_audio_rate_limited_total', help: 'Refusals by a rate or concurrency limit', labelNames: ['limit'], registers: [r] });
-    this.wsConnections = new Gauge({ name: 'live_audio_ws_connections', help: 'Open WebSocket connections', registers: [r] });
     new Gauge({
       name: 'live_audio_event_loop_delay_seconds',
       help: 'Event-loop delay since the previous scrape (perf_hooks.monitorEventLoopDelay)',
@@ -294,28 +284,8 @@ export class Metrics {
   }
 
   /** ffmpeg process counters (read at scrape time). */
-  observeDecoders(src: DecoderCountersSource): void {
+  observeDecoders(src: DecoderProcessCounters): void {
     this.decoders = src;
-  }
-
-  /**
-   * Wraps a decoder factory so that chunks refused up front (no WebM header, bad WAV, empty...) count as
-   * decode errors too; failures of a running stream arrive as session `decodeError` events.
-   */
-  instrumentDecoders(factory: DecoderFactory): DecoderFactory {
-    return {
-      create: (label) => {
-        const d = factory.create(label);
-        const write = d.write.bind(d);
-        d.write = (chunk, desc) =>
-          write(chunk, desc).catch((err: unknown): never => {
-            if (err instanceof AudioDecodeError) this.decodeErrors.inc({ code: err.code });
-            if (err instanceof AudioLimitError && err.code === 'AUDIO_BACKLOG_FULL') this.rateLimited.inc({ limit: 'audio_backlog' });
-            throw err;
-          });
-        return d;
-      },
-    };
   }
 
   /** `LiveAudioService`'s `onRelayLatency` hook. */
@@ -348,15 +318,19 @@ export class Metrics {
   private onStarted(s: LiveSession): void {
     this.live.add(s);
     this.sessionsStarted.inc({ transport: s.params.transport });
-    const up = s.upstream;
     // The first connection completed before the session was registered.
-    const first = up.stats().connections;
+    const first = s.upstreamStats().connections;
     if (first > 0) this.upstreamConnects.inc({ resumed: 'false' }, first);
-    up.on('connected', (info: { resumed: boolean }) => this.upstreamConnects.inc({ resumed: String(info.resumed) }));
-    up.on('connectionClosed', (info: UpstreamCloseInfo) => this.upstreamCloses.inc({ code: String(info.code) }));
-    up.on('rotation', (cause: string) => this.upstreamReconnects.inc({ cause }));
-    up.on('failed', () => this.upstreamFailures.inc());
-    s.on('decodeError', (err: { code: string }) => this.decodeErrors.inc({ code: err.code }));
+    s.on('upstreamConnected', (info) => this.upstreamConnects.inc({ resumed: String(info.resumed) }));
+    s.on('upstreamClosed', (info) => this.upstreamCloses.inc({ code: String(info.code) }));
+    s.on('upstreamRotation', (cause) => this.upstreamReconnects.inc({ cause }));
+    s.on('upstreamFailed', () => this.upstreamFailures.inc());
+    s.on('decodeError', (err) => this.decodeErrors.inc({ code: err.code }));
+    // Chunks the decoder refused up front count as decode errors too (failures of a running stream are `decodeError`).
+    s.on('chunkRefused', (err) => {
+      if (err instanceof AudioDecodeError) this.decodeErrors.inc({ code: err.code });
+      if (err instanceof AudioLimitError && err.code === 'AUDIO_BACKLOG_FULL') this.rateLimited.inc({ limit: 'audio_backlog' });
+    });
     s.on('audioEvent', (e) => this.onAudioEvent(e));
     s.on('audioCut', () => {
       this.audioBudgetCuts.inc();
@@ -424,10 +398,9 @@ export class Metrics {
 }
 
 function sessionAudio(s: LiveSession): AudioTotals {
-  const st = s.status() as { audio?: { decodedSeconds?: number } };
-  const up = s.upstream.stats();
+  const up = s.upstreamStats();
   return {
-    inSeconds: st.audio?.decodedSeconds ?? 0,
+    inSeconds: s.audioStatus().decodedSeconds,
     relayedSeconds: up.sentAudioMs / 1000,
     droppedSeconds: up.droppedAudioMs / 1000,
   };

@@ -8,8 +8,6 @@ export interface LiveAudioRouteGuards {
   sessionStartLimit?: RequestHandler[];
   /** Before `/transcribe`'s body is read (request counts). */
   transcribe?: RequestHandler[];
-  /** After `/transcribe`'s body is read (audio admission). */
-  audioAdmission?: RequestHandler[];
   /**
    * Cluster mode: in front of each session route's handler (after its body is read), the door that forwards a call
    * to the instance owning its session or takes a dead owner's session over (src/cluster/session-door.ts).
@@ -39,7 +37,7 @@ export function createLiveAudioRouter(
   r.get('/sessions', controller.listSessions);
   r.post('/session/start', ...(extra.sessionStartLimit ?? []), bodies.control, ...door('start'), controller.startSession);
   r.post('/streaming/start', ...(extra.sessionStartLimit ?? []), bodies.control, ...door('start'), controller.startSession);
-  r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, ...(extra.audioAdmission ?? []), ...door('transcribe'), controller.transcribe);
+  r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, ...door('transcribe'), controller.transcribe);
   r.post('/session/end', bodies.control, ...door('end'), controller.endSession);
   r.get('/session/:session_id/status', ...door('status'), controller.status);
   return r;

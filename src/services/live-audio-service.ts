@@ -1,20 +1,64 @@
 import type { Principal } from './auth/principal';
 import { AUDIO_FORMATS, type AudioFormat, type ChunkDescriptor } from './audio/audio-types';
-import { AudioDecodeError, AudioLimitError, AudioTooLargeError, type SessionAudioDecoder } from './audio/session-audio-decoder';
+import { AudioDecodeError, AudioLimitError, AudioTooLargeError, type DecoderFactory } from './audio/session-audio-decoder';
 import type { ChunkOutcome } from './audio/webm/webm-sequencer';
 import { rateLimitError } from './limits/limit-errors';
+import type { AudioAdmission } from './limits/limits';
 import { ModelTable } from './upstream/model-table';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
 import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';
-import { LiveSession, type AudioBudget, type AudioPacing, type LiveSessionParams } from './session/live-session';
+import {
+  LiveSession,
+  type AudioBudget,
+  type AudioPacing,
+  type LiveSessionEvents,
+  type LiveSessionParams,
+  type SessionEndInfo,
+  type SessionEndReason,
+} from './session/live-session';
 import { SessionRegistry } from './session/session-registry';
-import { transcriptionView, type TranscriptionData } from './session/session-views';
-import { AppError, Errors } from '../util/app-error';
+import {
+  endedSessionStatusView,
+  sessionListItemView,
+  sessionNotFoundView,
+  transcriptionView,
+  type EndSessionOutcome,
+  type SessionStatus,
+  type TranscriptionData,
+} from './session/session-views';
+import type { TurnSnapshot } from './session/turn-tracker';
+import { AppError, Errors, isAppError } from '../util/app-error';
 import { decodeBase64Strict, base64DecodedLength } from '../util/base64';
 import type { Logger } from '../util/logger';
 
-export interface DecoderFactory {
-  create(sessionLabel: string): SessionAudioDecoder;
+export type { DecoderFactory };
+
+/**
+ * Where a caller of the bounded wait (REST `/transcribe`) keeps the turn-state version it was last answered with,
+ * per session: state of the transport, not of the session. The REST adapter holds one (`WeakTurnCursor`).
+ */
+export interface TurnCursor {
+  served(session: LiveSession): number;
+  markServed(session: LiveSession, version: number): void;
+}
+
+/** A `TurnCursor` that forgets a session with the session. */
+export class WeakTurnCursor implements TurnCursor {
+  private readonly versions = new WeakMap<LiveSession, number>();
+
+  served(session: LiveSession): number {
+    return this.versions.get(session) ?? 0;
+  }
+
+  markServed(session: LiveSession, version: number): void {
+    this.versions.set(session, version);
+  }
+}
+
+/** A chunk that passed validation and the owner's audio admission: ready for `pushAudio`. */
+export interface AdmittedAudio {
+  chunk: Buffer;
+  desc: ChunkDescriptor;
 }
 
 /**
@@ -66,6 +110,8 @@ export interface LiveAudioServiceOptions {
   audioSecondsPerMinute?: number;
   /** Service-wide session directory (cluster mode); default none. */
   directory?: SessionDirectory;
+  /** Admission of client audio (both transports); default: everything admitted. */
+  admission?: AudioAdmission;
 }
 
 export interface StartSessionInput {
@@ -101,14 +147,12 @@ const asInt = (v: unknown, def: number, field: string, min: number, max: number)
 };
 
 /**
- * The live-audio use cases shared by REST and WebSocket: start, feed audio, read results, end.
+ * The one door to the session core: every transport (REST, WebSocket, and any later one) starts, feeds, reads,
+ * ends and listens to sessions through these methods only, and renders what they return. Client-visible shapes
+ * come from `session-views.ts`; errors are `AppError`s with the client's status and code.
  */
 export class LiveAudioService {
   constructor(private readonly o: LiveAudioServiceOptions) {}
-
-  get registry(): SessionRegistry {
-    return this.o.registry;
-  }
 
   get emulated(): boolean {
     return this.o.provider.emulated;
@@ -234,6 +278,76 @@ export class LiveAudioService {
     return { chunk, desc };
   }
 
+  /**
+   * Validates a chunk and admits it against its owner's audio budget (one rule for every transport):
+   * bad input throws its 4xx, a refusal throws the 429 (`AUDIO_RATE_LIMITED`, with `retryAfterSec`).
+   */
+  admitAudio(owner: Principal, input: AudioInput): AdmittedAudio {
+    const parsed = this.parseAudio(input);
+    this.admit(owner, parsed);
+    return parsed;
+  }
+
+  private admit(owner: Principal, parsed: AdmittedAudio): void {
+    const a = this.o.admission?.admitAudio(owner.id, parsed.chunk, parsed.desc);
+    if (a && !a.ok) throw a.error;
+  }
+
+  /** The owner's live sessions (list item shape). */
+  listSessions(owner: Principal): ReturnType<typeof sessionListItemView>[] {
+    return this.o.registry.listFor(owner.id).map(sessionListItemView);
+  }
+
+  /** The owner's live session of that id, if any (e.g. to resume it on another connection). */
+  findLiveSession(owner: Principal, sessionIdRaw: unknown): LiveSession | undefined {
+    const l = this.o.registry.lookup(owner, SessionRegistry.validateId(sessionIdRaw));
+    return l.kind === 'live' ? l.session : undefined;
+  }
+
+  /** A session's status: live, recently ended (tombstone) or not found. Ids are validated (400). */
+  sessionStatus(owner: Principal, sessionIdRaw: unknown): SessionStatus {
+    const sessionId = SessionRegistry.validateId(sessionIdRaw);
+    const l = this.o.registry.lookup(owner, sessionId);
+    if (l.kind === 'live') return l.session.status();
+    if (l.kind === 'ended') return endedSessionStatusView(sessionId, l.tombstone);
+    return sessionNotFoundView(sessionId);
+  }
+
+  /** Ends one of the owner's sessions by id (idempotent: a recently ended one answers `alreadyEnded`). */
+  endSession(owner: Principal, sessionIdRaw: unknown, reason: SessionEndReason = 'client_end'): EndSessionOutcome {
+    const sessionId = SessionRegistry.validateId(sessionIdRaw);
+    const l = this.o.registry.end(owner, sessionId, reason);
+    if (l.kind === 'live') return { kind: 'ended', sessionId, info: l.session.endedInfo!, alreadyEnded: false };
+    if (l.kind === 'ended') return { kind: 'ended', sessionId, info: l.tombstone.info, alreadyEnded: true };
+    return { kind: 'not_found', sessionId };
+  }
+
+  /** Ends a session the caller holds (a socket's relayed session). Idempotent. */
+  endLiveSession(session: LiveSession, reason: SessionEndReason, message?: string): SessionEndInfo {
+    return this.o.registry.endSession(session, reason, message);
+  }
+
+  /** Typed text for the session's model. */
+  sendText(session: LiveSession, text: string): void {
+    session.sendText(text);
+  }
+
+  /** An image frame (already sniffed) for the session's model. */
+  sendImage(session: LiveSession, bytes: Buffer, mimeType: 'image/jpeg' | 'image/png'): void {
+    session.sendImage(bytes, mimeType);
+  }
+
+  /** Barge-in: stops the current reply; returns the turn it stopped. */
+  interrupt(session: LiveSession): TurnSnapshot {
+    return session.interrupt();
+  }
+
+  /** Listens to one of a session's typed events; returns the function that stops listening. */
+  subscribe<K extends keyof LiveSessionEvents & string>(session: LiveSession, event: K, listener: LiveSessionEvents[K]): () => void {
+    session.on(event, listener);
+    return () => session.off(event, listener);
+  }
+
   /** Feeds a chunk into the session; audio errors become 4xx AppErrors. Resolves with where the chunk went. */
   async pushAudio(session: LiveSession, chunk: Buffer, desc: ChunkDescriptor): Promise<ChunkOutcome> {
     try {
@@ -244,25 +358,30 @@ export class LiveAudioService {
   }
 
   /**
-   * REST `/transcribe`: feed the chunk, then answer within the bounded wait with the current turn's state.
-   * Never waits for a turn to complete.
+   * REST `/transcribe`: admit and feed the chunk, then answer within the bounded wait with the current turn's
+   * state. Never waits for a turn to complete. `cursor` remembers, per session, what this caller was last answered.
    */
-  async transcribe(
-    owner: Principal,
-    sessionIdRaw: unknown,
-    audio: AudioInput,
-    /** The same input already decoded by `parseAudio` (e.g. by the audio admission middleware). */
-    parsed?: { chunk: Buffer; desc: ChunkDescriptor },
-  ): Promise<TranscriptionData> {
+  async transcribe(owner: Principal, sessionIdRaw: unknown, audio: AudioInput, cursor: TurnCursor): Promise<TranscriptionData> {
+    if (audio.audioData === undefined || audio.audioData === null || audio.audioData === '') throw Errors.missingField('audio_data');
+    // Valid audio is admitted before anything else is looked at (a spent budget answers 429 whatever the rest says).
+    let parsed: AdmittedAudio | undefined;
+    let invalid: unknown;
+    try {
+      parsed = this.parseAudio(audio);
+    } catch (err) {
+      if (!isAppError(err)) throw err;
+      invalid = err;
+    }
+    if (parsed) this.admit(owner, parsed);
     if (sessionIdRaw === undefined || sessionIdRaw === null || sessionIdRaw === '') throw Errors.missingField('session_id');
-    const { chunk, desc } = parsed ?? this.parseAudio(audio);
+    if (!parsed) throw invalid;
     const sessionId = SessionRegistry.validateId(sessionIdRaw);
     const session = this.o.registry.require(owner, sessionId);
     // Anything that changed since the last answer is news: answer at once. Otherwise wait (bounded).
-    const before = Math.min(session.snapshot().version, session.restServedVersion);
+    const before = Math.min(session.snapshot().version, cursor.served(session));
     const errSeq = session.decodeErrors.seq;
     const cutSeq = session.audioCuts.seq;
-    await this.pushAudio(session, chunk, desc);
+    await this.pushAudio(session, parsed.chunk, parsed.desc);
     await session.waitForUpdate(before, errSeq, this.o.transcribeWaitMs, undefined, cutSeq);
     const errs = session.decodeErrors;
     if (errs.seq > errSeq && errs.last) throw toClientAudioError(errs.last);
@@ -278,7 +397,7 @@ export class LiveAudioService {
       throw Errors.sessionExpired();
     }
     const snap = session.snapshot();
-    session.restServedVersion = snap.version;
+    cursor.markServed(session, snap.version);
     return transcriptionView(session, snap);
   }
 }

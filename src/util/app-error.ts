@@ -16,12 +16,15 @@ export class AppError extends Error {
 
 export const isAppError = (e: unknown): e is AppError => e instanceof AppError;
 
+/** The one text of every "no such session" answer (404 bodies, `not_found` views, WebSocket messages). */
+export const SESSION_NOT_FOUND_MESSAGE = 'Session not found or expired';
+
 /** Common client errors, so that codes and wording stay identical across REST and WebSocket. */
 export const Errors = {
   missingField: (field: string) => new AppError(400, 'MISSING_FIELD', `Missing required field: ${field}`),
   invalidField: (field: string, why: string) => new AppError(400, 'INVALID_FIELD', `Invalid field ${field}: ${why}`),
-  sessionNotFound: () => new AppError(404, 'SESSION_NOT_FOUND', 'Session not found or expired'),
-  sessionExpired: () => new AppError(404, 'SESSION_EXPIRED', 'Session not found or expired'),
+  sessionNotFound: () => new AppError(404, 'SESSION_NOT_FOUND', SESSION_NOT_FOUND_MESSAGE),
+  sessionExpired: () => new AppError(404, 'SESSION_EXPIRED', SESSION_NOT_FOUND_MESSAGE),
   tooLarge: (what: string, maxBytes: number) =>
     new AppError(413, 'PAYLOAD_TOO_LARGE', `${what} too large (max ${Math.round(maxBytes / 1024 / 1024)}MB)`),
   tooManySessions: (scope: 'user' | 'global', retryAfterSec: number) =>

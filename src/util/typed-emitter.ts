@@ -1,9 +1,18 @@
 import { EventEmitter } from 'node:events';
 
-/** An EventEmitter whose event names and listener signatures are checked by the compiler. */
-export type EventMap = { [event: string]: (...args: any[]) => void };
+/** Any listener signature (an event map's values). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a listener may take any arguments; the map fixes them per event
+export type Listener = (...args: any[]) => void;
 
-export class TypedEmitter<E extends EventMap> {
+/**
+ * The constraint of an event map: every declared key is a listener. A mapped type over the map's own keys, not an
+ * index signature, so it does not widen the map: `on('udpate', …)` on a map without `udpate` does not compile
+ * (test/types/events.typetest.ts proves it).
+ */
+export type EventMap<E> = { [K in keyof E]: Listener };
+
+/** An EventEmitter whose event names and listener signatures are checked by the compiler. */
+export class TypedEmitter<E extends EventMap<E>> {
   private readonly ee = new EventEmitter();
 
   constructor() {

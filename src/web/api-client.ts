@@ -1,3 +1,4 @@
+import type { TranscriptionData } from '../services/session/session-views';
 /** The REST API under /api/v1/live-audio, as the page uses it (same origin, `X-API-Key`). */
 
 /** The server answered with an error (`{success:false, error, code}`) or a non-2xx status. */
@@ -30,19 +31,8 @@ export interface SessionStartedAnswer {
   data: { sessionId: string; status: string; startTime: string; expiresAt?: string; model: string; responseModality: string; mode?: string };
 }
 
-export interface TranscriptionData {
-  sessionId: string;
-  transcript: string;
-  inputTranscription: string;
-  outputTranscription: string;
-  response: string;
-  turnComplete: boolean;
-  interrupted?: boolean;
-  turnId?: number;
-  /** Base64 WAV (24 kHz mono s16) of the turn's reply audio so far, when audio replies were asked for. */
-  audioBuffer: string | null;
-  timestamp: string;
-}
+/** The turn state `/transcribe` answers: the server's own type (type-only import, erased from the page bundle). */
+export type { TranscriptionData };
 
 export interface TranscribeAnswer {
   success: true;

@@ -1,4 +1,5 @@
 /** A tiny typed event emitter for the browser (no Node `events`). A throwing listener never breaks the others. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a listener may take any arguments; the event map fixes them per event
 export type Listener = (...args: any[]) => void;
 
 export class Emitter<E extends { [K in keyof E]: Listener }> {

@@ -2,7 +2,7 @@ import { stripDataUrl } from './base64';
 
 /**
  * Microphone capture, two ways:
- * - `WebmChunkRecorder`: exactly what the Sculptor frontend does (contract.md §4.1): MediaRecorder `audio/webm`
+ * - `WebmChunkRecorder`: exactly what the Sculptor frontend does (README "Audio path"): MediaRecorder `audio/webm`
  *   with a 1 s timeslice, each blob read with FileReader.readAsDataURL and handed on as base64 without the
  *   `data:` prefix. Chunks after the first are continuation bytes of one WebM stream.
  * - `PcmCapture`: 16 kHz mono s16 PCM from an AudioWorklet, in short chunks (WebSocket streaming).

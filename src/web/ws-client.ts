@@ -1,7 +1,7 @@
 import { Emitter } from './emitter';
 
 /**
- * `/ws/live-audio` (contract.md §2, with the project's fixes): JSON text frames only. The client authenticates
+ * `/ws/live-audio` (README "WebSocket API", with the project's fixes): JSON text frames only. The client authenticates
  * with a first `{type:'auth', token}` message (the key stays out of URLs and logs), then starts a session.
  */
 
@@ -13,6 +13,7 @@ export interface ServerMessage {
   message?: string;
   required_auth?: boolean;
   sample_rate?: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
   data?: any;
 }
 

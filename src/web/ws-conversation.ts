@@ -158,6 +158,7 @@ export class WsConversation extends Emitter<ConversationEvents> implements Conve
     });
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
   private onTranscription(d: Record<string, any>): void {
     const turnId = typeof d.turnId === 'number' ? d.turnId : (this.turnId ?? 0);
     if (this.turnId !== null && turnId < this.turnId) return;
@@ -180,6 +181,7 @@ export class WsConversation extends Emitter<ConversationEvents> implements Conve
     this.emit('audio', pcm, typeof m.sample_rate === 'number' ? m.sample_rate : 24000, turn);
   }
 
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
   private onStatus(d: Record<string, any>): void {
     const up = d.upstream ?? {};
     this.emit('status', {

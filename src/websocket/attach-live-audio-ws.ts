@@ -13,7 +13,7 @@ import { SessionHolders } from './session-holders';
 import type { UpgradeBudget } from './upgrade-budget';
 import { rejectUpgrade, upgradeRouterFor } from './upgrade-router';
 import { upgradeCredential, verifyCredential } from './ws-auth';
-import { FixedWindowWsRateLimiter, type WsRateLimits } from './ws-rate-limiter';
+import type { WsRateLimits } from '../services/limits/ws-rate-limits-adapter';
 
 export const LIVE_AUDIO_WS_PATH = '/ws/live-audio';
 
@@ -29,8 +29,8 @@ export interface AttachLiveAudioWsOptions {
   allowLocalhost: boolean;
   /** Default `/ws/live-audio`. */
   path?: string;
-  /** Replaces the built-in per-user fixed-window limiter. */
-  rateLimits?: WsRateLimits;
+  /** Per-user message budget and the budgets shown in status messages (`wsRateLimitsFrom(limits)`). */
+  rateLimits: WsRateLimits;
   /** Per-address budget of upgrades from strangers (see `UpgradeBudget`); none: unlimited. */
   upgradeBudget?: UpgradeBudget;
   /** A connection was refused before authentication (metrics). */
@@ -66,9 +66,7 @@ export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudio
   const originAllowed = makeOriginCheck({ origins: o.corsOrigins, allowLocalhost: o.allowLocalhost });
   const sockets = new Set<LiveAudioSocket>();
   const connections = new ConnectionCounter(cfg.maxConnectionsPerUser);
-  const rateLimits =
-    o.rateLimits ??
-    new FixedWindowWsRateLimiter({ maxMessagesPerWindow: cfg.maxMessagesPerMinute, maxAudioBytesPerWindow: cfg.maxAudioBytesPerMinute });
+  const rateLimits = o.rateLimits;
   const holders = new SessionHolders<LiveAudioSocket>();
   let closing = false;
 

@@ -1,7 +1,7 @@
 import type { Authenticator, Principal } from '../services/auth/principal';
 import { AppError } from '../util/app-error';
 import type { Logger } from '../util/logger';
-import type { ClientMessageOf } from './client-messages';
+import type { ClientMessageOf } from '../contracts/ws-client-messages';
 import type { ConnectionCounter } from './connection-counter';
 import { CloseCodes, ServerMessages } from './server-messages';
 import type { SocketSender } from './socket-sender';
@@ -30,7 +30,7 @@ export interface ConnectionAuthOptions {
 }
 
 /**
- * The authentication phase of one connection (contract.md §2.1): a credential from the upgrade request, or an
+ * The authentication phase of one connection (README "WebSocket API"): a credential from the upgrade request, or an
  * auth message within `authTimeoutMs`; the per-user connection count; `auth_success` exactly once.
  */
 export class ConnectionAuth {

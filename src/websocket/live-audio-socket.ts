@@ -19,10 +19,9 @@ import { CloseCodes, ServerMessages } from './server-messages';
 import type { SessionHolder, SessionHolders } from './session-holders';
 import { SessionSlot } from './session-slot';
 import { SocketSender } from './socket-sender';
-import type { WsRateLimits } from './ws-rate-limiter';
+import type { WsRateLimits } from '../services/limits/ws-rate-limits-adapter';
 
 export type { PreAuth } from './connection-auth';
-export { sniffImage } from './handlers/model-input';
 
 export type WsConfig = AppConfig['ws'];
 
@@ -61,7 +60,7 @@ type State = 'awaiting_auth' | 'open' | 'closing' | 'closed';
 let connectionSeq = 0;
 
 /**
- * One `/ws/live-audio` connection (contract.md §2 and the README): wires the socket to its parts and owns its
+ * One `/ws/live-audio` connection (README "WebSocket API"): wires the socket to its parts and owns its
  * lifecycle (state, inactivity timer, closing). The parts: the auth phase (connection-auth.ts), message handling
  * strictly in arrival order with inbound flow control (inbound-queue.ts), routing by message type
  * (message-dispatcher.ts, handlers/), the relayed session (session-slot.ts, session-binding.ts), outbound
@@ -130,7 +129,7 @@ export class LiveAudioSocket implements SessionHolder {
     this.slot = new SessionSlot({
       holder: this,
       holders: deps.holders,
-      registry: deps.service.registry,
+      service: deps.service,
       out: { sender: this.sender, reportError: (err, sessionId) => this.reportError(err, sessionId) },
       log: this.log,
     });

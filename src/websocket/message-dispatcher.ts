@@ -1,4 +1,4 @@
-import { AUTH_MESSAGE_TYPES, parseClientFrame, type ClientMessage } from './client-messages';
+import { AUTH_MESSAGE_TYPES, parseClientFrame, type ClientMessage } from '../contracts/ws-client-messages';
 import type { AuthMessage, ConnectionAuth } from './connection-auth';
 import { handleMessage } from './handlers/message-handlers';
 import type { MessageContext } from './handlers/message-context';

@@ -2,12 +2,12 @@ import type { Principal } from '../services/auth/principal';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
 import { sessionEndedView, sessionStartedView, transcriptionView } from '../services/session/session-views';
 import type { TurnSnapshot } from '../services/session/turn-tracker';
-import { isAppError } from '../util/app-error';
-import type { MessageProblem } from './client-messages';
-import type { WsRateLimitStatus } from './ws-rate-limiter';
+import { isAppError, SESSION_NOT_FOUND_MESSAGE } from '../util/app-error';
+import type { MessageProblem } from '../contracts/ws-client-messages';
+import type { WsRateLimitStatus } from '../services/limits/ws-rate-limits-adapter';
 
 /**
- * Every message the server sends on `/ws/live-audio`, built in one place (contract.md §2.3, plus the streaming
+ * Every message the server sends on `/ws/live-audio`, built in one place (README "WebSocket API", plus the streaming
  * events `audio_output`, `turn_complete`, `interrupted`, `session_detached` and `pong`).
  */
 
@@ -97,7 +97,7 @@ export const ServerMessages = {
     data: { ...sessionEndedView(sessionId, info), ...extra },
   }),
 
-  sessionNotFound: (sessionId: string | null, message = 'Session not found or expired') => ({
+  sessionNotFound: (sessionId: string | null, message = SESSION_NOT_FOUND_MESSAGE) => ({
     type: 'session_ended' as const,
     session_id: sessionId,
     data: { sessionId, status: 'not_found' as const, message },

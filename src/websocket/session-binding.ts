@@ -1,4 +1,4 @@
-import { toClientAudioError } from '../services/live-audio-service';
+import { toClientAudioError, type LiveAudioService } from '../services/live-audio-service';
 import type { LiveSession, LiveSessionEvents, SessionEndInfo } from '../services/session/live-session';
 import type { TurnSnapshot } from '../services/session/turn-tracker';
 import { ServerMessages } from './server-messages';
@@ -9,6 +9,9 @@ export interface BindingOutput {
   sender: Pick<SocketSender, 'send'>;
   reportError(err: unknown, sessionId: string): void;
 }
+
+/** What a binding needs of the service: the session's typed events. */
+export type SessionEventSource = Pick<LiveAudioService, 'subscribe'>;
 
 /**
  * One session relayed to one socket: listens to the session's events and turns them into server messages
@@ -27,6 +30,7 @@ export class SessionBinding {
     readonly keepAliveOnClose: boolean,
     private readonly out: BindingOutput,
     private readonly onEnded: (b: SessionBinding) => void,
+    private readonly events: SessionEventSource,
   ) {
     this.listen('update', (snap) => this.onUpdate(snap));
     this.listen('replyAudio', (pcm, rate) => {
@@ -82,8 +86,7 @@ export class SessionBinding {
   }
 
   private listen<K extends keyof LiveSessionEvents & string>(event: K, listener: LiveSessionEvents[K]): void {
-    this.session.on(event, listener);
-    this.off.push(() => this.session.off(event, listener));
+    this.off.push(this.events.subscribe(this.session, event, listener));
   }
 
   private send(message: object): void {

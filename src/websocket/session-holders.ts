@@ -13,10 +13,6 @@ export interface SessionHolder {
 export class SessionHolders<H extends SessionHolder = SessionHolder> {
   private readonly map = new Map<LiveSession, H>();
 
-  holderOf(session: LiveSession): H | undefined {
-    return this.map.get(session);
-  }
-
   /** Makes `holder` the session's holder; a previous holder is detached first. */
   take(session: LiveSession, holder: H): void {
     const prev = this.map.get(session);

@@ -1,5 +1,5 @@
 import type { LiveSession } from '../services/session/live-session';
-import type { SessionRegistry } from '../services/session/session-registry';
+import type { LiveAudioService } from '../services/live-audio-service';
 import { AppError } from '../util/app-error';
 import type { Logger } from '../util/logger';
 import { ServerMessages } from './server-messages';
@@ -10,7 +10,8 @@ export interface SessionSlotOptions<H extends SessionHolder> {
   /** The connection, as recorded in `holders`. */
   holder: H;
   holders: SessionHolders<H>;
-  registry: SessionRegistry;
+  /** The door to sessions: ending the relayed one, listening to its events. */
+  service: Pick<LiveAudioService, 'endLiveSession' | 'subscribe'>;
   out: BindingOutput;
   log: Logger;
 }
@@ -37,7 +38,7 @@ export class SessionSlot<H extends SessionHolder = SessionHolder> {
 
   /** Relays `session` on this connection; a connection that relayed it before is detached. */
   bind(session: LiveSession, keepAliveOnClose: boolean): void {
-    const b = new SessionBinding(session, keepAliveOnClose, this.o.out, (ended) => this.unbind(ended));
+    const b = new SessionBinding(session, keepAliveOnClose, this.o.out, (ended) => this.unbind(ended), this.o.service);
     this.binding = b;
     this.o.holders.take(session, this.o.holder);
     b.catchUpEnded();
@@ -61,7 +62,7 @@ export class SessionSlot<H extends SessionHolder = SessionHolder> {
   /** Server shutdown: ends the relayed session (its binding sends `session_ended`). */
   endForShutdown(): void {
     const b = this.binding;
-    if (b && !b.session.handingOver) this.o.registry.endSession(b.session, 'server_shutdown', 'Server is shutting down');
+    if (b && !b.session.handingOver) this.o.service.endLiveSession(b.session, 'server_shutdown', 'Server is shutting down');
   }
 
   /** The socket closed: stops relaying, and ends the session unless it is kept for the client to resume. */
@@ -73,7 +74,7 @@ export class SessionSlot<H extends SessionHolder = SessionHolder> {
       // (A session being handed over goes on on another instance: the client closed this socket to reconnect.)
       this.o.log.info({ sessionId: b.session.id }, 'socket closed; session kept for reconnection');
     } else {
-      this.o.registry.endSession(b.session, 'socket_closed', 'WebSocket closed');
+      this.o.service.endLiveSession(b.session, 'socket_closed', 'WebSocket closed');
     }
   }
 }

@@ -5,7 +5,7 @@ import type { Authenticator, Credential, Principal } from '../services/auth/prin
 import type { AppError } from '../util/app-error';
 
 /**
- * WebSocket authentication (contract.md §2.1, fixed): credentials on the upgrade request (`X-API-Key`,
+ * WebSocket authentication (README "WebSocket API", fixed): credentials on the upgrade request (`X-API-Key`,
  * `Authorization: Bearer`, or `?token=` with optional `auth_type`/`token_type`) are verified before the
  * upgrade completes; otherwise the client authenticates with its first message.
  */

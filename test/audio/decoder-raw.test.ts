@@ -1,5 +1,4 @@
 import { createFfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
-import type { AudioDecodeError } from '../../src/services/audio/session-audio-decoder';
 import { buildWav, collect, rejection, ffmpegBinary, waitFor, pseudoRandomBytes, rms, sineSamples, zeroCrossingsPerSecond, type TestSampleFormat } from './helpers';
 
 const created: Array<{ destroy(): void }> = [];

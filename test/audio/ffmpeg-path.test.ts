@@ -34,6 +34,7 @@ describe('resolveFfmpegPath', () => {
   it('falls back to the bundled @ffmpeg-installer binary, which is executable', () => {
     const r = resolveFfmpegPath({ searchPath: '/nonexistent-dir' });
     expect(r.source).toBe('bundled');
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- the package's own answer, loaded as the product loads it
     expect(r.path).toBe((require('@ffmpeg-installer/ffmpeg') as { path: string }).path);
     expect(isExecutableFile(r.path)).toBe(true);
     expect(isExecutableFile(dir)).toBe(false);

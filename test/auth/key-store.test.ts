@@ -1,4 +1,5 @@
-import crypto = require('node:crypto'); // plain require: spies must patch the real module object
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- plain require: spies must patch the real module object
+import crypto = require('node:crypto');
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ApiKeyStore } from '../../src/services/auth/api-key-store';

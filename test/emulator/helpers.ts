@@ -66,7 +66,7 @@ export class RawClient {
 
 /** Decodes a WebM/Opus byte stream to 16 kHz mono s16le PCM with the bundled ffmpeg. */
 export function decodeWebmToPcm16k(webm: Buffer): Promise<Buffer> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolved at run time (an optional or CommonJS-only module)
   const ffmpegPath: string = require('@ffmpeg-installer/ffmpeg').path;
   return new Promise((resolve, reject) => {
     const ff = spawn(ffmpegPath, [

@@ -430,7 +430,6 @@ describe(`fuzz on a spawned server (seed ${SEED})`, () => {
     const summary = [...statuses.entries()].sort((a, b) => a[0] - b[0]).map(([st, n]) => `${st}:${n}`).join(' ');
     const m = await scrape(t.url);
     const spawned = m('live_audio_ffmpeg_processes_spawned_total');
-    // eslint-disable-next-line no-console
     console.log(`fuzz seed ${SEED}: ${HTTP_CASES} HTTP cases in ${Date.now() - t0} ms; statuses ${summary}; ffmpeg spawned ${spawned}`);
     expect(failures).toEqual([]);
     expect([...statuses.values()].reduce((a, b) => a + b, 0)).toBe(HTTP_CASES);
@@ -481,7 +480,6 @@ describe(`fuzz on a spawned server (seed ${SEED})`, () => {
     }
     if (sock) await retire(sock);
     const closeCounts = closes.reduce<Record<number, number>>((m, c) => ((m[c] = (m[c] ?? 0) + 1), m), {});
-    // eslint-disable-next-line no-console
     console.log(`fuzz seed ${SEED}: ${WS_FRAMES} WS frames in ${Date.now() - t0} ms; ${seen.length} server messages; closes ${JSON.stringify(closeCounts)}; refused upgrades ${refusedUpgrades}`);
     expect(failures).toEqual([]);
     const internal = seen.filter((m) => m.code === 'INTERNAL_ERROR' || m.type === '__unparseable__');
@@ -521,7 +519,6 @@ describe(`fuzz on a spawned server (seed ${SEED})`, () => {
     expect(errors.slice(0, 3)).toEqual([]);
     const heapAfter = await heapAfterGc();
     const grewMb = (heapAfter - heapBefore) / 1024 / 1024;
-    // eslint-disable-next-line no-console
     console.log(`fuzz heap (spawned server, after forced GC): before ${(heapBefore / 1048576).toFixed(1)} MiB, after ${(heapAfter / 1048576).toFixed(1)} MiB (+${grewMb.toFixed(1)}); ${t.emu.connections.length} upstream connections, all closed`);
     expect(grewMb).toBeLessThan(40);
     expect(t.s.child.exitCode).toBeNull();

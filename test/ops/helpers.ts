@@ -67,7 +67,7 @@ export function prng(seed: number): () => number {
 
 export type WsMsg = Record<string, unknown> & { type?: string };
 
-/** A small WebSocket client for `/ws/live-audio` (contract.md §2): collects JSON messages and the close. */
+/** A small WebSocket client for `/ws/live-audio` (README "WebSocket API"): collects JSON messages and the close. */
 export class WsProbe {
   readonly messages: WsMsg[] = [];
   closed: { code: number; reason: string } | undefined;

@@ -125,8 +125,8 @@ describe('Limits (audio, WebSocket messages, per-IP)', () => {
   it('counts encoded audio bytes and WebSocket messages per user', () => {
     const c = clock();
     const l = mk(c, { audioBytesPerMinute: 1000 });
-    expect(l.admitAudioBytes('u', 600).ok).toBe(true);
-    const r = l.admitAudioBytes('u', 600);
+    expect(l.admitAudio('u', Buffer.alloc(600)).ok).toBe(true);
+    const r = l.admitAudio('u', Buffer.alloc(600));
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.error.code).toBe('AUDIO_RATE_LIMITED');
     expect([1, 2, 3, 4].map(() => l.consume('u', 'ws_messages').ok)).toEqual([true, true, true, false]);
@@ -134,14 +134,14 @@ describe('Limits (audio, WebSocket messages, per-IP)', () => {
     if (!m.ok) expect(m.error).toMatchObject({ code: 'MESSAGE_RATE_LIMITED', message: 'Message rate limit exceeded. Please slow down.' });
   });
 
-  it('implements the WebSocket endpoint rate-limit seam', () => {
+  it('implements the WebSocket endpoint rate-limit seam over the same budgets audio is admitted against', () => {
     const c = clock();
     const l = mk(c);
     const ws = wsRateLimitsFrom(l);
     expect(ws.consumeMessage('u')).toEqual({ ok: true });
-    expect(ws.consumeAudio('u', 500)).toEqual({ ok: true });
+    expect(l.admitAudio('u', Buffer.alloc(500)).ok).toBe(true);
     l.chargeAudioSeconds('u', 10);
-    expect(ws.consumeAudio('u', 500)).toEqual({ ok: false, retryAfterSec: 60 });
+    expect(l.admitAudio('u', Buffer.alloc(500))).toMatchObject({ ok: false, retryAfterSec: 60 });
     const st = ws.status('u');
     expect(st.messages).toMatchObject({ count: 1, limit: 3, remaining: 2 });
     expect(st.audioBytes).toMatchObject({ totalBytes: 500, limit: 1_000_000 });
@@ -178,7 +178,7 @@ describe('TRUST_PROXY and client addresses', () => {
   });
 });
 
-describe('rate-limit defaults (contract §3.4)', () => {
+describe('rate-limit defaults (README "Operations")', () => {
   it('carry the frontend’s one chunk a second with headroom', () => {
     const c = loadConfig({});
     expect(c.limits.requestsPerMinute).toBeGreaterThanOrEqual(300);

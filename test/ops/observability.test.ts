@@ -52,8 +52,20 @@ describe('/metrics', () => {
     expect(m).toMatch(/^live_audio_event_loop_delay_seconds\{quantile="0\.99"\} [0-9.e-]+$/m);
     expect(m).toMatch(/^live_audio_process_memory_bytes\{kind="rss"\} \d+/m);
 
-    // A goAway rotates the upstream: a reconnect by cause and a resumed connect.
+    // A goAway rotates the upstream: a reconnect by cause and a resumed connect (once the model handed out a
+    // resumption handle: it does at the end of a turn, which on a loaded machine may come after the audio above).
+    const deadline = Date.now() + 10_000;
+    let handle = false;
+    while (!handle && Date.now() < deadline) {
+      const st = await request(t.url).get(`${API}/session/m1/status`).set(h);
+      handle = st.body.data?.upstream?.hasResumptionHandle === true;
+      if (!handle) await sleep(50);
+    }
+    expect(handle).toBe(true);
     const conn = t.emu.connections[t.emu.connections.length - 1];
+    // A goAway before the first handle (the spaced emulator issues one after each turn) has nothing to resume:
+    // wait for the reply's handle so the rotation can resume.
+    await t.emu.waitFor(() => conn.handlesIssued > 0, 10000);
     t.emu.goAway(conn.id, 500);
     await t.emu.waitFor(() => t.emu.connections.length >= 2 && t.emu.connections[t.emu.connections.length - 1] !== conn, 5000);
     await sleep(300);

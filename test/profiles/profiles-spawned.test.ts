@@ -97,7 +97,6 @@ describe('attacker on a spawned process: the profiles file replaced by garbage m
       if (!isGood && a.lastError === null) throw new Error(`seed ${seed} step ${i}: a bad file was not reported`);
       peak = Math.max(peak, rssOf(child.pid!));
     }
-    // eslint-disable-next-line no-console
     console.log(`profiles host: 300 rewrites (seed ${seed}), RSS before ${(rss0 / 1048576).toFixed(1)} MiB, peak +${((peak - rss0) / 1048576).toFixed(1)} MiB`);
     expect(processAlive(child.pid!)).toBe(true);
     // A stat-refused 300 KiB file is never read; nothing accumulates across rewrites.

@@ -9,8 +9,6 @@
  * short; turn detection in the emulator runs on audio time, so the turns are the same as at real time.
  * Both emulator timings (`spaced`, and `eager`: a handle in the same read as setupComplete).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { createFfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
@@ -66,7 +64,7 @@ describe.each(TIMINGS)('done-criterion: 22 s Chromium recording through upstream
     expect(start.status).toBe(200);
     const session = t.server.registry.all().find((s) => s.id === sessionId)!;
     const turns: { snap: TurnSnapshot; connection: number }[] = [];
-    session.on('turnComplete', (snap) => turns.push({ snap, connection: session.upstream.stats().connections }));
+    session.on('turnComplete', (snap) => turns.push({ snap, connection: session.upstreamStats().connections }));
 
     // The frontend: one POST per MediaRecorder timeslice, not awaited.
     const FAULT_AT = 11;
@@ -94,7 +92,6 @@ describe.each(TIMINGS)('done-criterion: 22 s Chromium recording through upstream
     expect(heldBack).toBeLessThan(640);
     expect(received.equals(relayPcm.subarray(0, received.length))).toBe(true);
     if (process.env.RESILIENCE_REPORT) {
-      // eslint-disable-next-line no-console
       console.log(
         `${fault}: emulator received ${received.length / 2} samples, reference ${reference.length / 2} ` +
           `(${(deviation * 100).toFixed(3)}%), relay decoded ${relayPcm.length / 2}; connections ` +

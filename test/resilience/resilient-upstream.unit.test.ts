@@ -294,7 +294,7 @@ describe('reconnect on unexpected close', () => {
   });
 
   it('fails at once when the reconnect handshake gets HTTP 429', async () => {
-    const { p, up, failures } = await started();
+    const { p, failures } = await started();
     p.script.push({ fail: new UpstreamConnectError('Gemini quota exceeded (HTTP 429 at connect)', true) });
     p.last.serverClose(1006);
     await jest.advanceTimersByTimeAsync(60_000);

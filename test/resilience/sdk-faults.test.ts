@@ -49,7 +49,7 @@ async function openRun(opts: Parameters<typeof startResilienceServer>[0] & { sce
   const run: Run = { t, s, session, turns: [], turnConnections: [], interrupted: 0 };
   session.on('turnComplete', (snap) => {
     run.turns.push(snap);
-    run.turnConnections.push(session.upstream.stats().connections);
+    run.turnConnections.push(session.upstreamStats().connections);
   });
   session.on('interrupted', () => run.interrupted++);
   return run;
@@ -88,7 +88,7 @@ describe.each(TIMINGS)('%s timing', (timing) => {
       expect(run.interrupted).toBe(0);
       const st = await waitForStatus(s, (x) => x.upstream.connections === 2 && x.upstream.state === 'open');
       expect(st.upstream).toMatchObject({ reconnects: 1, resumedReconnects: 1, freshReconnects: 0, droppedAudioMs: 0, lastCloseCode: null });
-      expect(run.session.upstream.stats().lastRotation?.cause).toBe('go_away');
+      expect(run.session.upstreamStats().lastRotation?.cause).toBe('go_away');
       await expectTurnsContinue(run);
     });
 
@@ -111,7 +111,7 @@ describe.each(TIMINGS)('%s timing', (timing) => {
       });
       await expectExactlyOnce(t.emu, pcm);
       expect(t.emu.connections).toHaveLength(2);
-      const stats = session.upstream.stats();
+      const stats = session.upstreamStats();
       expect(stats.lastRotation?.cause).toBe('go_away_deadline');
       // Margin: half of the 2 s left, so the rotation came about 1 s after the goAway, not at the close.
       const rotatedAt = Date.parse(stats.lastRotation!.at);
@@ -146,7 +146,7 @@ describe.each(TIMINGS)('%s timing', (timing) => {
       expect(c2.resumedFrom).toBe(handleAfterTurn(c1, 1, timing));
       expect(run.turns).toHaveLength(1);
       expect(run.turns[0]).toMatchObject({ userText: WORDS, replyText: REPLY, interrupted: false });
-      expect(session.upstream.stats().lastRotation?.cause).toBe('go_away');
+      expect(session.upstreamStats().lastRotation?.cause).toBe('go_away');
     });
   });
 
@@ -166,7 +166,7 @@ describe.each(TIMINGS)('%s timing', (timing) => {
       expect(c2.resumedFrom).toBe(handleAfterTurn(c1, c1.turns, timing));
       const st = await s.status();
       expect(st.upstream).toMatchObject({ connections: 2, reconnects: 1, resumedReconnects: 1, lastCloseCode: 1006, droppedAudioMs: 0, state: 'open' });
-      expect(run.session.upstream.stats().lastRotation?.cause).toBe('unexpected_close');
+      expect(run.session.upstreamStats().lastRotation?.cause).toBe('unexpected_close');
       await expectTurnsContinue(run);
     });
 
@@ -237,14 +237,14 @@ describe.each(TIMINGS)('%s timing', (timing) => {
       await sleep(1_100);
       t.emu.terminate('c1');
       await t.server.service.pushAudio(session, pcm.subarray(32_000), desc);
-      await t.emu.waitFor(() => t.emu.connections.length === 2 && session.upstream.state === 'open', 3_000);
+      await t.emu.waitFor(() => t.emu.connections.length === 2 && session.upstreamStats().state === 'open', 3_000);
       if (replayMs > 0) {
         await expectExactlyOnce(t.emu, pcm);
-        expect(session.upstream.stats().replayedAudioMs).toBe(2_000);
+        expect(session.upstreamStats().replayedAudioMs).toBe(2_000);
       } else {
         await sleep(300);
         expect(t.emu.receivedPcm().equals(pcm.subarray(0, 32_000))).toBe(true);
-        expect(session.upstream.stats().replayedAudioMs).toBe(0);
+        expect(session.upstreamStats().replayedAudioMs).toBe(0);
       }
     });
 

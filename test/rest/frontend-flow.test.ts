@@ -1,12 +1,12 @@
 /**
- * The Sculptor frontend's exact REST calls (contract.md §1) with real Chromium MediaRecorder chunks,
+ * The Sculptor frontend's exact REST calls (README "REST API") with real Chromium MediaRecorder chunks,
  * through real ffmpeg and the real @google/genai SDK to the Gemini Live emulator.
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { loadRecording, referenceDecode } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend } from '../helpers/frontend-client';
-import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
+import { frontendSessionId, startTestServer, type TestServer } from '../helpers/test-server';
 
 const API = '/api/v1/live-audio';
 

@@ -96,12 +96,16 @@ describe('hostile input against a spawned server', () => {
       `server event-loop delay max ${loopMaxMs.toFixed(1)} ms; ` +
       `attacker ${JSON.stringify(result)}`;
     figures.push(line);
-    // eslint-disable-next-line no-console
     console.log(line);
     expect(s.child.exitCode).toBeNull();
     expect(health.failures).toBe(0);
     expect(health.samples.length).toBeGreaterThanOrEqual(5);
-    expect(health.maxMs).toBeLessThan(HEALTH_BOUND_MS);
+    // The bound holds on the server's own event loop over the attack and on the probes' p99; a single probe may wait
+    // for the CPU of a shared machine (seen: 270-500 ms at load 8-10 while the server's loop stayed far below), so
+    // the probes' maximum is held to 1 s (the same rule as the audio attacks, test/security/audio-abuse.test.ts).
+    expect(loopMaxMs).toBeLessThan(HEALTH_BOUND_MS);
+    expect(health.p99Ms).toBeLessThan(HEALTH_BOUND_MS);
+    expect(health.maxMs).toBeLessThan(1000);
     expect(rssPeak - rssBefore).toBeLessThan(RSS_GROWTH_BOUND);
     expect(heapAfter - heapBefore).toBeLessThan(HEAP_RETURN_BOUND);
     return result;
@@ -129,7 +133,6 @@ describe('hostile input against a spawned server', () => {
   afterAll(async () => {
     inspector?.close();
     await s?.stop();
-    // eslint-disable-next-line no-console
     console.log(`http-abuse figures:\n  ${figures.join('\n  ')}`);
   });
 

@@ -78,7 +78,6 @@ const composed: Array<[string, (s: string) => string]> = [
 describe('redaction runs in linear time on crafted input', () => {
   const worst: string[] = [];
   afterAll(() => {
-    // eslint-disable-next-line no-console
     console.log(`redaction: slowest 100 KB calls (bound ${BOUND_MS} ms): ${worst.sort().slice(-5).join(', ')}`);
   });
 

@@ -22,7 +22,6 @@ describe('attacker on a spawned process: a webhook receiver that hangs while ses
       const enqueued = lines.find((l) => l.phase === 'enqueued')!;
       const peakRss = Math.max(...lines.filter((l) => typeof l.rss === 'number').map((l) => l.rss as number));
       const end = lines.find((l) => l.phase === 'end')!;
-      // eslint-disable-next-line no-console
       console.log(
         `webhook host: 2,000 × 200 KiB to a hanging receiver: enqueued in ${Number(enqueued.ms).toFixed(0)} ms, RSS +${((peakRss - (start.rss as number)) / 1048576).toFixed(1)} MiB at peak, ` +
           `waiting ${end.waiting} (${((end.waitingBytes as number) / 1048576).toFixed(1)} MiB), dropped ${end.dropped}`,

@@ -1,5 +1,5 @@
 /**
- * `/ws/live-audio` authentication (contract.md §2.1, fixed): every way in, every way it fails, the per-user
+ * `/ws/live-audio` authentication (README "WebSocket API", fixed): every way in, every way it fails, the per-user
  * connection cap and the Origin check — with real `ws` clients against the in-process server.
  */
 import net from 'node:net';

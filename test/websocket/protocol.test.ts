@@ -213,7 +213,7 @@ describe('WebSocket rate limits', () => {
     expect(rl[0].retryAfter).toBeLessThanOrEqual(60);
     expect(a.closeInfo).toBeUndefined();
 
-    // Another user has their own window; get_rate_limits reports the counters (contract §3.4 shape).
+    // Another user has their own window; get_rate_limits reports the counters (README "Operations" shape).
     const c = await connectAuthed(t.url, t.keys.bob);
     const st = await c.request({ type: 'get_rate_limits' }, 'rate_limit_status');
     expect(st.data.messages).toMatchObject({ count: 1, limit: 10, remaining: 9 });

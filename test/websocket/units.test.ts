@@ -5,13 +5,12 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { validateClientMessage, parseClientFrame, CLIENT_MESSAGE_TYPES } from '../../src/websocket/client-messages';
+import { validateClientMessage, parseClientFrame, CLIENT_MESSAGE_TYPES } from '../../src/contracts/ws-client-messages';
 import { ConnectionCounter } from '../../src/websocket/connection-counter';
 import { Heartbeat } from '../../src/websocket/heartbeat';
-import { sniffImage } from '../../src/websocket/live-audio-socket';
+import { sniffImage } from '../../src/websocket/handlers/model-input';
 import { SocketSender } from '../../src/websocket/socket-sender';
 import { upgradeRouterFor } from '../../src/websocket/upgrade-router';
-import { FixedWindowWsRateLimiter } from '../../src/websocket/ws-rate-limiter';
 import { connectRefused } from './ws-test-client';
 
 class FakeSocket extends EventEmitter {
@@ -116,29 +115,7 @@ describe('Heartbeat', () => {
   });
 });
 
-describe('FixedWindowWsRateLimiter and ConnectionCounter', () => {
-  it('counts per user in fixed windows and reports retryAfter until the window resets', () => {
-    let now = 1_000_000;
-    const rl = new FixedWindowWsRateLimiter({ maxMessagesPerWindow: 2, maxAudioBytesPerWindow: 1000, now: () => now });
-    expect(rl.consumeMessage('a')).toEqual({ ok: true });
-    expect(rl.consumeMessage('a')).toEqual({ ok: true });
-    now += 15_000;
-    expect(rl.consumeMessage('a')).toEqual({ ok: false, retryAfterSec: 45 });
-    expect(rl.consumeMessage('b')).toEqual({ ok: true });
-    expect(rl.consumeAudio('a', 600)).toEqual({ ok: true });
-    expect(rl.consumeAudio('a', 600)).toEqual({ ok: false, retryAfterSec: 45 });
-    expect(rl.status('a')).toMatchObject({
-      messages: { count: 2, limit: 2, remaining: 0 },
-      audioBytes: { totalBytes: 600, limit: 1000, remaining: 400 },
-    });
-    now += 45_000;
-    expect(rl.consumeMessage('a')).toEqual({ ok: true });
-    // Idle users' windows are pruned.
-    now += 120_000;
-    rl.consumeMessage('c');
-    expect(rl.size).toBe(1);
-  });
-
+describe('ConnectionCounter', () => {
   it('caps connections per user and never goes negative', () => {
     const c = new ConnectionCounter(2);
     expect(c.tryAcquire('u')).toBe(true);

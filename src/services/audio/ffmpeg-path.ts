@@ -47,7 +47,7 @@ export function findFfmpegOnPath(searchPath: string | undefined = process.env.PA
 
 function loadBundledFfmpeg(): string {
   // Required lazily: the package resolves a platform-specific sub-package when loaded.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolved at run time (an optional or CommonJS-only module)
   const mod = require('@ffmpeg-installer/ffmpeg') as { path?: unknown };
   if (typeof mod.path !== 'string' || mod.path === '') throw new Error('@ffmpeg-installer/ffmpeg returned no path');
   return mod.path;

@@ -6,6 +6,8 @@ import {
   AudioLimitError,
   AudioTooLargeError,
   type AudioPathEvent,
+  type DecoderFactory,
+  type DecoderProcessCounters,
   type DecoderStats,
   type SessionAudioDecoder,
   type SessionAudioDecoderEvents,
@@ -29,12 +31,8 @@ export const DEFAULT_DECODER_RESTARTS_PER_MINUTE = 10;
 /** Input waiting for a held decoder beyond which more chunks are refused (429 AUDIO_BACKLOG_FULL). */
 export const DEFAULT_MAX_QUEUED_INPUT_BYTES = 2 * 1024 * 1024;
 
-/** Global counters shared by all decoders of one factory (for metrics). */
-export interface DecoderCounters {
-  processesAlive: number;
-  processesSpawned: number;
-  decodeErrors: number;
-}
+/** The counters all decoders of one factory update (read through the factory's `DecoderProcessCounters`). */
+export type DecoderCounters = { -readonly [K in keyof DecoderProcessCounters]: number };
 
 /** The audio-path settings of a session decoder (from the config). */
 export interface AudioPathSettings {
@@ -96,8 +94,6 @@ interface ActiveStream {
   discardBytes: number;
 }
 
-const NO_HEADER_MESSAGE =
-  'Audio chunk is a continuation of a WebM stream whose first chunk (with the header) was not received; start a new recording';
 /** Most bytes of written input kept for a replay after a stall. */
 const MAX_UNCONFIRMED_BYTES = 4 * 1024 * 1024;
 
@@ -499,6 +495,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     }
     const counters = this.counters;
     const spec = raw ?? { format: CODECS[container as 'webm' | 'ogg' | 'mp4'].format, codec: CODECS[container as 'webm' | 'ogg' | 'mp4'].codec, options: [] };
+    // eslint-disable-next-line prefer-const -- assigned once below, but the stream's callbacks (created first) read it
     let active!: ActiveStream;
     const stream: FfmpegPcmStream = new FfmpegPcmStream({
       ffmpegPath: this.ffmpegPath,
@@ -632,14 +629,10 @@ export interface FfmpegDecoderFactoryOptions extends AudioPathSettings {
   closeTimeoutMs?: number;
 }
 
-export interface FfmpegDecoderFactory {
+/** The ffmpeg decoder factory: its counters are ffmpeg processes (also readable on the factory itself). */
+export interface FfmpegDecoderFactory extends DecoderFactory, DecoderProcessCounters {
   create(sessionLabel: string): FfmpegSessionDecoder;
-  /** ffmpeg processes currently alive across all sessions. */
-  readonly processesAlive: number;
-  /** ffmpeg processes spawned since start. */
-  readonly processesSpawned: number;
-  /** `error` events (AUDIO_DECODE_FAILED / AUDIO_DECODER_CRASHED) and stalls since start; up-front rejections not counted. */
-  readonly decodeErrors: number;
+  readonly counters: DecoderProcessCounters;
 }
 
 /**
@@ -652,6 +645,9 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
   return {
     create(sessionLabel: string) {
       return new FfmpegSessionDecoder({ ...opts, counters, sessionLabel });
+    },
+    get counters() {
+      return this;
     },
     get processesAlive() {
       return counters.processesAlive;

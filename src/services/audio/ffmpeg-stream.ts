@@ -4,6 +4,7 @@ import ffmpeg from 'fluent-ffmpeg';
 import type { Logger } from '../../util/logger';
 import { UPSTREAM_SAMPLE_RATE } from './audio-types';
 import { AudioDecodeError } from './session-audio-decoder';
+import { childOfStartedCommand } from './fluent-ffmpeg-child';
 
 export interface FfmpegPcmStreamOptions {
   ffmpegPath: string;
@@ -322,7 +323,7 @@ export class FfmpegPcmStream {
   }
 
   private onStart(commandLine: string): void {
-    const proc = (this.command as unknown as { ffmpegProc?: ChildProcess }).ffmpegProc ?? null;
+    const proc = childOfStartedCommand(this.command);
     this.proc = proc;
     if (!proc || proc.pid === undefined) return; // spawn failed; 'error' follows
     this.spawned = true;

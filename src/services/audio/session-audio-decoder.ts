@@ -75,6 +75,22 @@ export interface SessionAudioDecoder extends TypedEmitter<SessionAudioDecoderEve
   readonly processesAlive: number;
 }
 
+/** Process counters of a decoder factory, across all its decoders (read by metrics and shutdown). */
+export interface DecoderProcessCounters {
+  /** Decoder processes alive now. */
+  readonly processesAlive: number;
+  /** Decoder processes spawned since start. */
+  readonly processesSpawned: number;
+  /** `error` events (AUDIO_DECODE_FAILED / AUDIO_DECODER_CRASHED) and stalls since start; up-front refusals not counted. */
+  readonly decodeErrors: number;
+}
+
+/** Creates one decoder per session; a factory that runs processes says how many through `counters`. */
+export interface DecoderFactory {
+  create(sessionLabel: string): SessionAudioDecoder;
+  readonly counters?: DecoderProcessCounters;
+}
+
 /** Client-visible audio problems; mapped to HTTP 422 (415 for formats and codecs) by the controllers. */
 export class AudioDecodeError extends Error {
   constructor(

@@ -16,7 +16,7 @@ export const KEY_HASH_PATTERN = /^[0-9a-f]{64}$/;
  * SHA-256 hashes of `ak_` keys that are public knowledge and must never authenticate, even if an operator
  * configures one by mistake. Only hashes are kept here, never the keys.
  * - The development fallback key committed in the Sculptor AI frontend (`src/services/geminiLiveService.js`
- *   from b151af5 on; contract §1.1 and §5 item 34).
+ *   from b151af5 on; README "REST API").
  */
 export const LEAKED_KEY_HASHES: readonly string[] = [
   'e16f994b8da77210793706ad7267b69a5ec6aa0ec447a56289cfb3c66dfec999',

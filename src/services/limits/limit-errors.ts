@@ -11,15 +11,18 @@ export type LimitKind =
   | 'unauthenticated_ip'
   | 'ws_connects_ip';
 
+/** The code of a refused audio chunk or a stream cut at the audio budget (seconds or bytes). */
+export const AUDIO_RATE_LIMITED = 'AUDIO_RATE_LIMITED';
+
 const TEXT: Record<LimitKind, { code: string; message: (limit: number) => string }> = {
   requests: { code: 'RATE_LIMITED', message: () => 'Too many requests to Live Audio API. Please try again later.' },
   transcriptions: { code: 'TRANSCRIBE_RATE_LIMITED', message: () => 'Too many transcription requests. Please try again later.' },
   session_starts: { code: 'SESSION_START_RATE_LIMITED', message: () => 'Too many session creation requests. Please try again later.' },
   audio_seconds: {
-    code: 'AUDIO_RATE_LIMITED',
+    code: AUDIO_RATE_LIMITED,
     message: (n) => `Audio rate limit exceeded (${n} seconds of audio per minute). Please reduce audio frequency.`,
   },
-  audio_bytes: { code: 'AUDIO_RATE_LIMITED', message: () => 'Audio data rate limit exceeded. Please reduce audio frequency.' },
+  audio_bytes: { code: AUDIO_RATE_LIMITED, message: () => 'Audio data rate limit exceeded. Please reduce audio frequency.' },
   ws_messages: { code: 'MESSAGE_RATE_LIMITED', message: () => 'Message rate limit exceeded. Please slow down.' },
   unauthenticated_ip: {
     code: 'IP_RATE_LIMITED',
@@ -27,9 +30,6 @@ const TEXT: Record<LimitKind, { code: string; message: (limit: number) => string
   },
   ws_connects_ip: { code: 'CONNECTION_RATE_LIMITED', message: () => 'Too many connection attempts from this IP. Please try again later.' },
 };
-
-/** The code a refusal of `kind` carries. */
-export const limitCode = (kind: LimitKind): string => TEXT[kind].code;
 
 /** 429 `{success:false, error, code, retryAfter}` + `Retry-After` (via the error handler). */
 export function rateLimitError(kind: LimitKind, limit: number, retryAfterSec: number): AppError {

@@ -34,6 +34,12 @@ export interface LimitsOptions extends LimitsSettings {
 /** Allowed, or refused with the error to send (429, `code`, `retryAfter`). */
 export type Admission = ({ ok: true } & LimitDecision) | ({ ok: false; kind: LimitKind; error: AppError } & LimitDecision);
 
+/** The one admission rule for client audio, whatever the transport (the service calls it for every chunk). */
+export interface AudioAdmission {
+  /** Admits one chunk (decoded from base64) of a user: refused while the user's audio budget is spent. */
+  admitAudio(principalId: string, chunk: Buffer, desc: ChunkDescriptor): Admission;
+}
+
 /** Usage of one budget in its current window. */
 export interface BudgetStatus {
   used: number;
@@ -55,7 +61,7 @@ export interface BudgetStatus {
  * Decoded audio is charged with `takeAudioSeconds` as sessions relay PCM upstream (server.ts hands every session
  * its owner's budget, whatever its transport); a stream that exceeds it is cut there.
  */
-export class Limits {
+export class Limits implements AudioAdmission {
   private readonly store: LimitStore;
   private readonly ownsStore: boolean;
   private readonly windowed: Record<WindowedKind, FixedWindowLimiter>;
@@ -108,13 +114,6 @@ export class Limits {
     const refusal = this.audioSecondsRefusal(principalId, desc ? (knownAudioSeconds(chunk, desc) ?? 0) : 0);
     if (refusal) return refusal;
     return this.consume(principalId, 'audio_bytes', chunk.length);
-  }
-
-  /** Like `admitAudio` when only the encoded size is known yet (WebSocket frames before parsing). */
-  admitAudioBytes(principalId: string, bytes: number): Admission {
-    const refusal = this.audioSecondsRefusal(principalId, 0);
-    if (refusal) return refusal;
-    return this.consume(principalId, 'audio_bytes', bytes);
   }
 
   private audioSecondsRefusal(principalId: string, knownSeconds: number): Admission | undefined {

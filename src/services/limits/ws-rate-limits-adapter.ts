@@ -1,30 +1,32 @@
 import type { Limits } from './limits';
 
-/** Shapes of the WebSocket endpoint's `WsRateLimits` seam (src/websocket/ws-rate-limiter.ts), structurally. */
+/** A WebSocket message admitted or refused (with when to come back). */
 export type WsRateDecision = { ok: true } | { ok: false; retryAfterSec: number };
 
-export interface WsRateStatus {
+/** A user's budgets as `session_status` and `rate_limit_status` show them. */
+export interface WsRateLimitStatus {
   messages: { count: number; limit: number; remaining: number; resetTime: string };
   audioBytes: { totalBytes: number; limit: number; remaining: number; resetTime: string };
   audioSeconds: { seconds: number; limit: number; remaining: number; resetTime: string };
 }
 
-export interface WsRateLimitsLike {
+/** What the WebSocket endpoint needs of the limits: messages per user, and the user's budgets to show. */
+export interface WsRateLimits {
   consumeMessage(userKey: string): WsRateDecision;
-  consumeAudio(userKey: string, bytes: number): WsRateDecision;
-  status(userKey: string): WsRateStatus;
+  status(userKey: string): WsRateLimitStatus;
 }
 
 /**
- * The WebSocket endpoint's rate-limit seam on top of the shared `Limits`: messages per user, and audio
- * admitted against the same per-user audio seconds and bytes as REST `/transcribe`.
+ * The WebSocket endpoint's view of the shared `Limits`: messages per user, and the status of the same per-user
+ * audio seconds and bytes that every transport's audio is admitted against (by the service).
  */
-export function wsRateLimitsFrom(limits: Limits): WsRateLimitsLike {
-  const decision = (a: { ok: boolean; retryAfterSec: number }): WsRateDecision => (a.ok ? { ok: true } : { ok: false, retryAfterSec: a.retryAfterSec });
+export function wsRateLimitsFrom(limits: Limits): WsRateLimits {
   const round = (n: number) => (Number.isFinite(n) ? Math.round(n * 10) / 10 : n);
   return {
-    consumeMessage: (userKey) => decision(limits.consume(userKey, 'ws_messages')),
-    consumeAudio: (userKey, bytes) => decision(limits.admitAudioBytes(userKey, bytes)),
+    consumeMessage(userKey) {
+      const a = limits.consume(userKey, 'ws_messages');
+      return a.ok ? { ok: true } : { ok: false, retryAfterSec: a.retryAfterSec };
+    },
     status(userKey) {
       const m = limits.status(userKey, 'ws_messages');
       const b = limits.status(userKey, 'audio_bytes');

@@ -1,11 +1,12 @@
 import type { Principal } from '../auth/principal';
 import type { ChunkDescriptor } from '../audio/audio-types';
 import { REPLY_SAMPLE_RATE, UPSTREAM_BYTES_PER_MS } from '../audio/audio-types';
-import { AudioDecodeError, type AudioPathEvent, type SessionAudioDecoder } from '../audio/session-audio-decoder';
+import { AudioDecodeError, AudioLimitError, type AudioPathEvent, type SessionAudioDecoder } from '../audio/session-audio-decoder';
 import { PcmFramer } from '../audio/pcm-framer';
 import { PcmPacer, type PcmPacerOptions } from '../audio/pcm-pacer';
 import type { ChunkOutcome } from '../audio/webm/webm-sequencer';
-import type { ResilientUpstream, UpstreamFailure } from '../upstream/resilient-upstream';
+import type { ResilientUpstream, ResilientUpstreamEvents, RotationCause, UpstreamFailure, UpstreamStats } from '../upstream/resilient-upstream';
+import type { UpstreamCloseInfo } from '../upstream/upstream-types';
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import { TurnTracker, type TurnSnapshot } from './turn-tracker';
@@ -80,6 +81,9 @@ export interface LiveSessionDeps {
   onRelayLatency?: (ms: number) => void;
 }
 
+/** A live session's status (REST `GET /session/:id/status`, WebSocket `session_status`). */
+export type LiveSessionStatus = ReturnType<LiveSession['status']>;
+
 export type LiveSessionEvents = {
   /** The turn's texts or flags changed. */
   update: (snap: TurnSnapshot) => void;
@@ -96,6 +100,18 @@ export type LiveSessionEvents = {
   handingOver: () => void;
   /** WebM bytes written to the decoder, in stream order (see `SessionAudioDecoderEvents.webmWritten`). */
   webmWritten: (bytes: Buffer, startsRecording: boolean, durationMs: number | undefined) => void;
+  /** The decoder refused a chunk up front (no header, bad WAV, backlog full, ...); `pushAudio` rejects with it too. */
+  chunkRefused: (err: AudioDecodeError | AudioLimitError) => void;
+  /** An upstream connection (first or later) completed its setup. */
+  upstreamConnected: (info: Parameters<ResilientUpstreamEvents['connected']>[0]) => void;
+  /** An upstream connection closed (the link may reconnect). */
+  upstreamClosed: (info: UpstreamCloseInfo) => void;
+  /** The upstream link replaced its connection (go-away, unexpected close, ...). */
+  upstreamRotation: (cause: RotationCause) => void;
+  /** The upstream link gave up; `ended` (upstream_error) follows. */
+  upstreamFailed: (failure: UpstreamFailure) => void;
+  /** A new resumable handle from the upstream (cluster mode keeps the latest in the session's record). */
+  upstreamResumptionHandle: (handle: string) => void;
   ended: (info: SessionEndInfo) => void;
 };
 
@@ -128,8 +144,6 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   /** Barge-in from the client: drop reply audio until the next turn starts. */
   private suppressReplyTurn = -1;
   private readonly log: Logger;
-  /** Turn-state version last returned by REST `/transcribe` (lets the next call answer at once on news). */
-  restServedVersion = 0;
 
   constructor(
     readonly params: LiveSessionParams,
@@ -176,8 +190,14 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     return new Date(this.lastActivityAt + this.deps.idleTimeoutMs);
   }
 
-  get upstream(): ResilientUpstream {
-    return this.deps.upstream;
+  /** The upstream's latest resumable handle (what another instance resumes this session with). */
+  get resumptionHandle(): string | undefined {
+    return this.deps.upstream.resumptionHandle;
+  }
+
+  /** The upstream link's numbers (connections, reconnects, audio sent/replayed/dropped, state). */
+  upstreamStats(): UpstreamStats {
+    return this.deps.upstream.stats();
   }
 
   private wireDecoder(): void {
@@ -237,7 +257,14 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       this.emit('turnComplete', snap);
       this.publish();
     });
-    u.on('failed', (f: UpstreamFailure) => this.end('upstream_error', f.description));
+    u.on('connected', (info) => this.emit('upstreamConnected', info));
+    u.on('connectionClosed', (info) => this.emit('upstreamClosed', info));
+    u.on('rotation', (cause) => this.emit('upstreamRotation', cause));
+    u.on('resumptionHandle', (handle) => this.emit('upstreamResumptionHandle', handle));
+    u.on('failed', (f: UpstreamFailure) => {
+      this.emit('upstreamFailed', f);
+      this.end('upstream_error', f.description);
+    });
     // Now that we listen: what the server sent with its setup (a handle, the model's first words) follows.
     u.startDelivery();
   }
@@ -314,6 +341,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       },
       (err: unknown) => {
         this.forgetChunkTime(receivedAt);
+        if (err instanceof AudioDecodeError || err instanceof AudioLimitError) this.emit('chunkRefused', err);
         throw err;
       },
     );
@@ -448,7 +476,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     });
   }
 
-  status(): Record<string, unknown> {
+  status() {
     const up = this.deps.upstream.stats();
     return {
       sessionId: this.id,

@@ -14,7 +14,8 @@ export interface RegistryLimits {
   maxTombstones?: number;
 }
 
-interface Tombstone {
+/** What is kept of an ended session for a while (its status answers `ended`/`expired`, not `not_found`). */
+export interface Tombstone {
   info: SessionEndInfo;
   startTime: string;
   model: string;
@@ -23,7 +24,6 @@ interface Tombstone {
 }
 
 export interface RegistryEvents {
-  [event: string]: (...args: any[]) => void;
   started: (s: LiveSession) => void;
   ended: (s: LiveSession, info: SessionEndInfo) => void;
 }

@@ -1,10 +1,12 @@
 import { pcmToWav } from '../audio/wav-writer';
 import { REPLY_SAMPLE_RATE } from '../audio/audio-types';
-import type { LiveSession, SessionEndInfo } from './live-session';
+import type { LiveSession, LiveSessionStatus, SessionEndInfo } from './live-session';
+import type { Tombstone } from './session-registry';
 import type { TurnSnapshot } from './turn-tracker';
+import { SESSION_NOT_FOUND_MESSAGE } from '../../util/app-error';
 
 /**
- * The JSON shapes clients read (contract.md §1, §2.3), built in one place for REST and WebSocket.
+ * The JSON shapes clients read (README "API"; published at /openapi.json), built in one place for REST and WebSocket.
  */
 
 export function sessionStartedView(s: LiveSession) {
@@ -87,3 +89,30 @@ export function sessionEndedView(sessionId: string, info: SessionEndInfo) {
     duration: info.durationMs,
   };
 }
+
+
+/** A session id the caller does not own, never had, or whose tombstone has lapsed. */
+export interface SessionNotFoundView {
+  sessionId: string;
+  status: 'not_found';
+  message: string;
+}
+
+export function sessionNotFoundView(sessionId: string): SessionNotFoundView {
+  return { sessionId, status: 'not_found', message: SESSION_NOT_FOUND_MESSAGE };
+}
+
+/** The status of a session that ended recently (its tombstone). */
+export type EndedSessionStatus = ReturnType<typeof sessionEndedView> & { startTime: string; model: string; responseModality: string };
+
+export function endedSessionStatusView(sessionId: string, t: Tombstone): EndedSessionStatus {
+  return { ...sessionEndedView(sessionId, t.info), startTime: t.startTime, model: t.model, responseModality: t.responseModality };
+}
+
+/** What a status request answers: a live session's status, a tombstone, or not found. */
+export type SessionStatus = LiveSessionStatus | EndedSessionStatus | SessionNotFoundView;
+
+/** What ending a session by id did. */
+export type EndSessionOutcome =
+  | { kind: 'ended'; sessionId: string; info: SessionEndInfo; alreadyEnded: boolean }
+  | { kind: 'not_found'; sessionId: string };

@@ -3,6 +3,7 @@ import { GoogleGenAI, Modality, type LiveConnectConfig, type Session } from '@go
 import type { Logger } from '../../util/logger';
 import { redactText, silentLogger } from '../../util/logger';
 import { describeClose, describeTransportError } from './close-codes';
+import { patchLiveSocketFactory, type SdkLiveSocket, type SdkSocketCallbacks } from './sdk-patches/live-socket-factory';
 import { GeminiLiveConnection, type RawSocket } from './gemini-live-connection';
 import {
   UpstreamConnectError,
@@ -23,19 +24,7 @@ export interface GeminiLiveProviderOptions {
   logger?: Logger;
 }
 
-interface SdkSocket {
-  ws?: RawSocket;
-  close(): void;
-}
-interface SdkCallbacks {
-  onopen?: () => void;
-  onmessage: (e: { data: unknown }) => void;
-  onerror: (e: { message?: string; error?: unknown }) => void;
-  onclose: (e: { code: number; reason: string }) => void;
-}
-interface SdkSocketFactory {
-  create(url: string, headers: Record<string, string>, callbacks: SdkCallbacks): SdkSocket;
-}
+type SdkSocket = SdkLiveSocket<RawSocket>;
 
 /** True when a server frame is JSON; the SDK turns a non-JSON frame into an unhandled rejection. */
 function isJsonFrame(data: unknown): boolean {
@@ -81,11 +70,8 @@ export class GeminiLiveProvider implements UpstreamProvider {
    * `bufferedAmount`) and drops non-JSON frames before the SDK's parser turns them into a process crash.
    */
   private installSocketGuard(): void {
-    const live = this.ai.live as unknown as { webSocketFactory: SdkSocketFactory };
-    const factory = live.webSocketFactory;
-    const create = factory.create.bind(factory);
-    factory.create = (url, headers, callbacks) => {
-      const guarded: SdkCallbacks = {
+    patchLiveSocketFactory<RawSocket>(this.ai, (create) => (url, headers, callbacks) => {
+      const guarded: SdkSocketCallbacks = {
         ...callbacks,
         onmessage: (e) => {
           if (isJsonFrame(e.data)) callbacks.onmessage(e);
@@ -95,12 +81,13 @@ export class GeminiLiveProvider implements UpstreamProvider {
       const sock = create(url, headers, guarded);
       this.pendingSocket = sock;
       return sock;
-    };
+    });
   }
 
   async connect(cfg: UpstreamSessionConfig, opts: UpstreamConnectOptions = {}): Promise<UpstreamConnection> {
     if (opts.signal?.aborted) throw abortError(opts.signal);
     const id = randomUUID();
+    // eslint-disable-next-line prefer-const -- assigned once the SDK created the socket; the connection reads it lazily
     let sock: SdkSocket | undefined;
     const conn = new GeminiLiveConnection(id, this.log, () => sock?.ws);
     let settled = false;

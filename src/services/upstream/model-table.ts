@@ -2,18 +2,12 @@
  * Which requested model ids are Live models. The Sculptor frontend sends chat model ids
  * (`gemini-2.5-pro`, `gemini-2.0-flash-exp`, ...) that the Live API rejects; those fall back to the default.
  */
-export interface LiveModelInfo {
-  id: string;
-  /** Native-audio models answer only in AUDIO; text comes from output transcription. */
-  nativeAudio: boolean;
-}
-
-export const KNOWN_LIVE_MODELS: readonly LiveModelInfo[] = [
-  { id: 'gemini-2.5-flash-native-audio-preview-12-2025', nativeAudio: true },
-  { id: 'gemini-2.5-flash-native-audio-preview-09-2025', nativeAudio: true },
-  { id: 'gemini-3.1-flash-live-preview', nativeAudio: true },
-  { id: 'gemini-3.8-live', nativeAudio: true },
-  { id: 'gemini-3.8-live-extended-thinking', nativeAudio: true },
+export const KNOWN_LIVE_MODELS: readonly string[] = [
+  'gemini-2.5-flash-native-audio-preview-12-2025',
+  'gemini-2.5-flash-native-audio-preview-09-2025',
+  'gemini-3.1-flash-live-preview',
+  'gemini-3.8-live',
+  'gemini-3.8-live-extended-thinking',
 ];
 
 export interface ModelChoice {
@@ -24,16 +18,13 @@ export interface ModelChoice {
 }
 
 export class ModelTable {
-  private readonly models = new Map<string, LiveModelInfo>();
+  private readonly models = new Set<string>();
 
   constructor(
     private readonly defaultModel: string,
     extra: readonly string[] = [],
   ) {
-    for (const m of KNOWN_LIVE_MODELS) this.models.set(m.id, m);
-    for (const id of [defaultModel, ...extra]) {
-      if (!this.models.has(id)) this.models.set(id, { id, nativeAudio: true });
-    }
+    for (const id of [...KNOWN_LIVE_MODELS, defaultModel, ...extra]) this.models.add(id);
   }
 
   /** Maps a requested id (optionally `models/`-prefixed) to the Live model to use. */
@@ -41,13 +32,5 @@ export class ModelTable {
     const raw = typeof requested === 'string' ? requested.trim().replace(/^models\//, '') : undefined;
     if (raw && this.models.has(raw)) return { model: raw, requested: raw, fellBack: false };
     return { model: this.defaultModel, requested: raw || undefined, fellBack: raw !== undefined && raw !== '' };
-  }
-
-  info(model: string): LiveModelInfo {
-    return this.models.get(model) ?? { id: model, nativeAudio: true };
-  }
-
-  list(): string[] {
-    return [...this.models.keys()];
   }
 }

@@ -97,7 +97,6 @@ type ContentEvents = Pick<
 >;
 
 export interface ResilientUpstreamEvents extends ContentEvents {
-  [event: string]: (...args: any[]) => void;
   /** Also emitted (after `interrupted`) when a reply is cut because its connection went away. */
   turnComplete: () => void;
   state: (state: UpstreamState) => void;

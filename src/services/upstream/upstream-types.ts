@@ -30,7 +30,6 @@ export interface UpstreamCloseInfo {
 
 /** Events of one upstream connection (typed; see `GeminiLiveConnection`). */
 export interface UpstreamEvents {
-  [event: string]: (...args: any[]) => void;
   /** A fragment of the user's words (to be concatenated). */
   inputTranscription: (text: string) => void;
   /** A fragment of the transcription of the model's spoken reply. */

@@ -1,5 +1,3 @@
-import { SessionRegistry } from '../../services/session/session-registry';
-import { sessionEndedView } from '../../services/session/session-views';
 import { ServerMessages } from '../server-messages';
 import type { MessageHandler } from './message-context';
 
@@ -12,25 +10,6 @@ export const getStatus: MessageHandler<'get_status'> = (ctx, owner, msg) => {
     ctx.sender.send(ServerMessages.sessionStatus(null, { status: 'not_found', message: 'No active session', rateLimits, connection }));
     return;
   }
-  const sessionId = SessionRegistry.validateId(target);
-  const l = ctx.service.registry.lookup(owner, sessionId);
-  if (l.kind === 'live') {
-    ctx.sender.send(ServerMessages.sessionStatus(sessionId, { ...l.session.status(), rateLimits, connection }));
-  } else if (l.kind === 'ended') {
-    const t = l.tombstone;
-    ctx.sender.send(
-      ServerMessages.sessionStatus(sessionId, {
-        ...sessionEndedView(sessionId, t.info),
-        startTime: t.startTime,
-        model: t.model,
-        responseModality: t.responseModality,
-        rateLimits,
-        connection,
-      }),
-    );
-  } else {
-    ctx.sender.send(
-      ServerMessages.sessionStatus(sessionId, { sessionId, status: 'not_found', message: 'Session not found or expired', rateLimits, connection }),
-    );
-  }
+  const status = ctx.service.sessionStatus(owner, target);
+  ctx.sender.send(ServerMessages.sessionStatus(status.sessionId, { ...status, rateLimits, connection }));
 };

@@ -1,10 +1,10 @@
 import type { Principal } from '../../services/auth/principal';
 import type { LiveAudioService } from '../../services/live-audio-service';
 import type { Logger } from '../../util/logger';
-import type { ClientMessageOf, ClientMessageType } from '../client-messages';
+import type { ClientMessageOf, ClientMessageType } from '../../contracts/ws-client-messages';
 import type { SessionSlot } from '../session-slot';
 import type { SocketSender } from '../socket-sender';
-import type { WsRateLimits } from '../ws-rate-limiter';
+import type { WsRateLimits } from '../../services/limits/ws-rate-limits-adapter';
 
 /** A connection's numbers, shown in `session_status`. */
 export interface ConnectionStats {

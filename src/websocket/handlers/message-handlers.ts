@@ -1,5 +1,5 @@
 import type { Principal } from '../../services/auth/principal';
-import type { ClientMessageOf } from '../client-messages';
+import type { ClientMessageOf } from '../../contracts/ws-client-messages';
 import { ServerMessages } from '../server-messages';
 import { audioChunk } from './audio-chunk';
 import { endSession } from './end-session';

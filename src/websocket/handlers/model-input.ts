@@ -7,7 +7,7 @@ import type { MessageHandler } from './message-context';
 
 /** `text`: typed user input. */
 export const sendText: MessageHandler<'text'> = (ctx, _owner, msg) => {
-  ctx.slot.require().session.sendText(msg.text);
+  ctx.service.sendText(ctx.slot.require().session, msg.text);
 };
 
 /** `image`: a JPEG or PNG frame; its type is read from its bytes, and a `mime_type` that says otherwise is refused. */
@@ -19,13 +19,13 @@ export const sendImage: MessageHandler<'image'> = (ctx, _owner, msg) => {
   if (msg.mime_type && msg.mime_type !== sniffed) {
     throw new AppError(400, 'INVALID_FIELD', `Invalid field mime_type: the image is ${sniffed}`);
   }
-  b.session.sendImage(bytes, sniffed);
+  ctx.service.sendImage(b.session, bytes, sniffed);
 };
 
 /** `interrupt`: stops the current reply at once and confirms with `interrupted`. */
 export const interrupt: MessageHandler<'interrupt'> = (ctx) => {
   const b = ctx.slot.require();
-  const snap = b.session.interrupt();
+  const snap = ctx.service.interrupt(b.session);
   ctx.sender.send(ServerMessages.interrupted(b.session.id, snap.turnId, 'client'));
 };
 

@@ -1,6 +1,5 @@
 import type { Principal } from '../../services/auth/principal';
 import type { LiveSession } from '../../services/session/live-session';
-import { SessionRegistry } from '../../services/session/session-registry';
 import { ServerMessages } from '../server-messages';
 import type { MessageHandler } from './message-context';
 
@@ -11,10 +10,10 @@ import type { MessageHandler } from './message-context';
 export const startSession: MessageHandler<'start_session'> = async (ctx, owner, msg) => {
   const keepAlive = msg.keep_alive_on_close === true;
   const sessionId = msg.session_id || defaultSessionId(owner);
-  const registry = ctx.service.registry;
-  SessionRegistry.validateId(sessionId);
+  const service = ctx.service;
+  service.findLiveSession(owner, sessionId); // validates the id (400) before anything else happens
   const announce = (session: LiveSession, resumed: boolean) => {
-    const mode = ctx.service.emulated ? 'emulated' : 'gemini';
+    const mode = service.emulated ? 'emulated' : 'gemini';
     ctx.sender.send(ServerMessages.sessionStarted(session, { mode, resumed, keepAliveOnClose: keepAlive }));
   };
 
@@ -27,13 +26,13 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     return;
   }
   // One live session per socket: a second start_session ends the first cleanly (session_ended is sent).
-  if (current) registry.endSession(current.session, 'replaced', 'Replaced by a new session on this connection');
+  if (current) service.endLiveSession(current.session, 'replaced', 'Replaced by a new session on this connection');
 
   if (msg.resume) {
     // Here, or (cluster mode) taken over from an instance that died or handed it over in a rolling deploy.
     let found: LiveSession | undefined;
     try {
-      found = await ctx.service.locate(owner, sessionId);
+      found = await service.locate(owner, sessionId);
     } catch (err) {
       ctx.reportError(err, sessionId);
       return;
@@ -48,7 +47,7 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
 
   let session: LiveSession;
   try {
-    session = await ctx.service.startSession(
+    session = await service.startSession(
       owner,
       {
         sessionId,
@@ -65,7 +64,7 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
   }
   if (!ctx.isOpen()) {
     // The socket went away while the upstream connected.
-    if (!keepAlive) registry.endSession(session, 'socket_closed', 'WebSocket closed before the session started');
+    if (!keepAlive) service.endLiveSession(session, 'socket_closed', 'WebSocket closed before the session started');
     return;
   }
   ctx.slot.bind(session, keepAlive);

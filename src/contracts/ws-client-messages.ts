@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { jsonNestingExceeds } from './json-depth';
+import { jsonNestingExceeds } from '../websocket/json-depth';
 
 /**
- * The messages a `/ws/live-audio` client may send (contract.md §2.2 plus `text`, `image`, `interrupt`, `ping`),
+ * The messages a `/ws/live-audio` client may send (README "WebSocket API" plus `text`, `image`, `interrupt`, `ping`),
  * one zod schema each, discriminated by `type`. Unknown extra fields are ignored; known fields are checked.
  */
 

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { ERROR_CODES, errorEnvelope } from './errors';
+import { endSessionBody, restResponses, startSessionBody, transcribeBody } from './rest';
+import { clientMessageSchemas } from './ws-client-messages';
+import { serverMessageSchemas } from './ws-server-messages';
+
+/**
+ * The published contract, generated from the zod schemas in this folder: OpenAPI 3.1 for the REST API
+ * (`GET /openapi.json`) and JSON Schema 2020-12 for the WebSocket messages (`GET /schemas/ws.json`). A small
+ * generator over zod 4's `z.toJSONSchema` (no library needed: OpenAPI 3.1 schemas are JSON Schema 2020-12).
+ */
+
+type JsonSchema = Record<string, unknown>;
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+  const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
+  return rest;
+}
+
+const json = (schema: JsonSchema) => ({ content: { 'application/json': { schema } } });
+const errorRef = { $ref: '#/components/schemas/Error' };
+
+/** The error answers an authenticated route may give (every one is the error envelope). */
+const ERRORS: Record<string, string> = {
+  '400': 'Invalid input (MISSING_FIELD, INVALID_FIELD, INVALID_SESSION_ID, INVALID_BODY, INVALID_JSON, ...)',
+  '401': 'No or invalid credentials (AUTH_REQUIRED, INVALID_API_KEY, INVALID_TOKEN)',
+  '403': 'Origin not allowed (CORS_ORIGIN_DENIED)',
+  '429': 'A limit refused the request (RATE_LIMITED, *_RATE_LIMITED, TOO_MANY_*_SESSIONS); see retryAfter / Retry-After',
+  '503': 'Shutting down, busy or the upstream is unavailable (SERVER_SHUTTING_DOWN, SERVER_BUSY, UPSTREAM_UNAVAILABLE)',
+};
+
+function errors(extra: Record<string, string> = {}) {
+  const out: Record<string, unknown> = {};
+  for (const [status, description] of Object.entries({ ...ERRORS, ...extra })) out[status] = { description, ...json(errorRef) };
+  return out;
+}
+
+function operation(summary: string, response: z.ZodType, o: { body?: z.ZodType; errors?: Record<string, string> } = {}) {
+  return {
+    summary,
+    security: [{ apiKey: [] }, { bearer: [] }],
+    ...(o.body ? { requestBody: { required: true, ...json(jsonSchema(o.body, 'input')) } } : {}),
+    responses: { '200': { description: 'OK', ...json(jsonSchema(response, 'output')) }, ...errors(o.errors) },
+  };
+}
+
+export function buildOpenApiDocument(): JsonSchema {
+  const base = '/api/v1/live-audio';
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'live-audio REST API',
+      version: '1',
+      description:
+        'Relays browser audio to the Gemini Live API. Errors always have the body {success:false, error, code}; ' +
+        'the WebSocket messages are published as JSON Schema at /schemas/ws.json.',
+    },
+    paths: {
+      [`${base}/sessions`]: { get: operation("The caller's live sessions (also the frontend's connect probe)", restResponses.listSessions) },
+      [`${base}/session/start`]: { post: operation('Start a live session', restResponses.startSession, { body: startSessionBody, errors: { '502': 'Gemini refused the session (UPSTREAM_UNAVAILABLE)' } }) },
+      [`${base}/streaming/start`]: { post: operation('Start a live session (alias)', restResponses.startSession, { body: startSessionBody }) },
+      [`${base}/transcribe`]: {
+        post: operation('Feed one audio chunk and read the current turn (bounded wait)', restResponses.transcribe, {
+          body: transcribeBody,
+          errors: {
+            '404': 'No such session (SESSION_NOT_FOUND, SESSION_EXPIRED)',
+            '413': 'Chunk too large (PAYLOAD_TOO_LARGE)',
+            '415': 'Unsupported audio (AUDIO_UNSUPPORTED_FORMAT, AUDIO_UNSUPPORTED_CODEC)',
+            '422': 'Audio that cannot be decoded (AUDIO_STREAM_NO_HEADER, AUDIO_INVALID, AUDIO_DECODE_FAILED, ...)',
+            '502': 'The live session failed upstream (UPSTREAM_FAILED)',
+          },
+        }),
+      },
+      [`${base}/session/end`]: { post: operation('End a session (idempotent)', restResponses.endSession, { body: endSessionBody }) },
+      [`${base}/session/{session_id}/status`]: {
+        get: {
+          ...operation('A session: live status, recently ended, or not found', restResponses.status),
+          parameters: [{ name: 'session_id', in: 'path', required: true, schema: { type: 'string' } }],
+        },
+      },
+    },
+    components: {
+      schemas: { Error: jsonSchema(errorEnvelope, 'output'), ErrorCode: { type: 'string', enum: [...ERROR_CODES] } },
+      securitySchemes: {
+        apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+      },
+    },
+  };
+}
+
+export function buildWsSchemaDocument(): JsonSchema {
+  const defs: Record<string, JsonSchema> = {};
+  const client: JsonSchema[] = [];
+  const server: JsonSchema[] = [];
+  for (const [type, schema] of Object.entries(clientMessageSchemas)) {
+    defs[`client.${type}`] = jsonSchema(schema, 'input');
+    client.push({ $ref: `#/$defs/client.${type}` });
+  }
+  for (const [type, schema] of Object.entries(serverMessageSchemas)) {
+    defs[`server.${type}`] = jsonSchema(schema, 'output');
+    server.push({ $ref: `#/$defs/server.${type}` });
+  }
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: 'live-audio-ws.json',
+    title: 'live-audio WebSocket messages (/ws/live-audio)',
+    description: 'JSON text frames. ClientMessage: what a client may send; ServerMessage: what the server sends.',
+    $defs: { ...defs, ClientMessage: { oneOf: client }, ServerMessage: { oneOf: server } },
+    oneOf: [{ $ref: '#/$defs/ClientMessage' }, { $ref: '#/$defs/ServerMessage' }],
+  };
+}

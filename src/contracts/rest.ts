@@ -1,0 +1,146 @@
+import { z } from 'zod';
+
+/** The REST API `/api/v1/live-audio` (README "REST API"): request bodies and success answers. */
+
+const isoTime = z.string().describe('ISO 8601 time');
+const sessionId = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
+const modality = z.enum(['text', 'audio']);
+const booleanish = z.union([z.boolean(), z.enum(['true', 'false'])]);
+
+export const startSessionBody = z
+  .object({
+    session_id: sessionId,
+    model: z.string().optional().describe('A Live model id; other ids (e.g. chat models) fall back to the default Live model'),
+    response_modality: z.string().optional().describe("'text' (default) or 'audio'"),
+    input_transcription: booleanish.optional(),
+    output_transcription: booleanish.optional(),
+  })
+  .describe('StartSessionRequest');
+
+export const transcribeBody = z
+  .object({
+    session_id: sessionId,
+    audio_data: z.string().min(1).describe('Base64 of one recorder chunk'),
+    format: z.enum(['webm', 'ogg', 'mp4', 'wav', 'pcm']).optional().describe('Container of the chunk (default webm)'),
+    sample_rate: z.union([z.number().int(), z.string()]).optional().describe('pcm only: samples per second (default 16000)'),
+    channels: z.union([z.number().int(), z.string()]).optional().describe('pcm only: channel count (default 1)'),
+  })
+  .describe('TranscribeRequest');
+
+export const endSessionBody = z.object({ session_id: sessionId }).describe('EndSessionRequest');
+
+export const sessionStarted = z
+  .object({
+    sessionId: z.string(),
+    status: z.literal('active'),
+    startTime: isoTime,
+    expiresAt: isoTime,
+    model: z.string(),
+    requestedModel: z.string().nullable(),
+    responseModality: modality,
+    inputTranscription: z.boolean(),
+    outputTranscription: z.boolean(),
+    mode: z.enum(['gemini', 'emulated']),
+  })
+  .loose()
+  .describe('SessionStarted');
+
+export const sessionListItem = z
+  .object({
+    sessionId: z.string(),
+    status: z.literal('active'),
+    startTime: isoTime,
+    lastActivity: isoTime,
+    expiresAt: isoTime,
+    model: z.string(),
+    responseModality: modality,
+    transport: z.enum(['rest', 'ws']),
+    userId: z.union([z.string(), z.number()]),
+  })
+  .loose();
+
+export const transcription = z
+  .object({
+    success: z.literal(true),
+    sessionId: z.string(),
+    transcript: z.string(),
+    inputTranscription: z.string(),
+    outputTranscription: z.string(),
+    response: z.string(),
+    turnComplete: z.boolean(),
+    interrupted: z.boolean(),
+    turnId: z.number().int(),
+    audioBuffer: z.string().nullable().describe('Base64 WAV of the reply audio so far (audio modality), else null'),
+    confidence: z.null(),
+    timestamp: isoTime,
+    model: z.string(),
+    responseModality: modality,
+  })
+  .describe('Transcription');
+
+export const sessionEnded = z
+  .object({
+    sessionId: z.string(),
+    status: z.enum(['ended', 'expired']),
+    reason: z.enum(['client_end', 'expired', 'idle_timeout', 'replaced', 'upstream_error', 'server_shutdown', 'socket_closed', 'handed_over']),
+    message: z.string(),
+    endTime: isoTime,
+    duration: z.number().describe('ms'),
+    alreadyEnded: z.boolean().optional(),
+  })
+  .loose()
+  .describe('SessionEnded');
+
+export const sessionNotFound = z
+  .object({ sessionId: z.string().nullable(), status: z.literal('not_found'), message: z.string() })
+  .loose()
+  .describe('SessionNotFound');
+
+export const liveSessionStatus = z
+  .object({
+    sessionId: z.string(),
+    status: z.enum(['active', 'ended', 'expired']),
+    startTime: isoTime,
+    expiresAt: isoTime,
+    idleExpiresAt: isoTime,
+    lastActivity: isoTime,
+    model: z.string(),
+    responseModality: modality,
+    transport: z.enum(['rest', 'ws']),
+    audio: z.object({ chunks: z.number(), bytesIn: z.number(), decodedSeconds: z.number() }).loose(),
+    upstream: z.object({ state: z.string(), connected: z.boolean(), reconnects: z.number() }).loose(),
+    turn: z.object({ turnId: z.number(), turnComplete: z.boolean() }).loose(),
+  })
+  .loose()
+  .describe('LiveSessionStatus');
+
+export const sessionStatus = z.union([liveSessionStatus, sessionEnded, sessionNotFound]).describe('SessionStatus');
+
+const ok = <T extends z.ZodType>(data: T) => z.object({ success: z.literal(true), data });
+
+export const restResponses = {
+  listSessions: ok(
+    z
+      .object({
+        sessions: z.array(sessionListItem),
+        count: z.number().int(),
+        mode: z.enum(['gemini', 'emulated']),
+        notice: z.string().optional(),
+      })
+      .loose(),
+  ),
+  startSession: ok(sessionStarted),
+  transcribe: z
+    .object({
+      success: z.literal(true),
+      transcript: z.string(),
+      inputTranscription: z.string(),
+      outputTranscription: z.string(),
+      response: z.string(),
+      turnComplete: z.boolean(),
+      data: transcription,
+    })
+    .describe('The turn state: its texts at the top level (the Sculptor frontend reads them there), all of it under data'),
+  endSession: ok(z.union([sessionEnded, sessionNotFound])),
+  status: ok(sessionStatus),
+};
