@@ -5,9 +5,14 @@ import type { SharedLimitStore } from './redis-limit-store';
 
 interface LocalWindow extends WindowCount {
   windowMs: number;
+  /** Last local use (ms): keys used lately also adopt the other instances' use at each reconcile. */
+  usedAt: number;
   /** Used here and not yet added to the shared counter (negative: refunds not yet taken back). */
   pending: number;
 }
+
+/** Keys used here within this long also adopt the other instances' use at each reconcile. */
+const RECENT_USE_MS = 10_000;
 
 export interface ReconciledLimitStoreOptions {
   shared: SharedLimitStore;
@@ -50,11 +55,12 @@ export class ReconciledLimitStore implements LimitStore {
     let w = this.current(key);
     if (!w) {
       // (An ended window's unflushed usage no longer counts anywhere.)
-      w = { count: 0, resetAt: this.now() + windowMs, windowMs, pending: 0 };
+      w = { count: 0, resetAt: this.now() + windowMs, windowMs, pending: 0, usedAt: 0 };
       this.windows.set(key, w);
     }
     w.count += amount;
     w.pending += amount;
+    w.usedAt = this.now();
     return { count: w.count, resetAt: w.resetAt };
   }
 
@@ -78,6 +84,16 @@ export class ReconciledLimitStore implements LimitStore {
       for (const [key, w] of [...this.windows]) {
         if (w.pending === 0) {
           if (w.resetAt <= this.now()) this.windows.delete(key);
+          else if (this.now() - w.usedAt < RECENT_USE_MS) {
+            // Used here lately: adopt what the other instances used since (one GET).
+            try {
+              const shared = await this.o.shared.get(key);
+              if (shared) w.count = Math.max(w.count, shared.count + w.pending);
+            } catch (err) {
+              if (!isClusterUnavailable(err)) this.o.logger?.warn({ err: (err as Error).message }, 'shared limit counter read failed');
+              return;
+            }
+          }
           continue;
         }
         const amount = w.pending;
