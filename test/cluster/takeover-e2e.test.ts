@@ -40,6 +40,17 @@ beforeAll(async () => {
   records = new SessionRecordStore({ connection: redis, liveness: { heartbeatKey: (id) => redis.key('instance', id) } });
 }, 180_000);
 
+/** The session's record once it holds a resumption handle (polled up to 10 s; the record as it is then). */
+async function storedHandle(sessionId: string) {
+  const deadline = Date.now() + 10_000;
+  let rec = await records.get({ principal: 'key:alice', sessionId });
+  while (!rec?.resumptionHandle && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    rec = await records.get({ principal: 'key:alice', sessionId });
+  }
+  return rec!;
+}
+
 afterAll(async () => {
   await redis?.close();
   if (!cluster) return;
@@ -65,8 +76,10 @@ it(`kill -9 of the owner mid-recording: the next chunk on another instance takes
   const pending: Promise<{ i: number; status: number; body: Record<string, unknown>; ms: number } | { i: number; error: string }>[] = [];
   for (let i = 0; i < rec.chunks.length; i++) {
     if (i === KILL_BEFORE) {
-      // Wait for the chunks before it to be answered, so that what the dead instance held is what it accepted.
+      // Wait for the chunks before it to be answered, so that what the dead instance held is what it accepted,
+      // and for the owner to have stored a resumption handle (the model answered a turn before the kill).
       await Promise.all(pending);
+      expect((await storedHandle(sessionId)).resumptionHandle).toBeDefined();
       owner.server.child.kill('SIGKILL');
       await owner.server.exited;
     }
@@ -152,7 +165,10 @@ it(`a WebSocket client whose socket died with the instance (kill -9) reconnects 
     await new Promise((r) => setTimeout(r, 90 + rnd() * 20));
   }
   await cluster.emulator.waitFor(() => firstConn().audioBytes >= offset - 640, 10_000);
-  const ownerId = (await records.get({ principal: 'key:alice', sessionId }))!.owner;
+  // The owner has stored the handle in the session's record (what a takeover resumes with).
+  const stored = await storedHandle(sessionId);
+  expect(stored.resumptionHandle).toBeDefined();
+  const ownerId = stored.owner;
   const owner = cluster.instances.find((i) => i.id === ownerId)!;
   owner.server.child.kill('SIGKILL');
   await owner.server.exited;
