@@ -20,6 +20,8 @@ export interface BenchArgs {
   profileDir: string | undefined;
   /** Extra server settings (`--server-env KEY=VALUE`, repeatable), e.g. LIVE_AUDIO_TRANSCRIBE_WAIT_MS=0. */
   serverEnv: Record<string, string>;
+  /** Load mode: server instances sharing a Redis behind nginx (cluster mode); 1 = the single process. */
+  instances: number;
   help: boolean;
 }
 
@@ -36,6 +38,8 @@ export const USAGE = `Usage: npm run bench -- [options]
   --designs a,b,c                compare: long-lived,per-chunk,redecode (default all)
   --profile DIR                  load: write a V8 CPU profile of the server into DIR
   --server-env KEY=VALUE         extra server setting (repeatable), e.g. LIVE_AUDIO_TRANSCRIBE_WAIT_MS=0
+  --instances N                  load: N instances sharing a real redis-server behind nginx (round-robin); also
+                                 measures the forwarding cost (p50/p99 added by a forwarded call). Default 1
 The last line printed is one JSON object.`;
 
 export class UsageError extends Error {}
@@ -53,6 +57,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     designs: ['long-lived', 'per-chunk', 'redecode'],
     profileDir: undefined,
     serverEnv: {},
+    instances: 1,
     help: false,
   };
   const int = (name: string, v: string | undefined, min: number) => {
@@ -114,6 +119,9 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         a.serverEnv[m[1]] = m[2];
         break;
       }
+      case '--instances':
+        a.instances = int(arg, value(), 1);
+        break;
       case '-h':
       case '--help':
         a.help = true;

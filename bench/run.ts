@@ -16,6 +16,7 @@ import { describeProfile, summarizeProfile } from './profile-summary';
 import { runRamp } from './ramp';
 import { runSoak } from './soak';
 import { runCompare } from './naive/compare';
+import { loadOnCluster } from './cluster/instances';
 
 async function main(args: BenchArgs): Promise<void> {
   log(environmentLine());
@@ -25,6 +26,14 @@ async function main(args: BenchArgs): Promise<void> {
 
   switch (args.mode) {
     case 'load': {
+      if (args.instances > 1) {
+        const r = await loadOnCluster(bundles, rec, args);
+        for (const l of describeRun(r.load)) log(l);
+        log(r.forwardingLine);
+        log(`load average at the end ${loadAverage1()}`);
+        log(JSON.stringify({ ...JSON.parse(summaryLine(r.load)), instances: args.instances, forwarding: r.forwarding }));
+        return;
+      }
       // Absolute: the server runs in a temporary working directory.
       const profileDir = args.profileDir ? path.resolve(args.profileDir) : undefined;
       if (profileDir) fs.mkdirSync(profileDir, { recursive: true });

@@ -158,6 +158,8 @@ export interface Stack {
   server: Child;
   emulator: Child;
   emulatorControlUrl: string;
+  /** The emulator's Gemini endpoint (more server instances point there too: `--instances`). */
+  geminiBaseUrl: string;
   workDir: string;
   stop(): Promise<void>;
 }
@@ -275,6 +277,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     server,
     emulator,
     emulatorControlUrl: host.controlUrl,
+    geminiBaseUrl: host.baseUrl,
     workDir,
     async stop() {
       await server.stop();

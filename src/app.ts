@@ -43,6 +43,16 @@ export interface AppDeps {
   metricsToken?: string;
   /** Rate limits of the live-audio router (see `createHttpLimits`). */
   routeGuards?: LiveAudioRouteGuards;
+  /**
+   * Cluster mode: the guard of instance-to-instance calls (runs first: a request claiming to come from a peer
+   * without the right secret is refused with 403 before anything else), and what `/ready` reports about Redis.
+   */
+  cluster?: {
+    guard: RequestHandler;
+    readiness: () => Record<string, unknown>;
+    /** The caller's sessions on other instances, for `GET /sessions`. */
+    listRemote: (principalId: string) => Promise<Array<{ sessionId: string } & Record<string, unknown>>>;
+  };
 }
 
 /**
@@ -56,6 +66,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('trust proxy', deps.trustProxy ?? false);
   const unread = createUnreadBodyGuard(deps.unreadBody ?? DEFAULT_UNREAD_BODY_POLICY);
   app.use(unread.middleware);
+  if (deps.cluster) app.use(deps.cluster.guard);
   app.use(requestId);
   if (deps.metrics) app.use(deps.metrics.httpMiddleware());
   app.use(httpLogger(deps.logger));
@@ -66,13 +77,14 @@ export function createApp(deps: AppDeps): Express {
     res.json({ success: true, status: 'ok', uptimeSec: Math.round(process.uptime()) });
   });
   app.get('/ready', (_req, res) => {
-    if (deps.isReady()) res.json({ success: true, status: 'ready' });
-    else res.status(503).json({ success: false, error: 'Server is not ready', code: 'NOT_READY' });
+    const cluster = deps.cluster ? { cluster: deps.cluster.readiness() } : {};
+    if (deps.isReady()) res.json({ success: true, status: 'ready', ...cluster });
+    else res.status(503).json({ success: false, error: 'Server is not ready', code: 'NOT_READY', ...cluster });
   });
 
   app.use(createContractRouter());
 
-  const controller = createLiveAudioController({ service: deps.service, emulatedNotice: deps.emulatedNotice });
+  const controller = createLiveAudioController({ service: deps.service, emulatedNotice: deps.emulatedNotice, listRemote: deps.cluster?.listRemote });
   const budget = new BodyBudget(deps.bodyBudget);
   const parserDeps = { budget, onRead: unread.markRead };
   app.use(

@@ -1,4 +1,5 @@
 import http from 'node:http';
+import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import { createApp } from './app';
@@ -33,9 +34,15 @@ import { Metrics } from './observability/metrics';
 import type { DecoderProcessCounters } from './services/audio/session-audio-decoder';
 import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observability/shutdown';
 import { Limits } from './services/limits/limits';
-import { MemoryLimitStore } from './services/limits/limit-store';
+import { MemoryLimitStore, type LimitStore } from './services/limits/limit-store';
 import { wsRateLimitsFrom } from './services/limits/ws-rate-limits-adapter';
 import { wsUpgradeBudgetFrom } from './services/limits/ws-upgrade-budget-adapter';
+import { ClusterNode } from './cluster/cluster-node';
+import { ClusterSessions } from './cluster/cluster-sessions';
+import { createSessionDoor } from './cluster/session-door';
+import { ReconciledLimitStore } from './cluster/reconciled-limit-store';
+import { isForwarded } from './cluster/cluster-guard';
+import type { RequestHandler } from 'express';
 
 export const EMULATED_NOTICE =
   'Offline demo mode: no GEMINI_API_KEY is set, so replies come from the built-in Gemini Live emulator, not from Gemini.';
@@ -80,6 +87,8 @@ export interface LiveAudioServer {
   readonly decoderCounters: DecoderProcessCounters | undefined;
   /** The ffmpeg binary the decoders run (path, where it came from, version), when they are the ffmpeg factory. */
   readonly ffmpeg: FfmpegIdentity | undefined;
+  /** Cluster mode (`REDIS_URL`): this instance's membership and its sessions' records; undefined otherwise. */
+  readonly cluster: { node: ClusterNode; sessions: ClusterSessions } | undefined;
   /**
    * Graceful shutdown: `/ready` answers 503 at once and new sessions 503 `SERVER_SHUTTING_DOWN`; live sessions
    * may finish for up to `ms` (default `LIVE_AUDIO_DRAIN_MS`), then the rest end with `server_shutdown`;
@@ -94,7 +103,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     o.logger ??
     createLogger({
       ...config.log,
-      secrets: [config.gemini.apiKey, config.auth.jwtSecret, config.ops.metricsToken, config.conversations.webhook?.secret],
+      secrets: [config.gemini.apiKey, config.auth.jwtSecret, config.ops.metricsToken, config.conversations.webhook?.secret, config.cluster?.secret, redisPassword(config.cluster?.redisUrl)],
       destination: o.logDestination,
     });
   const metrics = new Metrics();
@@ -161,8 +170,32 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   metrics.observeRegistry(registry);
   const decoderCounters = decoders.counters;
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
-  // Every budget (HTTP request counts, WebSocket messages, audio, per-IP) counts in this one store.
-  const limitStore = new MemoryLimitStore();
+  // Cluster mode: the node (Redis, registry, records, forwarder, guard) and the sessions' records, wired below.
+  const clusterNode = config.cluster
+    ? new ClusterNode(
+        {
+          redisUrl: config.cluster.redisUrl,
+          secret: config.cluster.secret,
+          instanceId: config.cluster.instanceId,
+          advertiseUrl: config.cluster.advertiseUrl,
+          host: config.host,
+          port: config.port,
+          keyPrefix: config.cluster.keyPrefix,
+          commandTimeoutMs: config.cluster.commandTimeoutMs,
+          downAfterMs: config.cluster.downAfterMs,
+          heartbeatIntervalMs: config.cluster.heartbeatIntervalMs,
+          missedHeartbeats: config.cluster.missedHeartbeats,
+          forwardTimeoutMs: config.cluster.forwardTimeoutMs,
+          maxForwardBodyBytes: config.http.jsonLimitBytes,
+          tombstoneMs: config.sessions.tombstoneMs,
+          maxSessionsPerPrincipal: config.sessions.maxPerUser,
+        },
+        logger.child({ component: 'cluster' }),
+      )
+    : undefined;
+  // Every budget (HTTP request counts, WebSocket messages, audio, per-IP) counts in this one store. Cluster mode:
+  // one budget across the instances, counted locally and reconciled with the shared Redis counters every 200 ms.
+  const limitStore: LimitStore = clusterNode ? new ReconciledLimitStore({ shared: clusterNode.limits, logger }) : new MemoryLimitStore();
   const limits = new Limits({
     store: limitStore,
     audioSecondsPerMinute: config.limits.audioSecondsPerMinute,
@@ -202,7 +235,13 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     webhook,
     logger,
   });
+  // (The cluster's sessions need the service to adopt sessions; the service needs them as its directory.)
+  const late: { service?: LiveAudioService } = {};
+  const clusterSessions = clusterNode
+    ? new ClusterSessions({ node: clusterNode, registry, service: () => late.service!, sessionMaxAgeMs: config.sessions.maxAgeMs, logger })
+    : undefined;
   const service = new LiveAudioService({
+    directory: clusterSessions,
     registry,
     decoders,
     provider,
@@ -243,11 +282,26 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       maxBufferedBytes: config.audio.upstreamMaxBufferedBytes,
     },
   });
+  late.service = service;
   const httpLimits = createHttpLimits({
     settings: config.limits,
     store: limitStore,
     logger,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
+    // Cluster mode: a key's request counts are one budget across the instances; a forwarded call counted once.
+    ...(clusterNode ? { storeFor: (kind: string) => clusterNode.requestCounterStore(kind), skip: isForwarded } : {}),
+  });
+  const door = clusterSessions
+    ? createSessionDoor({
+        sessions: clusterSessions,
+        registry,
+        logger,
+        onForward: (ms, outcome) => metrics.clusterForwardSeconds.observe({ outcome }, ms / 1000),
+      })
+    : undefined;
+  clusterSessions?.on('tookOver', (e) => {
+    metrics.clusterSessionsTaken.inc({ kind: e.released ? 'handover' : 'takeover' });
+    metrics.clusterLostAudioSeconds.inc(e.lostMs / 1000);
   });
 
   let ready = false;
@@ -276,7 +330,20 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     trustProxy: config.limits.trustProxy,
     metrics,
     metricsToken: config.ops.metricsToken,
-    routeGuards: httpLimits,
+    routeGuards: door ? { ...httpLimits, sessionDoor: (route) => [door(route)] } : httpLimits,
+    cluster:
+      clusterNode && clusterSessions
+        ? {
+            guard: clusterNode.guard.middleware() as unknown as RequestHandler,
+            readiness: () => ({
+              instanceId: clusterNode.id,
+              redis: clusterNode.connection.readiness(),
+              registered: clusterNode.registry.registered,
+              peers: clusterNode.registry.peers().length,
+            }),
+            listRemote: (principalId) => clusterSessions.listFor(principalId),
+          }
+        : undefined,
   });
   const httpServer = http.createServer(
     {
@@ -313,6 +380,10 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     onPreAuthRefusal: (reason) => metrics.rateLimited.inc({ limit: `ws_preauth_${reason}` }),
   });
 
+  let closeEachConnection = false;
+  httpServer.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (closeEachConnection) res.setHeader('Connection', 'close');
+  });
   let drainRun: Promise<{ endedByShutdown: number; drainedMs: number }> | undefined;
   const server: LiveAudioServer = {
     config,
@@ -333,6 +404,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
           resolve();
         });
       });
+      // Cluster mode: join once this instance can be called (waits up to 5 s for Redis; serves local sessions meanwhile).
+      await clusterNode?.start();
       ready = true;
       return (httpServer.address() as AddressInfo).port;
     },
@@ -342,13 +415,23 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       // WebSocket clients got session_ended above; now they get close 1001 (upgraded sockets keep httpServer.close waiting).
       await liveAudioWs.close();
       await new Promise<void>((resolve) => {
-        if (!httpServer.listening) return resolve();
+        if (!httpServer.listening) {
+          // (A draining cluster instance stopped listening already; what is still open is closed now.)
+          httpServer.closeAllConnections();
+          return resolve();
+        }
         httpServer.close(() => resolve());
         httpServer.closeAllConnections();
       });
       // Ended sessions' transcripts are stored and their session.ended deliveries get a last chance (bounded).
       await archive.close(WEBHOOK_FLUSH_MS);
       await emulator?.stop();
+      if (clusterNode) {
+        // The sessions' records were ended (or handed over) above; then this instance leaves the registry.
+        await clusterSessions!.idle(2_000);
+        clusterSessions!.close();
+        await clusterNode.stop();
+      }
       limits.close();
       limitStore.close();
       metrics.close();
@@ -357,10 +440,23 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     limits,
     decoderCounters,
     ffmpeg,
+    cluster: clusterNode && clusterSessions ? { node: clusterNode, sessions: clusterSessions } : undefined,
     drain(ms = config.ops.drainMs) {
       drainRun ??= (async () => {
         const t0 = Date.now();
         registry.startDraining();
+        if (clusterSessions && clusterNode!.registry.peers().length > 0) {
+          // Rolling deploy: with another instance alive, every session is handed over instead of waiting or ending.
+          const handedOver = await clusterSessions.handOver(Math.min(ms, 10_000));
+          if (handedOver > 0) logger.info({ handedOver }, 'draining: sessions handed over to the other instances');
+          // Then the load balancer is let go without a dropped call: no new connections (it tries another instance),
+          // each kept-alive one answers its last request with `Connection: close` (calls for handed-over sessions
+          // are forwarded to their new owner), and idle ones are left for the balancer to close (it never re-sends
+          // a POST on a connection closed under it).
+          closeEachConnection = true;
+          net.Server.prototype.close.call(httpServer);
+          await waitForConnections(httpServer, 0, Math.min(ms, 6_000));
+        }
         const live = registry.size;
         logger.info({ liveSessions: live, drainMs: ms }, 'draining: refusing new sessions, waiting for live ones to finish');
         const emptied = await waitForSessionsToEnd(registry, ms);
@@ -380,4 +476,25 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     },
   };
   return server;
+}
+
+/** The password in a Redis URL (kept out of logs), if any. */
+function redisPassword(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const p = decodeURIComponent(new URL(url).password);
+    return p || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Resolves once `server` has at most `max` open connections, or after `ms`. */
+async function waitForConnections(server: http.Server, max: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    const n = await new Promise<number>((resolve) => server.getConnections((err, count) => resolve(err ? 0 : count)));
+    if (n <= max) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

@@ -25,3 +25,11 @@ export class PeerUnavailableError extends AppError {
 
 export const isClusterUnavailable = (e: unknown): e is ClusterUnavailableError | PeerUnavailableError =>
   e instanceof ClusterUnavailableError || e instanceof PeerUnavailableError;
+
+/** The peer answered that the session left it while the call travelled (a hand-over): look the session up again. */
+export class SessionMovedError extends Error {
+  constructor(readonly instanceId: string) {
+    super(`session moved away from ${instanceId}`);
+    this.name = 'SessionMovedError';
+  }
+}

@@ -5,6 +5,12 @@ export const FORWARDED_BY_HEADER = 'x-live-audio-forwarded-by';
 /** The original client's address as the forwarding instance resolved it. */
 export const FORWARDED_CLIENT_IP_HEADER = 'x-live-audio-client-ip';
 
+/**
+ * On an answer to a forwarded call only: "the session is no longer here (handed over while the call travelled);
+ * look it up again". The forwarding instance consumes it; it never reaches a client.
+ */
+export const SESSION_MOVED_HEADER = 'x-live-audio-session-moved';
+
 export const CLUSTER_HEADERS = [CLUSTER_SECRET_HEADER, FORWARDED_BY_HEADER, FORWARDED_CLIENT_IP_HEADER] as const;
 
 /** Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus ones we set ourselves. */

@@ -2,9 +2,9 @@ import http from 'node:http';
 import https from 'node:https';
 import type { Logger } from '../util/logger';
 import { AppError, Errors } from '../util/app-error';
-import { PeerUnavailableError } from './cluster-errors';
+import { PeerUnavailableError, SessionMovedError } from './cluster-errors';
 import { isForwarded, MIN_CLUSTER_SECRET_LENGTH } from './cluster-guard';
-import { CLUSTER_HEADERS, CLUSTER_SECRET_HEADER, endToEndHeaders, FORWARDED_BY_HEADER, FORWARDED_CLIENT_IP_HEADER } from './cluster-headers';
+import { CLUSTER_HEADERS, CLUSTER_SECRET_HEADER, endToEndHeaders, FORWARDED_BY_HEADER, FORWARDED_CLIENT_IP_HEADER, SESSION_MOVED_HEADER } from './cluster-headers';
 
 /** Where live peers are: only instances registered in Redis (and alive) are ever dialled. */
 export interface PeerDirectory {
@@ -112,6 +112,11 @@ export class Forwarder {
     } catch (err) {
       const reason = err instanceof ForwardFailure ? err.reason : (err as Error).message;
       throw new PeerUnavailableError(target, reason);
+    }
+    if (upstream.headers[SESSION_MOVED_HEADER] === '1') {
+      // Nothing was written to the client: the caller looks the session up again.
+      upstream.resume();
+      throw new SessionMovedError(target);
     }
     return this.relay(target, upstream, res);
   }

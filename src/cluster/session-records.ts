@@ -38,6 +38,8 @@ export interface SessionRecord extends SessionRef, Ownership {
   takeovers: number;
   endedAt?: number;
   endReason?: string;
+  /** What the tombstone keeps of the session (`end`'s summary). */
+  summary?: Record<string, string>;
 }
 
 export interface NewSession extends SessionRef {
@@ -173,7 +175,7 @@ return {1, 'ok', tostring(epoch)}`,
   3,
 );
 
-/** KEYS: rec, by-principal zset, owner's owned zset. ARGV: owner, epoch, now, reason, tombstone ms, sid, member. */
+/** KEYS: rec, by-principal zset, owner's owned zset. ARGV: owner, epoch, now, reason, tombstone ms, sid, member, summary ('' = none). */
 const END = new LuaScript(
   'session-end',
   `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch')
@@ -181,6 +183,7 @@ if f[1] ~= 'live' then return 'gone' end
 if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 'not_owner' end
 redis.call('HSET', KEYS[1], 'status', 'ended', 'endedAt', ARGV[3], 'endReason', ARGV[4], 'updatedAt', ARGV[3])
 redis.call('HDEL', KEYS[1], 'header', 'handle', 'setup', 'turn', 'wpending', 'wflags')
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'summary', ARGV[8]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZREM', KEYS[2], ARGV[6])
 redis.call('ZREM', KEYS[3], ARGV[7])
@@ -365,8 +368,11 @@ export class SessionRecordStore {
     return { ok: false, reason: r[1] as 'not_owner' | 'gone' };
   }
 
-  /** Ends the session (owner only): a tombstone without header, handle, setup or turn, kept `tombstoneMs`. */
-  async end(ref: SessionRef, holder: Ownership, reason: string): Promise<FencedResult> {
+  /**
+   * Ends the session (owner only): a tombstone without header, handle, setup or turn, kept `tombstoneMs`; `summary`
+   * (small, e.g. the model) stays with it so other instances can describe the ended session.
+   */
+  async end(ref: SessionRef, holder: Ownership, reason: string, summary?: Record<string, string>): Promise<FencedResult> {
     this.checkRef(ref);
     const r = await this.c.run((cl) =>
       END.run(cl, [this.recKey(ref), this.byPrincipalKey(ref.principal), this.ownedKey(holder.owner)], [
@@ -377,6 +383,7 @@ export class SessionRecordStore {
         this.tombstoneMs,
         ref.sessionId,
         this.member(ref),
+        summary ? this.json('summary', summary) : '',
       ]),
     );
     return r as FencedResult;
@@ -481,6 +488,7 @@ export class SessionRecordStore {
       takeovers: n('takeovers'),
       ...(h.endedAt ? { endedAt: n('endedAt') } : {}),
       ...(h.endReason ? { endReason: s('endReason') } : {}),
+      ...(h.summary ? { summary: j('summary') as Record<string, string> } : {}),
     };
   }
 }

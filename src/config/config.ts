@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseAdvertiseUrl } from '../cluster/advertise-url';
 import { parseTrustProxy, type TrustProxy } from '../middleware/client-ip';
 import { DEFAULT_LIVE_MODEL_ID } from '../services/models/capabilities';
 import { ModelConfigError, parseExtraModels, type ExtraModelSpec } from '../services/models/extra-models';
@@ -150,6 +151,23 @@ export interface AppConfig {
     /** Largest frame accepted before authentication (checked before parsing; larger ones close 1008). */
     preAuthMaxFrameBytes: number;
   };
+  /** Several instances as one service (deploy/README.md); undefined without `REDIS_URL` (one process, in memory). */
+  cluster: ClusterConfig | undefined;
+}
+
+/** The cluster settings, present only when `REDIS_URL` is set. */
+export interface ClusterConfig {
+  redisUrl: string;
+  /** `LIVE_AUDIO_CLUSTER_SECRET`: at least 32 characters, shared by every instance. */
+  secret: string;
+  instanceId: string | undefined;
+  advertiseUrl: string | undefined;
+  keyPrefix: string;
+  commandTimeoutMs: number;
+  downAfterMs: number;
+  heartbeatIntervalMs: number;
+  missedHeartbeats: number;
+  forwardTimeoutMs: number;
 }
 
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
@@ -314,6 +332,20 @@ const envSchema = z.object({
   LIVE_AUDIO_MAX_AUDIO_BYTES_PER_MINUTE: int(50 * 1024 * 1024, 1024),
   LIVE_AUDIO_WS_PREAUTH_MAX_FRAMES: int(4, 1, 1000),
   LIVE_AUDIO_WS_PREAUTH_MAX_BYTES: int(4096, 256, 64 * 1024),
+  REDIS_URL: str(undefined),
+  LIVE_AUDIO_CLUSTER_SECRET: str(undefined),
+  LIVE_AUDIO_INSTANCE_ID: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()))
+    .refine((v) => v === undefined || /^[A-Za-z0-9_.-]{1,64}$/.test(v), 'must be 1-64 characters from A-Z, a-z, 0-9, _ . -'),
+  LIVE_AUDIO_ADVERTISE_URL: str(undefined),
+  LIVE_AUDIO_REDIS_KEY_PREFIX: str('live-audio:'),
+  LIVE_AUDIO_REDIS_COMMAND_TIMEOUT_MS: int(1_000, 10, 60_000),
+  LIVE_AUDIO_REDIS_DOWN_AFTER_MS: int(5_000, 0, 600_000),
+  LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: int(2_000, 50, 60_000),
+  LIVE_AUDIO_MISSED_HEARTBEATS: int(3, 2, 100),
+  LIVE_AUDIO_FORWARD_TIMEOUT_MS: int(10_000, 100, 600_000),
 });
 
 export class ConfigError extends Error {
@@ -373,6 +405,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
   }
   const trust = parseTrustProxy(e.TRUST_PROXY);
   if ('error' in trust) throw new ConfigError([`TRUST_PROXY: ${trust.error}`]);
+  const cluster = clusterConfig(e);
   const pretty = e.LOG_PRETTY !== undefined ? /^(1|true|yes|on)$/i.test(e.LOG_PRETTY) : !isProduction && !!opts.isTTY;
   return {
     nodeEnv: e.NODE_ENV!,
@@ -476,6 +509,38 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
       preAuthMaxFrames: e.LIVE_AUDIO_WS_PREAUTH_MAX_FRAMES,
       preAuthMaxFrameBytes: e.LIVE_AUDIO_WS_PREAUTH_MAX_BYTES,
     },
+    cluster,
+  };
+}
+
+/** The cluster section: undefined without `REDIS_URL`; with it the secret is required and the URLs are checked. */
+function clusterConfig(e: z.infer<typeof envSchema>): ClusterConfig | undefined {
+  if (!e.REDIS_URL) return undefined;
+  if (!/^rediss?:\/\//.test(e.REDIS_URL)) throw new ConfigError(['REDIS_URL: must start with redis:// or rediss://']);
+  if (!e.LIVE_AUDIO_CLUSTER_SECRET || e.LIVE_AUDIO_CLUSTER_SECRET.length < 32) {
+    throw new ConfigError(['LIVE_AUDIO_CLUSTER_SECRET: required with REDIS_URL, at least 32 characters (shared by every instance)']);
+  }
+  if (e.LIVE_AUDIO_ADVERTISE_URL === undefined && e.PORT === 0) {
+    throw new ConfigError(['LIVE_AUDIO_ADVERTISE_URL: required with REDIS_URL when PORT is 0 (the other instances must know where to reach this one)']);
+  }
+  if (e.LIVE_AUDIO_ADVERTISE_URL !== undefined) {
+    try {
+      parseAdvertiseUrl(e.LIVE_AUDIO_ADVERTISE_URL);
+    } catch (err) {
+      throw new ConfigError([`LIVE_AUDIO_ADVERTISE_URL: ${(err as Error).message}`]);
+    }
+  }
+  return {
+    redisUrl: e.REDIS_URL,
+    secret: e.LIVE_AUDIO_CLUSTER_SECRET,
+    instanceId: e.LIVE_AUDIO_INSTANCE_ID,
+    advertiseUrl: e.LIVE_AUDIO_ADVERTISE_URL,
+    keyPrefix: e.LIVE_AUDIO_REDIS_KEY_PREFIX!,
+    commandTimeoutMs: e.LIVE_AUDIO_REDIS_COMMAND_TIMEOUT_MS,
+    downAfterMs: e.LIVE_AUDIO_REDIS_DOWN_AFTER_MS,
+    heartbeatIntervalMs: e.LIVE_AUDIO_HEARTBEAT_INTERVAL_MS,
+    missedHeartbeats: e.LIVE_AUDIO_MISSED_HEARTBEATS,
+    forwardTimeoutMs: e.LIVE_AUDIO_FORWARD_TIMEOUT_MS,
   };
 }
 

@@ -74,6 +74,12 @@ export const ERROR_CODES = [
   'SERVER_SHUTTING_DOWN',
   'NOT_READY',
   'INTERNAL_ERROR',
+  // Cluster mode (several instances, REDIS_URL)
+  'CLUSTER_UNAVAILABLE',
+  'CLUSTER_FORBIDDEN',
+  'CLUSTER_AUTH_REQUIRED',
+  'SESSION_BUSY',
+  'FORWARD_LOOP',
 ] as const;
 
 export const errorCode = z.enum(ERROR_CODES).describe('What went wrong, for programs (the `error` text is for people)');

@@ -98,6 +98,7 @@ export const sessionEnded = z
       'socket_closed',
       'token_budget_exhausted',
       'audio_limit_reached',
+      'handed_over',
     ]),
     message: z.string(),
     endTime: isoTime,

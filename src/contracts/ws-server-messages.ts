@@ -49,6 +49,13 @@ export const serverMessageSchemas = {
     session_id: z.string(),
     data: z.object({ sessionId: z.string(), reason: z.literal('resumed_by_another_connection') }),
   }),
+  reconnect: z
+    .object({
+      type: z.literal('reconnect'),
+      session_id: z.string(),
+      data: z.object({ sessionId: z.string(), action: z.literal('reconnect and resume') }),
+    })
+    .describe('Cluster mode, rolling deploy: reconnect (to any instance) and send start_session with resume:true and this session_id'),
   session_status: z.object({
     type: z.literal('session_status'),
     session_id: sessionIdField,

@@ -22,6 +22,8 @@ const bodyOf = (req: Request): Record<string, unknown> => {
 export interface ControllerOptions {
   service: LiveAudioService;
   emulatedNotice?: string;
+  /** Cluster mode: the caller's live sessions on every instance (this one's are listed from its registry). */
+  listRemote?: (principalId: string) => Promise<Array<{ sessionId: string } & Record<string, unknown>>>;
 }
 
 /**
@@ -29,15 +31,19 @@ export interface ControllerOptions {
  * the service (the one door to sessions) and renders. The only state here is REST's own: what `/transcribe` last
  * answered per session.
  */
-export function createLiveAudioController({ service, emulatedNotice }: ControllerOptions) {
+export function createLiveAudioController({ service, emulatedNotice, listRemote }: ControllerOptions) {
   const mode = service.emulated ? 'emulated' : 'gemini';
   const served = new WeakTurnCursor();
 
   return {
     /** GET /sessions — also the frontend's "connect" probe. */
-    listSessions(req: Request, res: Response) {
+    async listSessions(req: Request, res: Response) {
       const owner = principalOf(req);
-      const sessions = service.listSessions(owner);
+      const local = service.listSessions(owner);
+      // Cluster mode: the caller's sessions on the other instances too.
+      const here = new Set(local.map((s) => s.sessionId));
+      const remote = listRemote ? (await listRemote(owner.id)).filter((s) => !here.has(s.sessionId)) : [];
+      const sessions: Array<{ sessionId: string } & Record<string, unknown>> = [...local, ...remote];
       res.json({
         success: true,
         data: { sessions, count: sessions.length, mode, ...(emulatedNotice ? { notice: emulatedNotice } : {}) },

@@ -19,6 +19,8 @@ export interface HttpLimitsDeps {
   store: LimitStore;
   logger: Logger;
   onRefused?: (kind: LimitKind) => void;
+  /** Requests not counted here (cluster mode: calls a peer forwarded, already counted by the instance they came to). */
+  skip?: (req: Request) => boolean;
 }
 
 /** The middleware chains the live-audio router mounts (see `createLiveAudioRouter`'s `extra`). */
@@ -47,6 +49,7 @@ export function createHttpLimits(deps: HttpLimitsDeps): HttpLimits {
         windowMs,
         limit,
         store,
+        ...(deps.skip ? { skip: deps.skip } : {}),
         standardHeaders: 'draft-8',
         legacyHeaders: false,
         identifier: kind,

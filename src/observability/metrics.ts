@@ -69,6 +69,12 @@ export class Metrics {
   readonly decoderRestarts: Counter<'cause'>;
   readonly decoderStalls: Counter;
   readonly audioBudgetCuts: Counter;
+  /** Cluster mode: sessions brought to this instance, by how (`takeover` of a dead owner's, `handover` in a deploy). */
+  readonly clusterSessionsTaken: Counter<'kind'>;
+  /** Cluster mode: audio that was inside instances that died while owning a session (estimated from their records). */
+  readonly clusterLostAudioSeconds: Counter;
+  /** Cluster mode: REST calls forwarded to the instance owning their session, by outcome, and their duration. */
+  readonly clusterForwardSeconds: Histogram<'outcome'>;
 
   constructor(opts: { eventLoopResolutionMs?: number } = {}) {
     const r = this.registry;
@@ -88,6 +94,24 @@ export class Metrics {
         for (const s of self.live) by[s.params.transport] = (by[s.params.transport] ?? 0) + 1;
         for (const [transport, n] of Object.entries(by)) this.set({ transport }, n);
       },
+    });
+    this.clusterSessionsTaken = new Counter({
+      name: 'live_audio_cluster_sessions_taken_total',
+      help: 'Sessions this instance took from another one: takeover (the owner died) or handover (rolling deploy)',
+      labelNames: ['kind'],
+      registers: [r],
+    });
+    this.clusterLostAudioSeconds = new Counter({
+      name: 'live_audio_cluster_lost_audio_seconds_total',
+      help: 'Audio estimated lost inside instances that died while owning a session (taken over here)',
+      registers: [r],
+    });
+    this.clusterForwardSeconds = new Histogram({
+      name: 'live_audio_cluster_forward_seconds',
+      help: 'REST calls forwarded to the instance owning their session, until the whole answer was relayed',
+      labelNames: ['outcome'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [r],
     });
     this.sessionsStarted = new Counter({ name: 'live_audio_sessions_started_total', help: 'Sessions started', labelNames: ['transport'], registers: [r] });
     this.sessionsEnded = new Counter({ name: 'live_audio_sessions_ended_total', help: 'Sessions ended, by reason', labelNames: ['reason'], registers: [r] });

@@ -8,6 +8,11 @@ export interface LiveAudioRouteGuards {
   sessionStartLimit?: RequestHandler[];
   /** Before `/transcribe`'s body is read (request counts). */
   transcribe?: RequestHandler[];
+  /**
+   * Cluster mode: in front of each session route's handler (after its body is read), the door that forwards a call
+   * to the instance owning its session or takes a dead owner's session over (src/cluster/session-door.ts).
+   */
+  sessionDoor?: (route: 'start' | 'transcribe' | 'end' | 'status') => RequestHandler[];
 }
 
 /** Body parsers per route (see `jsonBody` and `routeBodySpecs`). */
@@ -27,14 +32,15 @@ export function createLiveAudioRouter(
   bodies: LiveAudioRouteBodies,
 ): Router {
   const r = Router();
+  const door = extra.sessionDoor ?? (() => []);
   r.use(...(extra.beforeAuth ?? []), requireAuth, ...(extra.afterAuth ?? []));
   r.get('/sessions', controller.listSessions);
-  r.post('/session/start', ...(extra.sessionStartLimit ?? []), bodies.control, controller.startSession);
-  r.post('/streaming/start', ...(extra.sessionStartLimit ?? []), bodies.control, controller.startSession);
-  r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, controller.transcribe);
-  r.post('/session/end', bodies.control, controller.endSession);
-  r.get('/session/:session_id/status', controller.status);
-  r.get('/session/:session_id/transcript', controller.transcript);
+  r.post('/session/start', ...(extra.sessionStartLimit ?? []), bodies.control, ...door('start'), controller.startSession);
+  r.post('/streaming/start', ...(extra.sessionStartLimit ?? []), bodies.control, ...door('start'), controller.startSession);
+  r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, ...door('transcribe'), controller.transcribe);
+  r.post('/session/end', bodies.control, ...door('end'), controller.endSession);
+  r.get('/session/:session_id/status', ...door('status'), controller.status);
+  r.get('/session/:session_id/transcript', ...door('status'), controller.transcript);
   r.get('/usage', controller.usage);
   return r;
 }

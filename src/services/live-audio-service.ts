@@ -68,6 +68,30 @@ export interface AdmittedAudio {
   desc: ChunkDescriptor;
 }
 
+/**
+ * Where sessions are known beyond this process (the cluster's session records in Redis). Without one (the embedded
+ * default) the process's registry is the only directory. Implementations: `ClusterSessions` (src/cluster).
+ */
+export interface SessionDirectory {
+  /**
+   * Before a new session starts here: claims its id service-wide (the per-key cap counts every instance's sessions).
+   * Throws an AppError (429 at the cap, 503 `CLUSTER_UNAVAILABLE` while the directory cannot answer).
+   */
+  claim(prepared: PreparedSession): Promise<SessionClaim>;
+  /**
+   * Brings here a session this process does not serve, when that is possible (its owner died or handed it over):
+   * resolves with the local session, or without one (unknown, ended, another key's; `aliveOwner` when another live
+   * instance serves it).
+   */
+  bringHere(owner: Principal, sessionId: string, opts?: { waitForRelease?: boolean }): Promise<{ session?: LiveSession; aliveOwner?: string }>;
+}
+
+/** A claimed id: `attach` once the session runs here, `release` when the start failed. */
+export interface SessionClaim {
+  attach(session: LiveSession): void;
+  release(): void;
+}
+
 export interface LiveAudioServiceOptions {
   registry: SessionRegistry;
   decoders: DecoderFactory;
@@ -94,6 +118,8 @@ export interface LiveAudioServiceOptions {
   pacing?: AudioPacing;
   /** The per-user audio seconds limit (for the 429 message when a stream is cut). */
   audioSecondsPerMinute?: number;
+  /** Service-wide session directory (cluster mode); default none. */
+  directory?: SessionDirectory;
   /** Admission of client audio (both transports); default: everything admitted. */
   admission?: AudioAdmission;
 }
@@ -135,17 +161,55 @@ export class LiveAudioService {
     return this.o.planner.plan(owner, input, transport);
   }
 
-  /** Starts a prepared session: the registry's caps, then the upstream connection (see `createSession`). */
-  startPrepared(p: PreparedSession): Promise<LiveSession> {
-    return this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p.params, p.setup, p.echo));
+  /**
+   * Starts a prepared session: the service-wide claim (cluster mode), the registry's caps, then the upstream
+   * connection (see `createSession`).
+   */
+  async startPrepared(p: PreparedSession): Promise<LiveSession> {
+    const claim = await this.o.directory?.claim(p);
+    let session: LiveSession;
+    try {
+      session = await this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p));
+    } catch (err) {
+      claim?.release();
+      throw err;
+    }
+    claim?.attach(session);
+    return session;
   }
 
-  private async createSession(params: LiveSessionParams, setup: EffectiveSessionSetup, echo: SetupEcho): Promise<LiveSession> {
+  /**
+   * The caller's live session `sessionId`, here or (cluster mode) brought here from a dead or departed instance;
+   * undefined when there is none to continue here.
+   */
+  async locate(owner: Principal, sessionId: string): Promise<LiveSession | undefined> {
+    const l = this.o.registry.lookup(owner, sessionId);
+    if (l.kind === 'live') return l.session;
+    if (!this.o.directory) return undefined;
+    // A client told to `reconnect` may resume before its old instance has released the session (or, after a crash,
+    // before the old instance counts as dead): wait for it.
+    const r = await this.o.directory.bringHere(owner, sessionId, { waitForRelease: true });
+    if (r.aliveOwner) throw new AppError(409, 'SESSION_BUSY', 'The session is being served on another connection; end it there or try again');
+    return r.session;
+  }
+
+  /**
+   * Continues here a session another instance served (taken over after its death, or handed over): a new upstream
+   * connection resumed with `resumptionHandle` (the model keeps the conversation; no greeting), in this process's
+   * registry, with the effective setup the session started with.
+   */
+  adoptSession(p: PreparedSession, resumptionHandle: string | undefined): Promise<LiveSession> {
+    return this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p, resumptionHandle));
+  }
+
+  private async createSession(p: PreparedSession, resumptionHandle?: string): Promise<LiveSession> {
+    const { params, setup, echo } = p;
     const log = this.o.logger.child({ sessionId: params.sessionId });
     const upstream = new ResilientUpstream(
       this.o.provider,
       toModelSessionConfig(setup, {
         sessionResumption: true,
+        ...(resumptionHandle ? { resumptionHandle } : {}),
         contextWindowCompression: this.o.contextWindowCompression === undefined ? {} : this.o.contextWindowCompression,
       }),
       this.o.resilience,
@@ -197,7 +261,7 @@ export class LiveAudioService {
     });
     // The model speaks first: the greeting goes once, after the first setup (never again on a reconnect), after
     // what the server sent with its setup was delivered (LiveSession started the delivery).
-    const greeting = greetingToSend(setup, { resumed: false, greetedBefore: false });
+    const greeting = greetingToSend(setup, { resumed: resumptionHandle !== undefined, greetedBefore: resumptionHandle !== undefined });
     if (greeting !== undefined) {
       conversation.greetingSent();
       upstream.sendText(greeting);
@@ -371,7 +435,8 @@ export class LiveAudioService {
     if (cuts.seq > cutSeq && cuts.last) {
       throw rateLimitError('audio_seconds', this.o.audioSecondsPerMinute ?? 0, cuts.last.retryAfterSec);
     }
-    if (session.ended) {
+    // (Handed over in a rolling deploy: the chunk was relayed before the session moved on; answer as usual.)
+    if (session.ended && session.endedInfo!.reason !== 'handed_over') {
       const info = session.endedInfo!;
       const refusal = endedSessionError(info.reason, info.message);
       if (refusal) throw refusal;

@@ -103,6 +103,16 @@ export const ServerMessages = {
     data: { sessionId, status: 'not_found' as const, message },
   }),
 
+  /**
+   * Cluster mode, rolling deploy: this instance is going away and handed the session over; reconnect (to any
+   * instance) and send `start_session` with `resume: true` and the same `session_id`.
+   */
+  reconnect: (sessionId: string) => ({
+    type: 'reconnect' as const,
+    session_id: sessionId,
+    data: { sessionId, action: 'reconnect and resume' },
+  }),
+
   /** Another connection of the same owner resumed this session; this socket gets nothing more for it. */
   sessionDetached: (sessionId: string) => ({
     type: 'session_detached' as const,

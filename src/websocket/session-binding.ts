@@ -48,6 +48,8 @@ export class SessionBinding {
     });
     // The owner's audio budget ran out mid-stream: the stream was cut there (same message as a refused chunk).
     this.listen('audioCut', (cut) => this.send(ServerMessages.rateLimited('audio', cut.retryAfterSec)));
+    // Rolling deploy: the session goes on on another instance; the client reconnects (anywhere) and resumes it.
+    this.listen('handingOver', () => this.send(ServerMessages.reconnect(session.id)));
     this.listen('ended', (info) => this.handleEnded(info));
     this.lastVersion = session.snapshot().version;
   }
@@ -98,7 +100,8 @@ export class SessionBinding {
   }
 
   private handleEnded(info: SessionEndInfo): void {
-    this.send(ServerMessages.sessionEnded(this.session.id, info));
+    // Handed over to another instance (rolling deploy): the client was told to reconnect; the session goes on there.
+    if (info.reason !== 'handed_over') this.send(ServerMessages.sessionEnded(this.session.id, info));
     this.onEnded(this);
   }
 }

@@ -62,7 +62,7 @@ export class SessionSlot<H extends SessionHolder = SessionHolder> {
   /** Server shutdown: ends the relayed session (its binding sends `session_ended`). */
   endForShutdown(): void {
     const b = this.binding;
-    if (b) this.o.service.endLiveSession(b.session, 'server_shutdown', 'Server is shutting down');
+    if (b && !b.session.handingOver) this.o.service.endLiveSession(b.session, 'server_shutdown', 'Server is shutting down');
   }
 
   /** The socket closed: stops relaying, and ends the session unless it is kept for the client to resume. */
@@ -70,7 +70,8 @@ export class SessionSlot<H extends SessionHolder = SessionHolder> {
     const b = this.binding;
     if (!b) return;
     this.unbind(b);
-    if (b.keepAliveOnClose && !b.session.ended) {
+    if ((b.keepAliveOnClose || b.session.handingOver) && !b.session.ended) {
+      // (A session being handed over goes on on another instance: the client closed this socket to reconnect.)
       this.o.log.info({ sessionId: b.session.id }, 'socket closed; session kept for reconnection');
     } else {
       this.o.service.endLiveSession(b.session, 'socket_closed', 'WebSocket closed');

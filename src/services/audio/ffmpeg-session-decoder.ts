@@ -165,7 +165,10 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.sequencer = new WebmSequencer({
       waitMs: opts.reorderWaitMs ?? DEFAULT_REORDER_WAIT_MS,
       maxBytes: opts.reorderMaxBytes ?? DEFAULT_REORDER_MAX_BYTES,
-      write: (w) => this.enqueue({ kind: 'webm', w }, w.bytes.length),
+      write: (w) => {
+        this.emit('webmWritten', w.bytes, w.startsRecording, w.durationMs);
+        return this.enqueue({ kind: 'webm', w }, w.bytes.length);
+      },
       onEvent: (e) => this.emitEvent(e),
     });
   }

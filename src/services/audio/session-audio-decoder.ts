@@ -27,6 +27,8 @@ export type SessionAudioDecoderEvents = {
   pcm: (pcm: Buffer) => void;
   error: (err: AudioDecodeError) => void;
   audioEvent: (e: AudioPathEvent) => void;
+  /** WebM bytes about to be written to the decoder, in stream order (a session record follows the stream with them). */
+  webmWritten: (bytes: Buffer, startsRecording: boolean, durationMs: number | undefined) => void;
 };
 
 /** What a decoder counts about its session's audio. */

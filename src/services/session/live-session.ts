@@ -26,7 +26,10 @@ export type SessionEndReason =
   /** The owner's daily token budget is spent (ended at a turn boundary). */
   | 'token_budget_exhausted'
   /** The model's audio cap per session is reached (the transcribe model: 10 minutes). */
-  | 'audio_limit_reached';
+  | 'audio_limit_reached'
+
+  /** Cluster mode, rolling deploy: the session continues on another instance (the client reconnects and resumes). */
+  | 'handed_over';
 
 export interface SessionEndInfo {
   reason: SessionEndReason;
@@ -103,6 +106,10 @@ export type LiveSessionEvents = {
   audioEvent: (e: AudioPathEvent) => void;
   /** The audio stream was cut at the owner's audio budget. */
   audioCut: (cut: AudioCut) => void;
+  /** Cluster mode, rolling deploy: this instance is handing the session to another one (clients reconnect and resume). */
+  handingOver: () => void;
+  /** WebM bytes written to the decoder, in stream order (see `SessionAudioDecoderEvents.webmWritten`). */
+  webmWritten: (bytes: Buffer, startsRecording: boolean, durationMs: number | undefined) => void;
   /** The decoder refused a chunk up front (no header, bad WAV, backlog full, ...); `pushAudio` rejects with it too. */
   chunkRefused: (err: AudioDecodeError | AudioLimitError) => void;
   /** An upstream connection (first or later) completed its setup. */
@@ -113,6 +120,8 @@ export type LiveSessionEvents = {
   upstreamRotation: (cause: RotationCause) => void;
   /** The upstream link gave up; `ended` (upstream_error) follows. */
   upstreamFailed: (failure: UpstreamFailure) => void;
+  /** A new resumable handle from the upstream (cluster mode keeps the latest in the session's record). */
+  upstreamResumptionHandle: (handle: string) => void;
   ended: (info: SessionEndInfo) => void;
 };
 
@@ -193,6 +202,11 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     return new Date(this.lastActivityAt + this.deps.idleTimeoutMs);
   }
 
+  /** The upstream's latest resumable handle (what another instance resumes this session with). */
+  get resumptionHandle(): string | undefined {
+    return this.deps.upstream.resumptionHandle;
+  }
+
   /** The upstream link's numbers (connections, reconnects, audio sent/replayed/dropped, state). */
   upstreamStats(): UpstreamStats {
     return this.deps.upstream.stats();
@@ -214,6 +228,10 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       this.lastDecodeError = err;
       this.log.warn({ code: err.code, err: err.message }, 'audio decode error');
       this.emit('decodeError', err);
+    });
+    d.on('webmWritten', (bytes, starts, ms) => {
+      this.webmWrittenMs += ms ?? 0;
+      this.emit('webmWritten', bytes, starts, ms);
     });
     d.on('audioEvent', (e) => {
       if (e.kind === 'skipped') this.log.info({ lostMs: Math.round(e.lostMs) }, 'audio gap skipped (a chunk never arrived)');
@@ -259,6 +277,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     u.on('connected', (info) => this.emit('upstreamConnected', info));
     u.on('connectionClosed', (info) => this.emit('upstreamClosed', info));
     u.on('rotation', (cause) => this.emit('upstreamRotation', cause));
+    u.on('resumptionHandle', (handle) => this.emit('upstreamResumptionHandle', handle));
     u.on('failed', (f: UpstreamFailure) => {
       this.emit('upstreamFailed', f);
       this.end('upstream_error', f.description);
@@ -362,6 +381,50 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   private forgetChunkTime(t: number): void {
     const i = this.pendingChunkTimes.indexOf(t);
     if (i >= 0) this.pendingChunkTimes.splice(i, 1);
+  }
+
+  /**
+   * Puts a fresh decoder where another instance's stood (a session taken over): `bytes` start a WebM stream (init
+   * segment, Cluster header, the element the last chunk began), so the client's next continuation chunk decodes.
+   */
+  prime(bytes: Buffer): Promise<ChunkOutcome> {
+    if (this.endInfo) return Promise.reject(new AudioDecodeError('AUDIO_INVALID', 'Session has ended'));
+    return this.deps.decoder.write(bytes, { format: 'webm', sampleRate: 16000, channels: 1 });
+  }
+
+  private handOverBegun = false;
+  /** Audio in the WebM written to the decoder so far (accepted, maybe not decoded yet), ms. */
+  private webmWrittenMs = 0;
+
+  /** The session is being handed to another instance (it ends here with `handed_over` once its audio is out). */
+  get handingOver(): boolean {
+    return this.handOverBegun;
+  }
+
+  /** Starts a hand-over: clients are told to reconnect and resume (WebSocket `reconnect`). */
+  beginHandOver(): void {
+    if (this.handOverBegun || this.endInfo) return;
+    this.handOverBegun = true;
+    this.emit('handingOver');
+  }
+
+  /** Audio decoded and not (yet) handed to the upstream nor cut (framed, paced, waiting for a connection), ms. */
+  pendingAudioMs(): number {
+    const sent = this.deps.upstream.stats().sentAudioMs;
+    const accepted = Math.max(this.pcmBytesDecoded / UPSTREAM_BYTES_PER_MS, this.webmWrittenMs);
+    return Math.max(0, accepted - sent - this.cutMs);
+  }
+
+  /**
+   * Resolves once every chunk received so far has reached the upstream (nothing decoding, framed or paced), or
+   * after `timeoutMs` (a hand-over waits for it so that no accepted audio stays behind).
+   */
+  async settle(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.endInfo && Date.now() < deadline) {
+      if (this.pendingChunkTimes.length === 0 && this.pacer.stats().queuedMs === 0 && this.framer.bufferedBytes === 0) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /** Typed user input for the model. */

@@ -44,9 +44,9 @@ export class Reconnector {
     return this.pendingConnect !== undefined;
   }
 
-  /** The first connection (no handle). Rejects with `UpstreamConnectError`. */
+  /** The first connection (with a handle only for a session taken over from another instance). Rejects with `UpstreamConnectError`. */
   connectFirst(): Promise<UpstreamConnection> {
-    return this.connect(undefined);
+    return this.connect(this.deps.resumptionHandle());
   }
 
   /** Connects again until it works, the budget is spent, an error is fatal or the link is over. */

@@ -112,4 +112,6 @@ export interface ResilientUpstreamEvents extends ContentEvents {
   failed: (failure: UpstreamFailure) => void;
   /** PCM handed to the socket for the first time (bytes; a resend after a drop is not counted again). */
   audioSent: (bytes: number) => void;
+  /** A new resumable handle (a session record keeps the latest, so another instance can resume the session). */
+  resumptionHandle: (handle: string) => void;
 }

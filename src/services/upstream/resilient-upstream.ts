@@ -91,6 +91,8 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     this.delivery = new AudioDelivery(this.opts, (bytes) => this.emit('audioSent', bytes), this.log);
     this.inputs = new PendingInputs(this.log);
     this.quickFailures = new QuickFailureGuard(this.opts);
+    // A session taken over from another instance starts with that instance's latest handle (first connect resumes).
+    this.handle = config.resumptionHandle;
     this.reconnector = new Reconnector({
       provider,
       config,
@@ -108,6 +110,11 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
 
   get state(): UpstreamState {
     return this.stateValue;
+  }
+
+  /** The latest resumable handle (what another instance resumes this session with). */
+  get resumptionHandle(): string | undefined {
+    return this.handle;
   }
 
   /**
@@ -320,7 +327,10 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
   private onResumptionUpdate(link: Link, u: { handle?: string; resumable: boolean }): void {
     if (link.retired) return;
     // A connection being closed for a rotation is not retired yet: its handle is still the freshest.
-    if (u.resumable && u.handle) this.handle = u.handle;
+    if (u.resumable && u.handle && u.handle !== this.handle) {
+      this.handle = u.handle;
+      this.emit('resumptionHandle', u.handle);
+    }
     if (this.link !== link) return;
     link.rotation.resumptionUpdate(u.resumable);
   }

@@ -27,13 +27,20 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     return;
   }
   if (msg.resume) {
-    const live = service.findLiveSession(owner, sessionId);
-    if (live) {
+    // Here, or (cluster mode) taken over from an instance that died or handed it over in a rolling deploy.
+    let found: LiveSession | undefined;
+    try {
+      found = await service.locate(owner, sessionId);
+    } catch (err) {
+      ctx.reportError(err, sessionId);
+      return;
+    }
+    if (found && !found.ended) {
       // One live session per socket: the one relayed so far ends cleanly (session_ended is sent).
-      if (current) service.endLiveSession(current.session, 'replaced', 'Replaced by a new session on this connection');
-      ctx.slot.bind(live, keepAlive);
+      if (current && current.session !== found) service.endLiveSession(current.session, 'replaced', 'Replaced by a new session on this connection');
+      ctx.slot.bind(found, keepAlive);
       ctx.log.info({ sessionId }, 'session resumed on this connection');
-      announce(live, true);
+      announce(found, true);
       return;
     }
   }

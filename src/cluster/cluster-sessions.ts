@@ -1,0 +1,483 @@
+import type { Principal } from '../services/auth/principal';
+import { webmPrimingBytes, WebmResumeTracker } from '../services/audio/webm-resume';
+import type { LiveAudioService, SessionClaim, SessionDirectory } from '../services/live-audio-service';
+import type { LiveSession, LiveSessionParams, SessionEndInfo } from '../services/session/live-session';
+import { SessionRegistry } from '../services/session/session-registry';
+import { AppError, Errors } from '../util/app-error';
+import type { Logger } from '../util/logger';
+import { TypedEmitter } from '../util/typed-emitter';
+import { isClusterUnavailable } from './cluster-errors';
+import type { EffectiveSessionSetup, SetupEcho } from '../services/session-setup/effective-setup';
+import type { PreparedSession } from '../services/session-setup/session-planner';
+import type { ClusterNode } from './cluster-node';
+import type { Ownership, SessionRecord, SessionRef } from './session-records';
+
+/** What a record's `setup` holds: everything another instance needs to open the same session. */
+export interface StoredSetup {
+  owner: Principal;
+  model: string;
+  requestedModel: string | null;
+  responseModality: 'text' | 'audio';
+  inputTranscription: boolean;
+  outputTranscription: boolean;
+  transport: 'rest' | 'ws';
+  /** The effective setup the session started with (model options, profile, greeting): an adopter opens the same. */
+  effective: EffectiveSessionSetup;
+  /** Its client-visible echo (`data.setup`). */
+  echo: SetupEcho;
+}
+
+/** What a record's `turn` holds: the turn state and the audio figures at the last write. */
+export interface StoredTurn {
+  turnId: number;
+  userText: string;
+  replyText: string;
+  turnComplete: boolean;
+  /** Audio decoded and not yet handed to the upstream at the last write: lost if the owner dies now (ms). */
+  unsentMs: number;
+  /** Audio relayed to the upstream over the session's life, every owner together (ms). */
+  sentMs: number;
+  /** Audio lost inside instances that died while owning the session (estimated from their last write, ms). */
+  lostMs: number;
+  /** Takeovers after an owner's death, and hand-overs (rolling deploys). */
+  takeovers: number;
+  handovers: number;
+}
+
+/** One session this instance serves, and what it last wrote to its record. */
+interface Entry {
+  ref: SessionRef;
+  session: LiveSession;
+  holder: Ownership;
+  tracker: WebmResumeTracker;
+  /** Figures carried over from earlier owners. */
+  base: { sentMs: number; lostMs: number; takeovers: number; handovers: number };
+  /** Nothing more is written (handed over, replaced by a new claim of the same id). */
+  detached: boolean;
+  dirty: boolean;
+  writing: boolean;
+  headerSent: boolean;
+  /** The record may be gone (Redis restarted without persistence): rewrite it whole. */
+  needsRestore: boolean;
+}
+
+export type ClusterSessionsEvents = {
+  /** A session of a dead owner (or a released one) now runs here. `lostMs`: audio counted lost in the dead owner. */
+  tookOver: (e: { sessionId: string; from: string; lostMs: number; ms: number; released: boolean }) => void;
+  handedOver: (e: { sessionId: string }) => void;
+};
+
+export interface ClusterSessionsOptions {
+  node: ClusterNode;
+  registry: SessionRegistry;
+  /** The service (late-bound: it is built with this directory). */
+  service: () => LiveAudioService;
+  sessionMaxAgeMs: number;
+  logger: Logger;
+}
+
+/** How often a streaming session's record figures are rewritten (see `track`). */
+const RECORD_REFRESH_MS = 500;
+
+const keyOf = (ref: SessionRef) => SessionRegistry.key(ref.principal, ref.sessionId);
+const msOf = (n: number | undefined) => Math.max(0, Math.round(n ?? 0));
+
+/**
+ * The session side of cluster mode: every session this instance serves has a record in Redis that it keeps
+ * current (latest resumption handle, WebM init segment and resume point, turn state, audio figures), fenced by the
+ * epoch it holds. Another instance takes a session over from a dead owner (or one that handed it over) with
+ * `bringHere`: a new upstream resumed with the stored handle and a decoder primed with the stored WebM bytes.
+ */
+export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> implements SessionDirectory {
+  private readonly entries = new Map<string, Entry>();
+  private readonly ending = new Set<Promise<void>>();
+  private readonly bringing = new Map<string, Promise<{ session?: LiveSession; aliveOwner?: string }>>();
+  private readonly log: Logger;
+  private readonly onRedisState = (state: string) => {
+    if (state === 'connected') this.rewriteAll();
+  };
+
+  constructor(private readonly o: ClusterSessionsOptions) {
+    super();
+    this.log = o.logger.child({ component: 'cluster-sessions' });
+    o.node.connection.on('state', this.onRedisState);
+  }
+
+  get node(): ClusterNode {
+    return this.o.node;
+  }
+
+  /** Sessions this instance serves (with a record). */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  close(): void {
+    this.o.node.connection.off('state', this.onRedisState);
+  }
+
+  // ------------------------------------------------------------------ start
+
+  async claim(prepared: PreparedSession): Promise<SessionClaim> {
+    const params = prepared.params;
+    const ref = { principal: params.owner.id, sessionId: params.sessionId };
+    const records = this.o.node.records;
+    const self = this.o.node.id;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const existing = await records.get(ref);
+      if (existing && existing.status === 'live') await this.retire(ref, existing);
+      const r = await records.create({
+        ...ref,
+        owner: self,
+        setup: setupOf(prepared),
+        turn: emptyTurn(),
+        maxAgeMs: this.o.sessionMaxAgeMs,
+      });
+      if (r.created) {
+        const holder = r.ownership;
+        return {
+          attach: (session) => this.track(ref, session, holder, { sentMs: 0, lostMs: 0, takeovers: 0, handovers: 0 }),
+          release: () => void records.end(ref, holder, 'start_failed').catch(() => undefined),
+        };
+      }
+      if (r.reason === 'cap') throw Errors.tooManySessions('user', 5);
+    }
+    throw new AppError(409, 'SESSION_BUSY', 'The session is being started elsewhere; try again');
+  }
+
+  /** Clears the way for a new session with a live record's id (starting an id you already have replaces it). */
+  private async retire(ref: SessionRef, rec: SessionRecord): Promise<void> {
+    const records = this.o.node.records;
+    const self = this.o.node.id;
+    if (rec.owner === self) {
+      const local = this.entries.get(keyOf(ref));
+      if (local) local.detached = true; // its end must not touch the new record
+      await records.end(ref, rec, 'replaced');
+      return;
+    }
+    if (rec.owner !== '' && (await this.o.node.registry.isAlive(rec.owner))) {
+      throw new AppError(409, 'SESSION_BUSY', 'The session is being served; try again');
+    }
+    const t = await records.takeOver(ref, rec.owner, self);
+    if (t.taken) await records.end(ref, t.ownership, 'replaced');
+  }
+
+  // ------------------------------------------------------------------ takeover
+
+  /**
+   * Brings a session served elsewhere here if its owner is dead or released it: exactly one instance wins the
+   * record (atomically); it opens the upstream resumed with the stored handle and primes a decoder with the stored
+   * WebM bytes. Resolves with the local session, or undefined when there is nothing to take (unknown, ended, or
+   * alive elsewhere: `aliveOwner` says where).
+   */
+  bringHere(owner: Principal, sessionId: string, opts: { waitForRelease?: boolean } = {}): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+    // A draining instance takes nothing over (the client's next try lands on another instance).
+    if (this.o.registry.isDraining) return Promise.reject(Errors.shuttingDown());
+    // Calls for the same session that arrive together (on this instance, or forwarded here by instances that lost
+    // the race for the record) wait for the one takeover.
+    const key = SessionRegistry.key(owner.id, sessionId);
+    const pending = this.bringing.get(key);
+    if (pending) return pending;
+    // Waiting for a release covers a hand-over (moments) and a crash (until the owner's heartbeat expires).
+    const waitMs = opts.waitForRelease ? this.o.node.registry.deadAfterMs + 1000 : 0;
+    const p = this.bringHereOnce(owner, sessionId, waitMs).finally(() => this.bringing.delete(key));
+    this.bringing.set(key, p);
+    return p;
+  }
+
+  private async bringHereOnce(owner: Principal, sessionId: string, waitForReleaseMs: number): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+    const ref = { principal: owner.id, sessionId };
+    const records = this.o.node.records;
+    const self = this.o.node.id;
+    const waitUntil = Date.now() + waitForReleaseMs;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const local = this.o.registry.lookup(owner, sessionId);
+      if (local.kind === 'live') return { session: local.session };
+      const rec = await records.get(ref);
+      if (!rec || rec.status !== 'live') return {};
+      if (rec.owner !== '' && rec.owner !== self && (await this.o.node.registry.isAlive(rec.owner))) {
+        // A client told to reconnect may be here before its old instance has released the session: wait for it.
+        if (Date.now() >= waitUntil) return { aliveOwner: rec.owner };
+        await new Promise((r) => setTimeout(r, 50));
+        attempt--;
+        continue;
+      }
+      const t0 = performance.now();
+      let holder: Ownership;
+      if (rec.owner === self) {
+        // Ours on record but not here (this instance restarted under the same id): re-fence it to ourselves.
+        const tr = await records.transfer(ref, rec, self);
+        if (!tr.ok) continue;
+        holder = tr.ownership;
+      } else {
+        const t = await records.takeOver(ref, rec.owner, self);
+        if (!t.taken) {
+          if (t.reason === 'gone' || t.reason === 'expired') return {};
+          continue; // someone else won; look again
+        }
+        holder = t.ownership;
+      }
+      return { session: await this.resume(ref, rec, holder, t0) };
+    }
+    throw new AppError(503, 'CLUSTER_UNAVAILABLE', 'The session is changing hands; try again shortly', { retryAfterSec: 1 });
+  }
+
+  private async resume(ref: SessionRef, rec: SessionRecord, holder: Ownership, t0: number): Promise<LiveSession> {
+    const setup = rec.setup as StoredSetup | undefined;
+    const turn = (rec.turn as StoredTurn | undefined) ?? emptyTurn();
+    if (!setup || !setup.owner || setup.owner.id !== ref.principal || !setup.effective || !setup.echo) {
+      await this.o.node.records.end(ref, holder, 'unresumable').catch(() => undefined);
+      throw Errors.sessionNotFound();
+    }
+    const released = rec.owner === '';
+    const lostMs = released ? 0 : msOf(turn.unsentMs);
+    const params: LiveSessionParams = {
+      sessionId: ref.sessionId,
+      owner: setup.owner,
+      model: setup.model,
+      requestedModel: setup.requestedModel ?? undefined,
+      responseModality: setup.responseModality,
+      inputTranscription: setup.inputTranscription,
+      outputTranscription: setup.outputTranscription,
+      transport: setup.transport,
+    };
+    let session: LiveSession;
+    try {
+      session = await this.o.service().adoptSession({ params, setup: setup.effective, echo: setup.echo }, rec.resumptionHandle);
+    } catch (err) {
+      // Give it back for the next call to try again (released: anyone may take it).
+      await this.o.node.records.transfer(ref, holder, '').catch(() => undefined);
+      throw err;
+    }
+    this.track(ref, session, holder, {
+      sentMs: msOf(turn.sentMs),
+      lostMs: msOf(turn.lostMs) + lostMs,
+      takeovers: (turn.takeovers ?? 0) + (released ? 0 : 1),
+      handovers: (turn.handovers ?? 0) + (released ? 1 : 0),
+    });
+    if (rec.webmHeader && rec.webmResume) {
+      const priming = webmPrimingBytes(rec.webmHeader, rec.webmResume);
+      await session.prime(priming).catch((err: unknown) => this.log.warn({ sessionId: ref.sessionId, err: (err as Error).message }, 'could not prime the decoder'));
+    }
+    const ms = performance.now() - t0;
+    this.log.info({ sessionId: ref.sessionId, from: rec.owner || '(released)', epoch: holder.epoch, lostMs, ms: Math.round(ms), resumed: !!rec.resumptionHandle }, 'session taken over');
+    this.emit('tookOver', { sessionId: ref.sessionId, from: rec.owner, lostMs, ms, released });
+    return session;
+  }
+
+  // ------------------------------------------------------------------ keeping records current
+
+  private track(ref: SessionRef, session: LiveSession, holder: Ownership, base: Entry['base']): Entry {
+    const key = keyOf(ref);
+    const e: Entry = { ref, session, holder, tracker: new WebmResumeTracker(), base, detached: false, dirty: true, writing: false, headerSent: false, needsRestore: false };
+    this.entries.set(key, e);
+    session.on('webmWritten', (bytes, startsRecording) => {
+      if (startsRecording) e.headerSent = false;
+      e.tracker.push(bytes);
+      this.touch(e);
+    });
+    session.on('upstreamResumptionHandle', () => this.touch(e));
+    session.on('turnComplete', () => this.touch(e));
+    // While audio is on its way upstream the record's figures are refreshed, so that what a sudden death loses
+    // is counted from a recent state (the cost: one small write per session per interval, only while it streams).
+    const refresh = setInterval(() => {
+      if (e.session.pendingAudioMs() > 0) this.touch(e);
+    }, RECORD_REFRESH_MS);
+    refresh.unref();
+    session.once('ended', (info) => {
+      clearInterval(refresh);
+      this.onEnded(key, e, info);
+    });
+    this.touch(e);
+    return e;
+  }
+
+  /** Marks the record stale and writes it (one write in flight per session; the latest state wins). */
+  private touch(e: Entry): void {
+    if (e.detached) return;
+    e.dirty = true;
+    if (!e.writing) void this.write(e);
+  }
+
+  private turnOf(e: Entry): StoredTurn {
+    const snap = e.session.snapshot();
+    const up = e.session.upstreamStats();
+    return {
+      turnId: snap.turnId,
+      userText: snap.userText.slice(-4000),
+      replyText: snap.replyText.slice(-4000),
+      turnComplete: snap.turnComplete,
+      unsentMs: msOf(e.session.pendingAudioMs()),
+      sentMs: e.base.sentMs + msOf(up.sentAudioMs),
+      lostMs: e.base.lostMs,
+      takeovers: e.base.takeovers,
+      handovers: e.base.handovers,
+    };
+  }
+
+  private async write(e: Entry): Promise<void> {
+    e.writing = true;
+    try {
+      while (e.dirty && !e.detached && !e.session.ended) {
+        e.dirty = false;
+        if (e.needsRestore) await this.restore(e);
+        const init = e.tracker.initSegment;
+        const r = await this.o.node.records.update(e.ref, e.holder, {
+          turn: this.turnOf(e),
+          ...(e.session.resumptionHandle ? { resumptionHandle: e.session.resumptionHandle } : {}),
+          ...(init && !e.headerSent ? { webmHeader: init } : {}),
+          ...(init ? { webmResume: e.tracker.resumePoint() } : {}),
+        });
+        if (init) e.headerSent = true;
+        if (r === 'not_owner') {
+          // Someone took it over (we were thought dead): the session is theirs now; stop serving it here.
+          this.log.warn({ sessionId: e.ref.sessionId }, 'session record owned elsewhere now; ending the local copy');
+          e.detached = true;
+          e.session.end('replaced', 'The session moved to another instance');
+        } else if (r === 'gone') {
+          e.needsRestore = true;
+        }
+      }
+    } catch (err) {
+      if (!isClusterUnavailable(err)) this.log.warn({ sessionId: e.ref.sessionId, err: (err as Error).message }, 'session record write failed');
+      e.dirty = true;
+      e.needsRestore = true; // Redis may come back empty
+    } finally {
+      e.writing = false;
+    }
+  }
+
+  private async restore(e: Entry): Promise<void> {
+    const now = Date.now();
+    const r = await this.o.node.records.restore({
+      ...e.ref,
+      owner: e.holder.owner,
+      epoch: e.holder.epoch,
+      status: 'live',
+      setup: setupOf({ params: e.session.params, setup: e.session.conversation!.setup, echo: e.session.conversation!.echo }),
+      turn: this.turnOf(e),
+      ...(e.session.resumptionHandle ? { resumptionHandle: e.session.resumptionHandle } : {}),
+      ...(e.tracker.initSegment ? { webmHeader: e.tracker.initSegment, webmResume: e.tracker.resumePoint() } : {}),
+      createdAt: e.session.startTime.getTime(),
+      updatedAt: now,
+      expiresAt: e.session.expiresAt.getTime(),
+      takeovers: e.base.takeovers,
+    });
+    e.needsRestore = false;
+    if (r === 'restored') this.log.info({ sessionId: e.ref.sessionId }, 'session record rewritten after Redis lost it');
+  }
+
+  /** Redis is back: every record this instance holds is written again (restored when Redis lost it). */
+  private rewriteAll(): void {
+    for (const e of this.entries.values()) {
+      e.needsRestore = true;
+      e.headerSent = false;
+      this.touch(e);
+    }
+  }
+
+  private onEnded(key: string, e: Entry, info: SessionEndInfo): void {
+    if (this.entries.get(key) === e) this.entries.delete(key);
+    if (e.detached) return;
+    e.detached = true;
+    const p = this.o.node.records
+      .end(e.ref, e.holder, info.reason, { model: e.session.params.model, responseModality: e.session.params.responseModality })
+      .then(() => undefined)
+      .catch((err: unknown) => {
+        if (!isClusterUnavailable(err)) this.log.warn({ sessionId: e.ref.sessionId, err: (err as Error).message }, 'could not end the session record');
+      })
+      .finally(() => this.ending.delete(p));
+    this.ending.add(p);
+  }
+
+  /** Resolves once the records of ended sessions are written (or after `timeoutMs`). */
+  async idle(timeoutMs: number): Promise<void> {
+    await Promise.race([Promise.all([...this.ending]), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  // ------------------------------------------------------------------ rolling deploys
+
+  /**
+   * SIGTERM with other instances alive: each session's pending audio is sent upstream (bounded wait), its record
+   * written a last time and released for any instance to take over on the client's next call, then the local copy
+   * ends with `handed_over` (WebSocket clients get `reconnect`). Returns how many were handed over.
+   */
+  async handOver(settleMs: number): Promise<number> {
+    if (this.o.node.registry.peers().length === 0) return 0;
+    let n = 0;
+    await Promise.all(
+      [...this.entries.values()].map(async (e) => {
+        e.session.beginHandOver();
+        // Audio the client sent before it read `reconnect` is still on its way: let it arrive, then let it out.
+        await new Promise((r) => setTimeout(r, 150));
+        await e.session.settle(settleMs);
+        while (e.writing) await new Promise((r) => setTimeout(r, 5));
+        e.dirty = true;
+        await this.write(e);
+        e.detached = true;
+        try {
+          const r = await this.o.node.records.transfer(e.ref, e.holder, '');
+          if (!r.ok) return;
+        } catch {
+          return; // Redis down: the session ends here as without a cluster
+        }
+        n++;
+        this.emit('handedOver', { sessionId: e.ref.sessionId });
+        e.session.end('handed_over', 'Reconnect and resume');
+      }),
+    );
+    return n;
+  }
+
+  // ------------------------------------------------------------------ listing
+
+  /** The caller's live sessions on every instance (`GET /sessions`), as list items. */
+  async listFor(principal: string): Promise<RemoteSessionItem[]> {
+    const recs = await this.o.node.records.listByPrincipal(principal);
+    return recs.map((r) => {
+      const s = (r.setup as StoredSetup | undefined) ?? ({} as Partial<StoredSetup>);
+      return {
+        sessionId: r.sessionId,
+        status: 'active' as const,
+        startTime: new Date(r.createdAt).toISOString(),
+        lastActivity: new Date(r.updatedAt).toISOString(),
+        expiresAt: new Date(r.expiresAt).toISOString(),
+        model: s.model ?? null,
+        responseModality: s.responseModality ?? null,
+        transport: s.transport ?? null,
+        userId: s.owner?.userId ?? null,
+      };
+    });
+  }
+}
+
+export type RemoteSessionItem = {
+  sessionId: string;
+  status: 'active';
+  startTime: string;
+  lastActivity: string;
+  expiresAt: string;
+  model: string | null;
+  responseModality: string | null;
+  transport: string | null;
+  userId: string | number | null;
+};
+
+function setupOf(prepared: PreparedSession): StoredSetup {
+  const p = prepared.params;
+  return {
+    effective: prepared.setup,
+    echo: prepared.echo,
+    owner: p.owner,
+    model: p.model,
+    requestedModel: p.requestedModel ?? null,
+    responseModality: p.responseModality,
+    inputTranscription: p.inputTranscription,
+    outputTranscription: p.outputTranscription,
+    transport: p.transport,
+  };
+}
+
+function emptyTurn(): StoredTurn {
+  return { turnId: 0, userText: '', replyText: '', turnComplete: false, unsentMs: 0, sentMs: 0, lostMs: 0, takeovers: 0, handovers: 0 };
+}

@@ -1,0 +1,168 @@
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { SESSION_ID_RE } from '../services/session/session-registry';
+import type { SessionRegistry } from '../services/session/session-registry';
+import type { Logger } from '../util/logger';
+import { isForwarded } from './cluster-guard';
+import { ClusterUnavailableError, PeerUnavailableError, SessionMovedError } from './cluster-errors';
+import { SESSION_MOVED_HEADER } from './cluster-headers';
+import type { Principal } from '../services/auth/principal';
+import type { ClusterSessions, StoredSetup } from './cluster-sessions';
+import type { SessionRecord } from './session-records';
+import { Errors } from '../util/app-error';
+
+/** Record end reasons of sessions that never ran (answered like an unknown id). */
+const NEVER_SESSIONS = new Set(['start_failed', 'unresumable']);
+
+/** The messages the sessions' own ends carry (LiveSession, SessionRegistry), for answers read from a record. */
+const END_MESSAGES: Record<string, string> = {
+  client_end: 'Ended by the client',
+  expired: 'Session reached its maximum duration',
+  idle_timeout: 'No audio received for too long',
+  replaced: 'Replaced by a new session with the same id',
+  server_shutdown: 'Server is shutting down',
+  socket_closed: 'WebSocket closed',
+};
+
+/** Which call the door guards: where its session id is, and whether a dead owner's session is taken over for it. */
+export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status';
+
+export interface SessionDoorOptions {
+  sessions: ClusterSessions;
+  registry: SessionRegistry;
+  logger: Logger;
+  /** Per forwarded call: ms from the door to the owner's whole answer (metrics). */
+  onForward?: (ms: number, outcome: 'answered' | 'aborted') => void;
+}
+
+/**
+ * The cluster's door in front of the session routes (after authentication and body parsing, before the
+ * controller): a session served here goes on at once; one whose record names another live instance is forwarded
+ * there and the owner's answer (status, headers, body, its bounded wait included) is the caller's; one whose owner
+ * is dead (or that was handed over) is taken over here first. Anything else (unknown, ended, another key's) goes
+ * to the local controller, which answers exactly as for an unknown id. While Redis cannot answer, calls that need
+ * it get 503 `CLUSTER_UNAVAILABLE` (sessions served here keep going without Redis).
+ *
+ * A forwarded request is never forwarded again: it is answered here (taking over if its owner just died). A
+ * draining instance forwards calls for released sessions to a live peer, which takes them over.
+ */
+export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => RequestHandler {
+  const node = o.sessions.node;
+  const log = o.logger.child({ component: 'session-door' });
+
+  const sessionIdOf = (req: Request, route: DoorRoute): string | undefined => {
+    const raw: unknown = route === 'status' ? req.params.session_id : (req.body as Record<string, unknown> | undefined)?.session_id;
+    return typeof raw === 'string' && SESSION_ID_RE.test(raw) ? raw : undefined;
+  };
+
+  const forward = async (req: Request, res: Response, target: string): Promise<void> => {
+    const t0 = performance.now();
+    const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : Buffer.from(JSON.stringify(req.body ?? {}));
+    const r = await node.forwarder.forward(target, { incoming: req, body, clientIp: req.ip }, res);
+    o.onForward?.(performance.now() - t0, r.outcome);
+  };
+
+  /** What the controller answers for a session it remembers as ended (its tombstone), from the record. */
+  const answerEnded = (res: Response, route: DoorRoute, rec: SessionRecord): void => {
+    const reason = rec.endReason ?? 'ended';
+    if (route === 'transcribe') throw reason === 'server_shutdown' ? Errors.shuttingDown() : Errors.sessionExpired();
+    const endTime = new Date(rec.endedAt ?? rec.expiresAt).toISOString();
+    const setup = (rec.summary ?? rec.setup ?? {}) as Partial<StoredSetup>;
+    const view = {
+      sessionId: rec.sessionId,
+      status: rec.status === 'expired' || reason === 'expired' ? 'expired' : 'ended',
+      reason,
+      message: END_MESSAGES[reason] ?? reason,
+      endTime,
+      duration: new Date(endTime).getTime() - rec.createdAt,
+    };
+    if (route === 'end') res.json({ success: true, data: { ...view, alreadyEnded: true } });
+    else res.json({ success: true, data: { ...view, startTime: new Date(rec.createdAt).toISOString(), model: setup.model, responseModality: setup.responseModality } });
+  };
+
+  /** To a peer's call for a session that left this (draining) instance: 503 marked "moved", consumed by the peer. */
+  const movedAnswer = (res: Response): void => {
+    res.status(503).setHeader(SESSION_MOVED_HEADER, '1');
+    res.json({ success: false, error: 'The session moved; look it up again', code: 'SESSION_MOVED' });
+  };
+
+  /** Polls the registry until `id`'s heartbeat has expired (true) or it proves alive past the dead-after bound. */
+  const waitUntilDead = async (id: string): Promise<boolean> => {
+    const deadline = Date.now() + node.registry.deadAfterMs + 1000;
+    while (Date.now() < deadline) {
+      if (!(await node.registry.isAlive(id))) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  };
+
+  /** One pass: follow the record (forward, take over, or let the local controller answer). */
+  const route1 = async (req: Request, res: Response, next: NextFunction, owner: Principal, sessionId: string, route: DoorRoute): Promise<void> => {
+    const rec = await node.records.get({ principal: owner.id, sessionId });
+    if (!rec) return next();
+    if (rec.status !== 'live') {
+      // Ended on another instance: answered as that instance would (this one has no tombstone of it).
+      // (A start that failed, or a record nobody could resume, never was a session: unknown, as on one instance.)
+      if (route === 'start' || o.registry.lookup(owner, sessionId).kind !== 'unknown' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
+      return answerEnded(res, route, rec);
+    }
+    const self = node.id;
+    if (rec.owner === self) return route === 'start' ? next() : bringHereThenNext();
+
+    const alive = rec.owner !== '' && (await node.registry.isAlive(rec.owner));
+    if (alive && !isForwarded(req)) {
+      try {
+        await forward(req, res, rec.owner);
+        return;
+      } catch (err) {
+        // Unreachable before its answer began (nothing was written to the client): a killed instance's heartbeat
+        // outlives it by up to `deadAfterMs`; once it has expired, the session is taken over below.
+        if (!(err instanceof PeerUnavailableError) || !(await waitUntilDead(rec.owner))) throw err;
+      }
+    }
+    if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
+    if (o.registry.isDraining) {
+      // Going away: a live peer takes it over instead (a peer's call is sent back to it: "look again").
+      if (isForwarded(req)) return movedAnswer(res);
+      const peer = node.registry.peers()[0];
+      if (peer) return forward(req, res, peer.id);
+    }
+    return bringHereThenNext();
+
+    async function bringHereThenNext(): Promise<void> {
+      const r = await o.sessions.bringHere(owner, sessionId);
+      if (r.aliveOwner && !isForwarded(req)) return forward(req, res, r.aliveOwner);
+      next();
+    }
+  };
+
+  return (route) => (req: Request, res: Response, next: NextFunction) => {
+    const owner = req.principal;
+    const sessionId = sessionIdOf(req, route);
+    if (!owner || !sessionId) return next();
+    const local = o.registry.lookup(owner, sessionId);
+    if (route !== 'start' && local.kind === 'live' && !local.session.handingOver) return next();
+    void (async () => {
+      // Being handed over (rolling deploy): wait until it is released, then follow the record like anyone else.
+      if (local.kind === 'live' && local.session.handingOver && !local.session.ended) {
+        await new Promise<void>((r) => local.session.once('ended', () => r()));
+      }
+      for (let attempt = 0; attempt < 3; attempt++) {
+        try {
+          await route1(req, res, next, owner, sessionId, route);
+          return;
+        } catch (err) {
+          // The owner let the session go while the call travelled to it: look it up again.
+          if (!(err instanceof SessionMovedError)) throw err;
+        }
+      }
+      throw new ClusterUnavailableError(1, 'session kept moving');
+    })().catch((err: unknown) => {
+      if (res.headersSent) {
+        log.warn({ err: (err as Error).message }, 'cluster door failed after the answer began');
+        res.destroy();
+        return;
+      }
+      next(err);
+    });
+  };
+}
