@@ -9,7 +9,7 @@ import { SessionConversation } from './conversation/session-conversation';
 import type { TranscriptRecord } from './conversation/transcript-types';
 import { greetingToSend, toModelSessionConfig } from './session-setup/build-live-connect-config';
 import type { PreparedSession, SessionPlanner, StartSessionInput } from './session-setup/session-planner';
-import type { EffectiveSessionSetup, SetupEcho } from './session-setup/effective-setup';
+import type { SetupEcho } from './session-setup/effective-setup';
 import type { UsageMeter } from './usage/usage-meter';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
 import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';
@@ -18,7 +18,6 @@ import {
   type AudioBudget,
   type AudioPacing,
   type LiveSessionEvents,
-  type LiveSessionParams,
   type SessionEndInfo,
   type SessionEndReason,
 } from './session/live-session';
