@@ -181,7 +181,7 @@ describe('attacker', () => {
     for (const forged of [
       { 'X-Live-Audio-Forwarded-By': 'inst-1' },
       { 'X-Live-Audio-Forwarded-By': 'inst-1', 'X-Live-Audio-Cluster-Secret': 'x'.repeat(64) },
-      { 'X-Live-Audio-Forwarded-By': 'inst-1', 'X-Live-Audio-Cluster-Secret': cluster.secret.slice(0, -1) + '0' },
+      { 'X-Live-Audio-Forwarded-By': 'inst-1', 'X-Live-Audio-Cluster-Secret': cluster.secret.slice(0, -1) + (cluster.secret.endsWith('0') ? '1' : '0') },
       { 'X-Live-Audio-Cluster-Secret': '' },
     ]) {
       // A stranger (no key) and a key holder alike.
