@@ -29,24 +29,6 @@ export async function withSeed<T>(seed: number, f: () => Promise<T>): Promise<T>
   }
 }
 
-/** Every option the model accepts, set to a non-default value (as the per-model emulator test does). */
-export function richOptions(id: string, c: LiveModelCapabilities): Record<string, unknown> {
-  const o: Record<string, unknown> = {
-    model: id,
-    vad: { start_sensitivity: 'low', end_sensitivity: 'high', prefix_padding_ms: 30, silence_duration_ms: 600 },
-  };
-  if (c.replies) o.response_modality = 'audio';
-  if (c.systemInstruction) o.system_instruction = `You are the ${id} test persona.`;
-  if (c.voice) o.voice = 'Kore';
-  if (c.speechLanguage) o.language = 'de-DE';
-  if (c.sampling) Object.assign(o, { temperature: 0.4, max_output_tokens: 256 });
-  if (c.thinking.kind === 'level') o.thinking = { level: c.thinking.levels[c.thinking.levels.length - 1] };
-  if (c.thinking.kind === 'budget') o.thinking = { budget: 512 };
-  if (c.proactiveAudio === 'optional') o.proactive_audio = true;
-  if (c.affectiveDialog) o.affective_dialog = true;
-  if (c.transcriptionHints) Object.assign(o, { transcription_languages: ['en-US', 'de-DE'], custom_vocabulary: ['Sculptor', 'Gemini Live'] });
-  return o;
-}
 
 /** One option the model does NOT accept (for the UNSUPPORTED_FOR_MODEL refusals), and the field it names. */
 export function unsupportedOption(c: LiveModelCapabilities): { field: string; value: unknown } {

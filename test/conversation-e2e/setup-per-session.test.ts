@@ -10,7 +10,8 @@ import { LiveModelTable } from '../../src/services/models';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { NO_RATE_LIMITS } from '../resilience/helpers';
 import { connectAuthed, type WsTestClient } from '../websocket/ws-test-client';
-import { profilesFile, rest, richOptions, suiteSeed, TIMING_FROM_SEED, unsupportedOption, withSeed } from './helpers';
+import { richOptions } from '../models/rich-options';
+import { profilesFile, rest, suiteSeed, TIMING_FROM_SEED, unsupportedOption, withSeed } from './helpers';
 
 const SEED = suiteSeed();
 const table = new LiveModelTable();
@@ -110,7 +111,7 @@ describe(`conversation setup per session (seed ${SEED}, emulator timing ${TIMING
       const caps = table.require(id).capabilities;
       const r = rest(t, t.keys.alice);
       const before = t.emu.connections.length;
-      const res = await r.start(richOptions(id, caps));
+      const res = await r.start(richOptions(id, caps, 'optional'));
       expect(res.status).toBe(200);
       const rec = t.emu.connections[before]!;
       expect(rec.model).toBe(id);

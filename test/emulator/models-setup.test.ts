@@ -1,7 +1,7 @@
 import { Behavior, Modality, ThinkingLevel, type LiveConnectConfig } from '@google/genai';
 import { scriptedScenario, startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
 import { connectLive, utterancePcm, type LiveProbe } from '../../src/emulator/testing';
-import { LiveModelTable, type LiveModelCapabilities } from '../../src/services/models';
+import { LiveModelTable } from '../../src/services/models';
 import {
   buildLiveConnectConfig,
   parseSessionOptions,
@@ -9,25 +9,11 @@ import {
   type EffectiveSessionSetup,
 } from '../../src/services/session-setup';
 import { randomOptions } from '../models/random-options';
+import { richOptions } from '../models/rich-options';
 import { prng } from '../ops/helpers';
 
 const table = new LiveModelTable();
 
-/** Every option the model accepts, set to a non-default value. */
-function richOptions(id: string, c: LiveModelCapabilities): Record<string, unknown> {
-  const o: Record<string, unknown> = { model: id, vad: { start_sensitivity: 'low', end_sensitivity: 'high', prefix_padding_ms: 30, silence_duration_ms: 600 } };
-  if (c.replies) o.response_modality = 'audio';
-  if (c.systemInstruction) o.system_instruction = `You are the ${id} test persona.`;
-  if (c.voice) o.voice = 'Kore';
-  if (c.speechLanguage) o.language = 'de-DE';
-  if (c.sampling) Object.assign(o, { temperature: 0.4, max_output_tokens: 256 });
-  if (c.thinking.kind === 'level') o.thinking = { level: c.thinking.levels[c.thinking.levels.length - 1] };
-  if (c.thinking.kind === 'budget') o.thinking = { budget: 512 };
-  if (c.proactiveAudio !== 'unsupported') o.proactive_audio = true;
-  if (c.affectiveDialog) o.affective_dialog = true;
-  if (c.transcriptionHints) Object.assign(o, { transcription_languages: ['en-US', 'de-DE'], custom_vocabulary: ['Sculptor', 'Gemini Live'] });
-  return o;
-}
 
 function resolve(input: Record<string, unknown>): EffectiveSessionSetup {
   const parsed = parseSessionOptions(input);
@@ -60,7 +46,7 @@ describe('emulator: setups per model through the real SDK', () => {
 
   it.each(table.ids())('%s: a setup built from a rich options object is accepted and arrives field by field', async (id) => {
     const caps = table.require(id).capabilities;
-    const setup = resolve(richOptions(id, caps));
+    const setup = resolve(richOptions(id, caps, 'supported'));
     const config = buildLiveConnectConfig(setup, { sessionResumption: true });
     const before = emu.connections.length;
     const probe = await open(id, config, setup.apiVersion);
