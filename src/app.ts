@@ -2,7 +2,7 @@ import express, { type Express, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { createLiveAudioController } from './controllers/live-audio-controller';
 import { corsPolicy } from './middleware/cors-policy';
-import type { TrustProxy } from './middleware/client-ip';
+import type { TrustProxy } from './services/policy/client-ip';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { httpLogger } from './middleware/http-logger';
 import { requestId } from './middleware/request-id';

@@ -7,9 +7,9 @@ import { LimitStoreForRateLimit } from './limit-store-for-rate-limit';
 
 /** Per-user HTTP budgets per minute (0 = unlimited). */
 export interface HttpLimitSettings {
-  requestsPerMinute: number;
-  transcriptionsPerMinute: number;
-  sessionStartsPerMinute: number;
+  maxRequestsPerMinute: number;
+  maxTranscriptionsPerMinute: number;
+  maxSessionCreatesPerMinute: number;
   windowMs?: number;
 }
 
@@ -68,8 +68,8 @@ export function createHttpLimits(deps: HttpLimitsDeps): HttpLimits {
   };
 
   return {
-    afterAuth: mk('requests', deps.settings.requestsPerMinute),
-    sessionStartLimit: mk('session_starts', deps.settings.sessionStartsPerMinute),
-    transcribe: mk('transcriptions', deps.settings.transcriptionsPerMinute),
+    afterAuth: mk('requests', deps.settings.maxRequestsPerMinute),
+    sessionStartLimit: mk('session_starts', deps.settings.maxSessionCreatesPerMinute),
+    transcribe: mk('transcriptions', deps.settings.maxTranscriptionsPerMinute),
   };
 }

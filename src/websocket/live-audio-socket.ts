@@ -94,8 +94,8 @@ export class LiveAudioSocket implements SessionHolder {
     this.closedPromise = new Promise((r) => (this.resolveClosed = r));
     const cfg = deps.config;
     this.preAuthGate = new PreAuthGate({
-      maxFrames: cfg.preAuthMaxFrames,
-      maxFrameBytes: cfg.preAuthMaxFrameBytes,
+      maxFrames: cfg.preauthMaxFrames,
+      maxFrameBytes: cfg.preauthMaxBytes,
       maxUnreadBytes: PREAUTH_MAX_UNREAD_BYTES,
     });
     this.sender = new SocketSender(ws, {

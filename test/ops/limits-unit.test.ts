@@ -1,5 +1,5 @@
 import { loadConfig, ConfigError } from '../../src/config/config';
-import { createClientIpResolver, parseTrustProxy } from '../../src/middleware/client-ip';
+import { createClientIpResolver, parseTrustProxy } from '../../src/services/policy/client-ip';
 import { FixedWindowLimiter, knownAudioSeconds, Limits, MemoryLimitStore, wsRateLimitsFrom } from '../../src/services/limits';
 import type { IncomingMessage } from 'node:http';
 
@@ -181,15 +181,15 @@ describe('TRUST_PROXY and client addresses', () => {
 describe('rate-limit defaults (README "Operations")', () => {
   it('carry the frontend’s one chunk a second with headroom', () => {
     const c = loadConfig({});
-    expect(c.limits.requestsPerMinute).toBeGreaterThanOrEqual(300);
-    expect(c.limits.transcriptionsPerMinute).toBeGreaterThanOrEqual(120);
-    expect(c.limits.sessionStartsPerMinute).toBeGreaterThanOrEqual(10);
-    expect(c.limits.sessionStartsPerMinute).toBeLessThanOrEqual(30);
-    expect(c.limits.audioSecondsPerMinute).toBeGreaterThanOrEqual(90);
-    expect(c.limits.unauthenticatedPerIpPerMinute).toBeGreaterThanOrEqual(600);
+    expect(c.limits.maxRequestsPerMinute).toBeGreaterThanOrEqual(300);
+    expect(c.limits.maxTranscriptionsPerMinute).toBeGreaterThanOrEqual(120);
+    expect(c.limits.maxSessionCreatesPerMinute).toBeGreaterThanOrEqual(10);
+    expect(c.limits.maxSessionCreatesPerMinute).toBeLessThanOrEqual(30);
+    expect(c.limits.maxAudioSecondsPerMinute).toBeGreaterThanOrEqual(90);
+    expect(c.limits.maxRequestsPerIpPerMinute).toBeGreaterThanOrEqual(600);
     expect(c.limits.trustProxy).toBe(false);
     expect(c.ops.drainMs).toBe(30_000);
-    expect(c.audio.jsonBodyLimit).toBe('8mb');
+    expect(c.http.jsonLimit).toBe(8 * 1024 * 1024);
     expect(c.audio.maxChunkBytes).toBe(5 * 1024 * 1024);
   });
 });

@@ -4,7 +4,7 @@
  */
 import pino from 'pino';
 import { scriptedScenario } from '../../src/emulator';
-import { ConfigError, loadConfig } from '../../src/config/config';
+import { ConfigError, contextWindowCompression, loadConfig } from '../../src/config/config';
 import { sleep } from '../helpers/test-server';
 import { TIMINGS, expectExactlyOnce, patternPcm, startResilienceServer, startRestSession, streamPcm, waitForStatus } from './helpers';
 
@@ -13,13 +13,16 @@ describe('resilience configuration', () => {
     expect(loadConfig({}).upstream).toEqual({
       backlogMs: 10_000,
       reconnectBudgetMs: 30_000,
-      backoffBaseMs: 250,
-      backoffMaxMs: 8_000,
+      reconnectBackoffBaseMs: 250,
+      reconnectBackoffMaxMs: 8_000,
       quickFailureMs: 5_000,
       quickFailureLimit: 3,
-      replayMs: 200,
-      contextCompression: {},
+      reconnectReplayMs: 200,
+      contextCompression: true,
+      contextTriggerTokens: 0,
+      contextTargetTokens: 0,
     });
+    expect(contextWindowCompression(loadConfig({}).upstream)).toEqual({});
   });
 
   it('reads every variable', () => {
@@ -37,14 +40,17 @@ describe('resilience configuration', () => {
     expect(c).toEqual({
       backlogMs: 5_000,
       reconnectBudgetMs: 12_000,
-      backoffBaseMs: 100,
-      backoffMaxMs: 2_000,
+      reconnectBackoffBaseMs: 100,
+      reconnectBackoffMaxMs: 2_000,
       quickFailureMs: 3_000,
       quickFailureLimit: 4,
-      replayMs: 0,
-      contextCompression: { triggerTokens: 100_000, targetTokens: 50_000 },
+      reconnectReplayMs: 0,
+      contextCompression: true,
+      contextTriggerTokens: 100_000,
+      contextTargetTokens: 50_000,
     });
-    expect(loadConfig({ LIVE_AUDIO_CONTEXT_COMPRESSION: 'false', LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS: '9' }).upstream.contextCompression).toBeNull();
+    expect(contextWindowCompression(c)).toEqual({ triggerTokens: 100_000, targetTokens: 50_000 });
+    expect(contextWindowCompression(loadConfig({ LIVE_AUDIO_CONTEXT_COMPRESSION: 'false', LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS: '9' }).upstream)).toBeNull();
   });
 
   it('refuses bad values', () => {

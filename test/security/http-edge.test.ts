@@ -68,7 +68,7 @@ describe('JSON shape scan (linear, no recursion)', () => {
 describe('route body caps', () => {
   it('/transcribe takes the largest legal body (a 5 MiB chunk as base64 plus fields); the other routes a small one', () => {
     const c = loadConfig({});
-    const specs = routeBodySpecs({ maxChunkBytes: c.audio.maxChunkBytes, jsonLimitBytes: c.http.jsonLimitBytes, controlJsonLimitBytes: c.http.controlJsonLimitBytes });
+    const specs = routeBodySpecs({ maxChunkBytes: c.audio.maxChunkBytes, jsonLimitBytes: c.http.jsonLimit, controlJsonLimitBytes: c.http.controlJsonLimit });
     expect(base64Length(5 * 1024 * 1024)).toBe(6_990_508);
     expect(specs.transcribe.maxBytes).toBe(6_990_508 + 64 * 1024);
     // Session start takes the largest legal options (a 32 KiB instruction, 1,000 vocabulary terms): 128 KiB.
@@ -111,15 +111,15 @@ describe('config of the edge', () => {
 
   it('timeouts, connection cap and body sizes are validated, with defaults', () => {
     expect(loadConfig({}).http).toEqual({
-      jsonLimitBytes: 8 * 1024 * 1024,
-      controlJsonLimitBytes: 128 * 1024,
+      jsonLimit: 8 * 1024 * 1024,
+      controlJsonLimit: 128 * 1024,
       requestTimeoutMs: 30_000,
       headersTimeoutMs: 10_000,
       maxOpenConnectionsPerIp: 100,
-      bodyBytesInFlightPerUser: 16 * 1024 * 1024,
-      bodyBytesInFlight: 64 * 1024 * 1024,
+      maxBodyBytesInFlightPerUser: 16 * 1024 * 1024,
+      maxBodyBytesInFlight: 64 * 1024 * 1024,
     });
-    expect(loadConfig({ LIVE_AUDIO_CONTROL_JSON_LIMIT: '2kb', LIVE_AUDIO_JSON_LIMIT: '1.5mb' }).http).toMatchObject({ controlJsonLimitBytes: 2048, jsonLimitBytes: 1572864 });
+    expect(loadConfig({ LIVE_AUDIO_CONTROL_JSON_LIMIT: '2kb', LIVE_AUDIO_JSON_LIMIT: '1.5mb' }).http).toMatchObject({ controlJsonLimit: 2048, jsonLimit: 1572864 });
     expect(() => loadConfig({ LIVE_AUDIO_HTTP_HEADERS_TIMEOUT_MS: '20000', LIVE_AUDIO_HTTP_REQUEST_TIMEOUT_MS: '10000' })).toThrow(/HEADERS_TIMEOUT/);
     expect(() => loadConfig({ LIVE_AUDIO_JSON_LIMIT: 'lots' })).toThrow(/LIVE_AUDIO_JSON_LIMIT/);
     expect(() => loadConfig({ LIVE_AUDIO_CONTROL_JSON_LIMIT: '10' })).toThrow(/LIVE_AUDIO_CONTROL_JSON_LIMIT/);

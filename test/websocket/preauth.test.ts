@@ -25,8 +25,8 @@ async function closedWith(c: RawWs, timeoutMs = 3000): Promise<{ code: number; r
 
 describe('settings', () => {
   it('LIVE_AUDIO_WS_PREAUTH_MAX_FRAMES / _BYTES: defaults 4 and 4 KiB, bounded', () => {
-    expect(loadConfig({}).ws).toMatchObject({ preAuthMaxFrames: 4, preAuthMaxFrameBytes: 4096 });
-    expect(loadConfig({ LIVE_AUDIO_WS_PREAUTH_MAX_FRAMES: '2', LIVE_AUDIO_WS_PREAUTH_MAX_BYTES: '8192' }).ws).toMatchObject({ preAuthMaxFrames: 2, preAuthMaxFrameBytes: 8192 });
+    expect(loadConfig({}).ws).toMatchObject({ preauthMaxFrames: 4, preauthMaxBytes: 4096 });
+    expect(loadConfig({ LIVE_AUDIO_WS_PREAUTH_MAX_FRAMES: '2', LIVE_AUDIO_WS_PREAUTH_MAX_BYTES: '8192' }).ws).toMatchObject({ preauthMaxFrames: 2, preauthMaxBytes: 8192 });
     expect(() => loadConfig({ LIVE_AUDIO_WS_PREAUTH_MAX_FRAMES: '0' })).toThrow(ConfigError);
     expect(() => loadConfig({ LIVE_AUDIO_WS_PREAUTH_MAX_BYTES: '10000000' })).toThrow(ConfigError);
   });

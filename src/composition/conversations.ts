@@ -1,0 +1,47 @@
+import type { AppConfig } from '../config/config';
+import type { Metrics } from '../observability/metrics';
+import { ConversationArchive, MemoryTranscriptStore } from '../services/conversation';
+import { LiveModelTable } from '../services/models/live-model-table';
+import { ProfileStore } from '../services/profiles/profile-store';
+import { DEFAULT_SERVER_SETUP } from '../services/session-setup/resolve-session-setup';
+import { SessionPlanner } from '../services/session-setup/session-planner';
+import { MemoryUsageStore, UsageMeter, UsageMetrics } from '../services/usage';
+import { WebhookSender } from '../services/webhook/webhook-sender';
+import type { Logger } from '../util/logger';
+
+/**
+ * Conversations (issue 14): the model table, profiles (the old server-wide instruction and voice are the `default`
+ * profile's), usage per key and day with its budget, transcripts kept after the end, the session.ended webhook.
+ */
+export function buildConversations(config: AppConfig, logger: Logger, metrics: Metrics) {
+  const models = new LiveModelTable({ defaultModel: config.gemini.defaultModel, extra: config.gemini.extraModels });
+  const profiles = new ProfileStore({
+    filePath: config.conversations.profilesFile,
+    server: { systemInstruction: config.gemini.systemInstruction, voice: config.gemini.voice },
+    models,
+    log: logger,
+  });
+  const usage = new UsageMeter({
+    store: new MemoryUsageStore(),
+    metrics: new UsageMetrics(metrics.registry),
+    budget: { serverDailyTokens: config.conversations.maxTokensPerDay },
+  });
+  const hook = config.webhook;
+  const webhook = hook
+    ? new WebhookSender({
+        url: hook.url,
+        secret: hook.secret,
+        maxAttempts: hook.maxAttempts,
+        attemptTimeoutMs: hook.timeoutMs,
+        maxQueue: hook.maxQueue,
+        logger,
+      })
+    : undefined;
+  const archive = new ConversationArchive({
+    store: new MemoryTranscriptStore({ retentionMs: config.conversations.transcriptRetentionMs }),
+    webhook,
+    logger,
+  });
+  const planner = new SessionPlanner({ models, profiles, serverSetup: { ...DEFAULT_SERVER_SETUP }, usage, logger });
+  return { usage, archive, planner };
+}
