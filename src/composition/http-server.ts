@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Express } from 'express';
 import type { AppConfig } from '../config/config';
 import { answerClientErrorsAsJson } from '../middleware/client-error';
-import { capOpenConnectionsPerIp } from '../middleware/connection-cap';
+import { capOpenConnectionsPerIp } from '../services/policy/connection-cap';
 import type { Metrics } from '../observability/metrics';
 import { createTrustedProxyCheck } from '../services/policy/client-ip';
 

@@ -1,5 +1,6 @@
 import type { Request, RequestHandler, Response } from 'express';
-import { AppError } from '../util/app-error';
+import type { AppError } from '../util/app-error';
+import { AuthErrors } from '../services/auth/auth-errors';
 import type { Logger } from '../util/logger';
 import { redactText, silentLogger } from '../util/logger';
 import { extractHeaderCredential } from '../services/auth/authenticator';
@@ -14,13 +15,6 @@ declare global {
     }
   }
 }
-
-/** The three 401 answers (README "REST API"), with a `code` added. Bodies are exactly `{success:false, error, code}`. */
-export const AuthErrors = {
-  authRequired: () => new AppError(401, 'AUTH_REQUIRED', 'Access denied. No token provided.'),
-  invalidApiKey: () => new AppError(401, 'INVALID_API_KEY', 'Invalid API key'),
-  invalidToken: () => new AppError(401, 'INVALID_TOKEN', 'Invalid token'),
-} as const;
 
 export interface RequireAuthOptions {
   log?: Logger;

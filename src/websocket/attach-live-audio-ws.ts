@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { makeOriginCheck } from '../middleware/cors-policy';
+import { makeOriginCheck } from '../services/policy/origin-policy';
 import type { Authenticator } from '../services/auth/principal';
 import type { LiveAudioService } from '../services/live-audio-service';
 import type { Logger } from '../util/logger';

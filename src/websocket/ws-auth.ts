@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { AuthErrors } from '../middleware/require-auth';
+import { AuthErrors } from '../services/auth/auth-errors';
 import { detectCredentialKind, extractHeaderCredential } from '../services/auth/authenticator';
 import type { Authenticator, Credential, Principal } from '../services/auth/principal';
 import type { AppError } from '../util/app-error';
