@@ -6,7 +6,7 @@
  */
 import { EMULATOR_TIMINGS, scriptedScenario } from '../../src/emulator';
 import { INTERVIEW_GREETING } from '../../src/services/profiles';
-import { silencePcm } from '../../src/emulator/testing';
+import { silencePcm } from '../helpers/live-probe';
 import { startTestServer, type TestServer } from '../helpers/test-server';
 import { NO_RATE_LIMITS, patternPcm } from '../resilience/helpers';
 import { connectAuthed, type WsTestClient } from '../websocket/ws-test-client';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createKeyInFile, readKeyFile, writeKeyFile } from '../../src/services/auth';
 import request from 'supertest';
 import { defaultModels, EMULATOR_TIMINGS, scriptedScenario, type GeminiLiveEmulator } from '../../src/emulator';
-import { silencePcm } from '../../src/emulator/testing';
+import { silencePcm } from '../helpers/live-probe';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { NO_RATE_LIMITS, patternPcm } from '../resilience/helpers';
 import { connectAuthed } from '../websocket/ws-test-client';

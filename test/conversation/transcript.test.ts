@@ -1,6 +1,6 @@
 import { Modality } from '@google/genai';
 import { scriptedScenario, startGeminiLiveEmulator } from '../../src/emulator';
-import { connectLive, utterancePcm } from '../../src/emulator/testing';
+import { connectLive, utterancePcm } from '../helpers/live-probe';
 import { feedServerMessage, MemoryTranscriptStore, Transcript, transcriptBytes } from '../../src/services/conversation';
 
 function clock(start = 1_000_000) {

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { Modality } from '@google/genai';
 import { scriptedScenario } from '../../src/emulator';
-import { silencePcm } from '../../src/emulator/testing';
+import { silencePcm } from '../helpers/live-probe';
 import { decodeWebmToPcm16k, useEmulator } from './helpers';
 
 const FIXTURE = path.join(__dirname, '..', 'fixtures', 'audio', 'chromium-hello-1000ms');

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { EmulatorCliUsageError, parseEmulatorCliArgs } from '../../src/emulator/emulator-cli';
-import { connectLive } from '../../src/emulator/testing';
+import { connectLive } from '../helpers/live-probe';
 
 const ROOT = path.join(__dirname, '..', '..');
 

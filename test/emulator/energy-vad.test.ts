@@ -1,5 +1,5 @@
 import { EnergyVad, chunkPcm, silencePcm, tonePcm, type VadEvent } from '../../src/emulator';
-import { utterancePcm } from '../../src/emulator/testing';
+import { utterancePcm } from '../helpers/live-probe';
 import { useEmulator } from './helpers';
 
 function feed(vad: EnergyVad, pcm: Buffer, chunkMs: number, rate = 16000): VadEvent[] {

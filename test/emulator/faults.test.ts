@@ -1,6 +1,6 @@
 import { Modality } from '@google/genai';
 import { REASON_DEADLINE, REASON_QUOTA, scriptedScenario, startGeminiLiveEmulator } from '../../src/emulator';
-import { connectLive, utterancePcm } from '../../src/emulator/testing';
+import { connectLive, utterancePcm } from '../helpers/live-probe';
 import { useEmulator } from './helpers';
 
 const script = scriptedScenario(

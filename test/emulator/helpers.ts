@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { WebSocket } from 'ws';
 import { startGeminiLiveEmulator, type EmulatorOptions, type GeminiLiveEmulator } from '../../src/emulator';
-import { connectLive, type ConnectLiveOptions, type LiveProbe } from '../../src/emulator/testing';
+import { connectLive, type ConnectLiveOptions, type LiveProbe } from '../helpers/live-probe';
 
 export const LIVE_PATH = '//ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent';
 export const NATIVE_AUDIO_MODEL = 'gemini-2.5-flash-native-audio-preview-12-2025';

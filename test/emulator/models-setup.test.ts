@@ -1,6 +1,6 @@
 import { Behavior, Modality, ThinkingLevel, type LiveConnectConfig } from '@google/genai';
 import { scriptedScenario, startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
-import { connectLive, utterancePcm, type LiveProbe } from '../../src/emulator/testing';
+import { connectLive, utterancePcm, type LiveProbe } from '../helpers/live-probe';
 import { LiveModelTable } from '../../src/services/models';
 import {
   buildLiveConnectConfig,

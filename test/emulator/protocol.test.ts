@@ -6,7 +6,7 @@ import {
   REASON_NON_AUDIO,
   startGeminiLiveEmulator,
 } from '../../src/emulator';
-import { connectLive, utterancePcm } from '../../src/emulator/testing';
+import { connectLive, utterancePcm } from '../helpers/live-probe';
 import { LIVE_PATH, MINIMAL_SETUP, RawClient, useEmulator } from './helpers';
 
 describe('Gemini Live emulator: routing and framing', () => {

@@ -1,6 +1,6 @@
 import { ActivityHandling, Modality } from '@google/genai';
 import { DEMO_PREFIX, rms, scriptedScenario, startGeminiLiveEmulator } from '../../src/emulator';
-import { connectLive, silencePcm, tonePcm, utterancePcm } from '../../src/emulator/testing';
+import { connectLive, silencePcm, tonePcm, utterancePcm } from '../helpers/live-probe';
 import { useEmulator } from './helpers';
 
 const ALL_TRANSCRIPTS = {

@@ -13,7 +13,7 @@ import {
   type EmulatorTiming,
   type GeminiLiveEmulator,
 } from '../../src/emulator';
-import { utterancePcm } from '../../src/emulator/testing';
+import { utterancePcm } from '../helpers/live-probe';
 import { LIVE_PATH, NATIVE_AUDIO_MODEL } from './helpers';
 
 const SETUP = {

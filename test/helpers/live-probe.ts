@@ -1,12 +1,12 @@
 /**
  * Test helpers for suites that drive a Live endpoint (usually the emulator) with the real `@google/genai` SDK.
- * Import from 'src/emulator/testing' in tests only.
+ * Test-only (not compiled into the product): import it from tests as test/helpers/live-probe.
  */
-import { patchLiveSocketFactory } from '../services/upstream/sdk-patches/live-socket-factory';
+import { patchLiveSocketFactory } from '../../src/services/upstream/sdk-patches/live-socket-factory';
 import { GoogleGenAI, Modality, type LiveConnectConfig, type LiveServerMessage, type Session } from '@google/genai';
-import { chunkPcm, INPUT_SAMPLE_RATE, silencePcm, tonePcm } from './pcm';
+import { chunkPcm, INPUT_SAMPLE_RATE, silencePcm, tonePcm } from '../../src/emulator/pcm';
 
-export { chunkPcm, pcmBytesFor, pcmDurationMs, silencePcm, tonePcm, rms } from './pcm';
+export { chunkPcm, pcmBytesFor, pcmDurationMs, silencePcm, tonePcm, rms } from '../../src/emulator/pcm';
 
 export const TEST_MODEL = 'gemini-2.5-flash-native-audio-preview-12-2025';
 
