@@ -172,7 +172,7 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
 
     // Finally a heap snapshot: which objects are still alive.
     const objects = await takeHeapSnapshot(stack.server.pid, stack.workDir, () => PromSnapshot.fetch(stack.baseUrl));
-    const tracked = ['LiveSession', 'ResilientUpstream', 'FfmpegSessionDecoder', 'FfmpegPcmStream', 'ChildProcess', 'LiveAudioSocket', 'WebSocket', 'Socket', 'Timeout'];
+    const tracked = ['LiveSession', 'ResilientUpstream', 'FfmpegSessionDecoder', 'FfmpegPcmStream', 'ChildProcess', 'LiveAudioConnection', 'WebSocket', 'Socket', 'Timeout'];
     log(`live instances at the end: ${tracked.map((n) => `${n} ${objects.get(n) ?? 0}`).join(', ')}`);
     const top = [...objects].sort((a, b) => b[1] - a[1]).slice(0, 8);
     log(`most numerous objects: ${top.map(([n, c]) => `${n} ${c}`).join(', ')}`);

@@ -9,7 +9,7 @@
  * that chunk's **lag**: client send lag, HTTP/WebSocket handling, queueing, decoding, framing and the upstream
  * socket all included, with no clock shared between processes.
  */
-import type { EmulatorConnectionRecord } from '../src/emulator/recorder';
+import type { EmulatorConnectionRecord } from '../src/emulator/connection-records';
 
 export interface LagPlan {
   timesliceMs: number;

@@ -30,7 +30,7 @@ import { SessionRegistry } from './services/session/session-registry';
 import type { ResilienceOptions } from './services/upstream/resilient-upstream';
 import type { UpstreamProvider } from './services/upstream/upstream-types';
 import type { Logger } from './util/logger';
-import { attachLiveAudioWebSocket, type LiveAudioWebSocket } from './websocket/attach-live-audio-ws';
+import { attachLiveAudioWebSocket, type LiveAudioWsEndpoint } from './websocket/attach-live-audio-ws';
 
 export const EMULATED_NOTICE =
   'Offline demo mode: no GEMINI_API_KEY is set, so replies come from the built-in Gemini Live emulator, not from Gemini.';
@@ -55,7 +55,7 @@ export interface LiveAudioServer {
   readonly app: Express;
   readonly httpServer: http.Server;
   /** The `/ws/live-audio` WebSocket endpoint on the same server. */
-  readonly liveAudioWs: LiveAudioWebSocket;
+  readonly liveAudioWs: LiveAudioWsEndpoint;
   readonly service: LiveAudioService;
   readonly registry: SessionRegistry;
   readonly auth: AuthService;

@@ -6,7 +6,7 @@
 import pino from 'pino';
 import { mergeFaults, namedFault, type FaultOptions } from './faults';
 import { startGeminiLiveEmulator, type GeminiLiveEmulator } from './gemini-live-emulator';
-import { DEMO_RETENTION } from './recorder';
+import { DEMO_RETENTION } from './connection-records';
 import { namedScenario, type Scenario } from './scenario';
 import { isEmulatorTiming, type EmulatorTiming } from './timing';
 

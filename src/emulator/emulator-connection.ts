@@ -6,15 +6,15 @@ import {
   invalid,
   isObject,
   parseAudioBlob,
-  parseClientFrame,
+  parseGeminiClientFrame,
   validateSetup,
   type NegotiatedSetup,
-} from './client-messages';
+} from './gemini-client-messages';
 import { EnergyVad, DEFAULT_SILENCE_DURATION_MS, type EnergyVadOptions, type VadEvent } from './energy-vad';
 import { DEFAULT_GOAWAY_TIME_LEFT_MS, type FaultOptions } from './faults';
 import type { ModelCapabilities } from './models';
 import { pcmDurationMs } from './pcm';
-import type { ClientMessageKind, ConnectionRecorder } from './recorder';
+import type { ClientMessageKind, ConnectionRecorder } from './connection-records';
 import { planReply, type ReplyPlan, type ServerMessage } from './reply-plan';
 import { ReplyPlayer } from './reply-player';
 import type { ResumptionStore, SessionState } from './resumption';
@@ -171,7 +171,7 @@ export class EmulatorConnection {
   }
 
   private handleMessage(data: RawData, isBinary: boolean): void {
-    const { type, body } = parseClientFrame(data, isBinary);
+    const { type, body } = parseGeminiClientFrame(data, isBinary);
     if (this.phase === 'awaiting-setup') {
       if (type !== 'setup') return invalid(`first message must be setup, got ${type}`);
       return this.handleSetup(body);

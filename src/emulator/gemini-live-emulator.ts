@@ -7,7 +7,7 @@ import { EmulatorConnection } from './emulator-connection';
 import type { EnergyVadOptions } from './energy-vad';
 import { mergeFaults, namedFault, parseKeyDirectives, type FaultOptions } from './faults';
 import { defaultModels, type ModelCapabilities } from './models';
-import { ConnectionRecorder, createConnectionRecord, FULL_RETENTION, type EmulatorConnectionRecord, type EmulatorRetention } from './recorder';
+import { ConnectionRecorder, createConnectionRecord, FULL_RETENTION, type EmulatorConnectionRecord, type EmulatorRetention } from './connection-records';
 import { ResumptionStore } from './resumption';
 import { defaultScenario, namedScenario, type Scenario } from './scenario';
 import { WriteCoalescer, type EmulatorTiming } from './timing';

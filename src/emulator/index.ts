@@ -1,8 +1,8 @@
 /** Gemini Live emulator: a loopback server speaking the BidiGenerateContent wire protocol (offline demo + tests). */
 export { startGeminiLiveEmulator } from './gemini-live-emulator';
 export type { EmulatorOptions, EmulatorRetained, GeminiLiveEmulator, UpgradeRecord } from './gemini-live-emulator';
-export type { EmulatorConnectionRecord, ClientMessageKind, EmulatorRetention, UsageTotals } from './recorder';
-export { DEMO_RETENTION, FULL_RETENTION } from './recorder';
+export type { EmulatorConnectionRecord, ClientMessageKind, EmulatorRetention, UsageTotals } from './connection-records';
+export { DEMO_RETENTION, FULL_RETENTION } from './connection-records';
 export { EMULATOR_TIMINGS, isEmulatorTiming } from './timing';
 export type { EmulatorTiming } from './timing';
 export { defaultScenario, scriptedScenario, namedScenario, demoTurn, greetingTurn, DEMO_PREFIX } from './scenario';

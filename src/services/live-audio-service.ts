@@ -34,7 +34,7 @@ import {
 } from './session/session-views';
 import type { TurnSnapshot } from './session/turn-tracker';
 import { AppError, Errors, isAppError } from '../util/app-error';
-import { decodeBase64Strict, base64DecodedLength } from '../util/base64';
+import { decodeBase64Strict, base64DecodedLength } from '../util/strict-base64';
 import type { Logger } from '../util/logger';
 
 export type { DecoderFactory };

@@ -1,8 +1,8 @@
 import { ApiClient, ApiError, type TranscribeAnswer } from './api-client';
-import { base64ToBytes, parseWav } from './base64';
+import { base64ToBytes, parseWav } from './audio-bytes';
 import { Emitter } from './emitter';
 import { fromApiError, fromMicError, PlainFailure } from './plain-errors';
-import { WebmChunkRecorder } from './recorder';
+import { WebmChunkRecorder } from './microphone-capture';
 import type { Conversation, ConversationEvents, Modality, PlainError } from './types';
 
 export interface RestConversationOptions {

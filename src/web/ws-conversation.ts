@@ -1,7 +1,7 @@
-import { base64ToBytes, bytesToBase64, int16ToS16le, s16leToInt16 } from './base64';
+import { base64ToBytes, bytesToBase64, int16ToS16le, s16leToInt16 } from './audio-bytes';
 import { Emitter } from './emitter';
 import { fromMicError, fromSocketClose, fromSocketMessage, PlainFailure } from './plain-errors';
-import { PcmCapture } from './recorder';
+import { PcmCapture } from './microphone-capture';
 import type { Conversation, ConversationEvents, EndInfo, Modality, PlainError } from './types';
 import { LiveSocket, liveSocketUrl, type ServerMessage } from './ws-client';
 

@@ -7,9 +7,10 @@ import type { LiveAudioService } from '../services/live-audio-service';
 import type { Logger } from '../util/logger';
 import { redactText, redactUrl } from '../util/logger';
 import { ConnectionCounter } from './connection-counter';
-import { LiveAudioSocket, type PreAuth, type WsConfig } from './live-audio-socket';
+import { LiveAudioConnection, type PreAuth, type WsConfig } from './live-audio-connection';
 import type { PreAuthRefusal } from './preauth-gate';
-import { SessionHolders } from './session-holders';
+import type { RelaySlot } from './relay-slot';
+import { SessionRelays } from './session-relays';
 import type { UpgradeBudget } from './upgrade-budget';
 import { rejectUpgrade, upgradeRouterFor } from './upgrade-router';
 import { upgradeCredential, verifyCredential } from './ws-auth';
@@ -39,7 +40,7 @@ export interface AttachLiveAudioWsOptions {
   closeGraceMs?: number;
 }
 
-export interface LiveAudioWebSocket {
+export interface LiveAudioWsEndpoint {
   /** Refuses new connections (503), ends every relayed session, closes every socket with 1001. */
   close(): Promise<void>;
   /** Open connections (authenticated or not). */
@@ -53,7 +54,7 @@ export interface LiveAudioWebSocket {
  * Upgrades whose credentials check out never count toward the per-address budget; anonymous ones count until
  * their auth message checks out.
  */
-export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudioWebSocket {
+export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudioWsEndpoint {
   const log = o.logger.child({ component: 'ws' });
   const path = o.path ?? LIVE_AUDIO_WS_PATH;
   const cfg = o.config;
@@ -64,10 +65,10 @@ export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudio
     clientTracking: false,
   });
   const originAllowed = makeOriginCheck({ origins: o.corsOrigins, allowLocalhost: o.allowLocalhost });
-  const sockets = new Set<LiveAudioSocket>();
+  const sockets = new Set<LiveAudioConnection>();
   const connections = new ConnectionCounter(cfg.maxConnectionsPerUser);
   const rateLimits = o.rateLimits;
-  const holders = new SessionHolders<LiveAudioSocket>();
+  const relays = new SessionRelays<RelaySlot>();
   let closing = false;
 
   const accept = (req: IncomingMessage, socket: Duplex, head: Buffer, preAuth: PreAuth | null, counted: boolean) => {
@@ -76,14 +77,14 @@ export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudio
         ws.close(1001, 'Server shutting down');
         return;
       }
-      const s = new LiveAudioSocket(
+      const s = new LiveAudioConnection(
         ws,
         {
           service: o.service,
           authenticator: o.authenticator,
           connections,
           rateLimits,
-          holders,
+          relays,
           config: cfg,
           logger: o.logger,
           onClosed: (x) => sockets.delete(x),

@@ -1,6 +1,6 @@
 /**
  * The emulator's two timings (src/emulator/timing.ts) as a client sees them on the wire, TCP read by TCP read,
- * and what it keeps in memory under each retention (src/emulator/recorder.ts).
+ * and what it keeps in memory under each retention (src/emulator/connection-records.ts).
  */
 import type { ClientRequestArgs } from 'node:http';
 import net from 'node:net';

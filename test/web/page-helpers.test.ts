@@ -1,4 +1,4 @@
-import { base64ToBytes, bytesToBase64, int16ToS16le, parseWav, s16leToInt16, stripDataUrl } from '../../src/web/base64';
+import { base64ToBytes, bytesToBase64, int16ToS16le, parseWav, s16leToInt16, stripDataUrl } from '../../src/web/audio-bytes';
 import { pcmToWav } from '../../src/services/audio/wav-writer';
 
 /** The page's byte helpers, run in Node against the server's own encoders (the REST `audioBuffer` WAV). */

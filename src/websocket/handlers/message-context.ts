@@ -2,7 +2,7 @@ import type { Principal } from '../../services/auth/principal';
 import type { LiveAudioService } from '../../services/live-audio-service';
 import type { Logger } from '../../util/logger';
 import type { ClientMessageOf, ClientMessageType } from '../../contracts/ws-client-messages';
-import type { SessionSlot } from '../session-slot';
+import type { RelaySlot } from '../relay-slot';
 import type { SocketSender } from '../socket-sender';
 import type { WsRateLimits } from '../../services/limits/ws-rate-limits-adapter';
 
@@ -24,7 +24,7 @@ export interface MessageContext {
   readonly sender: Pick<SocketSender, 'send'>;
   readonly log: Logger;
   /** The session this connection relays. */
-  readonly slot: SessionSlot;
+  readonly slot: RelaySlot;
   /** Sends `err` to the client as an `error` message (and logs it when it is not a client error). */
   reportError(err: unknown, sessionId?: string | null): void;
   /** False once the connection is closing or closed; a handler that awaited checks it before going on. */

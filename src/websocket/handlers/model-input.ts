@@ -1,5 +1,5 @@
 import { AppError } from '../../util/app-error';
-import { decodeBase64Strict } from '../../util/base64';
+import { decodeBase64Strict } from '../../util/strict-base64';
 import { ServerMessages } from '../server-messages';
 import type { MessageHandler } from './message-context';
 

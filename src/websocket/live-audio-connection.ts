@@ -3,7 +3,6 @@ import type { RawData, WebSocket } from 'ws';
 import type { AppConfig } from '../config/config';
 import type { Authenticator, Principal } from '../services/auth/principal';
 import type { LiveAudioService } from '../services/live-audio-service';
-import type { LiveSession } from '../services/session/live-session';
 import { AppError } from '../util/app-error';
 import type { Logger } from '../util/logger';
 import { redactText } from '../util/logger';
@@ -16,8 +15,8 @@ import { MessageDispatcher } from './message-dispatcher';
 import { PreAuthFrameFilter } from './preauth-frame-filter';
 import { PREAUTH_CLOSE_REASONS, PREAUTH_MAX_UNREAD_BYTES, PreAuthGate, type PreAuthRefusal } from './preauth-gate';
 import { CloseCodes, ServerMessages } from './server-messages';
-import type { SessionHolder, SessionHolders } from './session-holders';
-import { SessionSlot } from './session-slot';
+import type { SessionRelays } from './session-relays';
+import { RelaySlot } from './relay-slot';
 import { SocketSender } from './socket-sender';
 import type { WsRateLimits } from '../services/limits/ws-rate-limits-adapter';
 
@@ -25,22 +24,22 @@ export type { PreAuth } from './connection-auth';
 
 export type WsConfig = AppConfig['ws'];
 
-export interface LiveAudioSocketDeps {
+export interface LiveAudioConnectionDeps {
   service: LiveAudioService;
   authenticator: Authenticator;
   connections: ConnectionCounter;
   rateLimits: WsRateLimits;
-  holders: SessionHolders<LiveAudioSocket>;
+  relays: SessionRelays<RelaySlot>;
   config: WsConfig;
   logger: Logger;
   /** Called once when the socket has closed. */
-  onClosed: (s: LiveAudioSocket) => void;
+  onClosed: (s: LiveAudioConnection) => void;
   /** A connection was refused before authentication (metrics). */
   onPreAuthRefusal?: (reason: PreAuthRefusal) => void;
 }
 
 /** Connection facts from the upgrade request. */
-export interface LiveAudioSocketMeta {
+export interface LiveAudioConnectionMeta {
   remoteAddress: string | undefined;
   /** The request URL with credentials redacted. */
   url: string;
@@ -63,16 +62,16 @@ let connectionSeq = 0;
  * One `/ws/live-audio` connection (README "WebSocket API"): wires the socket to its parts and owns its
  * lifecycle (state, inactivity timer, closing). The parts: the auth phase (connection-auth.ts), message handling
  * strictly in arrival order with inbound flow control (inbound-queue.ts), routing by message type
- * (message-dispatcher.ts, handlers/), the relayed session (session-slot.ts, session-binding.ts), outbound
+ * (message-dispatcher.ts, handlers/), the relayed session (relay-slot.ts, session-relay.ts), outbound
  * backpressure (socket-sender.ts) and the heartbeat (heartbeat.ts).
  */
-export class LiveAudioSocket implements SessionHolder {
+export class LiveAudioConnection {
   readonly id = `ws${++connectionSeq}`;
   private state: State = 'awaiting_auth';
   private readonly sender: SocketSender;
   private readonly heartbeat: Heartbeat;
   private readonly auth: ConnectionAuth;
-  private readonly slot: SessionSlot<LiveAudioSocket>;
+  private readonly slot: RelaySlot;
   private readonly inbound: InboundQueue;
   private readonly dispatcher: MessageDispatcher;
   private readonly preAuthGate: PreAuthGate;
@@ -86,8 +85,8 @@ export class LiveAudioSocket implements SessionHolder {
 
   constructor(
     private readonly ws: WebSocket,
-    private readonly deps: LiveAudioSocketDeps,
-    meta: LiveAudioSocketMeta,
+    private readonly deps: LiveAudioConnectionDeps,
+    meta: LiveAudioConnectionMeta,
     preAuth: PreAuth | null,
   ) {
     this.log = deps.logger.child({ component: 'ws', conn: this.id });
@@ -126,9 +125,8 @@ export class LiveAudioSocket implements SessionHolder {
       },
       close: (code, reason) => this.closeWith(code, reason),
     });
-    this.slot = new SessionSlot({
-      holder: this,
-      holders: deps.holders,
+    this.slot = new RelaySlot({
+      relays: deps.relays,
       service: deps.service,
       out: { sender: this.sender, reportError: (err, sessionId) => this.reportError(err, sessionId) },
       log: this.log,
@@ -176,11 +174,6 @@ export class LiveAudioSocket implements SessionHolder {
 
   get user(): Principal | undefined {
     return this.auth.principal;
-  }
-
-  /** Another connection resumed this session. */
-  detachSession(session: LiveSession): void {
-    this.slot.detach(session);
   }
 
   // ------------------------------------------------------------------ inbound

@@ -11,11 +11,11 @@ import { CLOSE_INVALID_ARGUMENT, CLOSE_POLICY, REASON_BAD_KEY, REASON_NON_AUDIO,
 
 export { ProtocolError, invalid, isObject } from './protocol-error';
 
-export type ClientMessageType = 'setup' | 'realtimeInput' | 'clientContent' | 'toolResponse' | 'contextUpdate';
+export type GeminiClientMessageType = 'setup' | 'realtimeInput' | 'clientContent' | 'toolResponse' | 'contextUpdate';
 const CLIENT_MESSAGES = new Set<string>(['setup', 'realtimeInput', 'clientContent', 'toolResponse', 'contextUpdate']);
 
 /** A frame (text or binary) must be a JSON object with exactly one known top-level field. */
-export function parseClientFrame(data: RawData, isBinary: boolean): { type: ClientMessageType; body: unknown } {
+export function parseGeminiClientFrame(data: RawData, isBinary: boolean): { type: GeminiClientMessageType; body: unknown } {
   const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
   let msg: unknown;
   try {
@@ -26,7 +26,7 @@ export function parseClientFrame(data: RawData, isBinary: boolean): { type: Clie
   if (!isObject(msg)) return invalid('not a JSON object');
   const keys = Object.keys(msg);
   if (keys.length !== 1 || !CLIENT_MESSAGES.has(keys[0])) return invalid(`unexpected fields: ${keys.join(',')}`);
-  return { type: keys[0] as ClientMessageType, body: msg[keys[0]] };
+  return { type: keys[0] as GeminiClientMessageType, body: msg[keys[0]] };
 }
 
 /** Top-level `setup` fields the real service knows. */

@@ -1,4 +1,4 @@
-import { stripDataUrl } from './base64';
+import { stripDataUrl } from './audio-bytes';
 
 /**
  * Microphone capture, two ways:

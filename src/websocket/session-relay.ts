@@ -4,13 +4,13 @@ import type { TurnSnapshot } from '../services/session/turn-tracker';
 import { ServerMessages } from './server-messages';
 import type { SocketSender } from './socket-sender';
 
-/** Where a binding's messages go: the connection's sender and its error reporting. */
-export interface BindingOutput {
+/** Where a relay's messages go: the connection's sender and its error reporting. */
+export interface RelayOutput {
   sender: Pick<SocketSender, 'send'>;
   reportError(err: unknown, sessionId: string): void;
 }
 
-/** What a binding needs of the service: the session's typed events. */
+/** What a relay needs of the service: the session's typed events. */
 export type SessionEventSource = Pick<LiveAudioService, 'subscribe'>;
 
 /**
@@ -18,18 +18,18 @@ export type SessionEventSource = Pick<LiveAudioService, 'subscribe'>;
  * (`transcription_result`, `audio_output`, `turn_complete`, `interrupted`, `error`, `session_ended`) until it is
  * released.
  */
-export class SessionBinding {
+export class SessionRelay {
   private isActive = true;
   /** Version of the last turn state sent, so one change is never sent twice. */
   private lastVersion: number;
   private readonly off: Array<() => void> = [];
 
-  /** `onEnded` runs after `session_ended` was sent (the owner then releases the binding). */
+  /** `onEnded` runs after `session_ended` was sent (the owner then releases the relay). */
   constructor(
     readonly session: LiveSession,
     readonly keepAliveOnClose: boolean,
-    private readonly out: BindingOutput,
-    private readonly onEnded: (b: SessionBinding) => void,
+    private readonly out: RelayOutput,
+    private readonly onEnded: (b: SessionRelay) => void,
     private readonly events: SessionEventSource,
   ) {
     this.listen('update', (snap) => this.onUpdate(snap));
@@ -62,7 +62,7 @@ export class SessionBinding {
   /**
    * For a session started for this connection whose model already spoke (an opening that came with the setup,
    * before anything could listen): sends that turn's state now (`transcription_result`, then `turn_complete` when
-   * it is complete). Reply audio that preceded the binding is not replayed.
+   * it is complete). Reply audio that preceded the relay is not replayed.
    */
   catchUpTurn(): void {
     const snap = this.session.snapshot();
