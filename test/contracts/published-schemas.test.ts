@@ -2,7 +2,7 @@ import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
 import request from 'supertest';
 import { loadRecording } from '../helpers/fixtures';
 import { startTestServer, type TestServer } from '../helpers/test-server';
-import { connect, wsUrl, type Msg, type WsTestClient } from '../websocket/ws-test-client';
+import { connect, wsUrl, type Msg, type WsTestClient } from '../helpers/ws-test-client';
 
 const API = '/api/v1/live-audio';
 

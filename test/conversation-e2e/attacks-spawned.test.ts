@@ -9,7 +9,7 @@ import { InspectorSession, inspectorUrl } from '../../bench/inspector-gc';
 import { scriptedScenario, startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
 import { probeHealth, spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { NO_RATE_LIMITS } from '../resilience/helpers';
-import { connectAuthed } from '../websocket/ws-test-client';
+import { connectAuthed } from '../helpers/ws-test-client';
 import { prng } from '../ops/helpers';
 import { API, suiteSeed, withSeed } from './helpers';
 

@@ -9,7 +9,7 @@ import { INTERVIEW_GREETING } from '../../src/services/profiles';
 import { silencePcm } from '../helpers/live-probe';
 import { startTestServer, type TestServer } from '../helpers/test-server';
 import { NO_RATE_LIMITS, patternPcm } from '../resilience/helpers';
-import { connectAuthed, type WsTestClient } from '../websocket/ws-test-client';
+import { connectAuthed, type WsTestClient } from '../helpers/ws-test-client';
 import { rest, streamDisordered, suiteSeed, withSeed } from './helpers';
 
 const SEED = suiteSeed();

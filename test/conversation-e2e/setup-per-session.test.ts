@@ -9,7 +9,7 @@ import { INTERVIEW_GREETING, INTERVIEW_INSTRUCTION } from '../../src/services/pr
 import { LiveModelTable } from '../../src/services/models';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { NO_RATE_LIMITS } from '../resilience/helpers';
-import { connectAuthed, type WsTestClient } from '../websocket/ws-test-client';
+import { connectAuthed, type WsTestClient } from '../helpers/ws-test-client';
 import { richOptions } from '../models/rich-options';
 import { profilesFile, rest, suiteSeed, TIMING_FROM_SEED, unsupportedOption, withSeed } from './helpers';
 

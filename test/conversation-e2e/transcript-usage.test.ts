@@ -14,7 +14,7 @@ import { defaultModels, EMULATOR_TIMINGS, scriptedScenario, type GeminiLiveEmula
 import { silencePcm } from '../helpers/live-probe';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { NO_RATE_LIMITS, patternPcm } from '../resilience/helpers';
-import { connectAuthed } from '../websocket/ws-test-client';
+import { connectAuthed } from '../helpers/ws-test-client';
 import { prng } from '../ops/helpers';
 import { rest, streamDisordered, suiteSeed, withSeed, type Rest } from './helpers';
 

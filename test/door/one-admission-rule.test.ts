@@ -1,7 +1,7 @@
 import { startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
 import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { childProcesses, prng } from '../ops/helpers';
-import { connect, wsUrl, type WsTestClient } from '../websocket/ws-test-client';
+import { connect, wsUrl, type WsTestClient } from '../helpers/ws-test-client';
 
 const API = '/api/v1/live-audio';
 const SEED = Number(process.env.TEST_SEED ?? 20261130);

@@ -10,7 +10,7 @@ import { scriptedScenario, startGeminiLiveEmulator, type GeminiLiveEmulator } fr
 import { GeminiLiveProvider } from '../../src/services/upstream/gemini-live-provider';
 import type { UpstreamConnection } from '../../src/services/upstream/upstream-types';
 import { sleep, type TestServer } from '../helpers/test-server';
-import { connectAuthed, type WsTestClient } from '../websocket/ws-test-client';
+import { connectAuthed, type WsTestClient } from '../helpers/ws-test-client';
 import { API, expectExactlyOnce, patternPcm, startResilienceServer, startRestSession, streamPcm, waitForStatus } from './helpers';
 
 const CONFIG = { model: 'gemini-2.5-flash-native-audio-preview-12-2025', responseModality: 'audio' as const, inputTranscription: true, outputTranscription: true };

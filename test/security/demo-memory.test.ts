@@ -9,7 +9,7 @@
 import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { prng } from '../ops/helpers';
 import { patternPcm } from '../resilience/helpers';
-import { connect, wsUrl, type WsTestClient } from '../websocket/ws-test-client';
+import { connect, wsUrl, type WsTestClient } from '../helpers/ws-test-client';
 import { GC_NODE_ARGS, MiB, collectGarbage, getMetrics, metricValue, mib } from './attack-helpers';
 
 const SEED = Number(process.env.SECURITY_SEED ?? Math.floor(Math.random() * 1e9));

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { clientFrame, rawWsConnect, type RawWs } from '../helpers/raw-ws';
 import { probeHealth, spawnServer, timedGet, type SpawnedServer } from '../helpers/spawned-server';
 import { prng } from '../ops/helpers';
-import { connect, connectRefused, wsUrl } from '../websocket/ws-test-client';
+import { connect, connectRefused, wsUrl } from '../helpers/ws-test-client';
 import { GC_NODE_ARGS, MiB, collectGarbage, cpuMsOf, getMetrics, metricValue, mib, sampleRss } from './attack-helpers';
 import type { FloodResult } from './ws-flood-attacker';
 

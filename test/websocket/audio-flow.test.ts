@@ -7,7 +7,7 @@ import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { loadRecording, referenceDecode } from '../helpers/fixtures';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
-import { connect, connectAuthed, wsUrl, type Msg, type WsTestClient } from './ws-test-client';
+import { connect, connectAuthed, wsUrl, type Msg, type WsTestClient } from '../helpers/ws-test-client';
 
 const API = '/api/v1/live-audio';
 

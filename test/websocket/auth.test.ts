@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import request from 'supertest';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
-import { connect, connectAuthed, connectRefused, wsUrl, type WsTestClient } from './ws-test-client';
+import { connect, connectAuthed, connectRefused, wsUrl, type WsTestClient } from '../helpers/ws-test-client';
 
 const AUTH_TIMEOUT_MS = 400;
 

@@ -6,7 +6,7 @@
 import type { Socket } from 'node:net';
 import { scriptedScenario } from '../../src/emulator';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
-import { connectAuthed, type WsTestClient } from './ws-test-client';
+import { connectAuthed, type WsTestClient } from '../helpers/ws-test-client';
 
 const CAP = 64 * 1024;
 const WORDS = 'one two three four five six seven eight nine ten eleven twelve'.split(' ');

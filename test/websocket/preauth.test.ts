@@ -13,7 +13,7 @@ import { jsonNestingExceeds } from '../../src/websocket/json-depth';
 import { PreAuthFrameFilter } from '../../src/websocket/preauth-frame-filter';
 import { PreAuthGate, type PreAuthRefusal } from '../../src/websocket/preauth-gate';
 import { PassThrough } from 'node:stream';
-import { connect, connectRefused, wsUrl } from './ws-test-client';
+import { connect, connectRefused, wsUrl } from '../helpers/ws-test-client';
 
 const PATH = '/ws/live-audio';
 const frame = (msg: unknown) => clientFrame(typeof msg === 'string' ? msg : JSON.stringify(msg));

@@ -3,7 +3,7 @@
  * inactivity timeout, per-user message and audio rate limits.
  */
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
-import { connect, connectAuthed, wsUrl, type WsTestClient } from './ws-test-client';
+import { connect, connectAuthed, wsUrl, type WsTestClient } from '../helpers/ws-test-client';
 
 const MAX_PAYLOAD = 64 * 1024;
 

@@ -5,7 +5,7 @@
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
-import { connectAuthed, type WsTestClient } from './ws-test-client';
+import { connectAuthed, type WsTestClient } from '../helpers/ws-test-client';
 
 const API = '/api/v1/live-audio';
 const pcmChunk = (ms = 100) => ({ type: 'audio_chunk', audio_data: Buffer.alloc(32 * ms).toString('base64'), format: 'pcm', sample_rate: 16000 });

@@ -11,7 +11,7 @@ import { Heartbeat } from '../../src/websocket/heartbeat';
 import { sniffImage } from '../../src/websocket/handlers/model-input';
 import { SocketSender } from '../../src/websocket/socket-sender';
 import { upgradeRouterFor } from '../../src/websocket/upgrade-router';
-import { connectRefused } from './ws-test-client';
+import { connectRefused } from '../helpers/ws-test-client';
 
 class FakeSocket extends EventEmitter {
   readyState = 1;
