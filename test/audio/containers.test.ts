@@ -12,7 +12,9 @@ import { checkMp4Head } from '../../src/services/audio/containers/mp4-boxes';
 import { checkOggHead } from '../../src/services/audio/containers/ogg-pages';
 import { parseWebmHeader } from '../../src/services/audio/webm/webm-header';
 import { opusPacketDurationMs } from '../../src/services/audio/opus-packet';
-import { collect, ffmpegBinary, loadChunks, referenceDecode, rejection, waitFor } from './helpers';
+import { collect, rejection, waitFor } from './helpers';
+import { ffmpegBinary, referenceDecode } from '../helpers/ffmpeg';
+import { loadChunks } from '../helpers/fixtures';
 import { encode, fmp4AacChunks, oggOpusChunks } from './encoded-fixtures';
 
 const created: FfmpegSessionDecoder[] = [];

@@ -5,7 +5,9 @@
  */
 import { createFfmpegDecoderFactory, type FfmpegSessionDecoder } from '../../src/services/audio/ffmpeg-session-decoder';
 import { AudioLimitError } from '../../src/services/audio/session-audio-decoder';
-import { collect, ffmpegBinary, loadChunks, pseudoRandomBytes, referenceDecode, rejection, waitFor } from './helpers';
+import { collect, pseudoRandomBytes, rejection, waitFor } from './helpers';
+import { ffmpegBinary, referenceDecode } from '../helpers/ffmpeg';
+import { loadChunks } from '../helpers/fixtures';
 
 const created: FfmpegSessionDecoder[] = [];
 afterEach(() => created.splice(0).forEach((d) => d.destroy()));

@@ -1,5 +1,6 @@
 import { createFfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
-import { buildWav, collect, rejection, ffmpegBinary, waitFor, pseudoRandomBytes, rms, sineSamples, zeroCrossingsPerSecond, type TestSampleFormat } from './helpers';
+import { buildWav, collect, rejection, waitFor, pseudoRandomBytes, rms, sineSamples, zeroCrossingsPerSecond, type TestSampleFormat } from './helpers';
+import { ffmpegBinary } from '../helpers/ffmpeg';
 
 const created: Array<{ destroy(): void }> = [];
 afterEach(() => created.splice(0).forEach((d) => d.destroy()));

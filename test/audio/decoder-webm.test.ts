@@ -3,20 +3,9 @@ import { Writable } from 'node:stream';
 import { createFfmpegDecoderFactory, FfmpegSessionDecoder } from '../../src/services/audio/ffmpeg-session-decoder';
 import { AudioDecodeError, AudioTooLargeError } from '../../src/services/audio/session-audio-decoder';
 import { summariseStderr } from '../../src/services/audio/ffmpeg-stream';
-import {
-  HELLO,
-  SHORT,
-  collect,
-  ffmpegBinary,
-  loadChunks,
-  pseudoRandomBytes,
-  referenceDecode,
-  resplit,
-  simpleBlockPayloads,
-  rejection,
-  similarity,
-  waitFor,
-} from './helpers';
+import { collect, pseudoRandomBytes, resplit, simpleBlockPayloads, rejection, similarity, waitFor } from './helpers';
+import { ffmpegBinary, referenceDecode } from '../helpers/ffmpeg';
+import { HELLO, SHORT, loadChunks } from '../helpers/fixtures';
 
 const hello = loadChunks(HELLO);
 const short = loadChunks(SHORT);

@@ -1,5 +1,6 @@
 import { looksLikeWebmContinuation, startsWithEbmlHeader } from '../../src/services/audio/ebml';
-import { HELLO, SHORT, buildWav, loadChunks, pseudoRandomBytes, sineSamples } from './helpers';
+import { buildWav, pseudoRandomBytes, sineSamples } from './helpers';
+import { HELLO, SHORT, loadChunks } from '../helpers/fixtures';
 
 describe('ebml sniffing', () => {
   it.each([HELLO, SHORT])('%s: chunk 0 has the EBML header, every later chunk looks like a continuation', (name) => {

@@ -7,7 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { readOggPages } from '../../src/services/audio/containers/ogg-pages';
-import { ffmpegBinary } from './helpers';
+import { ffmpegBinary } from '../helpers/ffmpeg';
 
 export const SPEECH_WAV = path.join(__dirname, '..', 'fixtures', 'audio', 'chromium-hello-1000ms', 'source-48k.wav');
 

@@ -1,36 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
-import path from 'node:path';
-import { resolveFfmpegPath } from '../../src/services/audio/ffmpeg-path';
 import type { AudioDecodeError, SessionAudioDecoder } from '../../src/services/audio/session-audio-decoder';
-
-export const FIXTURES = path.join(__dirname, '..', 'fixtures', 'audio');
-export const HELLO = 'chromium-hello-1000ms';
-export const SHORT = 'chromium-short-250ms';
-
-let ffmpegPath: string | null = null;
-export function ffmpegBinary(): string {
-  if (!ffmpegPath) ffmpegPath = resolveFfmpegPath().path;
-  return ffmpegPath;
-}
-
-/** The MediaRecorder chunks of a fixture recording, in order (chunk-000 carries the header). */
-export function loadChunks(name: string): Buffer[] {
-  const dir = path.join(FIXTURES, name);
-  return readdirSync(dir)
-    .filter((f) => /^chunk-\d+\.webm$/.test(f))
-    .sort()
-    .map((f) => readFileSync(path.join(dir, f)));
-}
-
-/** One ffmpeg run over the whole input: the reference the session decoder must reproduce. */
-export function referenceDecode(input: Buffer, inputArgs: string[] = ['-f', 'webm']): Buffer {
-  return execFileSync(
-    ffmpegBinary(),
-    ['-hide_banner', '-loglevel', 'error', ...inputArgs, '-i', 'pipe:0', '-ac', '1', '-ar', '16000', '-f', 's16le', 'pipe:1'],
-    { input, maxBuffer: 64 * 1024 * 1024 },
-  );
-}
 
 export interface Collector {
   pcm(): Buffer;

@@ -7,7 +7,8 @@
 import { WebmSequencer, type ChunkOutcome, type SequencedWrite } from '../../src/services/audio/webm/webm-sequencer';
 import { AudioDecodeError } from '../../src/services/audio/session-audio-decoder';
 import { prng } from '../ops/helpers';
-import { loadChunks, rejection } from './helpers';
+import { rejection } from './helpers';
+import { loadChunks } from '../helpers/fixtures';
 import { oneCluster } from './webm-layouts';
 
 const original = loadChunks('chromium-long-22s');

@@ -16,7 +16,8 @@ import { InstanceRegistry } from '../../src/cluster/instance-registry';
 import { RedisConnection } from '../../src/cluster/redis-connection';
 import { isAppError } from '../../src/util/app-error';
 import { createLogger } from '../../src/util/logger';
-import { LogCapture, processAlive } from '../ops/helpers';
+import { processAlive } from '../ops/helpers';
+import { LogCapture } from '../helpers/log-capture';
 import { startRedis, type RedisServer } from '../helpers/redis-server';
 import { freePort, waitForPort } from '../helpers/system-binary';
 

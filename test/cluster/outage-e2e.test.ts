@@ -12,7 +12,8 @@
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { RedisConnection, SessionRecordStore } from '../../src/cluster';
-import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { referenceDecode } from '../helpers/ffmpeg';
+import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API, postChunksLikeTheFrontend } from '../helpers/frontend-client';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { processAlive, prng } from '../ops/helpers';

@@ -7,7 +7,7 @@
 import { ClusterUnavailableError } from '../../src/cluster/cluster-errors';
 import { RedisConnection, type RedisState } from '../../src/cluster/redis-connection';
 import { createLogger } from '../../src/util/logger';
-import { LogCapture } from '../ops/helpers';
+import { LogCapture } from '../helpers/log-capture';
 import { startRedis, type RedisServer } from '../helpers/redis-server';
 import { freePort } from '../helpers/system-binary';
 

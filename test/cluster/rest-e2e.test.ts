@@ -9,7 +9,8 @@
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
-import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { referenceDecode } from '../helpers/ffmpeg';
+import { loadRecording } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend, LIVE_AUDIO_API as API } from '../helpers/frontend-client';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { processAlive } from '../ops/helpers';

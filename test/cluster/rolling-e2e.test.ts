@@ -8,7 +8,8 @@
  * order.
  */
 import { scriptedScenario } from '../../src/emulator';
-import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { referenceDecode } from '../helpers/ffmpeg';
+import { loadRecording } from '../helpers/fixtures';
 import { startCluster, type ClusterInstance, type TestCluster } from '../helpers/cluster';
 import { spawnServer } from '../helpers/spawned-server';
 import { processAlive, prng, WsProbe, wsUrlOf, type WsMsg } from '../ops/helpers';

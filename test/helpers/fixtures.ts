@@ -1,9 +1,13 @@
-import { spawnSync } from 'node:child_process';
+/** The recorded Chromium MediaRecorder fixtures (test/fixtures/audio), for tests and benchmarks alike. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { resolveFfmpegPath } from '../../src/services/audio/ffmpeg-path';
 
 export const FIXTURES_DIR = path.resolve(__dirname, '../fixtures/audio');
+
+export type RecordingName = 'chromium-hello-1000ms' | 'chromium-short-250ms' | 'chromium-long-22s';
+export const HELLO: RecordingName = 'chromium-hello-1000ms';
+export const SHORT: RecordingName = 'chromium-short-250ms';
+export const LONG: RecordingName = 'chromium-long-22s';
 
 export interface Recording {
   name: string;
@@ -12,32 +16,18 @@ export interface Recording {
   spokenText: string;
 }
 
-/** Loads a real Chromium MediaRecorder recording (chunk-000 carries the WebM header). */
-export function loadRecording(name: 'chromium-hello-1000ms' | 'chromium-short-250ms' | 'chromium-long-22s'): Recording {
+/** The MediaRecorder chunks of a recording, in order (chunk-000 carries the WebM header). */
+export function loadChunks(name: string): Buffer[] {
   const dir = path.join(FIXTURES_DIR, name);
-  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8'));
-  const chunks = fs
+  return fs
     .readdirSync(dir)
     .filter((f) => /^chunk-\d+\.webm$/.test(f))
     .sort()
     .map((f) => fs.readFileSync(path.join(dir, f)));
-  return { name, chunks, timesliceMs: meta.timesliceMs, spokenText: meta.spokenText };
 }
 
-let ffmpegPath: string | undefined;
-/** The ffmpeg the server itself picks (FFMPEG_PATH, then PATH, then the bundled build): same decoder, same PCM. */
-export function ffmpegBinary(): string {
-  ffmpegPath ??= resolveFfmpegPath({ explicitPath: process.env.FFMPEG_PATH }).path;
-  return ffmpegPath;
-}
-
-/** Reference decode: the whole byte stream through one ffmpeg run, 16 kHz mono s16le. */
-export function referenceDecode(bytes: Buffer, inputFormat = 'webm'): Buffer {
-  const r = spawnSync(
-    ffmpegBinary(),
-    ['-hide_banner', '-loglevel', 'error', '-f', inputFormat, '-i', 'pipe:0', '-f', 's16le', '-ar', '16000', '-ac', '1', 'pipe:1'],
-    { input: bytes, maxBuffer: 64 * 1024 * 1024 },
-  );
-  if (r.status !== 0) throw new Error(`reference decode failed: ${r.stderr.toString()}`);
-  return r.stdout;
+/** Loads a real Chromium MediaRecorder recording with its meta data (timeslice, the words spoken). */
+export function loadRecording(name: RecordingName): Recording {
+  const meta = JSON.parse(fs.readFileSync(path.join(FIXTURES_DIR, name, 'meta.json'), 'utf8'));
+  return { name, chunks: loadChunks(name), timesliceMs: meta.timesliceMs, spokenText: meta.spokenText };
 }

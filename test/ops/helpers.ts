@@ -1,27 +1,5 @@
 import fs from 'node:fs';
-import { Writable } from 'node:stream';
 import WebSocket from 'ws';
-
-/** A pino destination that keeps every line (tests read what was logged). */
-export class LogCapture extends Writable {
-  private readonly chunks: string[] = [];
-
-  override _write(chunk: Buffer | string, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.chunks.push(chunk.toString());
-    cb();
-  }
-
-  get text(): string {
-    return this.chunks.join('');
-  }
-
-  lines(): Record<string, unknown>[] {
-    return this.text
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  }
-}
 
 /** Child processes of `pid` whose command name is `name` (Linux /proc). */
 export function childProcesses(pid: number, name?: string): number[] {

@@ -2,7 +2,7 @@ import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { loadRecording } from '../helpers/fixtures';
 import { JWT_SECRET, sleep, startTestServer, type TestServer } from '../helpers/test-server';
-import { LogCapture } from './helpers';
+import { LogCapture } from '../helpers/log-capture';
 
 const API = '/api/v1/live-audio';
 

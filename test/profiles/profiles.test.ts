@@ -13,7 +13,7 @@ import {
 } from '../../src/services/profiles';
 import { parseSessionOptions, resolveSessionSetup } from '../../src/services/session-setup';
 import { createLogger } from '../../src/util/logger';
-import { LogCapture } from '../ops/helpers';
+import { LogCapture } from '../helpers/log-capture';
 
 const models = new LiveModelTable();
 let dir: string;

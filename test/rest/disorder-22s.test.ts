@@ -12,7 +12,8 @@
  * tests). Delays and the reorder wait are wall-clock, as on a real network.
  */
 import http from 'node:http';
-import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { referenceDecode } from '../helpers/ffmpeg';
+import { loadRecording } from '../helpers/fixtures';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { prng } from '../ops/helpers';
 import { chunkSpansMs } from '../audio/webm-layouts';

@@ -4,7 +4,8 @@
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
-import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { referenceDecode } from '../helpers/ffmpeg';
+import { loadRecording } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend } from '../helpers/frontend-client';
 import { frontendSessionId, startTestServer, type TestServer } from '../helpers/test-server';
 

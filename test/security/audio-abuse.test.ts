@@ -22,7 +22,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { probeHealth, spawnServer, type SpawnedServer } from '../helpers/spawned-server';
-import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { referenceDecode } from '../helpers/ffmpeg';
+import { loadRecording } from '../helpers/fixtures';
 import { childProcesses, processAlive, WsProbe } from '../ops/helpers';
 import { flacInMatroska10h, opusWebmBomb } from './audio-bombs';
 import { spawnEmulator, type EmulatorProcess } from './emulator-process';

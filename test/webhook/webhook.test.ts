@@ -8,7 +8,8 @@ import {
   type SessionEndedEvent,
 } from '../../src/services/webhook';
 import { createLogger } from '../../src/util/logger';
-import { LogCapture, prng } from '../ops/helpers';
+import { prng } from '../ops/helpers';
+import { LogCapture } from '../helpers/log-capture';
 import { startReceiver } from './receiver';
 
 const SECRET = 'whsec_0123456789abcdef0123456789abcdef';

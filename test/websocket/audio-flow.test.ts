@@ -5,7 +5,8 @@
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
-import { loadRecording, referenceDecode } from '../helpers/fixtures';
+import { referenceDecode } from '../helpers/ffmpeg';
+import { loadRecording } from '../helpers/fixtures';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { connect, connectAuthed, wsUrl, type Msg, type WsTestClient } from '../helpers/ws-test-client';
 

@@ -5,7 +5,7 @@
  * before JSON.parse; the per-address upgrade budget counts strangers only. The attacks themselves, on a spawned
  * server process, are in test/security/ws-preauth.test.ts.
  */
-import { LogCapture } from '../ops/helpers';
+import { LogCapture } from '../helpers/log-capture';
 import { clientFrame, rawWsConnect, type RawWs } from '../helpers/raw-ws';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { ConfigError, loadConfig } from '../../src/config/config';
