@@ -19,7 +19,10 @@ export const SETTINGS = {
     title: 'Server',
     prefix: '',
     vars: {
-      NODE_ENV: str('development | production | test (test: silent logs unless LOG_LEVEL is set)', 'development'),
+      NODE_ENV: str(
+        'development | production (no development key, no localhost CORS origins, METRICS_TOKEN required) | test (silent logs unless LOG_LEVEL is set)',
+        'development',
+      ),
       HOST: str('Address to listen on', '0.0.0.0'),
       PORT: int('TCP port to listen on (0: any free port)', 3000, 0, 65535),
       LIVE_AUDIO_EMULATOR: oneOf('auto (the built-in emulator when no key and no base URL are set) | on | off', ['auto', 'on', 'off'], 'auto'),
