@@ -1,9 +1,9 @@
 import { ApiClient, ApiError, type TranscribeAnswer } from './api-client';
 import { base64ToBytes, parseWav } from './audio-bytes';
-import { Emitter } from './emitter';
+import { ConversationLifecycle } from './conversation-lifecycle';
 import { fromApiError, fromMicError, PlainFailure } from './plain-errors';
 import { WebmChunkRecorder } from './microphone-capture';
-import type { Conversation, ConversationEvents, Modality, PlainError } from './types';
+import type { Conversation, EndInfo, Modality, PlainError } from './types';
 
 export interface RestConversationOptions {
   api: ApiClient;
@@ -23,18 +23,15 @@ const sleep = (ms: number) => new Promise<void>((r) => window.setTimeout(r, ms))
  * older than the newest one shown is ignored. Reply audio comes as the turn's whole WAV so far: only the
  * part not yet played is queued.
  */
-export class RestConversation extends Emitter<ConversationEvents> implements Conversation {
+export class RestConversation extends ConversationLifecycle implements Conversation {
   readonly transport = 'rest' as const;
   readonly sessionId: string;
   private recorder: WebmChunkRecorder | null = null;
   private readonly inflight = new Set<Promise<void>>();
-  private statusTimer: number | undefined;
   private latestTurn = -1;
   private latestStamp = '';
   private readonly audioSamplesByTurn = new Map<number, number>();
   private readonly interruptedTurns = new Set<number>();
-  private stopping: Promise<void> | null = null;
-  private ended = false;
   private lastErrorCode: string | undefined;
 
   constructor(private readonly o: RestConversationOptions) {
@@ -75,7 +72,7 @@ export class RestConversation extends Emitter<ConversationEvents> implements Con
       throw new PlainFailure(fromMicError(err));
     }
     this.emit('state', 'active');
-    this.statusTimer = window.setInterval(() => void this.pollStatus(), this.o.statusEveryMs ?? 2000);
+    this.pollStatusEvery(this.o.statusEveryMs ?? 2000, () => void this.pollStatus());
     void this.pollStatus();
   }
 
@@ -152,7 +149,7 @@ export class RestConversation extends Emitter<ConversationEvents> implements Con
         });
         return;
       }
-      if (this.stopping) return;
+      if (this.isStopping) return;
       // Ended on the server side: time limit, idle timeout, upstream failure, or another tab.
       this.emit('status', { status: data.status, upstreamConnected: false, upstreamState: 'closed', reconnects: null });
       this.finish({ status: data.status, reason: data.endReason ?? data.reason ?? data.status, message: data.endMessage ?? data.message });
@@ -161,41 +158,23 @@ export class RestConversation extends Emitter<ConversationEvents> implements Con
     }
   }
 
-  private finish(info: { status: string; reason: string; message?: string }): void {
-    if (this.ended) return;
-    this.ended = true;
-    window.clearInterval(this.statusTimer);
-    void this.recorder?.stop();
-    this.emit('ended', info);
-    this.emit('state', 'ended');
+  protected stopCapture(): Promise<void> | undefined {
+    return this.recorder?.stop();
   }
 
-  endNow(): void {
-    if (this.ended) return;
-    this.ended = true;
-    window.clearInterval(this.statusTimer);
-    void this.recorder?.stop();
+  protected endOnUnload(): void {
     this.o.api.endSessionOnUnload(this.sessionId);
   }
 
-  stop(): Promise<void> {
-    if (!this.stopping) this.stopping = this.doStop();
-    return this.stopping;
-  }
-
-  private async doStop(): Promise<void> {
-    window.clearInterval(this.statusTimer);
-    if (this.ended) return;
-    this.emit('state', 'stopping');
-    // The last partial chunk is posted, and answers still on their way are awaited briefly, before ending.
-    await this.recorder?.stop();
+  /** The last partial chunk was posted; answers still on their way are awaited briefly, then the session ends. */
+  protected async endOnServer(): Promise<EndInfo> {
     await Promise.race([Promise.allSettled([...this.inflight]), sleep(4000)]);
     try {
       const { data } = await this.o.api.endSession(this.sessionId);
-      this.finish({ status: data.status, reason: data.reason ?? 'client_end', message: data.message });
+      return { status: data.status, reason: data.reason ?? 'client_end', message: data.message };
     } catch (err) {
       this.emit('error', fromApiError(err, 'end the session'));
-      this.finish({ status: 'unknown', reason: 'end_failed' });
+      return { status: 'unknown', reason: 'end_failed' };
     }
   }
 }

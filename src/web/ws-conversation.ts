@@ -1,8 +1,8 @@
 import { base64ToBytes, bytesToBase64, int16ToS16le, s16leToInt16 } from './audio-bytes';
-import { Emitter } from './emitter';
+import { ConversationLifecycle } from './conversation-lifecycle';
 import { fromMicError, fromSocketClose, fromSocketMessage, PlainFailure } from './plain-errors';
 import { PcmCapture } from './microphone-capture';
-import type { Conversation, ConversationEvents, EndInfo, Modality, PlainError } from './types';
+import type { Conversation, EndInfo, Modality, PlainError } from './types';
 import { LiveSocket, liveSocketUrl, type ServerMessage } from './ws-client';
 
 export interface WsConversationOptions {
@@ -26,20 +26,17 @@ const FATAL_BEFORE_START = new Set(['auth_failed', 'auth_timeout', 'auth_require
  * The WebSocket transport: 16 kHz PCM streamed in short chunks, transcription and reply audio pushed by the
  * server as they happen, `interrupted` acted on at once.
  */
-export class WsConversation extends Emitter<ConversationEvents> implements Conversation {
+export class WsConversation extends ConversationLifecycle implements Conversation {
   readonly transport = 'ws' as const;
   readonly sessionId: string;
   private readonly socket = new LiveSocket();
   private capture: PcmCapture | null = null;
-  private statusTimer: number | undefined;
   private startWaiter: { resolve: () => void; reject: (e: PlainFailure) => void } | null = null;
   private endWaiter: (() => void) | null = null;
   private turnId: number | null = null;
   private audioTurn = 0;
   private interruptedTurn: number | null = null;
   private sessionActive = false;
-  private ended = false;
-  private stopping: Promise<void> | null = null;
 
   constructor(private readonly o: WsConversationOptions) {
     super();
@@ -143,7 +140,7 @@ export class WsConversation extends Emitter<ConversationEvents> implements Conve
     const w = this.startWaiter;
     this.startWaiter = null;
     this.emit('state', 'active');
-    this.statusTimer = window.setInterval(() => this.socket.send({ type: 'get_status' }), this.o.statusEveryMs ?? 2000);
+    this.pollStatusEvery(this.o.statusEveryMs ?? 2000, () => this.socket.send({ type: 'get_status' }));
     this.socket.send({ type: 'get_status' });
     w?.resolve();
   }
@@ -205,41 +202,32 @@ export class WsConversation extends Emitter<ConversationEvents> implements Conve
     this.finish({ status: 'ended', reason: 'connection_closed', message: reason || `WebSocket closed (${code})` });
   }
 
-  private finish(info: EndInfo): void {
-    if (this.ended) return;
-    this.ended = true;
+  protected stopCapture(): Promise<void> | undefined {
+    return this.capture?.stop(); // flushes the last samples into one more audio_chunk
+  }
+
+  protected override beforeEnded(): void {
     this.sessionActive = false;
-    window.clearInterval(this.statusTimer);
-    void this.capture?.stop();
     this.endWaiter?.();
-    this.emit('ended', info);
-    this.emit('state', 'ended');
+  }
+
+  protected override afterEnded(): void {
     this.socket.close(1000, 'session ended');
   }
 
-  endNow(): void {
-    if (this.ended) return;
-    this.ended = true;
-    window.clearInterval(this.statusTimer);
-    void this.capture?.stop();
+  protected endOnUnload(): void {
     this.socket.send({ type: 'end_session' });
     this.socket.close(1001, 'page closed');
   }
 
-  stop(): Promise<void> {
-    if (!this.stopping) this.stopping = this.doStop();
-    return this.stopping;
+  protected override stopBeforeStart(): boolean {
+    if (!this.startWaiter) return false;
+    this.failStart({ message: 'Stopped before the session started.', code: 'STOPPED' });
+    return true;
   }
 
-  private async doStop(): Promise<void> {
-    window.clearInterval(this.statusTimer);
-    if (this.ended) return;
-    if (this.startWaiter) {
-      this.failStart({ message: 'Stopped before the session started.', code: 'STOPPED' });
-      return;
-    }
-    this.emit('state', 'stopping');
-    await this.capture?.stop(); // flushes the last samples into one more audio_chunk
+  /** Asks the server to end the session and waits (at most 3 s) for its session_ended. */
+  protected async endOnServer(): Promise<EndInfo> {
     this.sessionActive = false;
     const endedOnServer = new Promise<void>((resolve) => {
       this.endWaiter = resolve;
@@ -247,6 +235,6 @@ export class WsConversation extends Emitter<ConversationEvents> implements Conve
     });
     this.socket.send({ type: 'end_session' });
     await endedOnServer;
-    this.finish({ status: 'ended', reason: 'client_end' });
+    return { status: 'ended', reason: 'client_end' };
   }
 }
