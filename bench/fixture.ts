@@ -4,29 +4,20 @@
  * where each chunk ends in audio time and where each utterance ends (same energy VAD as the emulator, on the PCM
  * the server's ffmpeg produces).
  */
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { EnergyVad } from '../src/emulator/energy-vad';
 import { DEFAULT_SILENCE_DURATION_MS } from '../src/emulator/energy-vad';
+import { referenceDecode } from '../test/helpers/ffmpeg';
+import { FIXTURES_DIR, loadChunks } from '../test/helpers/fixtures';
 
-export const FIXTURES_DIR = path.resolve(__dirname, '../test/fixtures/audio');
+export { FIXTURES_DIR };
 export const DEFAULT_RECORDING = 'chromium-long-22s';
 export const FALLBACK_RECORDING = 'chromium-hello-1000ms';
 
 export function ffmpegPath(): string {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolved at run time (an optional or CommonJS-only module)
   return (require('@ffmpeg-installer/ffmpeg') as { path: string }).path;
-}
-
-/** Whole-stream decode to 16 kHz mono s16le (the server's ffmpeg flags). */
-export function decodeWebm(bytes: Buffer, ffmpeg = ffmpegPath()): Buffer {
-  const r = spawnSync(ffmpeg, ['-hide_banner', '-loglevel', 'error', '-f', 'webm', '-i', 'pipe:0', '-f', 's16le', '-ar', '16000', '-ac', '1', 'pipe:1'], {
-    input: bytes,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (r.status !== 0) throw new Error(`ffmpeg decode failed: ${r.stderr.toString()}`);
-  return r.stdout;
 }
 
 /** One utterance of a loop, in the loop's audio time (ms from the start of chunk-000). */
@@ -64,18 +55,14 @@ export function recordingExists(name: string): boolean {
 export function loadRecording(name = recordingExists(DEFAULT_RECORDING) ? DEFAULT_RECORDING : FALLBACK_RECORDING): Recording {
   const dir = path.join(FIXTURES_DIR, name);
   const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as { timesliceMs: number; spokenText: string };
-  const chunks = fs
-    .readdirSync(dir)
-    .filter((f) => /^chunk-\d+\.webm$/.test(f))
-    .sort()
-    .map((f) => fs.readFileSync(path.join(dir, f)));
+  const chunks = loadChunks(name);
   if (chunks.length === 0) throw new Error(`no chunks in ${dir}`);
   const ff = ffmpegPath();
   const chunkEndMs: number[] = [];
   for (let i = 0; i < chunks.length; i++) {
-    chunkEndMs.push(decodeWebm(Buffer.concat(chunks.slice(0, i + 1)), ff).length / 32);
+    chunkEndMs.push(referenceDecode(Buffer.concat(chunks.slice(0, i + 1)), 'webm', ff).length / 32);
   }
-  const pcm = decodeWebm(Buffer.concat(chunks), ff);
+  const pcm = referenceDecode(Buffer.concat(chunks), 'webm', ff);
   const loopMs = pcm.length / 32;
   const { firstLoop, laterLoops } = findUtterances(pcm, loopMs);
   return {

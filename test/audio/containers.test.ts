@@ -5,7 +5,6 @@
  * are refused with AUDIO_UNSUPPORTED_CODEC without any ffmpeg process. Chrome's WebM stays byte-exact.
  */
 import pino from 'pino';
-import { Writable } from 'node:stream';
 import { createFfmpegDecoderFactory, type FfmpegSessionDecoder } from '../../src/services/audio/ffmpeg-session-decoder';
 import { sniffContainer } from '../../src/services/audio/containers/sniff';
 import { checkMp4Head } from '../../src/services/audio/containers/mp4-boxes';
@@ -16,17 +15,18 @@ import { collect, rejection, waitFor } from './helpers';
 import { ffmpegBinary, referenceDecode } from '../helpers/ffmpeg';
 import { loadChunks } from '../helpers/fixtures';
 import { encode, fmp4AacChunks, oggOpusChunks } from './encoded-fixtures';
+import { LogCapture } from '../helpers/log-capture';
 
 const created: FfmpegSessionDecoder[] = [];
 afterEach(() => created.splice(0).forEach((d) => d.destroy()));
 
 function setup(extra: { restartsPerMinute?: number } = {}) {
-  const lines: string[] = [];
-  const logger = pino({ level: 'debug' }, new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) }));
+  const log = new LogCapture();
+  const logger = pino({ level: 'debug' }, log);
   const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), logger, ...extra });
   const dec = factory.create('containers');
   created.push(dec);
-  const commandLines = () => lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'ffmpeg started').map((l) => l.args as string);
+  const commandLines = () => log.lines().filter((l) => l.msg === 'ffmpeg started').map((l) => l.args as string);
   return { factory, dec, out: collect(dec), commandLines };
 }
 

@@ -1,11 +1,11 @@
 import pino from 'pino';
-import { Writable } from 'node:stream';
 import { createFfmpegDecoderFactory, FfmpegSessionDecoder } from '../../src/services/audio/ffmpeg-session-decoder';
 import { AudioDecodeError, AudioTooLargeError } from '../../src/services/audio/session-audio-decoder';
 import { summariseStderr } from '../../src/services/audio/ffmpeg-stream';
 import { collect, pseudoRandomBytes, resplit, simpleBlockPayloads, rejection, similarity, waitFor } from './helpers';
 import { ffmpegBinary, referenceDecode } from '../helpers/ffmpeg';
 import { HELLO, SHORT, loadChunks } from '../helpers/fixtures';
+import { LogCapture } from '../helpers/log-capture';
 
 const hello = loadChunks(HELLO);
 const short = loadChunks(SHORT);
@@ -94,14 +94,13 @@ describe('FfmpegSessionDecoder: WebM/Opus from MediaRecorder', () => {
   });
 
   it('uses the expected ffmpeg command line (no -fflags nobuffer)', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({ write: (c, _e, cb) => (lines.push(String(c)), cb()) });
-    const logger = pino({ level: 'debug' }, sink);
+    const log = new LogCapture();
+    const logger = pino({ level: 'debug' }, log);
     const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), logger });
     const dec = factory.create('cmd');
     await dec.write(short[0]!, { format: 'webm' });
     await dec.close();
-    const started = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'ffmpeg started');
+    const started: any = log.lines().find((l) => l.msg === 'ffmpeg started');
     // Demuxer and decoder forced, no protocol but the pipe.
     expect(started.args).toContain('-hide_banner -loglevel repeat+error -protocol_whitelist pipe -f webm -c:a opus -i pipe:0');
     expect(started.args).toMatch(/-ac 1 .*-ar 16000 .*-f s16le pipe:1$/);

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { WebSocket } from 'ws';
 import { startGeminiLiveEmulator, type EmulatorOptions, type GeminiLiveEmulator } from '../../src/emulator';
 import { connectLive, type ConnectLiveOptions, type LiveProbe } from '../helpers/live-probe';
@@ -62,27 +61,4 @@ export class RawClient {
   json(i: number): any {
     return JSON.parse(this.frames[i].text);
   }
-}
-
-/** Decodes a WebM/Opus byte stream to 16 kHz mono s16le PCM with the bundled ffmpeg. */
-export function decodeWebmToPcm16k(webm: Buffer): Promise<Buffer> {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolved at run time (an optional or CommonJS-only module)
-  const ffmpegPath: string = require('@ffmpeg-installer/ffmpeg').path;
-  return new Promise((resolve, reject) => {
-    const ff = spawn(ffmpegPath, [
-      ...['-hide_banner', '-loglevel', 'error'],
-      ...['-f', 'webm', '-i', 'pipe:0'],
-      ...['-f', 's16le', '-ar', '16000', '-ac', '1', 'pipe:1'],
-    ]);
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    ff.stdout.on('data', (d: Buffer) => out.push(d));
-    ff.stderr.on('data', (d: Buffer) => err.push(d));
-    ff.on('error', reject);
-    ff.on('close', (code) => {
-      if (code === 0) resolve(Buffer.concat(out));
-      else reject(new Error(`ffmpeg exited ${code}: ${Buffer.concat(err).toString()}`));
-    });
-    ff.stdin.end(webm);
-  });
 }

@@ -3,30 +3,24 @@
  * connection cap and the Origin check — with real `ws` clients against the in-process server.
  */
 import net from 'node:net';
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import request from 'supertest';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { connect, connectAuthed, connectRefused, wsUrl, type WsTestClient } from '../helpers/ws-test-client';
+import { LogCapture } from '../helpers/log-capture';
 
 const AUTH_TIMEOUT_MS = 400;
 
 describe('WebSocket authentication', () => {
   let t: TestServer;
-  const logLines: string[] = [];
+  const log = new LogCapture();
   const open: WsTestClient[] = [];
   const track = (c: WsTestClient) => (open.push(c), c);
 
   beforeAll(async () => {
-    const sink = new Writable({
-      write(chunk, _enc, cb) {
-        logLines.push(chunk.toString());
-        cb();
-      },
-    });
     t = await startTestServer({
       env: { LIVE_AUDIO_AUTH_TIMEOUT_MS: String(AUTH_TIMEOUT_MS), LIVE_AUDIO_MAX_CONNECTIONS_PER_USER: '2' },
-      overrides: { logger: pino({ level: 'debug' }, sink) },
+      overrides: { logger: pino({ level: 'debug' }, log) },
     });
   });
   afterEach(async () => {
@@ -213,7 +207,7 @@ describe('WebSocket authentication', () => {
   });
 
   it('never writes the credentials to the log', () => {
-    const all = logLines.join('\n');
+    const all = log.text;
     expect(all).toContain('websocket authenticated');
     expect(all).not.toContain(t.keys.alice);
     expect(all).not.toContain(t.keys.bob);
