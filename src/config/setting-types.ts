@@ -24,8 +24,8 @@ const setting = <T extends z.ZodType>(type: T, example: string, doc: string, ext
 
 const blank = (v: string | undefined): v is undefined => v === undefined || v.trim() === '';
 
-/** An integer in [min, max] (default `def`). */
-export const int = (doc: string, def: number, min = 0, max = Number.MAX_SAFE_INTEGER, extra?: Extra) =>
+/** A number in [min, max] (default `def`); `integer`: whole numbers only. */
+const numberIn = (integer: boolean, doc: string, def: number, min: number, max: number, extra?: Extra) =>
   setting(
     z
       .string()
@@ -33,8 +33,8 @@ export const int = (doc: string, def: number, min = 0, max = Number.MAX_SAFE_INT
       .transform((v, ctx) => {
         if (blank(v)) return def;
         const n = Number(v);
-        if (!Number.isInteger(n) || n < min || n > max) {
-          ctx.addIssue({ code: 'custom', message: `must be an integer in [${min}, ${max}]` });
+        if (!(integer ? Number.isInteger(n) : Number.isFinite(n)) || n < min || n > max) {
+          ctx.addIssue({ code: 'custom', message: `must be ${integer ? 'an integer' : 'a number'} in [${min}, ${max}]` });
           return z.NEVER;
         }
         return n;
@@ -44,25 +44,11 @@ export const int = (doc: string, def: number, min = 0, max = Number.MAX_SAFE_INT
     extra,
   );
 
+/** An integer in [min, max] (default `def`). */
+export const int = (doc: string, def: number, min = 0, max = Number.MAX_SAFE_INTEGER, extra?: Extra) => numberIn(true, doc, def, min, max, extra);
+
 /** A number in [min, max] (default `def`). */
-export const num = (doc: string, def: number, min: number, max: number, extra?: Extra) =>
-  setting(
-    z
-      .string()
-      .optional()
-      .transform((v, ctx) => {
-        if (blank(v)) return def;
-        const n = Number(v);
-        if (!Number.isFinite(n) || n < min || n > max) {
-          ctx.addIssue({ code: 'custom', message: `must be a number in [${min}, ${max}]` });
-          return z.NEVER;
-        }
-        return n;
-      }),
-    String(def),
-    doc,
-    extra,
-  );
+export const num = (doc: string, def: number, min: number, max: number, extra?: Extra) => numberIn(false, doc, def, min, max, extra);
 
 const TRUE = /^(1|true|yes|on)$/i;
 const FALSE = /^(0|false|no|off)$/i;

@@ -12,7 +12,8 @@ import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { startCluster, type ClusterInstance, type TestCluster } from '../helpers/cluster';
 import { spawnServer } from '../helpers/spawned-server';
-import { processAlive, prng, WsProbe, wsUrlOf, type WsMsg } from '../ops/helpers';
+import { processAlive, prng } from '../ops/helpers';
+import { connect, type WsTestClient, wsUrl, type Msg } from '../helpers/ws-test-client';
 
 jest.setTimeout(240_000);
 
@@ -39,13 +40,13 @@ afterAll(async () => {
 
 /** The client side of a rolling deploy: on `reconnect`, hold the audio, reconnect anywhere and resume. */
 class ResumingClient {
-  probe: WsProbe | undefined;
+  probe: WsTestClient | undefined;
   streaming = false;
   reconnects = 0;
-  readonly errors: WsMsg[] = [];
+  readonly errors: Msg[] = [];
   readonly held: Buffer[] = [];
   sent = 0;
-  ended: WsMsg | undefined;
+  ended: Msg | undefined;
 
   constructor(
     private readonly url: string,
@@ -54,12 +55,12 @@ class ResumingClient {
 
   async connect(resume: boolean): Promise<void> {
     for (let attempt = 0; ; attempt++) {
-      let p: WsProbe | undefined;
-      let answer: WsMsg;
+      let p: WsTestClient | undefined;
+      let answer: Msg;
       try {
-        p = await WsProbe.open(this.url);
+        p = await connect(this.url);
         await p.waitFor((m) => m.type === 'auth_success', 10_000);
-        answer = await p.request(
+        answer = await p.ask(
           { type: 'start_session', session_id: this.sessionId, response_modality: 'text', ...(resume ? { resume: true } : {}) },
           ['session_started', 'error'],
           15_000,
@@ -71,7 +72,7 @@ class ResumingClient {
       if (p && answer.type === 'session_started') {
         if (resume) expect(answer.data).toMatchObject({ resumed: true });
         this.probe = p;
-        p.ws.on('message', (d) => this.onMessage(JSON.parse(d.toString()) as WsMsg));
+        p.ws.on('message', (d) => this.onMessage(JSON.parse(d.toString()) as Msg));
         this.streaming = true;
         for (const b of this.held.splice(0)) this.push(b);
         return;
@@ -84,7 +85,7 @@ class ResumingClient {
     }
   }
 
-  private onMessage(m: WsMsg): void {
+  private onMessage(m: Msg): void {
     if (m.type === 'reconnect') {
       expect(m).toEqual({ type: 'reconnect', session_id: this.sessionId, data: { sessionId: this.sessionId, action: 'reconnect and resume' } });
       this.streaming = false;
@@ -103,7 +104,7 @@ class ResumingClient {
       this.held.push(pcm);
       return;
     }
-    this.probe.send({ type: 'audio_chunk', audio_data: pcm.toString('base64'), format: 'pcm', sample_rate: 16000, channels: 1 });
+    this.probe.sendIfOpen({ type: 'audio_chunk', audio_data: pcm.toString('base64'), format: 'pcm', sample_rate: 16000, channels: 1 });
     this.sent += pcm.length;
   }
 }
@@ -113,7 +114,7 @@ it(`a WebSocket session streams through a restart of every instance: reconnect, 
   const sessionId = `ws_rolling_${Date.now()}`;
   const pcmBefore = cluster.emulator.receivedPcm().length;
   const connsBefore = cluster.emulator.connections.length;
-  const client = new ResumingClient(wsUrlOf(cluster.url, cluster.keys.alice), sessionId);
+  const client = new ResumingClient(wsUrl(cluster.url, { token: cluster.keys.alice }), sessionId);
   await client.connect(false);
 
   // Real-time audio, 100 ms per piece, with a little jitter, looping over the recording.
@@ -176,7 +177,7 @@ it(`a WebSocket session streams through a restart of every instance: reconnect, 
   // One upstream per owner, each later one resumed with the stored handle.
   expect(conns.length).toBe(client.reconnects + 1);
   for (const c of conns.slice(1)) expect(c.resumedFrom).toBeDefined();
-  await client.probe?.request({ type: 'end_session' }, ['session_ended'], 10_000);
+  await client.probe?.ask({ type: 'end_session' }, ['session_ended'], 10_000);
 });
 
 /** The PCM the client sent, in order: the recording looped from its start, `sent` bytes of it. */

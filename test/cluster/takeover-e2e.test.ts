@@ -15,7 +15,8 @@ import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API } from '../helpers/frontend-client';
 import { startCluster, type TestCluster } from '../helpers/cluster';
-import { processAlive, prng, WsProbe, wsUrlOf } from '../ops/helpers';
+import { processAlive, prng } from '../ops/helpers';
+import { connect, type WsTestClient, wsUrl } from '../helpers/ws-test-client';
 
 jest.setTimeout(180_000);
 
@@ -150,12 +151,12 @@ it(`a WebSocket client whose socket died with the instance (kill -9) reconnects 
   const rnd = prng(SEED + 1);
   const speech = referenceDecode(Buffer.concat(rec.chunks.slice(0, 8)));
   const sessionId = `ws_kill_${Date.now()}`;
-  const url = wsUrlOf(cluster.url, cluster.keys.alice);
+  const url = wsUrl(cluster.url, { token: cluster.keys.alice });
   const connsBefore = cluster.emulator.connections.length;
-  const first = await WsProbe.open(url);
+  const first = await connect(url);
   await first.waitFor((m) => m.type === 'auth_success', 10_000);
-  expect((await first.request({ type: 'start_session', session_id: sessionId }, ['session_started', 'error'], 15_000)).type).toBe('session_started');
-  const send = (p: WsProbe, from: number, to: number) => p.send({ type: 'audio_chunk', audio_data: speech.subarray(from, to).toString('base64'), format: 'pcm', sample_rate: 16000, channels: 1 });
+  expect((await first.ask({ type: 'start_session', session_id: sessionId }, ['session_started', 'error'], 15_000)).type).toBe('session_started');
+  const send = (p: WsTestClient, from: number, to: number) => p.sendIfOpen({ type: 'audio_chunk', audio_data: speech.subarray(from, to).toString('base64'), format: 'pcm', sample_rate: 16000, channels: 1 });
   // Speech in real time until the model has answered a turn (and issued a resumption handle).
   let offset = 0;
   const firstConn = () => cluster.emulator.connections[connsBefore];
@@ -174,14 +175,14 @@ it(`a WebSocket client whose socket died with the instance (kill -9) reconnects 
   owner.server.child.kill('SIGKILL');
   await owner.server.exited;
   await first.waitFor(() => false, 5000).catch(() => undefined); // the socket closes with the instance
-  expect(first.closed).toBeDefined();
+  expect(first.closeInfo).toBeDefined();
 
   const t0 = performance.now();
-  let resumed: { probe: WsProbe; msg: Record<string, unknown> } | undefined;
+  let resumed: { probe: WsTestClient; msg: Record<string, unknown> } | undefined;
   for (let attempt = 0; !resumed && attempt < 10; attempt++) {
-    const p = await WsProbe.open(url);
+    const p = await connect(url);
     await p.waitFor((m) => m.type === 'auth_success', 10_000);
-    const m = await p.request({ type: 'start_session', session_id: sessionId, resume: true }, ['session_started', 'error'], 15_000);
+    const m = await p.ask({ type: 'start_session', session_id: sessionId, resume: true }, ['session_started', 'error'], 15_000);
     if (m.type === 'session_started') resumed = { probe: p, msg: m };
     else await p.close();
   }
@@ -200,6 +201,6 @@ it(`a WebSocket client whose socket died with the instance (kill -9) reconnects 
   }
   await cluster.emulator.waitFor(() => newConn()[0].audioBytes >= 64_000 - 640, 10_000);
   expect(newConn()[0].audioBytes).toBeLessThanOrEqual(64_000);
-  await resumed!.probe.request({ type: 'end_session' }, ['session_ended'], 10_000);
+  await resumed!.probe.ask({ type: 'end_session' }, ['session_ended'], 10_000);
   await resumed!.probe.close();
 });

@@ -8,7 +8,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { processAlive, WsProbe, wsUrlOf } from '../ops/helpers';
+import { processAlive } from '../ops/helpers';
+import { connect, wsUrl } from '../helpers/ws-test-client';
 import { startCluster, type TestCluster } from '../helpers/cluster';
 import { startNginx, type NginxLoadBalancer } from '../helpers/nginx';
 import { timedGet } from '../helpers/spawned-server';
@@ -61,12 +62,12 @@ describe('three instances behind nginx', () => {
   });
 
   it('a WebSocket upgrade goes through nginx; the session reaches the emulator', async () => {
-    const ws = await WsProbe.open(wsUrlOf(cluster.url, cluster.keys.alice));
+    const ws = await connect(wsUrl(cluster.url, { token: cluster.keys.alice }));
     try {
       await ws.waitFor((m) => m.type === 'auth_success', 10_000);
-      const started = await ws.request({ type: 'start_session', session_id: 'topology_ws', response_modality: 'text' }, ['session_started', 'error'], 15_000);
+      const started = await ws.ask({ type: 'start_session', session_id: 'topology_ws', response_modality: 'text' }, ['session_started', 'error'], 15_000);
       expect(started.type).toBe('session_started');
-      await ws.request({ type: 'end_session' }, ['session_ended'], 10_000);
+      await ws.ask({ type: 'end_session' }, ['session_ended'], 10_000);
     } finally {
       await ws.close();
     }

@@ -28,8 +28,14 @@ export class WsTestClient {
   constructor(readonly ws: WebSocket) {
     let resolveClosed!: (c: CloseInfo) => void;
     this.closed = new Promise((r) => (resolveClosed = r));
-    ws.on('message', (data) => {
-      this.messages.push(JSON.parse(data.toString()));
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) return;
+      try {
+        this.messages.push(JSON.parse(data.toString()));
+      } catch {
+        // (Fuzzing and attack tests look for this: the server never sends it.)
+        this.messages.push({ type: '__unparseable__', raw: data.toString() });
+      }
       this.arrivals.push(Date.now());
       this.notify();
     });
@@ -47,8 +53,17 @@ export class WsTestClient {
     for (const f of w) f();
   }
 
+  get isOpen(): boolean {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
   send(msg: unknown): void {
-    this.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg));
+    this.ws.send(typeof msg === 'string' || Buffer.isBuffer(msg) ? msg : JSON.stringify(msg));
+  }
+
+  /** Sends only while the socket is open (attack and fuzz loops that race the server's close). */
+  sendIfOpen(msg: unknown): void {
+    if (this.isOpen) this.send(msg);
   }
 
   ofType(type: string): Msg[] {
@@ -99,12 +114,44 @@ export class WsTestClient {
     return this.next(type, () => true, timeoutMs);
   }
 
+  /**
+   * The first message at index `from` or later matching `pred` (whatever `next` took); rejects after `timeoutMs`,
+   * or at once when the socket closed without one.
+   */
+  async waitFor(pred: (m: Msg) => boolean, timeoutMs = 5000, from = 0): Promise<Msg> {
+    const found = await this.until(
+      () => this.messages.slice(from).find(pred) ?? (this.closeInfo ? ('closed' as const) : undefined),
+      timeoutMs,
+      'a matching message',
+    );
+    if (found === 'closed') {
+      throw new Error(`closed (${JSON.stringify(this.closeInfo)}) without a matching message; got ${JSON.stringify(this.messages.slice(-5))}`);
+    }
+    return found;
+  }
+
+  /** Sends `msg` and waits for the first later message of one of `types`. */
+  async ask(msg: unknown, types: string[], timeoutMs = 5000): Promise<Msg> {
+    const from = this.messages.length;
+    this.sendIfOpen(msg);
+    return this.waitFor((m) => types.includes(m.type), timeoutMs, from);
+  }
+
   waitClose(timeoutMs = 5000): Promise<CloseInfo> {
     return this.until(() => this.closeInfo, timeoutMs, 'close');
   }
 
-  close(): void {
-    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close();
+  /** Closes the socket; resolves once it is closed (terminated if the server has not answered within 1 s). */
+  close(): Promise<void> {
+    if (this.closeInfo) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.ws.once('close', () => resolve());
+      if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close();
+      setTimeout(() => {
+        this.ws.terminate();
+        resolve();
+      }, 1000).unref();
+    });
   }
 }
 
@@ -121,7 +168,7 @@ export function connect(url: string, opts: ClientOptions = {}): Promise<WsTestCl
     const client = new WsTestClient(ws);
     ws.once('open', () => resolve(client));
     ws.once('unexpected-response', (_req, res) => {
-      reject(new Error(`upgrade refused with ${res.statusCode}`));
+      reject(new Error(`upgrade refused: ${res.statusCode}`));
       res.resume();
     });
     ws.once('error', reject);

@@ -22,7 +22,8 @@ import { signAccessToken } from '../../src/services/auth';
 import { loadRecording } from '../helpers/fixtures';
 import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { sleep } from '../helpers/test-server';
-import { childProcesses, prng, WsProbe, wsUrlOf, type WsMsg } from './helpers';
+import { childProcesses, prng } from './helpers';
+import { connect, type WsTestClient, wsUrl, type Msg } from '../helpers/ws-test-client';
 
 const API = '/api/v1/live-audio';
 const SEED = Number(process.env.FUZZ_SEED ?? 20250717);
@@ -441,15 +442,15 @@ describe(`fuzz on a spawned server (seed ${SEED})`, () => {
 
   it(`${WS_FRAMES} bad WebSocket frames: no INTERNAL_ERROR, no 1011, the endpoint keeps serving`, async () => {
     const g = new Gen(SEED + 1);
-    const seen: WsMsg[] = [];
+    const seen: Msg[] = [];
     const closes: number[] = [];
     let refusedUpgrades = 0;
-    let sock: WsProbe | undefined;
-    const open = async (): Promise<WsProbe> => {
+    let sock: WsTestClient | undefined;
+    const open = async (): Promise<WsTestClient> => {
       const authed = g.chance(0.8);
       for (let attempt = 0; ; attempt++) {
         try {
-          return await WsProbe.open(wsUrlOf(t.url, authed ? t.keys.alice : undefined));
+          return await connect(wsUrl(t.url, authed ? { token: t.keys.alice } : {}));
         } catch (err) {
           // A refused upgrade (e.g. a per-user connection cap while earlier sockets close) is a 4xx, not a failure.
           const m = /upgrade refused: (\d+)/.exec((err as Error).message);
@@ -460,10 +461,10 @@ describe(`fuzz on a spawned server (seed ${SEED})`, () => {
         }
       }
     };
-    const retire = async (p: WsProbe) => {
+    const retire = async (p: WsTestClient) => {
       await p.close();
       seen.push(...p.messages);
-      if (p.closed) closes.push(p.closed.code);
+      if (p.closeInfo) closes.push(p.closeInfo.code);
     };
     const t0 = Date.now();
     for (let i = 0; i < WS_FRAMES; i++) {
@@ -471,10 +472,10 @@ describe(`fuzz on a spawned server (seed ${SEED})`, () => {
         if (sock) await retire(sock);
         sock = await open();
       }
-      sock.send(wsFrame(g, pools.alice));
+      sock.sendIfOpen(wsFrame(g, pools.alice));
       if (i % 50 === 49) {
         // Oversized frame now and then (over maxPayload: the socket is closed by `ws`, 1009).
-        if (g.chance(0.1)) sock.send(Buffer.alloc(3 * 1024 * 1024, 0x41));
+        if (g.chance(0.1)) sock.sendIfOpen(Buffer.alloc(3 * 1024 * 1024, 0x41));
         await sleep(5);
       }
     }
@@ -487,9 +488,9 @@ describe(`fuzz on a spawned server (seed ${SEED})`, () => {
     expect(closes.filter((c) => c === 1011)).toEqual([]);
     expect(seen.some((m) => m.type === 'error')).toBe(true);
     // Still serving: a fresh client gets its pong.
-    const probe = await WsProbe.open(wsUrlOf(t.url, t.keys.bob));
+    const probe = await connect(wsUrl(t.url, { token: t.keys.bob }));
     await probe.waitFor((m) => m.type === 'auth_success');
-    expect((await probe.request({ type: 'ping' }, ['pong'])).type).toBe('pong');
+    expect((await probe.ask({ type: 'ping' }, ['pong'])).type).toBe('pong');
     await probe.close();
     expect(t.s.child.exitCode).toBeNull();
   }, 240_000);

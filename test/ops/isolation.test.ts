@@ -7,7 +7,7 @@ import request from 'supertest';
 import type { LiveSession } from '../../src/services/session/live-session';
 import { loadRecording } from '../helpers/fixtures';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
-import { WsProbe, wsUrlOf } from './helpers';
+import { connect, wsUrl } from '../helpers/ws-test-client';
 
 const API = '/api/v1/live-audio';
 const ALICE_ID = 'session_1752000000000_alice01';
@@ -93,34 +93,34 @@ describe("cross-user isolation (every route and message)", () => {
   });
 
   it('WebSocket: status, resume, audio, text, image, interrupt and end aimed at the id never reach the session', async () => {
-    const bob = await WsProbe.open(wsUrlOf(t.url, t.keys.bob));
+    const bob = await connect(wsUrl(t.url, { token: t.keys.bob }));
     try {
       await bob.waitFor((m) => m.type === 'auth_success');
       // Status of a foreign id: not found.
-      const st = await bob.request({ type: 'get_status', session_id: ALICE_ID }, ['session_status', 'error']);
+      const st = await bob.ask({ type: 'get_status', session_id: ALICE_ID }, ['session_status', 'error']);
       expect(st.type).toBe('session_status');
       // Bob's own earlier session with this id (test above) may show as ended; Alice's never shows.
       expect(['not_found', 'ended']).toContain((st.data as { status?: string }).status);
       expect(JSON.stringify(st)).not.toContain(alice.startTime.toISOString());
       // Ending a foreign id: never ends Alice's.
-      await bob.request({ type: 'end_session', session_id: ALICE_ID }, ['session_ended', 'error']).catch(() => undefined);
+      await bob.ask({ type: 'end_session', session_id: ALICE_ID }, ['session_ended', 'error']).catch(() => undefined);
       // Audio / text / image / interrupt without a session of his own, naming her id.
-      bob.send({ type: 'audio_chunk', session_id: ALICE_ID, audio_data: rec.chunks[0].toString('base64'), format: 'webm' });
-      bob.send({ type: 'text', session_id: ALICE_ID, text: 'hello' });
-      bob.send({ type: 'image', session_id: ALICE_ID, image_data: PNG.toString('base64'), mime_type: 'image/png' });
-      bob.send({ type: 'interrupt', session_id: ALICE_ID });
+      bob.sendIfOpen({ type: 'audio_chunk', session_id: ALICE_ID, audio_data: rec.chunks[0].toString('base64'), format: 'webm' });
+      bob.sendIfOpen({ type: 'text', session_id: ALICE_ID, text: 'hello' });
+      bob.sendIfOpen({ type: 'image', session_id: ALICE_ID, image_data: PNG.toString('base64'), mime_type: 'image/png' });
+      bob.sendIfOpen({ type: 'interrupt', session_id: ALICE_ID });
       await sleep(200);
       await aliceUntouched();
 
       // Resuming her id attaches nothing of hers: Bob gets a session of his own.
-      const started = await bob.request({ type: 'start_session', session_id: ALICE_ID, resume: true }, ['session_started', 'error'], 8000);
+      const started = await bob.ask({ type: 'start_session', session_id: ALICE_ID, resume: true }, ['session_started', 'error'], 8000);
       expect(started.type).toBe('session_started');
       const bobs = t.server.registry.listFor('key:bob');
       expect(bobs).toHaveLength(1);
       expect(bobs[0]).not.toBe(alice);
-      bob.send({ type: 'audio_chunk', session_id: ALICE_ID, audio_data: rec.chunks[0].toString('base64'), format: 'webm' });
-      bob.send({ type: 'interrupt' });
-      await bob.request({ type: 'end_session', session_id: ALICE_ID }, ['session_ended']);
+      bob.sendIfOpen({ type: 'audio_chunk', session_id: ALICE_ID, audio_data: rec.chunks[0].toString('base64'), format: 'webm' });
+      bob.sendIfOpen({ type: 'interrupt' });
+      await bob.ask({ type: 'end_session', session_id: ALICE_ID }, ['session_ended']);
       await sleep(200);
       expect(t.server.registry.listFor('key:bob')).toHaveLength(0);
       await aliceUntouched();

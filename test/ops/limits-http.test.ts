@@ -1,6 +1,6 @@
 import request from 'supertest';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
-import { WsProbe, wsUrlOf } from './helpers';
+import { connect, type WsTestClient, wsUrl } from '../helpers/ws-test-client';
 
 const API = '/api/v1/live-audio';
 const second = Buffer.alloc(32000).toString('base64'); // 1 s of 16 kHz mono s16le
@@ -162,18 +162,18 @@ describe('defaults', () => {
 describe('WebSocket limits come from the shared limiter', () => {
   it('per-IP upgrade attempts of strangers (429 + Retry-After, X-Forwarded-For ignored) and per-user messages', async () => {
     const t = await startTestServer({ env: { LIVE_AUDIO_MAX_CONNECTIONS_PER_IP_PER_MINUTE: '2', LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: '3' } });
-    const open: WsProbe[] = [];
+    const open: WsTestClient[] = [];
     try {
       // Upgrades without credentials count against the address...
-      open.push(await WsProbe.open(wsUrlOf(t.url)));
-      open.push(await WsProbe.open(wsUrlOf(t.url)));
-      await expect(WsProbe.open(wsUrlOf(t.url), { 'X-Forwarded-For': '203.0.113.50' })).rejects.toThrow('upgrade refused: 429');
+      open.push(await connect(wsUrl(t.url)));
+      open.push(await connect(wsUrl(t.url)));
+      await expect(connect(wsUrl(t.url), { headers: { 'X-Forwarded-For': '203.0.113.50' } })).rejects.toThrow('upgrade refused: 429');
       // ...valid credentials on the upgrade never do (issue 11 row 9).
-      open.push(await WsProbe.open(wsUrlOf(t.url, t.keys.alice)));
+      open.push(await connect(wsUrl(t.url, { token: t.keys.alice })));
       const c = open[2];
       await c.waitFor((m) => m.type === 'auth_success');
-      for (let i = 0; i < 3; i++) expect((await c.request({ type: 'ping' }, ['pong', 'rate_limit_exceeded'])).type).toBe('pong');
-      const refused = await c.request({ type: 'ping' }, ['pong', 'rate_limit_exceeded']);
+      for (let i = 0; i < 3; i++) expect((await c.ask({ type: 'ping' }, ['pong', 'rate_limit_exceeded'])).type).toBe('pong');
+      const refused = await c.ask({ type: 'ping' }, ['pong', 'rate_limit_exceeded']);
       expect(refused.type).toBe('rate_limit_exceeded');
       expect(t.server.limits.status('key:alice', 'ws_messages')).toMatchObject({ used: 3, limit: 3 });
     } finally {

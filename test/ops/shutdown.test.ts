@@ -1,16 +1,11 @@
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import request from 'supertest';
 import { startGeminiLiveEmulator } from '../../src/emulator';
-import { generateApiKey } from '../../src/services/auth';
 import { loadRecording } from '../helpers/fixtures';
+import { spawnServer } from '../helpers/spawned-server';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { childProcesses, processAlive } from './helpers';
 
 const API = '/api/v1/live-audio';
-const ROOT = path.resolve(__dirname, '../..');
 const rec = loadRecording('chromium-hello-1000ms');
 
 describe('drain (in-process)', () => {
@@ -74,42 +69,18 @@ describe('drain (in-process)', () => {
 describe('SIGTERM on the real server process', () => {
   it('drains, closes every ffmpeg child and upstream socket, and exits 0', async () => {
     const emu = await startGeminiLiveEmulator({ apiKeys: ['test-gemini-key'] });
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'live-audio-shutdown-'));
-    const key = generateApiKey();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'backend-server.ts'], {
-      cwd: ROOT,
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        NODE_ENV: 'test',
-        LOG_LEVEL: 'info',
-        HOST: '127.0.0.1',
-        PORT: '0',
-        GEMINI_API_KEY: 'test-gemini-key',
-        GEMINI_BASE_URL: emu.baseUrl,
-        LIVE_AUDIO_API_KEYS: `alice:${key}`,
-        LIVE_AUDIO_API_KEYS_FILE: path.join(dir, 'keys.json'),
-        LIVE_AUDIO_DRAIN_MS: '1500',
-        LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '100',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const s = await spawnServer({
+      geminiBaseUrl: emu.baseUrl,
+      env: { LIVE_AUDIO_DRAIN_MS: '1500', LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '100' },
+      startTimeoutMs: 20_000,
+    }).catch(async (err: unknown) => {
+      await emu.stop();
+      throw err;
     });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const exited = new Promise<{ code: number | null; signal: string | null; at: number }>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ code, signal, at: Date.now() })),
-    );
+    const { child, exited } = s;
+    const key = s.keys.alice;
     try {
-      const deadline = Date.now() + 20_000;
-      let port = 0;
-      while (!port && Date.now() < deadline) {
-        const m = /"port":(\d+)[^\n]*listening on/.exec(out);
-        if (m) port = Number(m[1]);
-        else await sleep(50);
-      }
-      expect(port).toBeGreaterThan(0);
-      const url = `http://127.0.0.1:${port}`;
+      const url = s.url;
       const h = { 'X-API-Key': key };
       expect((await request(url).post(`${API}/session/start`).set(h).send({ session_id: 'sig' })).status).toBe(200);
       expect((await request(url).post(`${API}/transcribe`).set(h).send({ session_id: 'sig', audio_data: rec.chunks[0].toString('base64') })).status).toBe(200);
@@ -135,13 +106,12 @@ describe('SIGTERM on the real server process', () => {
       expect(at - sentAt).toBeLessThan(10_000);
       for (const pid of ffmpegs) expect(processAlive(pid)).toBe(false);
       await emu.waitFor(() => emu.connections.length > 0 && emu.connections.every((c) => c.closed !== undefined), 3000);
-      const lines = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = s.logLines();
       expect(lines.some((l) => l.msg === 'session ended' && l.reason === 'server_shutdown' && l.sessionId === 'sig')).toBe(true);
       expect(lines.find((l) => l.msg === 'drained: all sessions ended and sockets closed')).toMatchObject({ endedByShutdown: 1, ffmpegAlive: 0 });
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      await s.stop(0);
       await emu.stop();
-      fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 40_000);
 });

@@ -24,7 +24,8 @@ import os from 'node:os';
 import { probeHealth, spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
-import { childProcesses, processAlive, WsProbe } from '../ops/helpers';
+import { childProcesses, processAlive } from '../ops/helpers';
+import { connect } from '../helpers/ws-test-client';
 import { flacInMatroska10h, opusWebmBomb } from './audio-bombs';
 import { spawnEmulator, type EmulatorProcess } from './emulator-process';
 
@@ -310,12 +311,12 @@ describe('audio attacks on a spawned server', () => {
       })();
 
       // WebSocket: 60 chunks of 100 ms PCM, the rate flipping every message (each flip needs another ffmpeg).
-      const ws = await WsProbe.open(`ws://127.0.0.1:${s.port}/ws/live-audio?token=${s.keys.alice}`);
+      const ws = await connect(`ws://127.0.0.1:${s.port}/ws/live-audio?token=${s.keys.alice}`);
       await ws.waitFor((m) => m.type === 'auth_success');
-      await ws.request({ type: 'start_session', session_id: 'storm-ws' }, ['session_started']);
+      await ws.ask({ type: 'start_session', session_id: 'storm-ws' }, ['session_started']);
       for (let i = 0; i < 60; i++) {
         const rate = i % 2 ? 24000 : 48000;
-        ws.send({ type: 'audio_chunk', audio_data: Buffer.alloc((rate / 10) * 2, i).toString('base64'), format: 'pcm', sample_rate: rate, channels: 1 });
+        ws.sendIfOpen({ type: 'audio_chunk', audio_data: Buffer.alloc((rate / 10) * 2, i).toString('base64'), format: 'pcm', sample_rate: rate, channels: 1 });
       }
       await waitUntil('60 answers', () => ws.messages.filter((m) => m.type === 'error').length >= 50, 15_000);
       const refusals = ws.messages.filter((m) => m.type === 'error' && m.code === 'AUDIO_DECODER_RESTART_LIMITED');
