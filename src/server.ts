@@ -258,6 +258,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     sessionMaxAgeMs: config.sessions.maxAgeMs,
     idleTimeoutMs: config.sessions.idleTimeoutMs,
     transcribeWaitMs: config.sessions.transcribeWaitMs,
+    toolLimits: config.sessions.tools,
     maxChunkBytes: config.audio.maxChunkBytes,
     logTranscripts: config.log.transcripts,
     resilience: {

@@ -49,6 +49,8 @@ export interface AppConfig {
     transcribeWaitMs: number;
     /** Recently ended sessions are remembered this long so clients get `SESSION_EXPIRED`, not `NOT_FOUND`. */
     tombstoneMs: number;
+    /** Function calls (issue 16): unanswered calls get an error answer after `timeoutMs`; bounds per session. */
+    tools: { timeoutMs: number; maxPending: number; maxResponseBytes: number };
   };
   audio: {
     ffmpegPath: string | undefined;
@@ -269,6 +271,9 @@ const envSchema = z.object({
   LIVE_AUDIO_MAX_CONCURRENT_SESSIONS: int(200, 1),
   LIVE_AUDIO_TRANSCRIBE_WAIT_MS: int(1_200, 0, 30_000),
   LIVE_AUDIO_SESSION_TOMBSTONE_MS: int(900_000, 0),
+  LIVE_AUDIO_TOOL_TIMEOUT_MS: int(30_000, 100, 600_000),
+  LIVE_AUDIO_MAX_PENDING_TOOL_CALLS: int(16, 1, 128),
+  LIVE_AUDIO_MAX_TOOL_RESPONSE_BYTES: int(64 * 1024, 1024, 1024 * 1024),
   FFMPEG_PATH: str(undefined),
   LIVE_AUDIO_MAX_CHUNK_BYTES: int(5 * 1024 * 1024, 1024),
   LIVE_AUDIO_JSON_LIMIT: str('8mb'),
@@ -446,6 +451,11 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
       maxGlobal: e.LIVE_AUDIO_MAX_CONCURRENT_SESSIONS,
       transcribeWaitMs: e.LIVE_AUDIO_TRANSCRIBE_WAIT_MS,
       tombstoneMs: e.LIVE_AUDIO_SESSION_TOMBSTONE_MS,
+      tools: {
+        timeoutMs: e.LIVE_AUDIO_TOOL_TIMEOUT_MS,
+        maxPending: e.LIVE_AUDIO_MAX_PENDING_TOOL_CALLS,
+        maxResponseBytes: e.LIVE_AUDIO_MAX_TOOL_RESPONSE_BYTES,
+      },
     },
     audio: {
       ffmpegPath: e.FFMPEG_PATH,

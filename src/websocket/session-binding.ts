@@ -50,6 +50,12 @@ export class SessionBinding {
     this.listen('audioCut', (cut) => this.send(ServerMessages.rateLimited('audio', cut.retryAfterSec)));
     // Rolling deploy: the session goes on on another instance; the client reconnects (anywhere) and resumes it.
     this.listen('handingOver', () => this.send(ServerMessages.reconnect(session.id)));
+    // Function calls (issue 16): rendered from the session's ledger events.
+    this.listen('toolCall', (calls, turnId) => this.send(ServerMessages.toolCall(session.id, turnId, calls)));
+    this.listen('toolCallCancelled', (ids, reason) => this.send(ServerMessages.toolCallCancelled(session.id, ids, reason)));
+    this.listen('toolCallTimedOut', (ids) => this.send(ServerMessages.toolCallTimedOut(session.id, ids, session.tools.timeoutMs)));
+    this.listen('toolResponseDropped', (ids) => this.send(ServerMessages.toolResponseDropped(session.id, ids)));
+    this.listen('grounding', (g, turnId) => this.send(ServerMessages.grounding(session.id, turnId, g)));
     this.listen('ended', (info) => this.handleEnded(info));
     this.lastVersion = session.snapshot().version;
   }
