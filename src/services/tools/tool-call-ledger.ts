@@ -167,13 +167,15 @@ export class ToolCallLedger extends TypedEmitter<ToolLedgerEvents> {
     this.timers.clear();
   }
 
+  /** The call's time is up: it and every call asked with or before it go out together, as one answer. */
   private timeOut(id: string): void {
     this.timers.delete(id);
     const c = this.calls.get(id);
     if (!c || c.state !== 'pending' || this.closed) return;
+    const due = this.pending().filter((x) => x.askedAt <= c.askedAt);
     const response = { error: `The client did not answer within ${this.limits.timeoutMs} ms` };
-    this.settle(c, 'timed_out', response);
-    this.emit('timedOut', [{ id, name: c.name, response }]);
+    for (const x of due) this.settle(x, 'timed_out', response);
+    this.emit('timedOut', due.map((x) => ({ id: x.id, name: x.name, response })));
   }
 
   private settleIds(ids: string[], state: ToolCallState): string[] {
