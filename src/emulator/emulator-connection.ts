@@ -20,7 +20,7 @@ import { ReplyPlayer } from './reply-player';
 import type { ResumptionStore, SessionState } from './resumption';
 import { greetingTurn, resolveTurn, type Scenario, type Turn, type TurnInput } from './scenario';
 import { WriteCoalescer, type EmulatorTiming } from './timing';
-import { declaredTools, parseToolResponse, replyUsingAnswers, toolUseTokens, type OutstandingToolCalls } from './tool-calls';
+import { declaredTools, parseToolResponse, replyUsingAnswers, toolUseTokens } from './tool-calls';
 import { wordFragments } from './scenario';
 import {
   CLOSE_INTERNAL,

@@ -11,7 +11,7 @@ export interface RestConversationOptions {
   sessionId: string;
   modality: Modality;
   /** Per-session options for the start (profile, voice, language, system_instruction). */
-  options?: Record<string, string>;
+  options?: Record<string, unknown>;
   statusEveryMs?: number;
 }
 
@@ -101,6 +101,8 @@ export class RestConversation extends Emitter<ConversationEvents> implements Con
     this.latestTurn = turnId;
     this.latestStamp = d.timestamp;
     const interrupted = !!d.interrupted;
+    // The latest answer lists every call still waiting (empty once answered).
+    if (Array.isArray(d.toolCalls)) this.emit('toolCalls', d.toolCalls);
     this.emit('turn', {
       turnId,
       user: ans.transcript || d.inputTranscription || '',
@@ -168,6 +170,10 @@ export class RestConversation extends Emitter<ConversationEvents> implements Con
     void this.recorder?.stop();
     this.emit('ended', info);
     this.emit('state', 'ended');
+  }
+
+  async answerToolCall(id: string, response: Record<string, unknown>): Promise<void> {
+    await this.o.api.toolResponse(this.sessionId, [{ id, response }]);
   }
 
   endNow(): void {

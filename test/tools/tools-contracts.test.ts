@@ -11,7 +11,6 @@ import { API, GET_TIME, GET_WEATHER, speechPcm, toolScenario } from './helpers';
 describe('published schemas describe the tool messages and answers', () => {
   let t: TestServer;
   const ajv = new Ajv2020({ strict: false, allErrors: true });
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the published OpenAPI document, walked by path
   let openapi: Record<string, any>;
 
   beforeAll(async () => {
@@ -85,7 +84,7 @@ describe('published schemas describe the tool messages and answers', () => {
     expect(r.body.data.toolCalls.length).toBeGreaterThan(0);
     check(`${API}/transcribe`, 'post', r);
     const id = r.body.data.toolCalls[0].id;
-    const answer = (body: unknown) => request(t.url).post(`${API}/session/tool-response`).set(h).send(body);
+    const answer = (body: object) => request(t.url).post(`${API}/session/tool-response`).set(h).send(body);
     const ok = await answer({ session_id: 'contract_rest', responses: [{ id, response: { output: 'x' } }] });
     check(`${API}/session/tool-response`, 'post', ok);
     const again = await answer({ session_id: 'contract_rest', responses: [{ id, response: {} }] });
