@@ -77,6 +77,16 @@ export class SessionBinding {
     if (snap.turnComplete) this.send(ServerMessages.turnComplete(this.session, snap));
   }
 
+  /**
+   * For a session resumed on this socket: the function calls still waiting for an answer (they were announced on
+   * the socket the client left), as one `tool_call`.
+   */
+  catchUpToolCalls(): void {
+    const pending = this.session.tools.pending();
+    if (!this.isActive || pending.length === 0) return;
+    this.send(ServerMessages.toolCall(this.session.id, this.session.snapshot().turnId, pending));
+  }
+
   /** For a session that ended before it was bound: sends its `session_ended` now. */
   catchUpEnded(): void {
     if (this.session.ended) this.handleEnded(this.session.endedInfo!);

@@ -127,4 +127,23 @@ describe(`function calls over the WebSocket (seed ${SEED})`, () => {
       expect(seen.map((r) => r.id).sort()).toEqual(timedOut.ids.slice().sort());
       c.close();
     }));
+
+  it('a client that resumes its session on a new socket is told the calls still waiting, and can answer them', () =>
+    withSeed(SEED, async () => {
+      const c1 = await connectAuthed(t.url, t.keys.alice);
+      await startWithTools(c1, 'tools_ws_resume', { keep_alive_on_close: true });
+      c1.send({ type: 'text', text: 'time?' });
+      const call = await c1.next('tool_call');
+      c1.close();
+      await c1.waitClose();
+      const c2 = await connectAuthed(t.url, t.keys.alice);
+      const resumed = await c2.request({ type: 'start_session', session_id: 'tools_ws_resume', resume: true }, 'session_started');
+      expect(resumed.data.resumed).toBe(true);
+      const again = await c2.next('tool_call');
+      expect(again.calls).toEqual(call.calls);
+      c2.send({ type: 'tool_response', responses: again.calls.map((x: { id: string }) => ({ id: x.id, response: { output: 'resumed-ok' } })) });
+      const done = await c2.next('turn_complete');
+      expect(done.data.response).toContain('resumed-ok');
+      c2.close();
+    }));
 });
