@@ -46,12 +46,19 @@ export class ToolPanel {
       if (this.list.querySelector(`[data-call-id="${CSS.escape(c.id)}"]`)) continue;
       this.list.append(this.item(c));
     }
-    this.list.hidden = pending.length === 0;
+    this.show(pending.length > 0);
   }
 
   clear(): void {
     this.list.replaceChildren();
-    this.list.hidden = true;
+    this.show(false);
+  }
+
+  /** The list and its heading (the element just before it) show only while calls wait. */
+  private show(on: boolean): void {
+    this.list.hidden = !on;
+    const title = this.list.previousElementSibling;
+    if (title instanceof HTMLElement) title.hidden = !on;
   }
 
   private item(c: ToolCallView): HTMLLIElement {
