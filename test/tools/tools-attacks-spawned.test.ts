@@ -85,6 +85,11 @@ describe(`attacks on function calls, on a spawned server (seed ${SEED})`, () => 
 
   it('a flood of answers with made-up, oversized, re-used and foreign ids: each refused, nothing reaches the model, /health stays fast', () =>
     withSeed(SEED, async () => {
+      // The same probe without an attack first: the machine's own latency, printed next to the attack's.
+      const quiet = probeHealth(s.url);
+      await new Promise((r) => setTimeout(r, 1500));
+      const q = await quiet.stop();
+      console.log(`tools flood baseline: /health p99 ${q.p99Ms} ms, max ${q.maxMs} ms over ${q.samples.length} probes (no attack)`);
       const health = probeHealth(s.url);
       try {
         await flood(health);
