@@ -62,7 +62,8 @@ describe('ToolCallLedger', () => {
     l.on('timedOut', (a) => timed.push(a.map((x) => x.id)));
     l.on('withdrawn', (ids, why) => withdrawn.push([ids, why]));
     l.asked([{ id: '1', name: 'a', args: {} }, { id: '2', name: 'a', args: {} }], 1);
-    await new Promise((r) => setTimeout(r, 80));
+    // Wait for the timer (a condition, not a fixed sleep: a loaded machine fires it late).
+    for (let i = 0; i < 500 && timed.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(timed).toEqual([['1', '2']]);
     l.asked([{ id: '3', name: 'a', args: {} }], 1);
     l.asked([{ id: '4', name: 'a', args: {} }], 2);
