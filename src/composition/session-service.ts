@@ -43,6 +43,7 @@ export function buildService(
     sessionMaxAgeMs: config.sessions.maxMs,
     idleTimeoutMs: config.sessions.idleTimeoutMs,
     transcribeWaitMs: config.sessions.transcribeWaitMs,
+    toolLimits: { timeoutMs: config.tools.timeoutMs, maxPending: config.tools.maxPendingToolCalls, maxResponseBytes: config.tools.maxToolResponseBytes },
     maxChunkBytes: config.audio.maxChunkBytes,
     logTranscripts: config.log.transcripts,
     resilience: {

@@ -117,6 +117,20 @@ export const SETTINGS = {
       ),
     },
   },
+  tools: {
+    title: 'Function calls (tools declared per session)',
+    prefix: 'TOOL_',
+    vars: {
+      LIVE_AUDIO_TOOL_TIMEOUT_MS: int(
+        'A function call left unanswered this long is answered with an error on the client\'s behalf (the client is told)',
+        30_000,
+        100,
+        600_000,
+      ),
+      LIVE_AUDIO_MAX_PENDING_TOOL_CALLS: int('Unanswered function calls one session may hold; calls beyond it are answered with an error at once', 16, 1, 128),
+      LIVE_AUDIO_MAX_TOOL_RESPONSE_BYTES: int("Largest function answer a client may send (JSON bytes)", 64 * 1024, 1024, 1024 * 1024),
+    },
+  },
   audio: {
     title: 'Audio',
     prefix: '',

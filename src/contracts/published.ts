@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES, errorEnvelope } from './errors';
-import { endSessionBody, restResponses, startSessionBody, transcribeBody } from './rest';
+import { endSessionBody, restResponses, startSessionBody, toolResponseBody, transcribeBody } from './rest';
 import { clientMessageSchemas } from './ws-client-messages';
 import { serverMessageSchemas } from './ws-server-messages';
 
@@ -72,6 +72,16 @@ export function buildOpenApiDocument(): JsonSchema {
         }),
       },
       [`${base}/session/end`]: { post: operation('End a session (idempotent)', restResponses.endSession, { body: endSessionBody }) },
+      [`${base}/session/tool-response`]: {
+        post: operation('Answer the function calls the model made (listed in /transcribe data.toolCalls)', restResponses.toolResponse, {
+          body: toolResponseBody,
+          errors: {
+            '404': 'No such session (SESSION_NOT_FOUND, SESSION_EXPIRED)',
+            '409': 'A call id this session never issued (TOOL_CALL_UNKNOWN) or one no longer waiting (TOOL_CALL_NOT_PENDING)',
+            '413': 'An answer over LIVE_AUDIO_MAX_TOOL_RESPONSE_BYTES (TOOL_RESPONSE_TOO_LARGE)',
+          },
+        }),
+      },
       [`${base}/session/{session_id}/transcript`]: {
         get: {
           ...operation("The caller's session transcript (live, or kept LIVE_AUDIO_TRANSCRIPT_RETENTION_MS after the end)", restResponses.transcript, {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { sessionOptionsShape } from '../services/session-setup/session-options';
+import { toolResponsesSchema } from '../services/tools/tool-responses';
 
 /** The REST API `/api/v1/live-audio` (README "REST API"): request bodies and success answers. */
 
@@ -34,6 +35,15 @@ export const transcribeBody = z
   .describe('TranscribeRequest');
 
 export const endSessionBody = z.object({ session_id: sessionId }).describe('EndSessionRequest');
+
+export const toolResponseBody = z
+  .object({ session_id: sessionId, responses: toolResponsesSchema })
+  .describe('ToolResponseRequest: answers to the function calls listed in data.toolCalls');
+
+const toolCallItem = z.object({ id: z.string(), name: z.string(), args: z.record(z.string(), z.unknown()) }).describe('ToolCall');
+export const grounding = z
+  .object({ queries: z.array(z.string()), sources: z.array(z.object({ uri: z.string(), title: z.string().optional() })) })
+  .describe('Grounding: the Google searches made and the pages used');
 
 export const sessionStarted = z
   .object({
@@ -81,6 +91,8 @@ export const transcription = z
     timestamp: isoTime,
     model: z.string(),
     responseModality: modality,
+    toolCalls: z.array(toolCallItem).describe('Function calls waiting for an answer (POST /session/tool-response)'),
+    grounding: grounding.nullable(),
   })
   .describe('Transcription');
 
@@ -224,6 +236,12 @@ export const restResponses = {
     })
     .describe('The turn state: its texts at the top level (the Sculptor frontend reads them there), all of it under data'),
   endSession: ok(z.union([sessionEnded, sessionNotFound])),
+  toolResponse: ok(
+    z.object({
+      sessionId: z.string(),
+      answered: z.array(z.object({ id: z.string(), name: z.string(), delivery: z.enum(['sent', 'held']) })),
+    }),
+  ),
   status: ok(sessionStatus),
   transcript: ok(transcript),
   usage: ok(usageReport),

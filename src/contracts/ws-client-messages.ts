@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { MAX_TOOL_SCHEMA_DEPTH } from '../services/tools/tool-declarations';
+import { toolResponsesSchema } from '../services/tools/tool-responses';
 import { jsonNestingExceeds } from '../websocket/json-depth';
 
 /**
@@ -57,6 +59,8 @@ export const clientMessageSchemas = {
   }),
   /** Barge-in: stop relaying the current reply at once. */
   interrupt: z.object({ type: z.literal('interrupt') }),
+  /** Answers to the model's function calls (`tool_call`): the server fills in each name from its call. */
+  tool_response: z.object({ type: z.literal('tool_response'), responses: toolResponsesSchema, session_id: optString(128) }),
   /** Application-level keep-alive for clients that cannot see protocol pings. */
   ping: z.object({ type: z.literal('ping') }),
 } as const;
@@ -154,8 +158,12 @@ export function validateClientMessage(value: unknown): ParseResult {
   };
 }
 
-/** No client message nests deeper than this (an object of scalars is depth 1); deeper frames are not parsed. */
-export const MAX_MESSAGE_DEPTH = 8;
+/**
+ * No client message nests deeper than this (an object of scalars is depth 1); deeper frames are not parsed. Room
+ * for `start_session.tools[].parameters` (a JSON Schema of at most MAX_TOOL_SCHEMA_DEPTH levels) and
+ * `tool_response.responses[].response`.
+ */
+export const MAX_MESSAGE_DEPTH = 3 + MAX_TOOL_SCHEMA_DEPTH;
 
 /**
  * Decodes a frame (text, or binary carrying UTF-8 JSON like the old backend accepted) and validates it. A frame

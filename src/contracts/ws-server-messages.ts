@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { errorCode } from './errors';
-import { sessionEnded, sessionNotFound, sessionStarted, sessionStatus, transcript, transcription, usageReport } from './rest';
+import { grounding, sessionEnded, sessionNotFound, sessionStarted, sessionStatus, transcript, transcription, usageReport } from './rest';
+
+const callIds = z.array(z.string());
 
 /** Every message the server sends on `/ws/live-audio` (README "WebSocket API"), one schema per `type`. */
 
@@ -43,6 +45,33 @@ export const serverMessageSchemas = {
     session_id: z.string(),
     data: z.object({ turnId: z.number().int(), by: z.enum(['client', 'upstream']) }),
   }),
+  tool_call: z
+    .object({
+      type: z.literal('tool_call'),
+      session_id: z.string(),
+      turn_id: z.number().int(),
+      calls: z.array(z.object({ id: z.string(), name: z.string(), args: z.record(z.string(), z.unknown()) })),
+    })
+    .describe('The model asks the client to run these functions (answer with tool_response); several at once stay one message, in order'),
+  tool_call_cancelled: z
+    .object({ type: z.literal('tool_call_cancelled'), session_id: z.string(), ids: callIds, reason: z.enum(['cancelled', 'dropped']) })
+    .describe("Do not answer these calls: the model withdrew them ('cancelled', barge-in), or the upstream came back as a fresh session that never asked ('dropped')"),
+  tool_call_timed_out: z
+    .object({ type: z.literal('tool_call_timed_out'), session_id: z.string(), ids: callIds, timeout_ms: z.number().int() })
+    .describe('Unanswered for LIVE_AUDIO_TOOL_TIMEOUT_MS: the model was answered with an error on the client\'s behalf'),
+  tool_response_dropped: z
+    .object({ type: z.literal('tool_response_dropped'), session_id: z.string(), ids: callIds })
+    .describe('These answers never reached the model: the upstream came back as a fresh session that never asked'),
+  tool_response_accepted: z
+    .object({
+      type: z.literal('tool_response_accepted'),
+      session_id: z.string(),
+      answered: z.array(z.object({ id: z.string(), name: z.string(), delivery: z.enum(['sent', 'held']) })),
+    })
+    .describe("The answers were taken: 'sent' now, or 'held' until the upstream reconnects (then sent once, or reported dropped)"),
+  grounding: z
+    .object({ type: z.literal('grounding'), session_id: z.string(), turn_id: z.number().int(), data: grounding })
+    .describe('Google Search grounding of the reply in progress (sessions with google_search)'),
   session_ended: z.object({ type: z.literal('session_ended'), session_id: sessionIdField, data: z.union([sessionEnded, sessionNotFound]) }),
   session_detached: z.object({
     type: z.literal('session_detached'),

@@ -91,6 +91,14 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
       }
     },
 
+    /** POST /session/tool-response: the client's answers to the model's function calls. */
+    toolResponse(req: Request, res: Response) {
+      const owner = principalOf(req);
+      const body = bodyOf(req);
+      const answered = service.answerToolCallsById(owner, body.session_id, body.responses);
+      res.json({ success: true, data: { sessionId: String(body.session_id), answered } });
+    },
+
     /** GET /session/:session_id/transcript: the owner's transcript, while the session lives and for the retention after. */
     async transcript(req: Request, res: Response) {
       const owner = principalOf(req);

@@ -88,6 +88,8 @@ export interface EmulatorConnectionRecord {
   greeting?: string;
   /** Sums of every `usageMetadata` this connection sent (setup, turns, interrupted turns). */
   usage: UsageTotals;
+  /** Every function answer this connection accepted, in arrival order (the name as the client sent it). */
+  toolResponses: { id: string; name: string | undefined; response: unknown }[];
 }
 
 export interface UsageTotals {
@@ -119,6 +121,7 @@ export function createConnectionRecord(init: {
     handlesIssued: 0,
     turns: 0,
     interruptedTurns: 0,
+    toolResponses: [],
     usage: { messages: 0, promptTokenCount: 0, responseTokenCount: 0, thoughtsTokenCount: 0, totalTokenCount: 0 },
   };
 }

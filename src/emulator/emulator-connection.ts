@@ -20,6 +20,8 @@ import { ReplyPlayer } from './reply-player';
 import type { ResumptionStore, SessionState } from './resumption';
 import { greetingTurn, resolveTurn, type Scenario, type Turn, type TurnInput } from './scenario';
 import { WriteCoalescer, type EmulatorTiming } from './timing';
+import { declaredTools, parseToolResponse, replyUsingAnswers, toolUseTokens } from './tool-calls';
+import { wordFragments } from './scenario';
 import {
   CLOSE_INTERNAL,
   CLOSE_POLICY,
@@ -90,6 +92,9 @@ export class EmulatorConnection {
   private warnedNoRate = false;
   /** Until the first input after a fresh setup: a text turn then is the cue for the model to speak first. */
   private greetingOpen = false;
+  /** What the setup declared: the model calls only these functions, and grounds only with googleSearch. */
+  private tools: { functions: Set<string>; googleSearch: boolean } = { functions: new Set(), googleSearch: false };
+  private toolCallSeq = 0;
 
   constructor(private readonly deps: ConnectionDeps) {
     this.id = deps.id;
@@ -143,6 +148,7 @@ export class EmulatorConnection {
 
   /** Barge-in on the reply in progress; returns false if there was none. */
   interrupt(): boolean {
+    if (this.cancelToolCalls()) return true;
     const current = this.reply;
     if (!current?.player.active) return false;
     current.player.cancel();
@@ -184,6 +190,7 @@ export class EmulatorConnection {
       case 'clientContent':
         return this.handleClientContent(body);
       case 'toolResponse':
+        return this.handleToolResponse(body);
       case 'contextUpdate':
         return this.deps.recorder.message(type);
     }
@@ -206,6 +213,8 @@ export class EmulatorConnection {
     } else {
       this.session = { sessionId: this.deps.newSessionId(), scenario: undefined, scenarioIndex: 0, turnIndex: 0, contextTokens: 0, audioMs: 0 };
     }
+    this.session.tools ??= { outstanding: undefined };
+    this.tools = declaredTools(isObject(raw) ? raw : {});
     this.setup = setup;
     recorder.record.model = setup.modelName.slice('models/'.length);
     this.greetingOpen = !setup.resumeHandle && !setup.model.transcriptionOnly;
@@ -368,6 +377,8 @@ export class EmulatorConnection {
     this.greetingOpen = false;
     const input: TurnInput = { ...partial, index: this.session.turnIndex++ };
     this.log.debug({ input }, 'user turn');
+    // A new turn while the model waits on function answers withdraws those calls (when it can be interrupted).
+    if (this.setup?.interruptible) this.cancelToolCalls();
     if (this.reply?.player.active) {
       if (!this.setup?.interruptible) {
         this.queued.push({ input, fixed });
@@ -388,6 +399,64 @@ export class EmulatorConnection {
       this.session.scenarioIndex = 0;
     }
     const turn = fixed ?? resolveTurn(scenario, this.session.scenarioIndex++, input);
+    if (this.callTools(turn, input)) return;
+    this.play(turn, input);
+  }
+
+  /**
+   * The turn's function calls the session declared, in one `toolCall` after the user's words; the reply waits
+   * for their answers. Returns false when there is nothing to call (no calls scripted, or none declared).
+   */
+  private callTools(turn: Turn, input: TurnInput): boolean {
+    const wanted = (turn.toolCalls ?? []).filter((c) => this.tools.functions.has(c.name));
+    if (wanted.length === 0 || !this.setup) return false;
+    if (input.kind === 'audio' && this.setup.inputTranscription) {
+      for (const text of wordFragments(turn.userTranscript)) this.send({ serverContent: { inputTranscription: { text } } });
+    }
+    const calls = wanted.map((c) => ({ id: `function-call-${this.id}-${++this.toolCallSeq}`, name: c.name, args: c.args ?? {} }));
+    this.session.tools!.outstanding = { calls, answers: new Map(), turn, input, settled: false };
+    if (this.setup.resumption) this.send({ sessionResumptionUpdate: { resumable: false } });
+    this.send({ toolCall: { functionCalls: calls } });
+    return true;
+  }
+
+  /**
+   * A `toolResponse`: every id must be one the model is waiting on (else 1007, like the real service); once all
+   * are answered the reply that uses them plays.
+   */
+  private handleToolResponse(body: unknown): void {
+    this.deps.recorder.message('toolResponse');
+    const responses = parseToolResponse(body);
+    const o = this.session.tools?.outstanding;
+    for (const r of responses) {
+      if (!o || o.settled || !o.calls.some((c) => c.id === r.id)) return invalid(`toolResponse for unknown function call id ${r.id}`);
+    }
+    for (const r of responses) o!.answers.set(r.id, r);
+    this.deps.recorder.record.toolResponses.push(...responses.map((r) => ({ id: r.id, name: r.name, response: r.response })));
+    if (o!.calls.some((c) => !o!.answers.has(c.id))) return;
+    o!.settled = true;
+    this.session.tools!.outstanding = undefined;
+    const reply = replyUsingAnswers(o!);
+    // The answers are the model's input now: no user words again.
+    this.play({ ...o!.turn, reply, toolCalls: undefined }, { ...o!.input, kind: 'text', text: '' }, toolUseTokens(o!));
+  }
+
+  /** Barge-in while calls are outstanding: interrupted, then `toolCallCancellation` for them, then turnComplete. */
+  private cancelToolCalls(): boolean {
+    const o = this.session?.tools?.outstanding;
+    if (!o || o.settled) return false;
+    o.settled = true;
+    this.session.tools!.outstanding = undefined;
+    this.send({ serverContent: { interrupted: true } });
+    this.send({ toolCallCancellation: { ids: o.calls.map((c) => c.id) } });
+    this.send({ serverContent: { turnComplete: true } });
+    this.finishTurn(true);
+    return true;
+  }
+
+  private play(turn: Turn, input: TurnInput, toolUsePromptTokens = 0): void {
+    const setup = this.setup!;
+    const scenario = this.deps.scenario();
     const faults = this.deps.faults();
     const plan = planReply({
       turn,
@@ -404,6 +473,8 @@ export class EmulatorConnection {
       contextTokens: this.session.contextTokens ?? 0,
       thoughtsTokens: setup.model.thoughtsTokensPerTurn,
       transcriptionOnly: setup.model.transcriptionOnly === true,
+      toolUsePromptTokens,
+      grounding: this.tools.googleSearch ? turn.grounding : undefined,
     });
     this.session.contextTokens = (this.session.contextTokens ?? 0) + plan.turnTokens;
     if (setup.resumption && faults.notResumableDuringGeneration) {

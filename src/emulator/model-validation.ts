@@ -28,6 +28,7 @@ export function validateSetupForModel(setup: Record<string, any>, model: string,
     if (setup.systemInstruction !== undefined) unsupported('systemInstruction', model);
     if (setup.outputAudioTranscription !== undefined) unsupported('outputAudioTranscription', model);
     if (!isObject(setup.inputAudioTranscription)) unsupported('inputAudioTranscription', model, 'is required by');
+    if (Array.isArray(setup.tools) && setup.tools.length > 0) unsupported('tools', model);
   }
 
   if (gc.thinkingConfig !== undefined && caps.thinking) {

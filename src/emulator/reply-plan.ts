@@ -46,6 +46,10 @@ export interface ReplyPlanOptions {
   thoughtsTokens?: number;
   /** A speech-to-text model: the input transcription and `turnComplete` only, no reply. */
   transcriptionOnly?: boolean;
+  /** Tokens of function answers read for this reply (`toolUsePromptTokenCount`). Default 0. */
+  toolUsePromptTokens?: number;
+  /** `serverContent.groundingMetadata` sent with the first model content (a session with googleSearch). */
+  grounding?: { queries: string[]; sources: { uri: string; title?: string }[] };
 }
 
 export const OUTPUT_MIME_TYPE = `audio/pcm;rate=${OUTPUT_SAMPLE_RATE}`;
@@ -87,6 +91,16 @@ export function planReply(o: ReplyPlanOptions): ReplyPlan {
   (content.steps[0] ?? generationComplete).waitMs += o.delayMs;
 
   const { metadata: usageMetadata, turnTokens } = usage(o, content.audioMs);
+  if (o.grounding) {
+    const g = o.grounding;
+    content.steps.push(
+      step({
+        serverContent: {
+          groundingMetadata: { webSearchQueries: g.queries, groundingChunks: g.sources.map((s) => ({ web: { uri: s.uri, ...(s.title ? { title: s.title } : {}) } })) },
+        },
+      }),
+    );
+  }
   const body = o.lateInputTranscription
     ? [...content.steps.slice(0, 1), ...inputSteps, ...content.steps.slice(1)]
     : [...inputSteps, ...content.steps];
@@ -165,13 +179,15 @@ function usage(o: ReplyPlanOptions, replyAudioMs: number): { metadata: ServerMes
   const prompt = input + context;
   const response = o.transcriptionOnly ? 0 : o.modality === 'AUDIO' ? audioTokens(replyAudioMs) : textTokens(o.turn.reply);
   const thoughts = o.transcriptionOnly ? 0 : (o.thoughtsTokens ?? 0);
+  const toolUse = o.toolUsePromptTokens ?? 0;
   const promptTokensDetails = [{ modality: o.input.kind === 'audio' ? 'AUDIO' : 'TEXT', tokenCount: input }];
   if (context > 0) promptTokensDetails.push({ modality: 'TEXT', tokenCount: context });
   const metadata: ServerMessage = {
     promptTokenCount: prompt,
     ...(o.transcriptionOnly ? {} : { responseTokenCount: response }),
     ...(thoughts > 0 ? { thoughtsTokenCount: thoughts } : {}),
-    totalTokenCount: prompt + response + thoughts,
+    ...(toolUse > 0 ? { toolUsePromptTokenCount: toolUse } : {}),
+    totalTokenCount: prompt + response + thoughts + toolUse,
     promptTokensDetails,
     ...(o.transcriptionOnly ? {} : { responseTokensDetails: [{ modality: o.modality, tokenCount: response }] }),
   };

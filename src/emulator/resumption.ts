@@ -1,3 +1,4 @@
+import type { OutstandingToolCalls } from './tool-calls';
 import type { Scenario } from './scenario';
 
 /** Session progress that survives a reconnect through a resumption handle. */
@@ -14,6 +15,11 @@ export interface SessionState {
   contextTokens?: number;
   /** Audio received in the session (a model's per-session audio cap counts across resumed connections). */
   audioMs?: number;
+  /**
+   * Function calls the model waits on. A holder shared by every snapshot of the session (handles are shallow
+   * copies), so a connection that resumes the session, from whichever handle, still expects their answers.
+   */
+  tools?: { outstanding: OutstandingToolCalls | undefined };
 }
 
 interface Entry {

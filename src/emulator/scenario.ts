@@ -18,6 +18,16 @@ export interface Turn {
    * turnComplete, the connection stays open (tests watchdogs). The next user turn interrupts the stalled reply.
    */
   stallAfterChunks?: number;
+  /**
+   * Function calls the model makes before replying, in this order, in one `toolCall` (issue 16): only those whose
+   * name the session declared are made. The reply then waits for a `toolResponse` answering every id, and uses
+   * the answers (`replyWithToolResults`, else `reply` followed by each answer).
+   */
+  toolCalls?: { name: string; args?: Record<string, unknown> }[];
+  /** The reply text once the calls are answered (default: `reply` + what each function returned). */
+  replyWithToolResults?: (answers: { name: string; response: unknown }[]) => string;
+  /** Google Search grounding sent with the reply when the session declared `googleSearch`. */
+  grounding?: { queries: string[]; sources: { uri: string; title?: string }[] };
 }
 
 /** What the emulator knows about the user's turn when it picks the reply. */
@@ -119,6 +129,19 @@ export function namedScenario(name: string): Scenario | undefined {
       };
     case 'realtime':
       return defaultScenario({ pacing: 'realtime' });
+    case 'tools':
+      // Every turn asks the session's declared `get_time` (and `get_weather`, if declared) before replying.
+      return {
+        name: 'tools',
+        turns: [],
+        fallback: {
+          userTranscript: '[emulated] what time is it',
+          reply: 'Here is what I found.',
+          replyAudioMs: 300,
+          toolCalls: [{ name: 'get_time', args: {} }, { name: 'get_weather', args: { city: 'Berlin' } }],
+          grounding: { queries: ['time in Berlin'], sources: [{ uri: 'https://example.org/time', title: 'Time' }] },
+        },
+      };
     default:
       return undefined;
   }

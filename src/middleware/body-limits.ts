@@ -1,5 +1,6 @@
 import type { JsonShapeLimits } from './body-json-shape';
 import { MAX_CUSTOM_VOCABULARY_TERMS, MAX_TRANSCRIPTION_LANGUAGES } from '../services/session-setup/session-options';
+import { MAX_TOOL_SCHEMA_DEPTH } from '../services/tools/tool-declarations';
 
 /** What one route accepts as its JSON body. */
 export interface BodySpec extends JsonShapeLimits {
@@ -16,6 +17,14 @@ export const JSON_MAX_ELEMENTS = 1000;
  * elements). A body of 10,000 terms is refused by the scan before `JSON.parse` builds it.
  */
 export const CONTROL_JSON_MAX_ELEMENTS = MAX_CUSTOM_VOCABULARY_TERMS + MAX_TRANSCRIPTION_LANGUAGES + 128;
+/**
+ * Session start and tool answers carry JSON the client designs (a function's `parameters` schema, a function's
+ * result): body → `tools` → declaration → a schema of at most MAX_TOOL_SCHEMA_DEPTH levels (and body → `responses`
+ * → answer → `response` the same). Still checked before `JSON.parse`.
+ */
+export const CONTROL_JSON_MAX_DEPTH = 3 + MAX_TOOL_SCHEMA_DEPTH;
+/** Elements of declarations with their schemas (bounded in bytes by MAX_TOOLS_TOTAL_BYTES as well). */
+export const TOOLS_JSON_MAX_ELEMENTS = 4096;
 /** Room for `/transcribe`'s other fields and a `data:` URL prefix next to the base64 chunk. */
 export const TRANSCRIBE_FIELDS_ALLOWANCE = 64 * 1024;
 
@@ -37,6 +46,6 @@ export function routeBodySpecs(o: { maxChunkBytes: number; jsonLimitBytes: numbe
   const shape = { maxDepth: JSON_MAX_DEPTH, maxElements: JSON_MAX_ELEMENTS };
   return {
     transcribe: { ...shape, maxBytes: Math.min(o.jsonLimitBytes, base64Length(o.maxChunkBytes) + TRANSCRIBE_FIELDS_ALLOWANCE) },
-    control: { ...shape, maxElements: CONTROL_JSON_MAX_ELEMENTS, maxBytes: Math.min(o.jsonLimitBytes, o.controlJsonLimitBytes) },
+    control: { maxDepth: CONTROL_JSON_MAX_DEPTH, maxElements: CONTROL_JSON_MAX_ELEMENTS + TOOLS_JSON_MAX_ELEMENTS, maxBytes: Math.min(o.jsonLimitBytes, o.controlJsonLimitBytes) },
   };
 }

@@ -39,6 +39,7 @@ export function createLiveAudioRouter(
   r.post('/streaming/start', ...(extra.sessionStartLimit ?? []), bodies.control, ...door('start'), controller.startSession);
   r.post('/transcribe', ...(extra.transcribe ?? []), bodies.transcribe, ...door('transcribe'), controller.transcribe);
   r.post('/session/end', bodies.control, ...door('end'), controller.endSession);
+  r.post('/session/tool-response', bodies.control, ...door('transcribe'), controller.toolResponse);
   r.get('/session/:session_id/status', ...door('status'), controller.status);
   r.get('/session/:session_id/transcript', ...door('status'), controller.transcript);
   r.get('/usage', controller.usage);

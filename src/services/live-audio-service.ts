@@ -34,6 +34,8 @@ import {
 } from './session/session-views';
 import type { TurnSnapshot } from './session/turn-tracker';
 import { AppError, Errors, isAppError } from '../util/app-error';
+import { DEFAULT_TOOL_LIMITS, type ToolLedgerLimits } from './tools/tool-call-ledger';
+import { parseToolResponses } from './tools/tool-responses';
 import { decodeBase64Strict, base64DecodedLength } from '../util/strict-base64';
 import type { Logger } from '../util/logger';
 
@@ -105,6 +107,8 @@ export interface LiveAudioServiceOptions {
   sessionMaxAgeMs: number;
   idleTimeoutMs: number;
   transcribeWaitMs: number;
+  /** Function call limits per session (default DEFAULT_TOOL_LIMITS). */
+  toolLimits?: ToolLedgerLimits;
   maxChunkBytes: number;
   logTranscripts?: boolean;
   resilience?: Partial<ResilienceOptions>;
@@ -247,6 +251,10 @@ export class LiveAudioService {
       pacing: this.o.pacing,
       conversation,
       maxAudioMs: setup.maxAudioMs,
+      tools: {
+        limits: this.o.toolLimits ?? DEFAULT_TOOL_LIMITS,
+        behaviors: new Map((setup.tools ?? []).map((t) => [t.name, t.effectiveBehavior])),
+      },
     });
     const archive = this.o.archive;
     session.on('ended', (info) => {
@@ -380,6 +388,22 @@ export class LiveAudioService {
   /** An image frame (already sniffed) for the session's model. */
   sendImage(session: LiveSession, bytes: Buffer, mimeType: 'image/jpeg' | 'image/png'): void {
     session.sendImage(bytes, mimeType);
+  }
+
+  /**
+   * Answers to the model's function calls (both transports): validated here (400), then by the session's ledger
+   * (409 unknown / not pending, 413 too large). Returns, per call, whether it went out now or waits for the
+   * upstream to come back.
+   */
+  answerToolCalls(session: LiveSession, input: unknown): { id: string; name: string; delivery: 'sent' | 'held' }[] {
+    return session.answerToolCalls(parseToolResponses(input));
+  }
+
+  /** REST: the owner's session by id (another key's looks unknown), then `answerToolCalls`. */
+  answerToolCallsById(owner: Principal, sessionIdRaw: unknown, input: unknown): { id: string; name: string; delivery: 'sent' | 'held' }[] {
+    if (sessionIdRaw === undefined || sessionIdRaw === null || sessionIdRaw === '') throw Errors.missingField('session_id');
+    const session = this.o.registry.require(owner, SessionRegistry.validateId(sessionIdRaw));
+    return this.answerToolCalls(session, input);
   }
 
   /** Barge-in: stops the current reply; returns the turn it stopped. */

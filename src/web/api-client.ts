@@ -149,6 +149,11 @@ export class ApiClient {
     }).catch(() => undefined);
   }
 
+  /** Answers function calls the model made (`data.toolCalls` of /transcribe). */
+  toolResponse(sessionId: string, responses: { id: string; response: Record<string, unknown> }[]): Promise<{ success: true }> {
+    return this.request('POST', '/session/tool-response', { session_id: sessionId, responses });
+  }
+
   transcript(sessionId: string): Promise<TranscriptAnswer> {
     return this.request('GET', `/session/${encodeURIComponent(sessionId)}/transcript`);
   }

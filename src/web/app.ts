@@ -13,6 +13,7 @@ import {
   type TurnView,
 } from './types';
 import { WsConversation } from './ws-conversation';
+import { parseToolDeclarations, ToolPanel } from './tool-panel';
 
 const KEY_STORAGE = 'live-audio.apiKey';
 const PREFS_STORAGE = 'live-audio.prefs';
@@ -51,6 +52,8 @@ export class App {
     voice: el<HTMLInputElement>(document, 'voice'),
     language: el<HTMLInputElement>(document, 'language'),
     instruction: el<HTMLTextAreaElement>(document, 'system-instruction'),
+    tools: el<HTMLTextAreaElement>(document, 'tools'),
+    toolCalls: el<HTMLOListElement>(document, 'tool-calls'),
     showTranscript: el<HTMLButtonElement>(document, 'show-transcript'),
     transcript: el<HTMLOListElement>(document, 'transcript'),
     usage: el<HTMLElement>(document, 'usage'),
@@ -261,6 +264,9 @@ export class App {
   }
 
   private wire(conv: Conversation): void {
+    const panel = new ToolPanel(this.$.toolCalls, (id, response) => conv.answerToolCall(id, response), (e) => this.showError(e));
+    panel.clear();
+    conv.on('toolCalls', (pending) => panel.render(pending));
     conv.on('state', (s) => this.renderState(s));
     conv.on('expiry', (at, total) => {
       this.expiresAt = at;
@@ -296,9 +302,12 @@ export class App {
   }
 
   /** The per-session options the controls set (only those filled in; the server checks them strictly). */
-  private sessionOptions(): Record<string, string> {
+  private sessionOptions(): Record<string, unknown> {
     const $ = this.$;
-    const o: Record<string, string> = {};
+    const o: Record<string, unknown> = {};
+    const tools = parseToolDeclarations($.tools.value);
+    if (tools.error) throw { message: tools.error, code: 'INVALID_FIELD' } satisfies PlainError;
+    if (tools.tools) o.tools = tools.tools;
     if ($.profile.value) o.profile = $.profile.value;
     if ($.voice.value.trim()) o.voice = $.voice.value.trim();
     if ($.language.value.trim()) o.language = $.language.value.trim();

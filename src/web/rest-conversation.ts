@@ -11,7 +11,7 @@ export interface RestConversationOptions {
   sessionId: string;
   modality: Modality;
   /** Per-session options for the start (profile, voice, language, system_instruction). */
-  options?: Record<string, string>;
+  options?: Record<string, unknown>;
   statusEveryMs?: number;
 }
 
@@ -98,6 +98,8 @@ export class RestConversation extends ConversationLifecycle implements Conversat
     this.latestTurn = turnId;
     this.latestStamp = d.timestamp;
     const interrupted = !!d.interrupted;
+    // The latest answer lists every call still waiting (empty once answered).
+    if (Array.isArray(d.toolCalls)) this.emit('toolCalls', d.toolCalls);
     this.emit('turn', {
       turnId,
       user: ans.transcript || d.inputTranscription || '',
@@ -160,6 +162,10 @@ export class RestConversation extends ConversationLifecycle implements Conversat
 
   protected stopCapture(): Promise<void> | undefined {
     return this.recorder?.stop();
+  }
+
+  async answerToolCall(id: string, response: Record<string, unknown>): Promise<void> {
+    await this.o.api.toolResponse(this.sessionId, [{ id, response }]);
   }
 
   protected endOnUnload(): void {

@@ -37,7 +37,16 @@ export interface EndInfo {
   message?: string;
 }
 
+/** A function call the model waits on (issue 16): the page lets the user answer it by hand. */
+export interface ToolCallView {
+  id: string;
+  name: string;
+  args: Record<string, unknown>;
+}
+
 export interface ConversationEvents {
+  /** The calls waiting for an answer now (the whole list, every time it changes). */
+  toolCalls: (pending: ToolCallView[]) => void;
   state: (s: ConversationState) => void;
   /** When the session ends on the server, on the local clock (ms since epoch), and its full length (ms). */
   expiry: (expiresAtLocalMs: number, totalMs: number) => void;
@@ -59,6 +68,8 @@ export interface Conversation {
   start(): Promise<void>;
   /** Stops the microphone, flushes the last audio and ends the session on the server. Idempotent. */
   stop(): Promise<void>;
+  /** Answers one of the model's function calls (rejects with the server's refusal, e.g. a 409). */
+  answerToolCall(id: string, response: Record<string, unknown>): Promise<void>;
   /** Best-effort, synchronous end for page unload: asks the server to end the session, waits for nothing. */
   endNow(): void;
   on<K extends keyof ConversationEvents>(event: K, fn: ConversationEvents[K]): () => void;

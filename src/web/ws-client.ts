@@ -13,6 +13,10 @@ export interface ServerMessage {
   message?: string;
   required_auth?: boolean;
   sample_rate?: number;
+  /** `tool_call`: the calls the model makes. */
+  calls?: { id: string; name: string; args?: Record<string, unknown> }[];
+  /** `tool_call_cancelled`, `tool_call_timed_out`, `tool_response_dropped`: the call ids. */
+  ids?: string[];
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- JSON from the wire, of a shape not known here, read field by field
   data?: any;
 }
@@ -31,7 +35,8 @@ export type ClientMessage =
   | { type: 'end_session' }
   | { type: 'get_status' }
   | { type: 'text'; text: string }
-  | { type: 'interrupt' };
+  | { type: 'interrupt' }
+  | { type: 'tool_response'; responses: { id: string; response: Record<string, unknown> }[] };
 
 export interface LiveSocketEvents {
   open: () => void;

@@ -2,7 +2,7 @@ import { base64ToBytes, bytesToBase64, int16ToS16le, s16leToInt16 } from './audi
 import { ConversationLifecycle } from './conversation-lifecycle';
 import { fromMicError, fromSocketClose, fromSocketMessage, PlainFailure } from './plain-errors';
 import { PcmCapture } from './microphone-capture';
-import type { Conversation, EndInfo, Modality, PlainError } from './types';
+import type { Conversation, EndInfo, Modality, PlainError, ToolCallView } from './types';
 import { LiveSocket, liveSocketUrl, type ServerMessage } from './ws-client';
 
 export interface WsConversationOptions {
@@ -11,7 +11,7 @@ export interface WsConversationOptions {
   sessionId: string;
   modality: Modality;
   /** Per-session options for the start (profile, voice, language, system_instruction). */
-  options?: Record<string, string>;
+  options?: Record<string, unknown>;
   workletUrl: string;
   url?: string;
   /** PCM chunk length per `audio_chunk` message. 200 ms: 300 messages a minute, half the server's default limit. */
@@ -37,6 +37,8 @@ export class WsConversation extends ConversationLifecycle implements Conversatio
   private audioTurn = 0;
   private interruptedTurn: number | null = null;
   private sessionActive = false;
+  /** Function calls waiting for the user's answer, in the order the model made them. */
+  private readonly pendingCalls = new Map<string, ToolCallView>();
 
   constructor(private readonly o: WsConversationOptions) {
     super();
@@ -106,6 +108,21 @@ export class WsConversation extends ConversationLifecycle implements Conversatio
       case 'session_detached':
         this.finish({ status: 'ended', reason: 'detached', message: 'The session was taken over by another connection (another tab?)' });
         return;
+      case 'tool_call':
+        for (const c of Array.isArray(m.calls) ? m.calls : []) this.pendingCalls.set(c.id, { id: c.id, name: c.name, args: c.args ?? {} });
+        this.emit('toolCalls', [...this.pendingCalls.values()]);
+        return;
+      case 'tool_call_cancelled':
+      case 'tool_call_timed_out':
+        for (const id of Array.isArray(m.ids) ? m.ids : []) this.pendingCalls.delete(id);
+        this.emit('toolCalls', [...this.pendingCalls.values()]);
+        if (m.type === 'tool_call_timed_out') this.emit('error', { message: 'A function call was not answered in time; the model was told it failed.', code: 'TOOL_CALL_TIMED_OUT' });
+        return;
+      case 'tool_response_dropped':
+        this.emit('error', { message: 'An answer to a function call was lost: the model restarted the conversation.', code: 'TOOL_RESPONSE_DROPPED' });
+        return;
+      case 'tool_response_accepted':
+      case 'grounding':
       case 'pong':
       case 'rate_limit_status':
         return;
@@ -213,6 +230,13 @@ export class WsConversation extends ConversationLifecycle implements Conversatio
 
   protected override afterEnded(): void {
     this.socket.close(1000, 'session ended');
+  }
+
+  async answerToolCall(id: string, response: Record<string, unknown>): Promise<void> {
+    if (!this.pendingCalls.has(id)) throw new PlainFailure({ message: 'That call is no longer waiting for an answer.', code: 'TOOL_CALL_NOT_PENDING' });
+    this.socket.send({ type: 'tool_response', responses: [{ id, response }] });
+    this.pendingCalls.delete(id);
+    this.emit('toolCalls', [...this.pendingCalls.values()]);
   }
 
   protected endOnUnload(): void {

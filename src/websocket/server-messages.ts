@@ -1,3 +1,4 @@
+import type { GroundingInfo, ToolCallRequest } from '../services/tools/tool-types';
 import type { Principal } from '../services/auth/principal';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
 import { sessionEndedView, sessionStartedView, transcriptionView } from '../services/session/session-views';
@@ -90,6 +91,37 @@ export const ServerMessages = {
     session_id: sessionId,
     data: { turnId, by },
   }),
+
+  toolCall: (sessionId: string, turnId: number, calls: ToolCallRequest[]) => ({
+    type: 'tool_call' as const,
+    session_id: sessionId,
+    turn_id: turnId,
+    calls: calls.map(({ id, name, args }) => ({ id, name, args })),
+  }),
+
+  toolCallCancelled: (sessionId: string, ids: string[], reason: 'cancelled' | 'dropped') => ({
+    type: 'tool_call_cancelled' as const,
+    session_id: sessionId,
+    ids,
+    reason,
+  }),
+
+  toolCallTimedOut: (sessionId: string, ids: string[], timeoutMs: number) => ({
+    type: 'tool_call_timed_out' as const,
+    session_id: sessionId,
+    ids,
+    timeout_ms: timeoutMs,
+  }),
+
+  toolResponseDropped: (sessionId: string, ids: string[]) => ({ type: 'tool_response_dropped' as const, session_id: sessionId, ids }),
+
+  toolResponseAccepted: (sessionId: string, answered: { id: string; name: string; delivery: 'sent' | 'held' }[]) => ({
+    type: 'tool_response_accepted' as const,
+    session_id: sessionId,
+    answered,
+  }),
+
+  grounding: (sessionId: string, turnId: number, data: GroundingInfo) => ({ type: 'grounding' as const, session_id: sessionId, turn_id: turnId, data }),
 
   sessionEnded: (sessionId: string, info: SessionEndInfo, extra: Record<string, unknown> = {}) => ({
     type: 'session_ended' as const,

@@ -50,6 +50,12 @@ export class SessionRelay {
     this.listen('audioCut', (cut) => this.send(ServerMessages.rateLimited('audio', cut.retryAfterSec)));
     // Rolling deploy: the session goes on on another instance; the client reconnects (anywhere) and resumes it.
     this.listen('handingOver', () => this.send(ServerMessages.reconnect(session.id)));
+    // Function calls (issue 16): rendered from the session's ledger events.
+    this.listen('toolCall', (calls, turnId) => this.send(ServerMessages.toolCall(session.id, turnId, calls)));
+    this.listen('toolCallCancelled', (ids, reason) => this.send(ServerMessages.toolCallCancelled(session.id, ids, reason)));
+    this.listen('toolCallTimedOut', (ids) => this.send(ServerMessages.toolCallTimedOut(session.id, ids, session.tools.timeoutMs)));
+    this.listen('toolResponseDropped', (ids) => this.send(ServerMessages.toolResponseDropped(session.id, ids)));
+    this.listen('grounding', (g, turnId) => this.send(ServerMessages.grounding(session.id, turnId, g)));
     this.listen('ended', (info) => this.handleEnded(info));
     this.lastVersion = session.snapshot().version;
   }
@@ -69,6 +75,16 @@ export class SessionRelay {
     if (!this.isActive || snap.turnId === 0) return;
     this.send(ServerMessages.transcription(this.session, snap));
     if (snap.turnComplete) this.send(ServerMessages.turnComplete(this.session, snap));
+  }
+
+  /**
+   * For a session resumed on this socket: the function calls still waiting for an answer (they were announced on
+   * the socket the client left), as one `tool_call`.
+   */
+  catchUpToolCalls(): void {
+    const pending = this.session.tools.pending();
+    if (!this.isActive || pending.length === 0) return;
+    this.send(ServerMessages.toolCall(this.session.id, this.session.snapshot().turnId, pending));
   }
 
   /** For a session that ended before it was bound: sends its `session_ended` now. */

@@ -70,6 +70,7 @@ export class FakeConnection extends TypedEmitter<UpstreamEvents> implements Upst
   }
 
   sendImage(): void {}
+  sendToolResponse(): void {}
 
   startDelivery(): void {
     const held = this.held;

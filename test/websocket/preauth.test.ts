@@ -10,6 +10,7 @@ import { clientFrame, rawWsConnect, type RawWs } from '../helpers/raw-ws';
 import { sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { ConfigError, loadConfig } from '../../src/config/config';
 import { jsonNestingExceeds } from '../../src/websocket/json-depth';
+import { MAX_MESSAGE_DEPTH } from '../../src/contracts/ws-client-messages';
 import { PreAuthFrameFilter } from '../../src/websocket/preauth-frame-filter';
 import { PreAuthGate, type PreAuthRefusal } from '../../src/websocket/preauth-gate';
 import { PassThrough } from 'node:stream';
@@ -205,9 +206,9 @@ describe('the endpoint before and after authentication', () => {
     const t0 = Date.now();
     await c.write(clientFrame('['.repeat(1024 * 1024) + ']'.repeat(1024 * 1024)));
     await t.emu.waitFor(() => c.messages().some((m) => m.type === 'error'), 3000);
-    // JSON.parse of this frame alone takes about a second of CPU here; the check stops at depth 9.
+    // JSON.parse of this frame alone takes about a second of CPU here; the check stops one level past MAX_MESSAGE_DEPTH.
     expect(Date.now() - t0).toBeLessThan(1000);
-    expect(c.messages().find((m) => m.type === 'error')).toMatchObject({ code: 'INVALID_MESSAGE', error: 'Message nested deeper than 8 levels' });
+    expect(c.messages().find((m) => m.type === 'error')).toMatchObject({ code: 'INVALID_MESSAGE', error: `Message nested deeper than ${MAX_MESSAGE_DEPTH} levels` });
   });
 });
 

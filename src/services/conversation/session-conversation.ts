@@ -1,4 +1,5 @@
 import type { UsageMetadata } from '@google/genai';
+import type { GroundingInfo } from '../tools/tool-types';
 import type { Principal } from '../auth/principal';
 import type { EffectiveSessionSetup, SetupEcho } from '../session-setup/effective-setup';
 import type { UsageMeter } from '../usage/usage-meter';
@@ -104,6 +105,21 @@ export class SessionConversation {
   /** The greeting was sent: the model's opening is a turn of its own. */
   greetingSent(): void {
     this.transcript.greetingSent();
+  }
+
+  /** The model asked for function calls (recorded in the open turn). */
+  toolCalls(calls: { id: string; name: string; args: unknown }[]): void {
+    if (!this.transcript.ended) this.transcript.toolCall(calls.map((c) => ({ ...c, state: 'pending' as const })));
+  }
+
+  /** What became of a call. */
+  toolSettled(id: string, state: 'answered' | 'cancelled' | 'timed_out' | 'dropped', response?: unknown): void {
+    if (!this.transcript.ended) this.transcript.toolSettled(id, state, response);
+  }
+
+  /** Google Search grounding of the reply in progress. */
+  grounding(g: GroundingInfo): void {
+    if (!this.transcript.ended) this.transcript.grounding(g);
   }
 
   /** Typed user input (WebSocket `text`). */

@@ -1,10 +1,14 @@
+import type { GroundingInfo } from '../tools/tool-types';
 import type { UsageFigures } from '../usage/usage-figures';
 
-/** A function call the model made in a turn (filled by the tools work, issue 16). */
+/** A function call the model made in a turn, and what became of it (issue 16). */
 export interface TranscriptToolCall {
   id: string;
   name: string;
   args: unknown;
+  /** `pending` until answered (by the client, or with an error at the timeout), cancelled or dropped. */
+  state?: 'pending' | 'answered' | 'cancelled' | 'timed_out' | 'dropped';
+  /** What the model was answered. */
   response?: unknown;
   cancelled?: boolean;
 }
@@ -23,6 +27,8 @@ export interface TranscriptTurn {
   /** This turn's usage (Gemini reports usage per turn); null until it arrives. */
   usage: UsageFigures | null;
   toolCalls: TranscriptToolCall[];
+  /** Google Search grounding of the reply (queries and sources), when the session has `google_search`. */
+  grounding?: GroundingInfo;
   /** Text beyond the per-turn cap was dropped. */
   truncated: boolean;
 }

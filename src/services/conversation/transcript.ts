@@ -1,3 +1,4 @@
+import type { GroundingInfo } from '../tools/tool-types';
 import { addUsage, emptyUsage, fromUsageMetadata, type UsageFigures } from '../usage/usage-figures';
 import type { TranscriptRecord, TranscriptToolCall, TranscriptTurn } from './transcript-types';
 
@@ -84,10 +85,32 @@ export class Transcript {
     else this.record.overheadUsage = addUsage(this.record.overheadUsage, u);
   }
 
-  /** Room for issue 16: calls the model made in the open (or last) turn. */
+  /** Calls the model made in the open turn (one opens if none is). */
   toolCall(calls: TranscriptToolCall[]): void {
     const t = this.open ?? this.turn('user');
     for (const c of calls.slice(0, 64)) if (t.toolCalls.length < 64) t.toolCalls.push({ ...c });
+  }
+
+  /** What became of a call (answered, timed out, cancelled, dropped), in whichever recent turn holds it. */
+  toolSettled(id: string, state: NonNullable<TranscriptToolCall['state']>, response?: unknown): void {
+    for (let i = this.record.turns.length - 1, seen = 0; i >= 0 && seen < 8; i--, seen++) {
+      const c = this.record.turns[i]!.toolCalls.find((x) => x.id === id);
+      if (!c) continue;
+      c.state = state;
+      if (state === 'cancelled') c.cancelled = true;
+      if (response !== undefined) c.response = response;
+      return;
+    }
+  }
+
+  /** Google Search grounding of the open turn's reply (merged, bounded). */
+  grounding(g: GroundingInfo): void {
+    const t = this.open ?? this.turn('user');
+    const cur = t.grounding ?? { queries: [], sources: [] };
+    t.grounding = {
+      queries: [...new Set([...cur.queries, ...g.queries])].slice(0, 20),
+      sources: [...cur.sources, ...g.sources.filter((s) => !cur.sources.some((c) => c.uri === s.uri))].slice(0, 20),
+    };
   }
 
   /** The session ended: the open turn closes (as interrupted if it had started replying). */

@@ -1,4 +1,5 @@
 import {
+  Behavior,
   EndSensitivity,
   Modality,
   StartSensitivity,
@@ -6,6 +7,7 @@ import {
   type AudioTranscriptionConfig,
   type LiveConnectConfig,
   type RealtimeInputConfig,
+  type Tool,
 } from '@google/genai';
 import type { UpstreamSessionConfig } from '../upstream/upstream-types';
 import type { EffectiveSessionSetup, ThinkingSetup, VadSetup } from './effective-setup';
@@ -60,6 +62,8 @@ export function buildLiveConnectConfig(s: EffectiveSessionSetup, connection: Con
   if (s.inputTranscription) config.inputAudioTranscription = inputTranscriptionConfig(s);
   if (s.outputTranscription) config.outputAudioTranscription = {};
   if (s.vad) config.realtimeInputConfig = realtimeInputConfig(s.vad);
+  const tools = toolsConfig(s);
+  if (tools.length > 0) config.tools = tools;
 
   if (connection.sessionResumption !== false) {
     config.sessionResumption = connection.resumptionHandle ? { handle: connection.resumptionHandle } : {};
@@ -78,6 +82,23 @@ export function buildLiveConnectConfig(s: EffectiveSessionSetup, connection: Con
 export function greetingToSend(s: EffectiveSessionSetup, connection: { resumed: boolean; greetedBefore: boolean }): string | undefined {
   if (s.greeting === undefined || s.transcriptionOnly || connection.resumed || connection.greetedBefore) return undefined;
   return s.greeting;
+}
+
+/** `tools`: one entry with every function declaration, one with `googleSearch`. */
+function toolsConfig(s: EffectiveSessionSetup): Tool[] {
+  const out: Tool[] = [];
+  if (s.tools?.length) {
+    out.push({
+      functionDeclarations: s.tools.map((t) => ({
+        name: t.name,
+        ...(t.description !== undefined ? { description: t.description } : {}),
+        ...(t.parameters !== undefined ? { parametersJsonSchema: t.parameters } : {}),
+        ...(t.behavior !== undefined ? { behavior: t.behavior === 'blocking' ? Behavior.BLOCKING : Behavior.NON_BLOCKING } : {}),
+      })),
+    });
+  }
+  if (s.googleSearch) out.push({ googleSearch: {} });
+  return out;
 }
 
 const LEVELS: Record<Extract<ThinkingSetup, { level: unknown }>['level'], ThinkingLevel> = {

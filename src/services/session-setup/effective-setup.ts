@@ -1,4 +1,5 @@
 import type { LiveApiVersion, ThinkingLevelName } from '../models/capabilities';
+import type { ToolBehavior } from '../models/capabilities';
 import type { SessionOptionField } from './session-options';
 
 export type VadSetup =
@@ -55,6 +56,19 @@ export interface EffectiveSessionSetup {
   greeting?: string;
   /** The model accepts at most this much audio per session (the transcribe model: 10 min). */
   maxAudioMs?: number;
+  /** Function declarations sent as `tools[].functionDeclarations` (behavior only when the caller chose one). */
+  tools?: EffectiveTool[];
+  /** Sent as `tools: [{ googleSearch: {} }]`. */
+  googleSearch?: boolean;
+}
+
+/** One declared function as sent upstream; `effectiveBehavior` is what the model will do (its default if unset). */
+export interface EffectiveTool {
+  name: string;
+  description?: string;
+  parameters?: Record<string, unknown>;
+  behavior?: ToolBehavior;
+  effectiveBehavior: ToolBehavior;
 }
 
 /** A profile or server value left out because the chosen model lacks it (requests for it are refused instead). */
@@ -94,6 +108,9 @@ export interface SetupEcho {
   custom_vocabulary: { terms: number } | null;
   greeting: { source: SetupSource; chars: number; text?: string } | null;
   max_audio_ms: number | null;
+  /** The declared functions (name and behavior the model applies) and whether Google Search grounding is on. */
+  tools: { name: string; behavior: ToolBehavior }[] | null;
+  google_search: boolean;
   sources: Partial<Record<SessionOptionField, SetupSource>>;
   not_applied: NotApplied[];
 }

@@ -160,6 +160,7 @@ class Resolution {
     const greeting = this.greeting();
     if (greeting !== undefined) setup.greeting = greeting;
     if (c.maxAudioMsPerSession !== undefined) setup.maxAudioMs = c.maxAudioMsPerSession;
+    this.tools(setup);
     return setup;
   }
 
@@ -296,6 +297,41 @@ class Resolution {
     if (p.value.length > 0) setup.customVocabulary = p.value;
   }
 
+  /**
+   * Function declarations and Google Search (models-and-setup.md §1, §3): refused when the model has no function
+   * calling, when a declaration asks for a behavior the model does not allow (3.1: blocking only; 3.8 extended
+   * thinking: non-blocking only), or when the model has no search grounding. Each refusal names the tool.
+   */
+  private tools(setup: Omit<EffectiveSessionSetup, 'profile'>): void {
+    const t = this.caps.tools;
+    const p = this.pick('tools');
+    if (p && p.value.length > 0) {
+      if (!t.functionCalling) {
+        this.lacks('tools', p.source, 'the model takes no function declarations');
+      } else {
+        const refused = p.value.filter((d) => d.behavior !== undefined && !t.allowedBehaviors.includes(d.behavior));
+        for (const d of refused) {
+          this.lacks('tools', p.source, `${d.name}: behavior ${d.behavior} is not allowed (the model allows ${t.allowedBehaviors.join(', ')})`, `tools.${d.name}.behavior`);
+        }
+        if (refused.length === 0) {
+          this.sources.tools = p.source;
+          setup.tools = p.value.map((d) => ({
+            name: d.name,
+            ...(d.description !== undefined ? { description: d.description } : {}),
+            ...(d.parameters !== undefined ? { parameters: d.parameters } : {}),
+            ...(d.behavior !== undefined ? { behavior: d.behavior } : {}),
+            effectiveBehavior: d.behavior ?? t.defaultBehavior,
+          }));
+        }
+      }
+    } else if (p) this.sources.tools = p.source;
+    const g = this.pick('google_search');
+    if (!g) return;
+    if (g.value && !t.googleSearch) return this.lacks('google_search', g.source, 'the model has no Google Search grounding');
+    this.sources.google_search = g.source;
+    if (g.value) setup.googleSearch = true;
+  }
+
   /** `true` means the profile's greeting (or the server's); a string is the instruction itself; `false` none. */
   private greeting(): string | undefined {
     const p = this.pick('greeting');
@@ -356,6 +392,8 @@ class Resolution {
       custom_vocabulary: s.customVocabulary ? { terms: s.customVocabulary.length } : null,
       greeting: text(s.greeting, src.greeting),
       max_audio_ms: s.maxAudioMs ?? null,
+      tools: s.tools ? s.tools.map((d) => ({ name: d.name, behavior: d.effectiveBehavior })) : null,
+      google_search: s.googleSearch === true,
       sources: { ...src },
       not_applied: [...this.notApplied],
     };

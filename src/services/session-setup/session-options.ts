@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { THINKING_LEVELS } from '../models/capabilities';
 import { canonicalVoice, PREBUILT_VOICES } from '../models/voices';
+import { toolsSchema } from '../tools/tool-declarations';
 
 /**
  * The per-session options of `POST /session/start` and the WebSocket `start_session` (issue 14 §2), as one strict
@@ -103,6 +104,10 @@ export const sessionOptionsShape = {
     'terms',
   ).optional(),
   greeting: z.union([z.literal(true), z.literal(false), utf8Max(MAX_GREETING_BYTES, 'greeting').pipe(z.string().min(1))]).optional(),
+  /** Function declarations (issue 16): the model may call them; the client answers. */
+  tools: toolsSchema.optional(),
+  /** Google Search grounding (`tools: [{ googleSearch: {} }]`). */
+  google_search: z.boolean().optional(),
 };
 
 export const sessionOptionsSchema = z.strictObject(sessionOptionsShape);

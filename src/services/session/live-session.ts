@@ -1,4 +1,5 @@
 import type { Principal } from '../auth/principal';
+import { AppError } from '../../util/app-error';
 import type { ChunkDescriptor } from '../audio/audio-types';
 import { REPLY_SAMPLE_RATE, UPSTREAM_BYTES_PER_MS } from '../audio/audio-types';
 import { AudioDecodeError, AudioLimitError, type AudioPathEvent, type SessionAudioDecoder } from '../audio/session-audio-decoder';
@@ -11,6 +12,9 @@ import type { UpstreamCloseInfo } from '../upstream/upstream-types';
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import { TurnTracker, type TurnSnapshot } from './turn-tracker';
+import { DEFAULT_TOOL_LIMITS, ToolCallLedger, type ClientToolResponse, type ToolLedgerLimits } from '../tools/tool-call-ledger';
+import type { GroundingInfo, ToolCallAnswer, ToolCallRequest } from '../tools/tool-types';
+import type { ToolBehavior } from '../models/capabilities';
 
 /** A chunk receive time still unmatched by a sent frame after this long produced no audio. */
 const STALE_CHUNK_TIME_MS = 10_000;
@@ -89,7 +93,12 @@ export interface LiveSessionDeps {
   conversation?: SessionConversation;
   /** Audio the model accepts per session (the transcribe model: 10 min): the session ends when it is sent. */
   maxAudioMs?: number;
+  /** Function calls: limits, and the behavior of each declared function on the session's model. */
+  tools?: { limits: ToolLedgerLimits; behaviors: ReadonlyMap<string, ToolBehavior> };
 }
+
+/** Why calls stopped waiting for the client: the model withdrew them, or a fresh upstream session never asked. */
+export type ToolWithdrawReason = 'cancelled' | 'dropped';
 
 /** A live session's status (REST `GET /session/:id/status`, WebSocket `session_status`). */
 export type LiveSessionStatus = ReturnType<LiveSession['status']>;
@@ -122,6 +131,16 @@ export type LiveSessionEvents = {
   upstreamFailed: (failure: UpstreamFailure) => void;
   /** A new resumable handle from the upstream (cluster mode keeps the latest in the session's record). */
   upstreamResumptionHandle: (handle: string) => void;
+  /** The model asks the client to run functions (several at once stay one event, in the model's order). */
+  toolCall: (calls: ToolCallRequest[], turnId: number) => void;
+  /** Calls no longer to be answered: withdrawn by the model (barge-in), or dropped by a fresh upstream session. */
+  toolCallCancelled: (ids: string[], reason: ToolWithdrawReason) => void;
+  /** Calls left unanswered for the timeout: the model was answered with an error on the client's behalf. */
+  toolCallTimedOut: (ids: string[]) => void;
+  /** Answers the client gave that never reached the model (the upstream came back as a fresh session). */
+  toolResponseDropped: (ids: string[]) => void;
+  /** Google Search grounding of the reply in progress (queries, sources). */
+  grounding: (info: GroundingInfo, turnId: number) => void;
   ended: (info: SessionEndInfo) => void;
 };
 
@@ -156,6 +175,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   /** Barge-in from the client: drop reply audio until the next turn starts. */
   private suppressReplyTurn = -1;
   private readonly log: Logger;
+  /** The session's function calls (issue 16): both transports render from it. */
+  readonly tools: ToolCallLedger;
 
   constructor(
     readonly params: LiveSessionParams,
@@ -171,6 +192,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       deps.pacing ?? DEFAULT_PACING,
     );
     this.framer = new PcmFramer((frame) => this.pacer.push(frame));
+    this.tools = new ToolCallLedger(deps.tools?.limits ?? DEFAULT_TOOL_LIMITS, deps.tools?.behaviors ?? new Map());
+    this.wireTools();
     this.wireDecoder();
     this.wireUpstream();
     this.maxAgeTimer = setTimeout(() => this.end('expired', 'Session reached its maximum duration'), deps.maxAgeMs);
@@ -274,7 +297,27 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       this.emit('turnComplete', snap);
       this.publish();
     });
-    u.on('connected', (info) => this.emit('upstreamConnected', info));
+    u.on('toolCall', (calls, connectionNo) => this.tools.asked(calls, connectionNo));
+    u.on('toolCallCancellation', (ids) => this.tools.cancelled(ids));
+    u.on('toolResponsesDropped', (ids) => {
+      const hit = this.tools.responsesDropped(ids);
+      for (const id of hit) this.deps.conversation?.toolSettled(id, 'dropped');
+      if (hit.length === 0) return;
+      this.log.warn({ ids: hit }, 'function answers dropped: the upstream came back as a fresh session');
+      this.turn.noteToolActivity();
+      this.emit('toolResponseDropped', hit);
+    });
+    u.on('grounding', (g) => {
+      this.turn.addGrounding(g);
+      this.deps.conversation?.grounding(g);
+      this.emit('grounding', g, this.turn.snapshot().turnId);
+      this.publish();
+    });
+    u.on('connected', (info) => {
+      // A fresh upstream session (no resumption) never asked for the calls of the earlier connections.
+      if (info.reconnect && !info.resumed) this.tools.freshSessionFrom(info.connectionNo);
+      this.emit('upstreamConnected', info);
+    });
     u.on('connectionClosed', (info) => this.emit('upstreamClosed', info));
     u.on('rotation', (cause) => this.emit('upstreamRotation', cause));
     u.on('resumptionHandle', (handle) => this.emit('upstreamResumptionHandle', handle));
@@ -284,6 +327,54 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     });
     // Now that we listen: what the server sent with its setup (a handle, the model's first words) follows.
     u.startDelivery();
+  }
+
+  /** Ledger → session events, the transcript, and answers the ledger gives on the client's behalf. */
+  private wireTools(): void {
+    const l = this.tools;
+    const c = this.deps.conversation;
+    l.on('called', (calls) => {
+      this.turn.noteToolActivity();
+      const plain = calls.map(({ id, name, args }) => ({ id, name, args }));
+      c?.toolCalls(plain);
+      this.log.info({ calls: calls.map((x) => ({ id: x.id, name: x.name })) }, 'function calls from the model');
+      this.emit('toolCall', plain, this.turn.snapshot().turnId);
+    });
+    l.on('withdrawn', (ids, reason) => {
+      this.turn.noteToolActivity();
+      for (const id of ids) c?.toolSettled(id, reason);
+      this.log.info({ ids, reason }, 'function calls withdrawn');
+      this.emit('toolCallCancelled', ids, reason);
+    });
+    const answerForClient = (answers: ToolCallAnswer[], event: 'toolCallTimedOut' | undefined) => {
+      this.deps.upstream.sendToolResponse(answers);
+      for (const a of answers) c?.toolSettled(a.id, 'timed_out', a.response);
+      this.turn.noteToolActivity();
+      this.log.warn({ ids: answers.map((a) => a.id) }, 'function calls answered with an error on the client\'s behalf');
+      if (event) this.emit(event, answers.map((a) => a.id));
+    };
+    l.on('timedOut', (answers) => answerForClient(answers, 'toolCallTimedOut'));
+    // Beyond the pending bound: the model gets an error at once; the client never saw these calls.
+    l.on('overflow', (answers) => answerForClient(answers, undefined));
+  }
+
+  /**
+   * The client's answers to pending calls: checked all-or-nothing by the ledger (409 unknown / not pending, 413
+   * too large), then sent (or held for the next connection while the upstream reconnects). Returns what was sent.
+   */
+  answerToolCalls(responses: ClientToolResponse[]): { id: string; name: string; delivery: 'sent' | 'held' }[] {
+    if (this.endInfo) throw new AppError(404, 'SESSION_EXPIRED', 'Session not found or expired');
+    this.touchActivity(false);
+    const answers = this.tools.answer(responses);
+    const delivery = this.deps.upstream.sendToolResponse(answers);
+    for (const a of answers) this.deps.conversation?.toolSettled(a.id, 'answered', a.response);
+    this.turn.noteToolActivity();
+    return answers.map((a) => ({ id: a.id, name: a.name, delivery: delivery === 'held' ? 'held' : 'sent' }));
+  }
+
+  /** Google Search grounding of the current turn's reply, if any. */
+  get grounding(): GroundingInfo | null {
+    return this.turn.grounding;
   }
 
   private publish(): void {
@@ -494,6 +585,10 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
         this.off('decodeError', finish);
         this.off('audioCut', finish);
         this.off('ended', finish);
+        this.off('toolCall', finish);
+        this.off('toolCallCancelled', finish);
+        this.off('toolCallTimedOut', finish);
+        this.off('toolResponseDropped', finish);
         resolve();
       };
       const onUpdate = (snap: TurnSnapshot) => {
@@ -505,6 +600,11 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       this.on('decodeError', finish);
       this.on('audioCut', finish);
       this.on('ended', finish);
+      // A function call is news the client must act on: answer at once.
+      this.on('toolCall', finish);
+      this.on('toolCallCancelled', finish);
+      this.on('toolCallTimedOut', finish);
+      this.on('toolResponseDropped', finish);
     });
   }
 
@@ -587,6 +687,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     clearTimeout(this.maxAgeTimer);
     clearTimeout(this.idleTimer);
     clearTimeout(this.streamEndTimer);
+    this.tools.close();
     this.pacer.close();
     this.deps.decoder.destroy();
     this.deps.upstream.close();

@@ -1,3 +1,4 @@
+import type { GroundingInfo } from '../tools/tool-types';
 import { pcmToWav } from '../audio/wav-writer';
 import { REPLY_SAMPLE_RATE } from '../audio/audio-types';
 import type { LiveSession, LiveSessionStatus, SessionEndInfo } from './live-session';
@@ -56,6 +57,10 @@ export interface TranscriptionData {
   timestamp: string;
   model: string;
   responseModality: 'text' | 'audio';
+  /** Function calls waiting for the client's answer (`POST /session/tool-response`), in the model's order. */
+  toolCalls: { id: string; name: string; args: Record<string, unknown> }[];
+  /** Google Search grounding of this turn's reply (sessions with `google_search`), else null. */
+  grounding: GroundingInfo | null;
 }
 
 export function transcriptionView(s: LiveSession, snap: TurnSnapshot = s.snapshot(), withAudio = true): TranscriptionData {
@@ -78,6 +83,8 @@ export function transcriptionView(s: LiveSession, snap: TurnSnapshot = s.snapsho
     timestamp: new Date().toISOString(),
     model: s.params.model,
     responseModality: s.params.responseModality,
+    toolCalls: s.tools.pending().map(({ id, name, args }) => ({ id, name, args })),
+    grounding: s.grounding,
   };
 }
 

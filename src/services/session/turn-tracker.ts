@@ -19,7 +19,11 @@ export interface TurnSnapshot {
   updatedAt: number;
 }
 
+import type { GroundingInfo } from '../tools/tool-types';
+
 export class TurnTracker {
+  /** Google Search grounding of the current turn's reply (null: none). */
+  private groundingInfo: GroundingInfo | null = null;
   private turnId = 0;
   private userText = '';
   private modelText = '';
@@ -52,7 +56,28 @@ export class TurnTracker {
       this.interrupted = false;
       this.audio = [];
       this.audioBytes = 0;
+      this.groundingInfo = null;
     }
+  }
+
+  /** Something outside the texts changed (a function call arrived or settled): waiters see news. */
+  noteToolActivity(): void {
+    this.touch();
+  }
+
+  /** Grounding of the reply in progress (merged with what the turn already has; bounded). */
+  addGrounding(g: GroundingInfo): void {
+    this.ensureOpenTurn();
+    const cur = this.groundingInfo ?? { queries: [], sources: [] };
+    this.groundingInfo = {
+      queries: [...new Set([...cur.queries, ...g.queries])].slice(0, 20),
+      sources: [...cur.sources, ...g.sources.filter((s) => !cur.sources.some((c) => c.uri === s.uri))].slice(0, 20),
+    };
+    this.touch();
+  }
+
+  get grounding(): GroundingInfo | null {
+    return this.groundingInfo;
   }
 
   private touch(): void {

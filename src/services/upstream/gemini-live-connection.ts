@@ -1,4 +1,5 @@
-import type { LiveServerMessage, Session } from '@google/genai';
+import { FunctionResponseScheduling, type LiveServerMessage, type Session } from '@google/genai';
+import type { GroundingInfo, ToolCallAnswer, ToolCallRequest } from '../tools/tool-types';
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import { describeClose } from './close-codes';
@@ -154,6 +155,18 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
     if (this.session && this.isOpen) this.session.sendRealtimeInput({ video: { data: data.toString('base64'), mimeType } });
   }
 
+  sendToolResponse(answers: ToolCallAnswer[]): void {
+    if (!this.session || !this.isOpen || answers.length === 0) return;
+    this.session.sendToolResponse({
+      functionResponses: answers.map((a) => ({
+        id: a.id,
+        name: a.name,
+        response: a.response,
+        ...(a.scheduling ? { scheduling: SCHEDULING[a.scheduling] } : {}),
+      })),
+    });
+  }
+
   close(): void {
     if (this.closedInfo || this.closingByClient) return;
     this.closingByClient = true;
@@ -222,11 +235,19 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
           this.emit('modelText', part.text);
         }
       }
+      if (sc.groundingMetadata) this.emit('grounding', groundingOf(sc.groundingMetadata));
       if (sc.inputTranscription?.text) this.emit('inputTranscription', sc.inputTranscription.text);
       if (sc.outputTranscription?.text) this.emit('outputTranscription', sc.outputTranscription.text);
       if (sc.generationComplete) this.emit('generationComplete');
       if (sc.turnComplete) this.emit('turnComplete');
     }
+    if (msg.toolCall?.functionCalls?.length) {
+      const calls: ToolCallRequest[] = msg.toolCall.functionCalls
+        .filter((c) => typeof c.id === 'string' && c.id.length > 0 && typeof c.name === 'string')
+        .map((c) => ({ id: c.id!, name: c.name!, args: c.args && typeof c.args === 'object' ? c.args : {} }));
+      if (calls.length > 0) this.emit('toolCall', calls);
+    }
+    if (msg.toolCallCancellation?.ids?.length) this.emit('toolCallCancellation', msg.toolCallCancellation.ids.filter((i) => typeof i === 'string'));
     if (msg.usageMetadata) this.emit('usage', msg.usageMetadata);
     if (msg.sessionResumptionUpdate) {
       const u = msg.sessionResumptionUpdate;
@@ -234,4 +255,21 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
     }
     if (msg.goAway) this.emit('goAway', durationToMs(msg.goAway.timeLeft));
   }
+}
+
+const SCHEDULING: Record<NonNullable<ToolCallAnswer['scheduling']>, FunctionResponseScheduling> = {
+  silent: FunctionResponseScheduling.SILENT,
+  when_idle: FunctionResponseScheduling.WHEN_IDLE,
+  interrupt: FunctionResponseScheduling.INTERRUPT,
+};
+
+/** The search queries and web sources of a `groundingMetadata` (bounded: a reply cites a handful). */
+export function groundingOf(g: NonNullable<NonNullable<LiveServerMessage['serverContent']>['groundingMetadata']>): GroundingInfo {
+  const queries = (g.webSearchQueries ?? []).filter((q): q is string => typeof q === 'string').slice(0, 20);
+  const sources = (g.groundingChunks ?? [])
+    .map((c) => c.web)
+    .filter((w): w is NonNullable<typeof w> => !!w && typeof w.uri === 'string')
+    .slice(0, 20)
+    .map((w) => ({ uri: w.uri!, ...(typeof w.title === 'string' ? { title: w.title } : {}) }));
+  return { queries, sources };
 }

@@ -1,3 +1,4 @@
+import type { ToolCallRequest } from '../tools/tool-types';
 import type { UpstreamCloseInfo, UpstreamEvents } from './upstream-types';
 
 export interface ResilienceOptions {
@@ -93,7 +94,7 @@ export interface UpstreamFailure {
 /** The model's content, passed on from whichever connection is current (events of replaced ones are dropped). */
 type ContentEvents = Pick<
   UpstreamEvents,
-  'inputTranscription' | 'outputTranscription' | 'modelText' | 'modelAudio' | 'generationComplete' | 'interrupted' | 'usage'
+  'inputTranscription' | 'outputTranscription' | 'modelText' | 'modelAudio' | 'generationComplete' | 'interrupted' | 'usage' | 'grounding'
 >;
 
 export interface ResilientUpstreamEvents extends ContentEvents {
@@ -112,6 +113,14 @@ export interface ResilientUpstreamEvents extends ContentEvents {
   failed: (failure: UpstreamFailure) => void;
   /** PCM handed to the socket for the first time (bytes; a resend after a drop is not counted again). */
   audioSent: (bytes: number) => void;
+  /** The model asks for function calls, on connection `connectionNo` (the session's ledger keeps where each came from). */
+  toolCall: (calls: ToolCallRequest[], connectionNo: number) => void;
+  toolCallCancellation: (ids: string[], connectionNo: number) => void;
+  /**
+   * Tool answers that waited for a connection were not sent: the new connection is a fresh session (not resumed)
+   * that never asked for them. Emitted before that connection's `connected`.
+   */
+  toolResponsesDropped: (ids: string[]) => void;
   /** A new resumable handle (a session record keeps the latest, so another instance can resume the session). */
   resumptionHandle: (handle: string) => void;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from '../../util/logger';
 import { silentLogger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
+import type { ToolCallAnswer } from '../tools/tool-types';
 import { AudioDelivery, type ConnectionAudio } from './audio-delivery';
 import { closeAndConfirm } from './confirmed-close';
 import { deliverInput, PendingInputs, type PendingInput } from './pending-inputs';
@@ -167,6 +168,27 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     this.sendInput({ kind: 'image', data, mimeType });
   }
 
+  /**
+   * Answers to the model's function calls: sent now when a connection is open, else held (never dropped for room)
+   * and sent once on the next connection if it resumes the session; a fresh connection reports them in
+   * `toolResponsesDropped` instead. Returns `sent` or `held`.
+   */
+  sendToolResponse(answers: ToolCallAnswer[]): 'sent' | 'held' | 'closed' {
+    if (this.isOver()) return 'closed';
+    const link = this.openLink();
+    if (link) {
+      link.conn.sendToolResponse(answers);
+      return 'sent';
+    }
+    this.inputs.hold({ kind: 'toolResponse', answers });
+    return 'held';
+  }
+
+  /** The number of the current connection (0 before the first). */
+  get connectionNo(): number {
+    return this.link?.no ?? this.connections;
+  }
+
   /** Socket send buffer of the current connection (backpressure signal). */
   get bufferedAmount(): number {
     return this.link?.conn.bufferedAmount ?? 0;
@@ -286,6 +308,17 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
       .on('interrupted', () => {
         if (mine()) this.emit('interrupted');
       })
+      .on('toolCall', (calls) => {
+        if (!mine()) return;
+        turn.modelReplied();
+        this.emit('toolCall', calls, link.no);
+      })
+      .on('toolCallCancellation', (ids) => {
+        if (mine()) this.emit('toolCallCancellation', ids, link.no);
+      })
+      .on('grounding', (g) => {
+        if (mine()) this.emit('grounding', g);
+      })
       .on('turnComplete', () => {
         if (!mine()) return;
         turn.turnEnded();
@@ -301,6 +334,10 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
         if (mine() && this.stateValue === 'open') turn.goAway(ms);
       })
       .on('close', (info) => this.onConnectionClose(link, info));
+    if (reconnect && !resumed) {
+      const dropped = this.inputs.takeToolResponses();
+      if (dropped.length > 0) this.emit('toolResponsesDropped', dropped);
+    }
     this.setState('open');
     if (reconnect) {
       const fields = { connectionNo: link.no, resumed, gapMs: reconnect.gapMs, backlogMs: this.delivery.stats().bufferedAudioMs };

@@ -1,5 +1,6 @@
 import type { UsageMetadata } from '@google/genai';
 import type { TypedEmitter } from '../../util/typed-emitter';
+import type { GroundingInfo, ToolCallAnswer, ToolCallRequest } from '../tools/tool-types';
 
 /** What a session asks of the model provider. */
 export interface UpstreamSessionConfig {
@@ -42,6 +43,12 @@ export interface UpstreamEvents {
   generationComplete: () => void;
   turnComplete: () => void;
   interrupted: () => void;
+  /** The model asks the client to run functions (several at once stay one event, in order). */
+  toolCall: (calls: ToolCallRequest[]) => void;
+  /** The model no longer wants these calls answered (barge-in). */
+  toolCallCancellation: (ids: string[]) => void;
+  /** Google Search grounding of the reply in progress. */
+  grounding: (info: GroundingInfo) => void;
   /**
    * Token usage the server reported (per turn, or for a connection's setup; never cumulative). Emitted after the
    * `turnComplete` of the same message.
@@ -71,6 +78,8 @@ export interface UpstreamConnection extends TypedEmitter<UpstreamEvents> {
   sendAudioStreamEnd(): void;
   sendText(text: string): void;
   sendImage(data: Buffer, mimeType: 'image/jpeg' | 'image/png'): void;
+  /** Answers to the model's function calls (`toolResponse`). */
+  sendToolResponse(answers: ToolCallAnswer[]): void;
   /** Bytes queued in the socket and not yet sent (backpressure signal). */
   readonly bufferedAmount: number;
   /**

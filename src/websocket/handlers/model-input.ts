@@ -35,3 +35,13 @@ export function sniffImage(b: Buffer): 'image/jpeg' | 'image/png' | null {
   if (b.length >= 8 && b.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]))) return 'image/png';
   return null;
 }
+
+/**
+ * `tool_response`: answers to the model's function calls. Checked by the session's ledger (409 unknown / not
+ * pending, 413 too large; an error message then, nothing sent); confirmed with `tool_response_accepted`.
+ */
+export const toolResponse: MessageHandler<'tool_response'> = (ctx, _owner, msg) => {
+  const b = ctx.slot.require();
+  const answered = ctx.service.answerToolCalls(b.session, msg.responses);
+  ctx.sender.send(ServerMessages.toolResponseAccepted(b.session.id, answered));
+};

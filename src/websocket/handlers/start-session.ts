@@ -24,6 +24,7 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     ctx.slot.unbind(current);
     ctx.slot.bind(current.session, keepAlive);
     announce(current.session, true);
+    ctx.slot.current?.catchUpToolCalls();
     return;
   }
   if (msg.resume) {
@@ -41,6 +42,7 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
       ctx.slot.bind(found, keepAlive);
       ctx.log.info({ sessionId }, 'session resumed on this connection');
       announce(found, true);
+      ctx.slot.current?.catchUpToolCalls();
       return;
     }
   }
