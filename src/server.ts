@@ -24,6 +24,8 @@ import type { UpstreamProvider } from './services/upstream/upstream-types';
 import { createLogger, type Logger } from './util/logger';
 import { createWebPageRouter, defaultWebRoot } from './routes/web-routes';
 import { attachLiveAudioWebSocket, type LiveAudioWebSocket } from './websocket/attach-live-audio-ws';
+import { ConnectionCounter } from './websocket/connection-counter';
+import { dialectRouters, mountDialects } from './dialects';
 import type { DestinationStream } from 'pino';
 import { answerClientErrorsAsJson } from './middleware/client-error';
 import { createClientIpResolver, createTrustedProxyCheck } from './middleware/client-ip';
@@ -326,6 +328,17 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     bodyBudget: { perUser: config.http.bodyBytesInFlightPerUser, total: config.http.bodyBytesInFlight },
     emulatedNotice: provider.emulated ? EMULATED_NOTICE : undefined,
     isReady: () => ready && !registry.isDraining,
+    routers: (r) =>
+      dialectRouters({
+        service,
+        guards: [...(r.guards.beforeAuth ?? []), r.requireAuth, ...(r.guards.afterAuth ?? [])],
+        startGuards: r.guards.sessionStartLimit ?? [],
+        audioBody: r.json(r.bodies.transcribe),
+        budget: r.budget,
+        maxAudioBytes: config.audio.maxChunkBytes,
+        replyWaitMs: config.sessions.dialectReplyWaitMs,
+        onRead: r.onRead,
+      }),
     mount: (a) => a.use(createWebPageRouter({ root: o.webRoot ?? defaultWebRoot(), logger })),
     trustProxy: config.limits.trustProxy,
     metrics,
@@ -366,7 +379,10 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   const httpRequests = trackHttpRequests(httpServer, () => registry.isDraining);
   const clientIp = createClientIpResolver(config.limits.trustProxy);
   answerClientErrorsAsJson(httpServer);
+  // One per-user connection count for every WebSocket endpoint (ours and the dialects').
+  const wsConnections = new ConnectionCounter(config.ws.maxConnectionsPerUser);
   const liveAudioWs = attachLiveAudioWebSocket({
+    connections: wsConnections,
     httpServer,
     service,
     authenticator: auth,
@@ -378,6 +394,18 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     // Per-IP upgrades from strangers (same client address rules as Express's req.ip); valid credentials never count.
     upgradeBudget: wsUpgradeBudgetFrom(limits, clientIp),
     onPreAuthRefusal: (reason) => metrics.rateLimited.inc({ limit: `ws_preauth_${reason}` }),
+  });
+  const dialects = mountDialects({
+    httpServer,
+    service,
+    authenticator: auth,
+    logger,
+    config: config.ws,
+    corsOrigins: config.cors.origins,
+    allowLocalhost: !config.isProduction,
+    rateLimits: wsRateLimitsFrom(limits),
+    connections: wsConnections,
+    upgradeBudget: wsUpgradeBudgetFrom(limits, clientIp),
   });
 
   let closeEachConnection = false;
@@ -413,7 +441,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       registry.startDraining();
       registry.endAll('server_shutdown', 'Server is shutting down');
       // WebSocket clients got session_ended above; now they get close 1001 (upgraded sockets keep httpServer.close waiting).
-      await liveAudioWs.close();
+      await Promise.all([liveAudioWs.close(), dialects.close()]);
       await new Promise<void>((resolve) => {
         if (!httpServer.listening) {
           // (A draining cluster instance stopped listening already; what is still open is closed now.)

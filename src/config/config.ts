@@ -47,6 +47,8 @@ export interface AppConfig {
     maxPerUser: number;
     maxGlobal: number;
     transcribeWaitMs: number;
+    /** How long the dialects' request-response routes (Elk `/conversation`, `POST /audio-stream`) wait for the reply. */
+    dialectReplyWaitMs: number;
     /** Recently ended sessions are remembered this long so clients get `SESSION_EXPIRED`, not `NOT_FOUND`. */
     tombstoneMs: number;
   };
@@ -268,6 +270,7 @@ const envSchema = z.object({
   LIVE_AUDIO_MAX_SESSIONS_PER_USER: int(5, 1),
   LIVE_AUDIO_MAX_CONCURRENT_SESSIONS: int(200, 1),
   LIVE_AUDIO_TRANSCRIBE_WAIT_MS: int(1_200, 0, 30_000),
+  LIVE_AUDIO_DIALECT_REPLY_WAIT_MS: int(30_000, 1_000, 120_000),
   LIVE_AUDIO_SESSION_TOMBSTONE_MS: int(900_000, 0),
   FFMPEG_PATH: str(undefined),
   LIVE_AUDIO_MAX_CHUNK_BYTES: int(5 * 1024 * 1024, 1024),
@@ -445,6 +448,7 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
       maxPerUser: e.LIVE_AUDIO_MAX_SESSIONS_PER_USER,
       maxGlobal: e.LIVE_AUDIO_MAX_CONCURRENT_SESSIONS,
       transcribeWaitMs: e.LIVE_AUDIO_TRANSCRIBE_WAIT_MS,
+      dialectReplyWaitMs: e.LIVE_AUDIO_DIALECT_REPLY_WAIT_MS,
       tombstoneMs: e.LIVE_AUDIO_SESSION_TOMBSTONE_MS,
     },
     audio: {
