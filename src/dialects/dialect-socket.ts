@@ -164,7 +164,11 @@ export function mountDialectSocket(d: DialectDeps, path: string, create: (conn: 
       log: clog,
       send: (m, cls, bytes) => void sender.send(m, cls, bytes),
       close,
-      hold: (s) => void sessions.add(s),
+      // A session that finished starting after its socket closed ends at once (it would otherwise live until idle).
+      hold: (s) => {
+        if (state === 'closed') d.service.endLiveSession(s, 'socket_closed', 'The client closed the connection');
+        else sessions.add(s);
+      },
       release: (s) => void sessions.delete(s),
       track: (start) => inbound.track(start),
     };
