@@ -46,6 +46,8 @@ export interface AppDeps {
     budget: BodyBudget;
     onRead: (res: ServerResponse) => void;
   }) => Array<{ path: string; router: Router }>;
+  /** More documented routes for `/openapi.json` (the dialects' HTTP routes). */
+  openApiPaths?: () => Record<string, unknown>;
   /** Extra routers mounted before the 404 handler (health, metrics, static page). */
   mount?: (app: Express) => void;
   /** Proxies trusted to set X-Forwarded-For (`TRUST_PROXY`); default none. */
@@ -95,7 +97,7 @@ export function createApp(deps: AppDeps): Express {
     else res.status(503).json({ success: false, error: 'Server is not ready', code: 'NOT_READY', ...cluster });
   });
 
-  app.use(createContractRouter());
+  app.use(createContractRouter({ openApiPaths: deps.openApiPaths }));
 
   const controller = createLiveAudioController({ service: deps.service, emulatedNotice: deps.emulatedNotice, listRemote: deps.cluster?.listRemote });
   const budget = new BodyBudget(deps.bodyBudget);

@@ -25,7 +25,7 @@ import { createLogger, type Logger } from './util/logger';
 import { createWebPageRouter, defaultWebRoot } from './routes/web-routes';
 import { attachLiveAudioWebSocket, type LiveAudioWebSocket } from './websocket/attach-live-audio-ws';
 import { ConnectionCounter } from './websocket/connection-counter';
-import { dialectRouters, mountDialects } from './dialects';
+import { dialectOpenApiPaths, dialectRouters, mountDialects } from './dialects';
 import type { DestinationStream } from 'pino';
 import { answerClientErrorsAsJson } from './middleware/client-error';
 import { createClientIpResolver, createTrustedProxyCheck } from './middleware/client-ip';
@@ -328,6 +328,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     bodyBudget: { perUser: config.http.bodyBytesInFlightPerUser, total: config.http.bodyBytesInFlight },
     emulatedNotice: provider.emulated ? EMULATED_NOTICE : undefined,
     isReady: () => ready && !registry.isDraining,
+    openApiPaths: dialectOpenApiPaths,
     routers: (r) =>
       dialectRouters({
         service,

@@ -2,12 +2,14 @@ import type { RequestHandler, Router } from 'express';
 import type { BodyBudget } from '../middleware/body-budget';
 import type { LiveAudioService } from '../services/live-audio-service';
 import type { DialectDeps, DialectEndpoint } from './dialect-socket';
+import { createDialectSchemaRouter } from './dialect-schemas';
 import { createElkRouter, ELK_HTTP_BASE, mountElkRealtime } from './elk-realtime';
 import { createFastapiRouter, mountFastapiLive } from './fastapi-live';
 import { mountInterviewCoach } from './interview-coach';
 import { mountVoicePipeline } from './voice-pipeline';
 
 export type { DialectDeps, DialectEndpoint } from './dialect-socket';
+export { dialectOpenApiPaths } from './dialect-schemas';
 
 /** The four dialects' WebSocket endpoints, mounted on the server's upgrade router (README "Dialects"). */
 export function mountDialects(d: DialectDeps): { endpoints: DialectEndpoint[]; close(graceMs?: number): Promise<void> } {
@@ -34,9 +36,13 @@ export interface DialectRouteDeps {
   onRead?: Parameters<typeof createFastapiRouter>[0]['onRead'];
 }
 
-/** The dialects' HTTP routes: Elk's under `/api/ai/gemini`, FastAPI's `POST /audio-stream` at the root. */
+/**
+ * The dialects' HTTP routes: Elk's under `/api/ai/gemini`, FastAPI's `POST /audio-stream` at the root, and their
+ * WebSocket messages' JSON Schemas at `/schemas/dialects/<name>.json`.
+ */
 export function dialectRouters(d: DialectRouteDeps): Array<{ path: string; router: Router }> {
   return [
+    { path: '/', router: createDialectSchemaRouter() },
     {
       path: ELK_HTTP_BASE,
       router: createElkRouter({ service: d.service, guards: d.guards, startGuards: d.startGuards, body: d.audioBody, conversationWaitMs: d.replyWaitMs }),
