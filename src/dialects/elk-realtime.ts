@@ -256,6 +256,8 @@ export function createElkRouter(o: {
       };
       res.on('close', () => done(() => resolve(session.snapshot())));
     });
+    // (When the input below is refused, the answer's close settles this wait; it never rejects unobserved.)
+    turnDone.catch(() => undefined);
     if (b.imageData) {
       const img = decodeImage(b.imageData, b.mimeType);
       svc.sendImage(session, img.bytes, img.mime);
