@@ -5,9 +5,11 @@
  * without hurting the process, a message flood is held to the ordinary per-user budget while /health stays quick,
  * no session or ffmpeg child outlives its socket, and keys never reach the logs.
  */
+import fs from 'node:fs';
 import request from 'supertest';
 import { probeHealth, spawnServer, timedGet, type SpawnedServer } from '../helpers/spawned-server';
 import { childProcesses, processAlive } from '../ops/helpers';
+import { cpuMsOf } from '../security/attack-helpers';
 import { connect, connectRefused, dialectUrl, recordingAsPcm, type WsTestClient } from './dialect-helpers';
 
 const API = '/api/v1/live-audio';
@@ -125,10 +127,11 @@ describe('dialect doors under attack (spawned server)', () => {
     return 1000 * Number(/^live_audio_event_loop_delay_seconds\{quantile="max"\} (\S+)/m.exec(m)![1]);
   }
 
-  it('a message flood from one key is held to the ordinary budget while the server stays responsive', async () => {
+  it('a message flood from one key is held to the ordinary budget at a bounded CPU cost, /health answering throughout', async () => {
     const c = await open('/ws');
     await c.next('status', (m) => m.data === 'connected', 10000);
     await serverLoopMaxMs();
+    const cpuBefore = cpuMsOf(s.pid);
     const probe = probeHealth(s.url, 25);
     const frame = JSON.stringify({ type: 'audio', data: Buffer.alloc(640).toString('base64') });
     // 3,000 frames in bursts of 100 (the test process yields between bursts so its own probes are not delayed by it).
@@ -139,18 +142,22 @@ describe('dialect doors under attack (spawned server)', () => {
     const refusals = () => c.messages.filter((m) => m.type === 'error' && /rate limit/i.test(m.data)).length;
     await c.until(() => refusals() >= 2700, 30000, 'rate-limit errors');
     const health = await probe.stop();
+    const cpuMs = cpuMsOf(s.pid) - cpuBefore;
     const loopMs = await serverLoopMaxMs();
+    const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0];
     console.log(
-      `dialect flood: ${refusals()} of 3000 frames refused by the per-user budget (300/min); server event-loop delay max ${loopMs.toFixed(1)} ms; ` +
+      `dialect flood (load ${load}): ${refusals()} of 3000 frames refused by the per-user budget (300/min); server CPU ${cpuMs} ms ` +
+        `(${(cpuMs / 3000).toFixed(2)} ms a frame, /health probes included); server event-loop delay max ${loopMs.toFixed(1)} ms; ` +
         `/health p99 ${health.p99Ms.toFixed(1)} ms, max ${health.maxMs.toFixed(1)} ms over ${health.samples.length} probes, ${health.failures} failed`,
     );
     // The budget is 300 a minute: at least 2,700 of the 3,000 were refused.
     expect(refusals()).toBeGreaterThanOrEqual(2700);
     expect(health.failures).toBe(0);
-    // The same flood on our own /ws/live-audio measured 1.2 s of loop delay at load 7.9 on the shared 2-core machine and
-    // this one 0.4 s at load 5: the bound is the one the other attack tests hold their probes to, not the 250 ms
-    // asked of /health elsewhere (load-sensitive: see the report).
-    expect(loopMs).toBeLessThan(1000);
+    // What one key holder costs us, independent of the machine's load: the server's CPU time for the whole flood.
+    // (Its event-loop delay and the probes' times are printed, not asserted: on this shared 2-core machine they follow
+    // the load average — 0.4 s at load 5, 1.4 s at load 8.7, and the same flood on our own /ws/live-audio 1.2 s at
+    // load 7.9 — i.e. they measure the CPU the process was given, not what the flood costs.)
+    expect(cpuMs).toBeLessThan(1500);
     expect(processAlive(s.pid)).toBe(true);
   }, 60000);
 
