@@ -82,6 +82,17 @@ describe(`interview coach dialect (/ws/interview) [seed ${SEED}]`, () => {
     expect(answer).toMatchObject({ text: 'Nice to meet you, Alex.', isFirstQuestion: false });
   }, 40000);
 
+  it('a JWT in ?token= opens the door too (the session is the JWT user’s)', async () => {
+    t.emu.setFaults({});
+    t.emu.setScenario(scriptedScenario([], { greeting: { userTranscript: '', reply: OPENING } }));
+    const c = await connect(dialectUrl(t.url, '/ws/interview', t.jwtFor(7, 'carol')));
+    clients.push(c);
+    c.send({ type: 'start_interview' });
+    await c.next('gemini_ready', () => true, 8000);
+    expect(await c.next('ai_response', () => true, 10000)).toMatchObject({ text: OPENING, isFirstQuestion: true });
+    expect((await request(t.url).get(`${API}/sessions`).set('X-API-Key', t.keys.alice)).body.data.sessions).toEqual([]);
+  }, 20000);
+
   it('errors in its shape; no door without a token', async () => {
     expect((await connectRefused(dialectUrl(t.url, '/ws/interview'))).status).toBe(401);
     const c = await open();
