@@ -112,6 +112,18 @@ describe(`voice pipeline dialect (/ws) [seed ${SEED}]`, () => {
     expect(nextPieces.trim()).toBe('Second answer.');
   }, 60000);
 
+  it('the model barged in on upstream: status interrupted, then the turn completes', async () => {
+    t.emu.setFaults({ ...disorder(SEED + 2), pacing: 'realtime' });
+    t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'A long reply the model will not finish.', replyAudioMs: 5000 } }));
+    const c = await open();
+    await speak(c, pcm16k);
+    await c.next('audio', () => true, 20000);
+    t.emu.interrupt('all');
+    const interrupted = await c.next('status', (m) => m.data === 'interrupted', 5000);
+    const complete = await c.next('status', (m) => m.data === 'complete', 5000);
+    expect(c.messages.indexOf(complete)).toBeGreaterThan(c.messages.indexOf(interrupted));
+  }, 40000);
+
   it('is an ordinary session: listed, status, transcript, owned by the caller; ends when the socket closes', async () => {
     t.emu.setFaults({});
     t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Fine.' } }));
