@@ -1,4 +1,5 @@
-import express, { type Express, type RequestHandler } from 'express';
+import type { ServerResponse } from 'node:http';
+import express, { type Express, type RequestHandler, type Router } from 'express';
 import helmet from 'helmet';
 import { createLiveAudioController } from './controllers/live-audio-controller';
 import { corsPolicy } from './middleware/cors-policy';
@@ -8,7 +9,7 @@ import { httpLogger } from './middleware/http-logger';
 import { requestId } from './middleware/request-id';
 import { BodyBudget, type BodyBudgetLimits } from './middleware/body-budget';
 import { jsonBody } from './middleware/body-json';
-import type { RouteBodySpecs } from './middleware/body-limits';
+import type { BodySpec, RouteBodySpecs } from './middleware/body-limits';
 import { createUnreadBodyGuard, DEFAULT_UNREAD_BODY_POLICY, type UnreadBodyPolicy } from './middleware/body-unread';
 import { createLiveAudioRouter, type LiveAudioRouteGuards } from './routes/live-audio-routes';
 import { createOpsRouter } from './routes/ops-routes';
@@ -33,6 +34,20 @@ export interface AppDeps {
   emulatedNotice?: string;
   /** Readiness: false before start-up completes and while draining. */
   isReady: () => boolean;
+  /**
+   * More authenticated APIs (the dialects' HTTP routes, src/dialects), given our auth, route guards and body parsers;
+   * mounted after the live-audio API.
+   */
+  routers?: (ctx: {
+    requireAuth: RequestHandler;
+    guards: LiveAudioRouteGuards;
+    json: (spec: BodySpec) => RequestHandler;
+    bodies: RouteBodySpecs;
+    budget: BodyBudget;
+    onRead: (res: ServerResponse) => void;
+  }) => Array<{ path: string; router: Router }>;
+  /** More documented routes for `/openapi.json` (the dialects' HTTP routes). */
+  openApiPaths?: () => Record<string, unknown>;
   /** Extra routers mounted before the 404 handler (health, metrics, static page). */
   mount?: (app: Express) => void;
   /** Proxies trusted to set X-Forwarded-For (`TRUST_PROXY`); default none. */
@@ -82,7 +97,7 @@ export function createApp(deps: AppDeps): Express {
     else res.status(503).json({ success: false, error: 'Server is not ready', code: 'NOT_READY', ...cluster });
   });
 
-  app.use(createContractRouter());
+  app.use(createContractRouter({ openApiPaths: deps.openApiPaths }));
 
   const controller = createLiveAudioController({ service: deps.service, emulatedNotice: deps.emulatedNotice, listRemote: deps.cluster?.listRemote });
   const budget = new BodyBudget(deps.bodyBudget);
@@ -94,6 +109,16 @@ export function createApp(deps: AppDeps): Express {
       control: jsonBody(deps.bodies.control, parserDeps),
     }),
   );
+  for (const { path, router } of deps.routers?.({
+    requireAuth: deps.requireAuth,
+    guards: deps.routeGuards ?? {},
+    json: (spec) => jsonBody(spec, parserDeps),
+    bodies: deps.bodies,
+    budget,
+    onRead: unread.markRead,
+  }) ?? []) {
+    app.use(path, router);
+  }
   if (deps.metrics) app.use(createOpsRouter({ metrics: deps.metrics, metricsToken: deps.metricsToken }));
   deps.mount?.(app);
   app.use(notFoundHandler);

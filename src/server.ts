@@ -31,6 +31,8 @@ import type { ResilienceOptions } from './services/upstream/resilient-upstream';
 import type { UpstreamProvider } from './services/upstream/upstream-types';
 import type { Logger } from './util/logger';
 import { attachLiveAudioWebSocket, type LiveAudioWsEndpoint } from './websocket/attach-live-audio-ws';
+import { ConnectionCounter } from './websocket/connection-counter';
+import { dialectOpenApiPaths, dialectRouters, mountDialects } from './dialects';
 
 export const EMULATED_NOTICE =
   'Offline demo mode: no GEMINI_API_KEY is set, so replies come from the built-in Gemini Live emulator, not from Gemini.';
@@ -136,10 +138,26 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     emulatedNotice: provider.emulated ? EMULATED_NOTICE : undefined,
     isReady: () => ready && !registry.isDraining,
     webRoot: o.webRoot,
+    openApiPaths: dialectOpenApiPaths,
+    routers: (r) =>
+      dialectRouters({
+        service,
+        guards: [...(r.guards.beforeAuth ?? []), r.requireAuth, ...(r.guards.afterAuth ?? [])],
+        startGuards: r.guards.sessionStartLimit ?? [],
+        audioBody: r.json(r.bodies.transcribe),
+        budget: r.budget,
+        maxAudioBytes: config.audio.maxChunkBytes,
+        replyWaitMs: config.dialects.replyWaitMs,
+        onRead: r.onRead,
+      }),
   });
   const httpServer = buildHttpServer(config, app, metrics);
   const httpRequests = trackHttpRequests(httpServer, () => registry.isDraining);
+  const clientIp = createClientIpResolver(config.limits.trustProxy);
+  // One per-user connection count for every WebSocket endpoint (ours and the dialects').
+  const wsConnections = new ConnectionCounter(config.ws.maxConnectionsPerUser);
   const liveAudioWs = attachLiveAudioWebSocket({
+    connections: wsConnections,
     httpServer,
     service,
     authenticator: auth,
@@ -149,8 +167,20 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     allowLocalhost: !config.isProduction,
     rateLimits: wsRateLimitsFrom(limits),
     // Per-IP upgrades from strangers (same client address rules as Express's req.ip); valid credentials never count.
-    upgradeBudget: wsUpgradeBudgetFrom(limits, createClientIpResolver(config.limits.trustProxy)),
+    upgradeBudget: wsUpgradeBudgetFrom(limits, clientIp),
     onPreAuthRefusal: (reason) => metrics.rateLimited.inc({ limit: `ws_preauth_${reason}` }),
+  });
+  const dialects = mountDialects({
+    httpServer,
+    service,
+    authenticator: auth,
+    logger,
+    config: config.ws,
+    corsOrigins: config.cors.origins,
+    allowLocalhost: !config.isProduction,
+    rateLimits: wsRateLimitsFrom(limits),
+    connections: wsConnections,
+    upgradeBudget: wsUpgradeBudgetFrom(limits, clientIp),
   });
 
   let closeEachConnection = false;
@@ -186,7 +216,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       registry.startDraining();
       registry.endAll('server_shutdown', 'Server is shutting down');
       // WebSocket clients got session_ended above; now they get close 1001 (upgraded sockets keep httpServer.close waiting).
-      await liveAudioWs.close();
+      await Promise.all([liveAudioWs.close(), dialects.close()]);
       await new Promise<void>((resolve) => {
         if (!httpServer.listening) {
           // (A draining cluster instance stopped listening already; what is still open is closed now.)

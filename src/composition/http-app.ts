@@ -1,5 +1,5 @@
 import type { Express, RequestHandler } from 'express';
-import { createApp } from '../app';
+import { createApp, type AppDeps } from '../app';
 import type { AppConfig } from '../config/config';
 import { isForwarded } from '../cluster/cluster-guard';
 import type { ClusterNode } from '../cluster/cluster-node';
@@ -31,6 +31,9 @@ export interface HttpAppParts {
   isReady: () => boolean;
   /** Folder of the built browser page (default: dist/web). */
   webRoot: string | undefined;
+  /** More HTTP routes behind the same guards (the client dialects), and their OpenAPI paths. */
+  routers?: AppDeps['routers'];
+  openApiPaths?: AppDeps['openApiPaths'];
 }
 
 /** The REST door: the Express app with auth, request limits, body caps, the page and (cluster mode) forwarding. */
@@ -72,6 +75,8 @@ export function buildHttpApp(config: AppConfig, p: HttpAppParts): Express {
     }),
     bodyBudget: { perUser: config.http.maxBodyBytesInFlightPerUser, total: config.http.maxBodyBytesInFlight },
     emulatedNotice: p.emulatedNotice,
+    routers: p.routers,
+    openApiPaths: p.openApiPaths,
     isReady: p.isReady,
     mount: (a) => a.use(createWebPageRouter({ root: p.webRoot ?? defaultWebRoot(), logger })),
     trustProxy: config.limits.trustProxy,

@@ -131,6 +131,18 @@ export const SETTINGS = {
       LIVE_AUDIO_MAX_TOOL_RESPONSE_BYTES: int("Largest function answer a client may send (JSON bytes)", 64 * 1024, 1024, 1024 * 1024),
     },
   },
+  dialects: {
+    title: "The older systems' client protocols (README \"Dialects\")",
+    prefix: 'DIALECT_',
+    vars: {
+      LIVE_AUDIO_DIALECT_REPLY_WAIT_MS: int(
+        "How long the dialects' request-response routes (Elk /conversation, POST /audio-stream) wait for the reply",
+        30_000,
+        1_000,
+        120_000,
+      ),
+    },
+  },
   audio: {
     title: 'Audio',
     prefix: '',

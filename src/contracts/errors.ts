@@ -17,6 +17,8 @@ export const ERROR_CODES = [
   'JSON_TOO_DEEP',
   'JSON_TOO_COMPLEX',
   'UNSUPPORTED_ENCODING',
+  /** A dialect's batch route got neither multipart/form-data nor an audio/* body. */
+  'UNSUPPORTED_MEDIA_TYPE',
   'PAYLOAD_TOO_LARGE',
   'HEADERS_TOO_LARGE',
   'UNKNOWN_MESSAGE_TYPE',
@@ -62,6 +64,11 @@ export const ERROR_CODES = [
   'AUDIO_UNSUPPORTED_CODEC',
   'AUDIO_BACKLOG_FULL',
   'IMAGE_UNSUPPORTED_FORMAT',
+  /** A dialect's request-response route got no reply within LIVE_AUDIO_DIALECT_REPLY_WAIT_MS. */
+  'UPSTREAM_TIMEOUT',
+  /** Dialect WebSockets: a second start on a connection that has a live session; the session ended (timers, upstream). */
+  'SESSION_ACTIVE',
+  'SESSION_ENDED',
   // Limits
   'RATE_LIMITED',
   'TRANSCRIBE_RATE_LIMITED',

@@ -12,7 +12,7 @@ import { serverMessageSchemas } from './ws-server-messages';
 
 type JsonSchema = Record<string, unknown>;
 
-function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
+export function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): JsonSchema {
   const { $schema: _drop, ...rest } = z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as JsonSchema;
   return rest;
 }
@@ -35,7 +35,7 @@ function errors(extra: Record<string, string> = {}) {
   return out;
 }
 
-function operation(summary: string, response: z.ZodType, o: { body?: z.ZodType; errors?: Record<string, string> } = {}) {
+export function operation(summary: string, response: z.ZodType, o: { body?: z.ZodType; errors?: Record<string, string> } = {}) {
   return {
     summary,
     security: [{ apiKey: [] }, { bearer: [] }],
@@ -44,7 +44,8 @@ function operation(summary: string, response: z.ZodType, o: { body?: z.ZodType; 
   };
 }
 
-export function buildOpenApiDocument(): JsonSchema {
+/** `extraPaths`: more documented routes (the dialects' HTTP routes, from src/dialects). */
+export function buildOpenApiDocument(extraPaths: Record<string, unknown> = {}): JsonSchema {
   const base = '/api/v1/live-audio';
   return {
     openapi: '3.1.0',
@@ -97,6 +98,7 @@ export function buildOpenApiDocument(): JsonSchema {
           parameters: [{ name: 'session_id', in: 'path', required: true, schema: { type: 'string' } }],
         },
       },
+      ...extraPaths,
     },
     components: {
       schemas: { Error: jsonSchema(errorEnvelope, 'output'), ErrorCode: { type: 'string', enum: [...ERROR_CODES] } },

@@ -32,7 +32,15 @@ export const serverMessageSchemas = {
     session_id: z.string(),
     data: sessionStarted.extend({ resumed: z.boolean(), keepAliveOnClose: z.boolean() }),
   }),
-  transcription_result: z.object({ type: z.literal('transcription_result'), session_id: z.string(), data: transcription }),
+  transcription_result: z.object({
+    type: z.literal('transcription_result'),
+    session_id: z.string(),
+    is_final: z.boolean().describe("The user's words of this turn are final (the model began its reply, or the turn ended)"),
+    data: transcription,
+  }),
+  reply_delta: z
+    .object({ type: z.literal('reply_delta'), session_id: z.string(), data: z.object({ turnId: z.number().int(), text: z.string() }) })
+    .describe("A new piece of the reply text; a turn's pieces concatenated (and trimmed) are its cumulative `response`"),
   audio_output: z.object({
     type: z.literal('audio_output'),
     session_id: z.string(),

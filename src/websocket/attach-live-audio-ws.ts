@@ -36,6 +36,8 @@ export interface AttachLiveAudioWsOptions {
   upgradeBudget?: UpgradeBudget;
   /** A connection was refused before authentication (metrics). */
   onPreAuthRefusal?: (reason: PreAuthRefusal) => void;
+  /** The per-user connection count (default: one of its own); shared with other WebSocket endpoints (the dialects). */
+  connections?: ConnectionCounter;
   /** How long `close()` waits for clients to answer the 1001 close before dropping them. Default 2000 ms. */
   closeGraceMs?: number;
 }
@@ -66,7 +68,7 @@ export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudio
   });
   const originAllowed = makeOriginCheck({ origins: o.corsOrigins, allowLocalhost: o.allowLocalhost });
   const sockets = new Set<LiveAudioConnection>();
-  const connections = new ConnectionCounter(cfg.maxConnectionsPerUser);
+  const connections = o.connections ?? new ConnectionCounter(cfg.maxConnectionsPerUser);
   const rateLimits = o.rateLimits;
   const relays = new SessionRelays<RelaySlot>();
   let closing = false;

@@ -67,10 +67,19 @@ export const ServerMessages = {
     data: { ...sessionStartedView(s), mode: o.mode, resumed: o.resumed, keepAliveOnClose: o.keepAliveOnClose },
   }),
 
+  /** The turn's cumulative state; `is_final`: the user's words of this turn will not change any more. */
   transcription: (s: LiveSession, snap: TurnSnapshot) => ({
     type: 'transcription_result' as const,
     session_id: s.id,
+    is_final: snap.userFinal,
     data: transcriptionView(s, snap, false),
+  }),
+
+  /** A new piece of the reply text, sent before the `transcription_result` carrying the whole reply so far. */
+  replyDelta: (sessionId: string, turnId: number, text: string) => ({
+    type: 'reply_delta' as const,
+    session_id: sessionId,
+    data: { turnId, text },
   }),
 
   audioOutput: (sessionId: string, pcm: Buffer, sampleRate: number) => ({

@@ -15,7 +15,7 @@ export type SessionEventSource = Pick<LiveAudioService, 'subscribe'>;
 
 /**
  * One session relayed to one socket: listens to the session's events and turns them into server messages
- * (`transcription_result`, `audio_output`, `turn_complete`, `interrupted`, `error`, `session_ended`) until it is
+ * (`reply_delta`, `transcription_result`, `audio_output`, `turn_complete`, `interrupted`, `error`, `session_ended`) until it is
  * released.
  */
 export class SessionRelay {
@@ -32,6 +32,7 @@ export class SessionRelay {
     private readonly onEnded: (b: SessionRelay) => void,
     private readonly events: SessionEventSource,
   ) {
+    this.listen('replyText', (piece, turnId) => this.send(ServerMessages.replyDelta(session.id, turnId, piece)));
     this.listen('update', (snap) => this.onUpdate(snap));
     this.listen('replyAudio', (pcm, rate) => {
       // Built (base64) only when it is actually sent.

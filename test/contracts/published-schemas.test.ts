@@ -53,7 +53,8 @@ describe('published schemas describe the real answers', () => {
   it('serves OpenAPI 3.1 with the error envelope and every error code', () => {
     expect(openapi.openapi).toBe('3.1.0');
     expect(openapi.components.schemas.Error.properties.code.enum).toEqual(expect.arrayContaining(['SESSION_NOT_FOUND', 'AUDIO_RATE_LIMITED', 'AUTH_REQUIRED']));
-    expect(Object.keys(openapi.paths)).toHaveLength(9); // issue 16 added /session/tool-response
+    // Our 9 REST routes (issue 16 added /session/tool-response) and the dialects' 4 HTTP routes (issue 17).
+    expect(Object.keys(openapi.paths)).toHaveLength(13);
     expect(openapi.components.schemas.Error.properties.code.enum).toEqual(
       expect.arrayContaining(['UNSUPPORTED_FOR_MODEL', 'PROFILE_LOCKED', 'UNKNOWN_PROFILE', 'TOKEN_BUDGET_EXHAUSTED', 'SESSION_AUDIO_LIMIT_REACHED']),
     );

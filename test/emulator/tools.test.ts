@@ -6,7 +6,7 @@
  */
 import { Behavior, Modality, type LiveConnectConfig } from '@google/genai';
 import { scriptedScenario, startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
-import { connectLive, type LiveProbe } from '../../src/emulator/testing';
+import { connectLive, type LiveProbe } from '../helpers/live-probe';
 
 const TEXT_MODEL = 'gemini-3.8-live';
 const TURN = {

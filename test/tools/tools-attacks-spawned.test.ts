@@ -10,7 +10,7 @@ import { scriptedScenario, startGeminiLiveEmulator, type GeminiLiveEmulator } fr
 import { probeHealth, spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { prng } from '../ops/helpers';
 import { NO_RATE_LIMITS } from '../resilience/helpers';
-import { connectAuthed } from '../websocket/ws-test-client';
+import { connectAuthed } from '../helpers/ws-test-client';
 import { API, GET_TIME, suiteSeed, withSeed } from './helpers';
 
 const SEED = suiteSeed();

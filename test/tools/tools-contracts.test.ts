@@ -5,7 +5,7 @@
 import Ajv2020, { type ValidateFunction } from 'ajv/dist/2020';
 import request from 'supertest';
 import { startTestServer, type TestServer } from '../helpers/test-server';
-import { connectAuthed } from '../websocket/ws-test-client';
+import { connectAuthed } from '../helpers/ws-test-client';
 import { API, GET_TIME, GET_WEATHER, speechPcm, toolScenario } from './helpers';
 
 describe('published schemas describe the tool messages and answers', () => {

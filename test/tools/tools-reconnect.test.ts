@@ -10,7 +10,7 @@
 import { scriptedScenario } from '../../src/emulator';
 import { startTestServer, type TestServer } from '../helpers/test-server';
 import { prng } from '../ops/helpers';
-import { connectAuthed, type WsTestClient } from '../websocket/ws-test-client';
+import { connectAuthed, type WsTestClient } from '../helpers/ws-test-client';
 import { GET_TIME, suiteSeed, withSeed } from './helpers';
 
 const SEED = suiteSeed();

@@ -4,7 +4,7 @@
  * record the calls. Cancellation on barge-in, the timeout, and the ledger's 409s.
  */
 import { startTestServer, type TestServer } from '../helpers/test-server';
-import { connectAuthed, type WsTestClient } from '../websocket/ws-test-client';
+import { connectAuthed, type WsTestClient } from '../helpers/ws-test-client';
 import { GET_TIME, GET_WEATHER, suiteSeed, toolScenario, withSeed } from './helpers';
 
 const SEED = suiteSeed();

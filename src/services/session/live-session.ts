@@ -106,6 +106,11 @@ export type LiveSessionStatus = ReturnType<LiveSession['status']>;
 export type LiveSessionEvents = {
   /** The turn's texts or flags changed. */
   update: (snap: TurnSnapshot) => void;
+  /**
+   * A new piece of the reply text (emitted before the `update` carrying the cumulative text): the pieces of a turn,
+   * concatenated and trimmed, are its `replyText`.
+   */
+  replyText: (piece: string, turnId: number) => void;
   /** Reply audio as it arrives (24 kHz mono s16le), only when audio replies were asked for. */
   replyAudio: (pcm: Buffer, sampleRate: number) => void;
   turnComplete: (snap: TurnSnapshot) => void;
@@ -270,11 +275,11 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       this.publish();
     });
     u.on('outputTranscription', (t) => {
-      this.turn.addOutputTranscription(t);
+      this.publishPiece(this.turn.addOutputTranscription(t));
       this.publish();
     });
     u.on('modelText', (t) => {
-      this.turn.addModelText(t);
+      this.publishPiece(this.turn.addModelText(t));
       this.publish();
     });
     u.on('modelAudio', (pcm, rate) => {
@@ -375,6 +380,11 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   /** Google Search grounding of the current turn's reply, if any. */
   get grounding(): GroundingInfo | null {
     return this.turn.grounding;
+  }
+
+  private publishPiece(piece: string): void {
+    if (this.endInfo || piece === '') return;
+    this.emit('replyText', piece, this.turn.snapshot().turnId);
   }
 
   private publish(): void {

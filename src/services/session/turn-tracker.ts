@@ -14,6 +14,11 @@ export interface TurnSnapshot {
   interrupted: boolean;
   /** Reply audio of this turn so far (24 kHz mono s16le), bytes. */
   replyAudioBytes: number;
+  /**
+   * The user's words of this turn are final: the model began its reply (text, speech or its transcription), or the
+   * turn completed or was interrupted. Before that they are interim (the user may still be speaking).
+   */
+  userFinal: boolean;
   /** Increases on every change; lets waiters tell whether something new happened. */
   version: number;
   updatedAt: number;
@@ -33,6 +38,11 @@ export class TurnTracker {
   private audio: Buffer[] = [];
   private audioBytes = 0;
   private versionNo = 0;
+  /**
+   * Where the turn's reply pieces come from: the first of the model's text and its speech transcription to arrive
+   * (models send one or the other; one sending both has its pieces follow the first, never both, so no words repeat).
+   */
+  private pieceSource: 'model' | 'output' | undefined;
   private updatedAt = Date.now();
   /** Upper bound on reply audio kept for one turn (REST `audioBuffer`). */
   private readonly maxAudioBytes: number;
@@ -54,6 +64,7 @@ export class TurnTracker {
       this.outputText = '';
       this.complete = false;
       this.interrupted = false;
+      this.pieceSource = undefined;
       this.audio = [];
       this.audioBytes = 0;
       this.groundingInfo = null;
@@ -91,16 +102,25 @@ export class TurnTracker {
     this.touch();
   }
 
-  addOutputTranscription(t: string): void {
+  /**
+   * Adds to the transcription of the model's speech; returns the new piece of the reply text ('' when the turn's
+   * reply pieces come from the model's text). See `pieceSource`.
+   */
+  addOutputTranscription(t: string): string {
     this.ensureOpenTurn();
     this.outputText += t;
     this.touch();
+    this.pieceSource ??= 'output';
+    return this.pieceSource === 'output' ? t : '';
   }
 
-  addModelText(t: string): void {
+  /** Adds to the model's text; returns the new piece of the reply text (see `pieceSource`). */
+  addModelText(t: string): string {
     this.ensureOpenTurn();
     this.modelText += t;
     this.touch();
+    this.pieceSource ??= 'model';
+    return this.pieceSource === 'model' ? t : '';
   }
 
   /** Returns false when the audio was not kept (cap reached or audio not requested). */
@@ -138,6 +158,7 @@ export class TurnTracker {
       turnComplete: this.complete,
       interrupted: this.interrupted,
       replyAudioBytes: this.audioBytes,
+      userFinal: this.complete || this.interrupted || this.modelText !== '' || this.outputText !== '' || this.audioBytes > 0,
       version: this.versionNo,
       updatedAt: this.updatedAt,
     };
