@@ -26,10 +26,24 @@ export const startSessionBody = z
 export const transcribeBody = z
   .object({
     session_id: sessionId,
-    audio_data: z.string().min(1).describe('Base64 of one recorder chunk'),
+    audio_data: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Base64 of one recorder chunk (required unless activity_start or activity_end is true)'),
     format: z.enum(['webm', 'ogg', 'mp4', 'wav', 'pcm']).optional().describe('Container of the chunk (default webm)'),
     sample_rate: z.union([z.number().int(), z.string()]).optional().describe('pcm only: samples per second (default 16000)'),
     channels: z.union([z.number().int(), z.string()]).optional().describe('pcm only: channel count (default 1)'),
+    activity_start: z
+      .boolean()
+      .optional()
+      .describe('Manual activity detection (vad: {manual: true}) only: the user starts speaking before this request\'s audio'),
+    activity_end: z
+      .boolean()
+      .optional()
+      .describe(
+        'Manual activity detection only: the user stopped speaking after this request\'s audio (relayed after its last PCM, wherever the reorder buffer puts the chunk); without audio_data, after every chunk sent before',
+      ),
   })
   .describe('TranscribeRequest');
 
@@ -127,6 +141,17 @@ export const liveSessionStatus = z
     audio: z.object({ chunks: z.number(), bytesIn: z.number(), decodedSeconds: z.number() }).loose(),
     upstream: z.object({ state: z.string(), connected: z.boolean(), reconnects: z.number() }).loose(),
     turn: z.object({ turnId: z.number(), turnComplete: z.boolean() }).loose(),
+    activity: z
+      .object({
+        manual: z.literal(true),
+        open: z.boolean().describe('Between an activity_start and its activity_end'),
+        pendingMarkers: z.number().describe('Markers accepted and still waiting for their audio to be relayed'),
+        starts: z.number(),
+        ends: z.number(),
+      })
+      .nullable()
+      .optional()
+      .describe('Manual activity detection (vad: {manual: true}); null with automatic detection'),
   })
   .loose()
   .describe('LiveSessionStatus');

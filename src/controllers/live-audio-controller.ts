@@ -67,6 +67,7 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
         b.session_id,
         { audioData: b.audio_data, format: b.format, sampleRate: b.sample_rate, channels: b.channels },
         served,
+        { start: b.activity_start, end: b.activity_end },
       );
       res.json({
         success: true,

@@ -12,10 +12,11 @@ import type { PreparedSession, SessionPlanner, StartSessionInput } from './sessi
 import type { SetupEcho } from './session-setup/effective-setup';
 import type { UsageMeter } from './usage/usage-meter';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
-import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';
+import { UpstreamConnectError, type ActivityKind, type UpstreamProvider } from './upstream/upstream-types';
 import {
   LiveSession,
   type AudioBudget,
+  type ActivityRefusal,
   type AudioPacing,
   type LiveSessionEvents,
   type SessionEndInfo,
@@ -128,6 +129,25 @@ export interface AudioInput {
   format?: unknown;
   sampleRate?: unknown;
   channels?: unknown;
+}
+
+/** REST `/transcribe`'s manual activity fields: a start before the request's audio, an end after it. */
+export interface ActivityInput {
+  start?: unknown;
+  end?: unknown;
+}
+
+const activityFlag = (v: unknown, field: string): boolean => {
+  if (v === undefined || v === null || v === false || v === 'false') return false;
+  if (v === true || v === 'true') return true;
+  throw Errors.invalidField(field, 'must be a boolean');
+};
+
+/** A refused activity marker as the client error both transports send. */
+export function activityError(r: ActivityRefusal): AppError {
+  if (r.code === 'SESSION_ENDED') return Errors.sessionExpired();
+  if (r.code === 'ACTIVITY_BACKLOG_FULL') return new AppError(429, r.code, r.message, { retryAfterSec: 1 });
+  return new AppError(409, r.code, r.message);
 }
 
 const asInt = (v: unknown, def: number, field: string, min: number, max: number): number => {
@@ -403,11 +423,30 @@ export class LiveAudioService {
   }
 
   /**
+   * Manual activity detection: relays `activity_start` / `activity_end` upstream in order with the session's audio
+   * (after every chunk fed before it). Refused with 409 on a session without manual activity, for an end without a
+   * start or a second start, 429 while too many markers wait for their audio.
+   */
+  activity(session: LiveSession, kind: ActivityKind): void {
+    const refused = session.activity(kind);
+    if (refused) throw activityError(refused);
+  }
+
+  /**
    * REST `/transcribe`: admit and feed the chunk, then answer within the bounded wait with the current turn's
    * state. Never waits for a turn to complete. `cursor` remembers, per session, what this caller was last answered.
    */
-  async transcribe(owner: Principal, sessionIdRaw: unknown, audio: AudioInput, cursor: TurnCursor): Promise<TranscriptionData> {
-    if (audio.audioData === undefined || audio.audioData === null || audio.audioData === '') throw Errors.missingField('audio_data');
+  async transcribe(
+    owner: Principal,
+    sessionIdRaw: unknown,
+    audio: AudioInput,
+    cursor: TurnCursor,
+    activityIn: ActivityInput = {},
+  ): Promise<TranscriptionData> {
+    const activity = { start: activityFlag(activityIn.start, 'activity_start'), end: activityFlag(activityIn.end, 'activity_end') };
+    const hasAudio = !(audio.audioData === undefined || audio.audioData === null || audio.audioData === '');
+    if (!hasAudio && (activity.start || activity.end)) return this.activityOnly(owner, sessionIdRaw, activity, cursor);
+    if (!hasAudio) throw Errors.missingField('audio_data');
     // Valid audio is admitted before anything else is looked at (a spent budget answers 429 whatever the rest says).
     let parsed: AdmittedAudio | undefined;
     let invalid: unknown;
@@ -426,7 +465,13 @@ export class LiveAudioService {
     const before = Math.min(session.snapshot().version, cursor.served(session));
     const errSeq = session.decodeErrors.seq;
     const cutSeq = session.audioCuts.seq;
-    await this.pushAudio(session, parsed.chunk, parsed.desc);
+    this.checkActivity(session, activity);
+    if (activity.start) this.activity(session, 'start');
+    const pushed = this.pushAudio(session, parsed.chunk, parsed.desc);
+    pushed.catch(() => undefined); // awaited below; never an unhandled rejection if the marker throws first
+    // The end takes its place right behind this chunk (wherever the reorder buffer puts it), whatever the chunk's fate.
+    if (activity.end) this.activity(session, 'end');
+    await pushed;
     await session.waitForUpdate(before, errSeq, this.o.transcribeWaitMs, undefined, cutSeq);
     const errs = session.decodeErrors;
     if (errs.seq > errSeq && errs.last) throw toClientAudioError(errs.last);
@@ -441,6 +486,37 @@ export class LiveAudioService {
       if (refusal) throw refusal;
       if (info.reason === 'upstream_error') throw new AppError(502, 'UPSTREAM_FAILED', `Live session failed: ${info.message}`);
       if (info.reason === 'server_shutdown') throw Errors.shuttingDown();
+      throw Errors.sessionExpired();
+    }
+    const snap = session.snapshot();
+    cursor.markServed(session, snap.version);
+    return transcriptionView(session, snap);
+  }
+
+  /** Both markers of one request are checked before either is applied (a refused request changes nothing). */
+  private checkActivity(session: LiveSession, a: { start: boolean; end: boolean }): void {
+    if (!a.start && !a.end) return;
+    const refused = session.activityRefusal(a.start ? 'start' : 'end');
+    if (refused) throw activityError(refused);
+  }
+
+  /** `/transcribe` with activity fields and no audio: the markers go after every chunk sent before. */
+  private async activityOnly(
+    owner: Principal,
+    sessionIdRaw: unknown,
+    activity: { start: boolean; end: boolean },
+    cursor: TurnCursor,
+  ): Promise<TranscriptionData> {
+    if (sessionIdRaw === undefined || sessionIdRaw === null || sessionIdRaw === '') throw Errors.missingField('session_id');
+    const session = this.o.registry.require(owner, SessionRegistry.validateId(sessionIdRaw));
+    const before = Math.min(session.snapshot().version, cursor.served(session));
+    this.checkActivity(session, activity);
+    if (activity.start) this.activity(session, 'start');
+    if (activity.end) this.activity(session, 'end');
+    await session.waitForUpdate(before, session.decodeErrors.seq, this.o.transcribeWaitMs);
+    if (session.ended && session.endedInfo!.reason !== 'handed_over') {
+      const refusal = endedSessionError(session.endedInfo!.reason, session.endedInfo!.message);
+      if (refusal) throw refusal;
       throw Errors.sessionExpired();
     }
     const snap = session.snapshot();
