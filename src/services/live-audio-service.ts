@@ -182,13 +182,14 @@ export class LiveAudioService {
 
   /**
    * Starts a prepared session: the service-wide claim (cluster mode), the registry's caps, then the upstream
-   * connection (see `createSession`).
+   * connection (see `createSession`). `replacing`: the session this one replaces, ended only once this one has
+   * started (a failed start leaves it running).
    */
-  async startPrepared(p: PreparedSession): Promise<LiveSession> {
+  async startPrepared(p: PreparedSession, opts: { replacing?: LiveSession } = {}): Promise<LiveSession> {
     const claim = await this.o.directory?.claim(p);
     let session: LiveSession;
     try {
-      session = await this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p));
+      session = await this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p), opts);
     } catch (err) {
       claim?.release();
       throw err;
