@@ -118,6 +118,21 @@ export const sessionEnded = z
     endTime: isoTime,
     duration: z.number().describe('ms'),
     alreadyEnded: z.boolean().optional(),
+    setup: z
+      .object({ model: z.string() })
+      .loose()
+      .nullable()
+      .optional()
+      .describe('Status of an ended session: the effective setup it ran with (as in a live status)'),
+    usage: z
+      .object({
+        tokens: z.object({ totalTokens: z.number() }).loose(),
+        audioSeconds: z.object({ input: z.number(), output: z.number() }),
+        turns: z.number(),
+      })
+      .nullable()
+      .optional()
+      .describe('Status of an ended session: its usage at the end (as in a live status)'),
   })
   .loose()
   .describe('SessionEnded');
@@ -200,7 +215,7 @@ export const transcript = z
     overheadUsage: usageFigures,
     droppedTurns: z.number().int(),
     live: z.boolean(),
-    setup: z.object({ model: z.string() }).loose().nullable().describe('The effective setup (live sessions)'),
+    setup: z.object({ model: z.string() }).loose().nullable().describe('The effective setup the session runs or ran with'),
   })
   .loose()
   .describe('Transcript');

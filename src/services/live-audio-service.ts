@@ -300,7 +300,7 @@ export class LiveAudioService {
     if (c) return transcriptView(c.snapshot(), c.echo, true);
     const stored = await this.o.archive?.store.get(owner.id, sessionId);
     if (!stored) throw Errors.sessionNotFound();
-    return transcriptView(stored, null, false);
+    return transcriptView(stored, stored.setup ?? null, false);
   }
 
   /** The caller's own usage: today and the last 30 days, and the daily token budget. */

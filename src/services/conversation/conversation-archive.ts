@@ -62,7 +62,7 @@ export class ConversationArchive {
 
   private async archive(conversation: SessionConversation, info: EndedSessionInfo): Promise<void> {
     conversation.end(info.reason);
-    const record = conversation.snapshot();
+    const record = { ...conversation.snapshot(), setup: conversation.echo };
     try {
       await this.o.store.put(record);
     } catch (err) {

@@ -1,3 +1,4 @@
+import type { SetupEcho } from '../session-setup/effective-setup';
 import type { UsageFigures } from '../usage/usage-figures';
 
 /** A function call the model made in a turn (filled by the tools work, issue 16). */
@@ -41,4 +42,6 @@ export interface TranscriptRecord {
   overheadUsage: UsageFigures;
   /** Oldest turns dropped to stay within the per-session bound. */
   droppedTurns: number;
+  /** The effective setup the session ran with (kept with the stored transcript of an ended session). */
+  setup?: SetupEcho | null;
 }

@@ -4,6 +4,8 @@ import { endedSessionError } from './ended-session-error';
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import type { LiveSession, SessionEndInfo, SessionEndReason } from './live-session';
+import type { ConversationUsage } from '../conversation/session-conversation';
+import type { SetupEcho } from '../session-setup/effective-setup';
 
 export const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -21,6 +23,11 @@ export interface Tombstone {
   startTime: string;
   model: string;
   responseModality: string;
+  transport: 'rest' | 'ws';
+  /** The effective setup the session ran with (null when it kept no conversation record). */
+  setup: SetupEcho | null;
+  /** Its usage at the end: tokens, audio seconds, turns. */
+  usage: ConversationUsage | null;
   at: number;
 }
 
@@ -170,6 +177,10 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
       startTime: session.startTime.toISOString(),
       model: session.params.model,
       responseModality: session.params.responseModality,
+      transport: session.params.transport,
+      // (The conversation closed its books before `ended` was emitted: the usage is final.)
+      setup: session.conversation?.echo ?? null,
+      usage: session.conversation?.usage() ?? null,
       at: Date.now(),
     });
     this.pruneTombstones();
