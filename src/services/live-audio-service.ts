@@ -6,6 +6,7 @@ import { rateLimitError } from './limits/limit-errors';
 import type { AudioAdmission } from './limits/limits';
 import type { ConversationArchive } from './conversation/conversation-archive';
 import { SessionConversation } from './conversation/session-conversation';
+import { LiveTranscriptBudget } from './conversation/live-transcript-budget';
 import type { TranscriptRecord } from './conversation/transcript-types';
 import { greetingToSend, toModelSessionConfig } from './session-setup/build-live-connect-config';
 import type { PreparedSession, SessionPlanner, StartSessionInput } from './session-setup/session-planner';
@@ -122,6 +123,8 @@ export interface LiveAudioServiceOptions {
   directory?: SessionDirectory;
   /** Admission of client audio (both transports); default: everything admitted. */
   admission?: AudioAdmission;
+  /** What the live transcripts of all sessions hold together (default DEFAULT_LIVE_TRANSCRIPT_BUDGET_CHARS). */
+  liveTranscriptBudgetChars?: number;
 }
 
 export interface AudioInput {
@@ -165,7 +168,12 @@ const asInt = (v: unknown, def: number, field: string, min: number, max: number)
  * come from `session-views.ts`; errors are `AppError`s with the client's status and code.
  */
 export class LiveAudioService {
-  constructor(private readonly o: LiveAudioServiceOptions) {}
+  /** One budget for the live transcripts of every session: the globally oldest turns are dropped first. */
+  readonly transcriptBudget: LiveTranscriptBudget;
+
+  constructor(private readonly o: LiveAudioServiceOptions) {
+    this.transcriptBudget = new LiveTranscriptBudget(o.liveTranscriptBudgetChars);
+  }
 
   get emulated(): boolean {
     return this.o.provider.emulated;
@@ -253,6 +261,7 @@ export class LiveAudioService {
       // Called at a turn boundary, long after `session` below exists.
       onBudgetSpent: (message) => session.end('token_budget_exhausted', message),
       logger: this.o.logger,
+      transcriptBudget: this.transcriptBudget,
     });
     // Listening before the held events are delivered (LiveSession starts the delivery).
     conversation.attach(upstream);

@@ -5,7 +5,7 @@ import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import type { LiveSession, SessionEndInfo, SessionEndReason } from './live-session';
 import type { ConversationUsage } from '../conversation/session-conversation';
-import type { SetupEcho } from '../session-setup/effective-setup';
+import { compactEcho, type SetupEcho } from '../session-setup/effective-setup';
 
 export const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -179,7 +179,7 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
       responseModality: session.params.responseModality,
       transport: session.params.transport,
       // (The conversation closed its books before `ended` was emitted: the usage is final.)
-      setup: session.conversation?.echo ?? null,
+      setup: session.conversation ? compactEcho(session.conversation.echo) : null,
       usage: session.conversation?.usage() ?? null,
       at: Date.now(),
     });
