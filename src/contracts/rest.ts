@@ -248,6 +248,10 @@ export const restResponses = {
         count: z.number().int(),
         mode: z.enum(['gemini', 'emulated']),
         notice: z.string().optional(),
+        partial: z
+          .boolean()
+          .optional()
+          .describe('Cluster mode: true when the shared state (Redis) could not be read: only this instance\'s sessions are listed (also the X-Live-Audio-Partial header)'),
       })
       .loose(),
   ),
