@@ -288,8 +288,9 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     store: limitStore,
     logger,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
-    // Cluster mode: a key's request counts are one budget across the instances; a forwarded call counted once.
-    ...(clusterNode ? { storeFor: (kind: string) => clusterNode.requestCounterStore(kind), skip: isForwarded } : {}),
+    // Cluster mode: a key's request counts are one budget across the instances (they count in the reconciled
+    // limit store, `limitStore`); a forwarded call is counted once, where it arrived.
+    ...(clusterNode ? { skip: isForwarded } : {}),
   });
   const door = clusterSessions
     ? createSessionDoor({
