@@ -295,7 +295,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   const door = clusterSessions
     ? createSessionDoor({
         sessions: clusterSessions,
-        registry,
+        service,
         logger,
         onForward: (ms, outcome) => metrics.clusterForwardSeconds.observe({ outcome }, ms / 1000),
       })

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { SESSION_ID_RE } from '../services/session/session-registry';
-import type { SessionRegistry } from '../services/session/session-registry';
+import type { LiveAudioService } from '../services/live-audio-service';
 import type { Logger } from '../util/logger';
 import { isForwarded } from './cluster-guard';
 import { ClusterUnavailableError, PeerUnavailableError, SessionMovedError } from './cluster-errors';
@@ -28,7 +28,8 @@ export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status';
 
 export interface SessionDoorOptions {
   sessions: ClusterSessions;
-  registry: SessionRegistry;
+  /** The one door to this instance's sessions (issue 12): the door looks sessions up through it. */
+  service: LiveAudioService;
   logger: Logger;
   /** Per forwarded call: ms from the door to the owner's whole answer (metrics). */
   onForward?: (ms: number, outcome: 'answered' | 'aborted') => void;
@@ -102,7 +103,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     if (rec.status !== 'live') {
       // Ended on another instance: answered as that instance would (this one has no tombstone of it).
       // (A start that failed, or a record nobody could resume, never was a session: unknown, as on one instance.)
-      if (route === 'start' || o.registry.lookup(owner, sessionId).kind !== 'unknown' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
+      if (route === 'start' || o.service.lookupSession(owner, sessionId).kind !== 'unknown' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
       return answerEnded(res, route, rec);
     }
     const self = node.id;
@@ -120,7 +121,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
       }
     }
     if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
-    if (o.registry.isDraining) {
+    if (o.service.draining) {
       // Going away: a live peer takes it over instead (a peer's call is sent back to it: "look again").
       if (isForwarded(req)) return movedAnswer(res);
       const peer = node.registry.peers()[0];
@@ -139,7 +140,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     const owner = req.principal;
     const sessionId = sessionIdOf(req, route);
     if (!owner || !sessionId) return next();
-    const local = o.registry.lookup(owner, sessionId);
+    const local = o.service.lookupSession(owner, sessionId);
     if (route !== 'start' && local.kind === 'live' && !local.session.handingOver) return next();
     void (async () => {
       // Being handed over (rolling deploy): wait until it is released, then follow the record like anyone else.

@@ -24,7 +24,7 @@ import {
   type SessionEndReason,
 } from './session/live-session';
 import { endedSessionError } from './session/ended-session-error';
-import { SessionRegistry } from './session/session-registry';
+import { SessionRegistry, type Lookup } from './session/session-registry';
 import {
   endedSessionStatusView,
   sessionListItemView,
@@ -377,6 +377,16 @@ export class LiveAudioService {
   findLiveSession(owner: Principal, sessionIdRaw: unknown): LiveSession | undefined {
     const l = this.o.registry.lookup(owner, SessionRegistry.validateId(sessionIdRaw));
     return l.kind === 'live' ? l.session : undefined;
+  }
+
+  /** Where the owner's session `sessionId` (an already valid id) stands here: live, recently ended, or unknown. */
+  lookupSession(owner: Principal, sessionId: string): Lookup {
+    return this.o.registry.lookup(owner, sessionId);
+  }
+
+  /** The server is shutting down: no new sessions here (the cluster door hands calls to a peer). */
+  get draining(): boolean {
+    return this.o.registry.isDraining;
   }
 
   /** A session's status: live, recently ended (tombstone) or not found. Ids are validated (400). */
