@@ -76,8 +76,60 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
       endTime,
       duration: new Date(endTime).getTime() - rec.createdAt,
     };
-    if (route === 'end') res.json({ success: true, data: { ...view, alreadyEnded: true } });
-    else res.json({ success: true, data: { ...view, startTime: new Date(rec.createdAt).toISOString(), model: setup.model, responseModality: setup.responseModality } });
+    if (route === 'end') {
+      res.json({ success: true, data: { ...view, alreadyEnded: true } });
+      return;
+    }
+    const summary = rec.summary ?? {};
+    const parsed = (v: string | undefined): unknown => {
+      try {
+        return v === undefined ? null : (JSON.parse(v) as unknown);
+      } catch {
+        return null;
+      }
+    };
+    res.json({
+      success: true,
+      data: {
+        ...view,
+        startTime: new Date(rec.createdAt).toISOString(),
+        model: setup.model,
+        responseModality: setup.responseModality,
+        // As the owner's tombstone answers (endedSessionStatusView).
+        transport: summary.transport ?? (rec.setup as Partial<StoredSetup> | undefined)?.transport ?? 'rest',
+        endReason: reason,
+        setup: parsed(summary.setup),
+        usage: parsed(summary.usage),
+      },
+    });
+  };
+
+  /**
+   * The status of a live session whose owner is dead, from its record (no takeover, no upstream): `active`, with the
+   * setup it runs with and `upstream.state: 'detached'` (the next call that needs it, a chunk or a resume, takes it
+   * over and resumes its upstream with the stored handle).
+   */
+  const answerFromRecord = (res: Response, rec: SessionRecord): void => {
+    const setup = (rec.setup ?? {}) as Partial<StoredSetup>;
+    res.json({
+      success: true,
+      data: {
+        sessionId: rec.sessionId,
+        status: 'active',
+        startTime: new Date(rec.createdAt).toISOString(),
+        expiresAt: new Date(rec.expiresAt).toISOString(),
+        idleExpiresAt: new Date(rec.expiresAt).toISOString(),
+        lastActivity: new Date(rec.updatedAt).toISOString(),
+        model: setup.model ?? null,
+        responseModality: setup.responseModality ?? 'text',
+        transport: setup.transport ?? 'rest',
+        audio: { chunks: 0, bytesIn: 0, decodedSeconds: 0 },
+        upstream: { state: 'detached', connected: false, reconnects: 0, hasResumptionHandle: rec.resumptionHandle !== undefined },
+        turn: { turnId: 0, turnComplete: true },
+        setup: setup.echo ?? null,
+        ownerAvailable: false,
+      },
+    });
   };
 
   /** To a peer's call for a session that left this (draining) instance: 503 marked "moved", consumed by the peer. */
@@ -109,7 +161,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     const self = node.id;
     if (rec.owner === self) return route === 'start' ? next() : bringHereThenNext();
 
-    const alive = rec.owner !== '' && (await node.registry.isAlive(rec.owner));
+    let alive = rec.owner !== '' && (await node.registry.isAlive(rec.owner));
     if (alive && !isForwarded(req)) {
       try {
         await forward(req, res, rec.owner);
@@ -118,9 +170,12 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
         // Unreachable before its answer began (nothing was written to the client): a killed instance's heartbeat
         // outlives it by up to `deadAfterMs`; once it has expired, the session is taken over below.
         if (!(err instanceof PeerUnavailableError) || !(await waitUntilDead(rec.owner))) throw err;
+        alive = false;
       }
     }
     if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
+    // A status read of a dead owner's session answers from the record: reading it must not open an upstream.
+    if (route === 'status' && !alive) return answerFromRecord(res, rec);
     if (o.service.draining) {
       // Going away: a live peer takes it over instead (a peer's call is sent back to it: "look again").
       if (isForwarded(req)) return movedAnswer(res);
