@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../util/logger';
 import { CLUSTER_HEADERS, CLUSTER_SECRET_HEADER, FORWARDED_BY_HEADER, FORWARDED_CLIENT_IP_HEADER } from './cluster-headers';
@@ -81,7 +82,14 @@ export class ClusterGuard {
   middleware(opts: { required?: boolean } = {}): (req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void) => void {
     return (req, res, next) => {
       const r = this.check(req);
-      if (r === 'forwarded' || (r === 'none' && !opts.required)) return next();
+      if (r === 'forwarded') {
+        // The owner sees the original client's address (the forwarder's view), not the peer's: every per-IP rule
+        // (the unauthenticated budget, body budgets, access logs) reads `req.ip`. Only on a call with the secret.
+        const ip = forwardedClientIp(req);
+        if (ip && isIP(ip)) Object.defineProperty(req, 'ip', { value: ip, configurable: true, enumerable: true });
+        return next();
+      }
+      if (r === 'none' && !opts.required) return next();
       const [status, code, error] = r === 'refused' ? [403, 'CLUSTER_FORBIDDEN', 'Forbidden'] : [401, 'CLUSTER_AUTH_REQUIRED', 'Instance credentials required'];
       const body = JSON.stringify({ success: false, error, code });
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });

@@ -3,7 +3,6 @@ import { defaultAdvertiseUrl } from './advertise-url';
 import { ClusterGuard } from './cluster-guard';
 import { Forwarder } from './forwarder';
 import { InstanceRegistry } from './instance-registry';
-import { ClusterRequestCounterStore } from './rate-limit-redis-store';
 import { RedisConnection } from './redis-connection';
 import { RedisLimitStore } from './redis-limit-store';
 import { SessionRecordStore } from './session-records';
@@ -91,11 +90,6 @@ export class ClusterNode {
 
   get id(): string {
     return this.registry.id;
-  }
-
-  /** An express-rate-limit store for the limiter `name`, in Redis (rate-limit-redis). */
-  requestCounterStore(name: string): ClusterRequestCounterStore {
-    return new ClusterRequestCounterStore(this.connection, name);
   }
 
   /** Connects (waiting up to `waitMs` for Redis; the instance starts anyway and reports `down` on /ready) and registers. */

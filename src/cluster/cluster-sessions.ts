@@ -7,7 +7,7 @@ import { AppError, Errors } from '../util/app-error';
 import type { Logger } from '../util/logger';
 import { TypedEmitter } from '../util/typed-emitter';
 import { isClusterUnavailable } from './cluster-errors';
-import type { EffectiveSessionSetup, SetupEcho } from '../services/session-setup/effective-setup';
+import { compactEcho, type EffectiveSessionSetup, type SetupEcho } from '../services/session-setup/effective-setup';
 import type { PreparedSession } from '../services/session-setup/session-planner';
 import type { ClusterNode } from './cluster-node';
 import type { Ownership, SessionRecord, SessionRef } from './session-records';
@@ -381,7 +381,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     if (e.detached) return;
     e.detached = true;
     const p = this.o.node.records
-      .end(e.ref, e.holder, info.reason, { model: e.session.params.model, responseModality: e.session.params.responseModality })
+      .end(e.ref, e.holder, info.reason, endSummary(e.session))
       .then(() => undefined)
       .catch((err: unknown) => {
         if (!isClusterUnavailable(err)) this.log.warn({ sessionId: e.ref.sessionId, err: (err as Error).message }, 'could not end the session record');
@@ -480,4 +480,18 @@ function setupOf(prepared: PreparedSession): StoredSetup {
 
 function emptyTurn(): StoredTurn {
   return { turnId: 0, userText: '', replyText: '', turnComplete: false, unsentMs: 0, sentMs: 0, lostMs: 0, takeovers: 0, handovers: 0 };
+}
+
+/**
+ * What an ended session's record keeps for its status on any instance (the same as the owner's tombstone): model,
+ * modality, transport, the compact setup echo and the final usage (JSON; a few hundred bytes).
+ */
+function endSummary(session: LiveSession): Record<string, string> {
+  const c = session.conversation;
+  return {
+    model: session.params.model,
+    responseModality: session.params.responseModality,
+    transport: session.params.transport,
+    ...(c ? { setup: JSON.stringify(compactEcho(c.echo)), usage: JSON.stringify(c.usage()) } : {}),
+  };
 }

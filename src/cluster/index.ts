@@ -6,7 +6,6 @@ export { Forwarder, type ForwardRequest, type ForwardResult, type PeerDirectory 
 export { InstanceRegistry, type InstanceInfo, type DeadInstance } from './instance-registry';
 export { RedisConnection, describeRedisUrl, type RedisState, type RedisReadiness } from './redis-connection';
 export { RedisLimitStore, type SharedLimitStore, type SharedConsumeResult, type SharedWindowCount } from './redis-limit-store';
-export { ClusterRequestCounterStore } from './rate-limit-redis-store';
 export {
   SessionRecordStore,
   type SessionRecord,

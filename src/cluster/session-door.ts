@@ -1,6 +1,6 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { SESSION_ID_RE } from '../services/session/session-registry';
-import type { SessionRegistry } from '../services/session/session-registry';
+import type { LiveAudioService } from '../services/live-audio-service';
 import type { Logger } from '../util/logger';
 import { isForwarded } from './cluster-guard';
 import { ClusterUnavailableError, PeerUnavailableError, SessionMovedError } from './cluster-errors';
@@ -28,7 +28,8 @@ export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status';
 
 export interface SessionDoorOptions {
   sessions: ClusterSessions;
-  registry: SessionRegistry;
+  /** The one door to this instance's sessions (issue 12): the door looks sessions up through it. */
+  service: LiveAudioService;
   logger: Logger;
   /** Per forwarded call: ms from the door to the owner's whole answer (metrics). */
   onForward?: (ms: number, outcome: 'answered' | 'aborted') => void;
@@ -75,8 +76,60 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
       endTime,
       duration: new Date(endTime).getTime() - rec.createdAt,
     };
-    if (route === 'end') res.json({ success: true, data: { ...view, alreadyEnded: true } });
-    else res.json({ success: true, data: { ...view, startTime: new Date(rec.createdAt).toISOString(), model: setup.model, responseModality: setup.responseModality } });
+    if (route === 'end') {
+      res.json({ success: true, data: { ...view, alreadyEnded: true } });
+      return;
+    }
+    const summary = rec.summary ?? {};
+    const parsed = (v: string | undefined): unknown => {
+      try {
+        return v === undefined ? null : (JSON.parse(v) as unknown);
+      } catch {
+        return null;
+      }
+    };
+    res.json({
+      success: true,
+      data: {
+        ...view,
+        startTime: new Date(rec.createdAt).toISOString(),
+        model: setup.model,
+        responseModality: setup.responseModality,
+        // As the owner's tombstone answers (endedSessionStatusView).
+        transport: summary.transport ?? (rec.setup as Partial<StoredSetup> | undefined)?.transport ?? 'rest',
+        endReason: reason,
+        setup: parsed(summary.setup),
+        usage: parsed(summary.usage),
+      },
+    });
+  };
+
+  /**
+   * The status of a live session whose owner is dead, from its record (no takeover, no upstream): `active`, with the
+   * setup it runs with and `upstream.state: 'detached'` (the next call that needs it, a chunk or a resume, takes it
+   * over and resumes its upstream with the stored handle).
+   */
+  const answerFromRecord = (res: Response, rec: SessionRecord): void => {
+    const setup = (rec.setup ?? {}) as Partial<StoredSetup>;
+    res.json({
+      success: true,
+      data: {
+        sessionId: rec.sessionId,
+        status: 'active',
+        startTime: new Date(rec.createdAt).toISOString(),
+        expiresAt: new Date(rec.expiresAt).toISOString(),
+        idleExpiresAt: new Date(rec.expiresAt).toISOString(),
+        lastActivity: new Date(rec.updatedAt).toISOString(),
+        model: setup.model ?? null,
+        responseModality: setup.responseModality ?? 'text',
+        transport: setup.transport ?? 'rest',
+        audio: { chunks: 0, bytesIn: 0, decodedSeconds: 0 },
+        upstream: { state: 'detached', connected: false, reconnects: 0, hasResumptionHandle: rec.resumptionHandle !== undefined },
+        turn: { turnId: 0, turnComplete: true },
+        setup: setup.echo ?? null,
+        ownerAvailable: false,
+      },
+    });
   };
 
   /** To a peer's call for a session that left this (draining) instance: 503 marked "moved", consumed by the peer. */
@@ -102,13 +155,13 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     if (rec.status !== 'live') {
       // Ended on another instance: answered as that instance would (this one has no tombstone of it).
       // (A start that failed, or a record nobody could resume, never was a session: unknown, as on one instance.)
-      if (route === 'start' || o.registry.lookup(owner, sessionId).kind !== 'unknown' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
+      if (route === 'start' || o.service.lookupSession(owner, sessionId).kind !== 'unknown' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
       return answerEnded(res, route, rec);
     }
     const self = node.id;
     if (rec.owner === self) return route === 'start' ? next() : bringHereThenNext();
 
-    const alive = rec.owner !== '' && (await node.registry.isAlive(rec.owner));
+    let alive = rec.owner !== '' && (await node.registry.isAlive(rec.owner));
     if (alive && !isForwarded(req)) {
       try {
         await forward(req, res, rec.owner);
@@ -117,10 +170,13 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
         // Unreachable before its answer began (nothing was written to the client): a killed instance's heartbeat
         // outlives it by up to `deadAfterMs`; once it has expired, the session is taken over below.
         if (!(err instanceof PeerUnavailableError) || !(await waitUntilDead(rec.owner))) throw err;
+        alive = false;
       }
     }
     if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
-    if (o.registry.isDraining) {
+    // A status read of a dead owner's session answers from the record: reading it must not open an upstream.
+    if (route === 'status' && !alive) return answerFromRecord(res, rec);
+    if (o.service.draining) {
       // Going away: a live peer takes it over instead (a peer's call is sent back to it: "look again").
       if (isForwarded(req)) return movedAnswer(res);
       const peer = node.registry.peers()[0];
@@ -139,7 +195,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     const owner = req.principal;
     const sessionId = sessionIdOf(req, route);
     if (!owner || !sessionId) return next();
-    const local = o.registry.lookup(owner, sessionId);
+    const local = o.service.lookupSession(owner, sessionId);
     if (route !== 'start' && local.kind === 'live' && !local.session.handingOver) return next();
     void (async () => {
       // Being handed over (rolling deploy): wait until it is released, then follow the record like anyone else.

@@ -44,13 +44,14 @@ export function buildHttpApp(config: AppConfig, p: HttpAppParts): Express {
     store: p.limitStore,
     logger,
     onRefused: (kind) => metrics.rateLimited.inc({ limit: kind }),
-    // Cluster mode: a key's request counts are one budget across the instances; a forwarded call counted once.
-    ...(clusterNode ? { storeFor: (kind: string) => clusterNode.requestCounterStore(kind), skip: isForwarded } : {}),
+    // Cluster mode: a key's request counts are one budget across the instances (they count in the reconciled
+    // limit store, `limitStore`); a forwarded call is counted once, where it arrived.
+    ...(clusterNode ? { skip: isForwarded } : {}),
   });
   const door = clusterSessions
     ? createSessionDoor({
         sessions: clusterSessions,
-        registry: p.registry,
+        service: p.service,
         logger,
         onForward: (ms, outcome) => metrics.clusterForwardSeconds.observe({ outcome }, ms / 1000),
       })

@@ -53,6 +53,11 @@ export const ERROR_CODES = [
   'TOOL_CALL_UNKNOWN',
   'TOOL_CALL_NOT_PENDING',
   'TOOL_RESPONSE_TOO_LARGE',
+  // Manual activity detection (vad: {manual: true})
+  'MANUAL_ACTIVITY_DISABLED',
+  'ACTIVITY_NOT_STARTED',
+  'ACTIVITY_ALREADY_STARTED',
+  'ACTIVITY_BACKLOG_FULL',
   // Audio and images
   'AUDIO_INVALID',
   'AUDIO_STREAM_NO_HEADER',

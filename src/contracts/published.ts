@@ -61,10 +61,14 @@ export function buildOpenApiDocument(extraPaths: Record<string, unknown> = {}): 
       [`${base}/session/start`]: { post: operation('Start a live session', restResponses.startSession, { body: startSessionBody, errors: { '502': 'Gemini refused the session (UPSTREAM_UNAVAILABLE)' } }) },
       [`${base}/streaming/start`]: { post: operation('Start a live session (alias)', restResponses.startSession, { body: startSessionBody }) },
       [`${base}/transcribe`]: {
-        post: operation('Feed one audio chunk and read the current turn (bounded wait)', restResponses.transcribe, {
+        post: operation('Feed one audio chunk (and/or manual activity markers) and read the current turn (bounded wait)', restResponses.transcribe, {
           body: transcribeBody,
           errors: {
             '404': 'No such session (SESSION_NOT_FOUND, SESSION_EXPIRED)',
+            '409':
+              'An activity marker refused: the session has automatic activity detection (MANUAL_ACTIVITY_DISABLED), an ' +
+              'activity_end without a start (ACTIVITY_NOT_STARTED), a second activity_start (ACTIVITY_ALREADY_STARTED); ' +
+              '429 ACTIVITY_BACKLOG_FULL while 8 markers wait for their audio',
             '413': 'Chunk too large (PAYLOAD_TOO_LARGE)',
             '415': 'Unsupported audio (AUDIO_UNSUPPORTED_FORMAT, AUDIO_UNSUPPORTED_CODEC)',
             '422': 'Audio that cannot be decoded (AUDIO_STREAM_NO_HEADER, AUDIO_INVALID, AUDIO_DECODE_FAILED, ...)',

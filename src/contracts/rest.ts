@@ -27,10 +27,24 @@ export const startSessionBody = z
 export const transcribeBody = z
   .object({
     session_id: sessionId,
-    audio_data: z.string().min(1).describe('Base64 of one recorder chunk'),
+    audio_data: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Base64 of one recorder chunk (required unless activity_start or activity_end is true)'),
     format: z.enum(['webm', 'ogg', 'mp4', 'wav', 'pcm']).optional().describe('Container of the chunk (default webm)'),
     sample_rate: z.union([z.number().int(), z.string()]).optional().describe('pcm only: samples per second (default 16000)'),
     channels: z.union([z.number().int(), z.string()]).optional().describe('pcm only: channel count (default 1)'),
+    activity_start: z
+      .boolean()
+      .optional()
+      .describe('Manual activity detection (vad: {manual: true}) only: the user starts speaking before this request\'s audio'),
+    activity_end: z
+      .boolean()
+      .optional()
+      .describe(
+        'Manual activity detection only: the user stopped speaking after this request\'s audio (relayed after its last PCM, wherever the reorder buffer puts the chunk); without audio_data, after every chunk sent before',
+      ),
   })
   .describe('TranscribeRequest');
 
@@ -116,6 +130,21 @@ export const sessionEnded = z
     endTime: isoTime,
     duration: z.number().describe('ms'),
     alreadyEnded: z.boolean().optional(),
+    setup: z
+      .object({ model: z.string() })
+      .loose()
+      .nullable()
+      .optional()
+      .describe('Status of an ended session: the effective setup it ran with (as in a live status)'),
+    usage: z
+      .object({
+        tokens: z.object({ totalTokens: z.number() }).loose(),
+        audioSeconds: z.object({ input: z.number(), output: z.number() }),
+        turns: z.number(),
+      })
+      .nullable()
+      .optional()
+      .describe('Status of an ended session: its usage at the end (as in a live status)'),
   })
   .loose()
   .describe('SessionEnded');
@@ -139,6 +168,17 @@ export const liveSessionStatus = z
     audio: z.object({ chunks: z.number(), bytesIn: z.number(), decodedSeconds: z.number() }).loose(),
     upstream: z.object({ state: z.string(), connected: z.boolean(), reconnects: z.number() }).loose(),
     turn: z.object({ turnId: z.number(), turnComplete: z.boolean() }).loose(),
+    activity: z
+      .object({
+        manual: z.literal(true),
+        open: z.boolean().describe('Between an activity_start and its activity_end'),
+        pendingMarkers: z.number().describe('Markers accepted and still waiting for their audio to be relayed'),
+        starts: z.number(),
+        ends: z.number(),
+      })
+      .nullable()
+      .optional()
+      .describe('Manual activity detection (vad: {manual: true}); null with automatic detection'),
   })
   .loose()
   .describe('LiveSessionStatus');
@@ -187,7 +227,7 @@ export const transcript = z
     overheadUsage: usageFigures,
     droppedTurns: z.number().int(),
     live: z.boolean(),
-    setup: z.object({ model: z.string() }).loose().nullable().describe('The effective setup (live sessions)'),
+    setup: z.object({ model: z.string() }).loose().nullable().describe('The effective setup the session runs or ran with'),
   })
   .loose()
   .describe('Transcript');
@@ -220,6 +260,10 @@ export const restResponses = {
         count: z.number().int(),
         mode: z.enum(['gemini', 'emulated']),
         notice: z.string().optional(),
+        partial: z
+          .boolean()
+          .optional()
+          .describe('Cluster mode: true when the shared state (Redis) could not be read: only this instance\'s sessions are listed (also the X-Live-Audio-Partial header)'),
       })
       .loose(),
   ),

@@ -57,6 +57,12 @@ export const clientMessageSchemas = {
     image_data: z.string().min(1),
     mime_type: z.enum(['image/jpeg', 'image/png']).nullish(),
   }),
+  /**
+   * Manual activity detection (`vad: {manual: true}`): the user starts / stops speaking. Relayed upstream in order
+   * with the audio chunks sent before it (`activityStart {}` / `activityEnd {}`).
+   */
+  activity_start: z.object({ type: z.literal('activity_start') }),
+  activity_end: z.object({ type: z.literal('activity_end') }),
   /** Barge-in: stop relaying the current reply at once. */
   interrupt: z.object({ type: z.literal('interrupt') }),
   /** Answers to the model's function calls (`tool_call`): the server fills in each name from its call. */

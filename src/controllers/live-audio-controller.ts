@@ -1,7 +1,7 @@
 import type { Request, Response } from 'express';
 import { WeakTurnCursor, type LiveAudioService } from '../services/live-audio-service';
 import { sessionEndedView, sessionNotFoundView, sessionStartedView } from '../services/session/session-views';
-import { AppError } from '../util/app-error';
+import { AppError, isAppError } from '../util/app-error';
 import type { Principal } from '../services/auth/principal';
 
 const principalOf = (req: Request): Principal => {
@@ -31,6 +31,9 @@ export interface ControllerOptions {
  * the service (the one door to sessions) and renders. The only state here is REST's own: what `/transcribe` last
  * answered per session.
  */
+/** Set on `GET /sessions` when the list holds only this instance's sessions (cluster mode, Redis unreachable). */
+export const PARTIAL_HEADER = 'X-Live-Audio-Partial';
+
 export function createLiveAudioController({ service, emulatedNotice, listRemote }: ControllerOptions) {
   const mode = service.emulated ? 'emulated' : 'gemini';
   const served = new WeakTurnCursor();
@@ -42,11 +45,20 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
       const local = service.listSessions(owner);
       // Cluster mode: the caller's sessions on the other instances too.
       const here = new Set(local.map((s) => s.sessionId));
-      const remote = listRemote ? (await listRemote(owner.id)).filter((s) => !here.has(s.sessionId)) : [];
+      // Redis down (CLUSTER_UNAVAILABLE): this instance's sessions, marked as a partial list, rather than a 503.
+      let remote: Array<{ sessionId: string } & Record<string, unknown>> = [];
+      let partial = false;
+      try {
+        remote = listRemote ? (await listRemote(owner.id)).filter((s) => !here.has(s.sessionId)) : [];
+      } catch (err) {
+        if (!(isAppError(err) && err.code === 'CLUSTER_UNAVAILABLE')) throw err;
+        partial = true;
+        res.setHeader(PARTIAL_HEADER, 'cluster-unavailable');
+      }
       const sessions: Array<{ sessionId: string } & Record<string, unknown>> = [...local, ...remote];
       res.json({
         success: true,
-        data: { sessions, count: sessions.length, mode, ...(emulatedNotice ? { notice: emulatedNotice } : {}) },
+        data: { sessions, count: sessions.length, mode, ...(emulatedNotice ? { notice: emulatedNotice } : {}), ...(partial ? { partial } : {}) },
       });
     },
 
@@ -67,6 +79,7 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
         b.session_id,
         { audioData: b.audio_data, format: b.format, sampleRate: b.sample_rate, channels: b.channels },
         served,
+        { start: b.activity_start, end: b.activity_end },
       );
       res.json({
         success: true,

@@ -6,23 +6,25 @@ import { rateLimitError } from './limits/limit-errors';
 import type { AudioAdmission } from './limits/limits';
 import type { ConversationArchive } from './conversation/conversation-archive';
 import { SessionConversation } from './conversation/session-conversation';
+import { LiveTranscriptBudget } from './conversation/live-transcript-budget';
 import type { TranscriptRecord } from './conversation/transcript-types';
 import { greetingToSend, toModelSessionConfig } from './session-setup/build-live-connect-config';
 import type { PreparedSession, SessionPlanner, StartSessionInput } from './session-setup/session-planner';
 import type { SetupEcho } from './session-setup/effective-setup';
 import type { UsageMeter } from './usage/usage-meter';
 import { ResilientUpstream, type ResilienceOptions } from './upstream/resilient-upstream';
-import { UpstreamConnectError, type UpstreamProvider } from './upstream/upstream-types';
+import { UpstreamConnectError, type ActivityKind, type UpstreamProvider } from './upstream/upstream-types';
 import {
   LiveSession,
   type AudioBudget,
+  type ActivityRefusal,
   type AudioPacing,
   type LiveSessionEvents,
   type SessionEndInfo,
   type SessionEndReason,
 } from './session/live-session';
 import { endedSessionError } from './session/ended-session-error';
-import { SessionRegistry } from './session/session-registry';
+import { SessionRegistry, type Lookup } from './session/session-registry';
 import {
   endedSessionStatusView,
   sessionListItemView,
@@ -125,6 +127,8 @@ export interface LiveAudioServiceOptions {
   directory?: SessionDirectory;
   /** Admission of client audio (both transports); default: everything admitted. */
   admission?: AudioAdmission;
+  /** What the live transcripts of all sessions hold together (default DEFAULT_LIVE_TRANSCRIPT_BUDGET_CHARS). */
+  liveTranscriptBudgetChars?: number;
 }
 
 export interface AudioInput {
@@ -132,6 +136,25 @@ export interface AudioInput {
   format?: unknown;
   sampleRate?: unknown;
   channels?: unknown;
+}
+
+/** REST `/transcribe`'s manual activity fields: a start before the request's audio, an end after it. */
+export interface ActivityInput {
+  start?: unknown;
+  end?: unknown;
+}
+
+const activityFlag = (v: unknown, field: string): boolean => {
+  if (v === undefined || v === null || v === false || v === 'false') return false;
+  if (v === true || v === 'true') return true;
+  throw Errors.invalidField(field, 'must be a boolean');
+};
+
+/** A refused activity marker as the client error both transports send. */
+export function activityError(r: ActivityRefusal): AppError {
+  if (r.code === 'SESSION_ENDED') return Errors.sessionExpired();
+  if (r.code === 'ACTIVITY_BACKLOG_FULL') return new AppError(429, r.code, r.message, { retryAfterSec: 1 });
+  return new AppError(409, r.code, r.message);
 }
 
 const asInt = (v: unknown, def: number, field: string, min: number, max: number): number => {
@@ -149,7 +172,12 @@ const asInt = (v: unknown, def: number, field: string, min: number, max: number)
  * come from `session-views.ts`; errors are `AppError`s with the client's status and code.
  */
 export class LiveAudioService {
-  constructor(private readonly o: LiveAudioServiceOptions) {}
+  /** One budget for the live transcripts of every session: the globally oldest turns are dropped first. */
+  readonly transcriptBudget: LiveTranscriptBudget;
+
+  constructor(private readonly o: LiveAudioServiceOptions) {
+    this.transcriptBudget = new LiveTranscriptBudget(o.liveTranscriptBudgetChars);
+  }
 
   get emulated(): boolean {
     return this.o.provider.emulated;
@@ -166,13 +194,14 @@ export class LiveAudioService {
 
   /**
    * Starts a prepared session: the service-wide claim (cluster mode), the registry's caps, then the upstream
-   * connection (see `createSession`).
+   * connection (see `createSession`). `replacing`: the session this one replaces, ended only once this one has
+   * started (a failed start leaves it running).
    */
-  async startPrepared(p: PreparedSession): Promise<LiveSession> {
+  async startPrepared(p: PreparedSession, opts: { replacing?: LiveSession } = {}): Promise<LiveSession> {
     const claim = await this.o.directory?.claim(p);
     let session: LiveSession;
     try {
-      session = await this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p));
+      session = await this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p), opts);
     } catch (err) {
       claim?.release();
       throw err;
@@ -236,6 +265,7 @@ export class LiveAudioService {
       // Called at a turn boundary, long after `session` below exists.
       onBudgetSpent: (message) => session.end('token_budget_exhausted', message),
       logger: this.o.logger,
+      transcriptBudget: this.transcriptBudget,
     });
     // Listening before the held events are delivered (LiveSession starts the delivery).
     conversation.attach(upstream);
@@ -287,7 +317,7 @@ export class LiveAudioService {
     if (c) return transcriptView(c.snapshot(), c.echo, true);
     const stored = await this.o.archive?.store.get(owner.id, sessionId);
     if (!stored) throw Errors.sessionNotFound();
-    return transcriptView(stored, null, false);
+    return transcriptView(stored, stored.setup ?? null, false);
   }
 
   /** The caller's own usage: today and the last 30 days, and the daily token budget. */
@@ -355,6 +385,16 @@ export class LiveAudioService {
   findLiveSession(owner: Principal, sessionIdRaw: unknown): LiveSession | undefined {
     const l = this.o.registry.lookup(owner, SessionRegistry.validateId(sessionIdRaw));
     return l.kind === 'live' ? l.session : undefined;
+  }
+
+  /** Where the owner's session `sessionId` (an already valid id) stands here: live, recently ended, or unknown. */
+  lookupSession(owner: Principal, sessionId: string): Lookup {
+    return this.o.registry.lookup(owner, sessionId);
+  }
+
+  /** The server is shutting down: no new sessions here (the cluster door hands calls to a peer). */
+  get draining(): boolean {
+    return this.o.registry.isDraining;
   }
 
   /** A session's status: live, recently ended (tombstone) or not found. Ids are validated (400). */
@@ -427,11 +467,30 @@ export class LiveAudioService {
   }
 
   /**
+   * Manual activity detection: relays `activity_start` / `activity_end` upstream in order with the session's audio
+   * (after every chunk fed before it). Refused with 409 on a session without manual activity, for an end without a
+   * start or a second start, 429 while too many markers wait for their audio.
+   */
+  activity(session: LiveSession, kind: ActivityKind): void {
+    const refused = session.activity(kind);
+    if (refused) throw activityError(refused);
+  }
+
+  /**
    * REST `/transcribe`: admit and feed the chunk, then answer within the bounded wait with the current turn's
    * state. Never waits for a turn to complete. `cursor` remembers, per session, what this caller was last answered.
    */
-  async transcribe(owner: Principal, sessionIdRaw: unknown, audio: AudioInput, cursor: TurnCursor): Promise<TranscriptionData> {
-    if (audio.audioData === undefined || audio.audioData === null || audio.audioData === '') throw Errors.missingField('audio_data');
+  async transcribe(
+    owner: Principal,
+    sessionIdRaw: unknown,
+    audio: AudioInput,
+    cursor: TurnCursor,
+    activityIn: ActivityInput = {},
+  ): Promise<TranscriptionData> {
+    const activity = { start: activityFlag(activityIn.start, 'activity_start'), end: activityFlag(activityIn.end, 'activity_end') };
+    const hasAudio = !(audio.audioData === undefined || audio.audioData === null || audio.audioData === '');
+    if (!hasAudio && (activity.start || activity.end)) return this.activityOnly(owner, sessionIdRaw, activity, cursor);
+    if (!hasAudio) throw Errors.missingField('audio_data');
     // Valid audio is admitted before anything else is looked at (a spent budget answers 429 whatever the rest says).
     let parsed: AdmittedAudio | undefined;
     let invalid: unknown;
@@ -450,7 +509,13 @@ export class LiveAudioService {
     const before = Math.min(session.snapshot().version, cursor.served(session));
     const errSeq = session.decodeErrors.seq;
     const cutSeq = session.audioCuts.seq;
-    await this.pushAudio(session, parsed.chunk, parsed.desc);
+    this.checkActivity(session, activity);
+    if (activity.start) this.activity(session, 'start');
+    const pushed = this.pushAudio(session, parsed.chunk, parsed.desc);
+    pushed.catch(() => undefined); // awaited below; never an unhandled rejection if the marker throws first
+    // The end takes its place right behind this chunk (wherever the reorder buffer puts it), whatever the chunk's fate.
+    if (activity.end) this.activity(session, 'end');
+    await pushed;
     await session.waitForUpdate(before, errSeq, this.o.transcribeWaitMs, undefined, cutSeq);
     const errs = session.decodeErrors;
     if (errs.seq > errSeq && errs.last) throw toClientAudioError(errs.last);
@@ -465,6 +530,37 @@ export class LiveAudioService {
       if (refusal) throw refusal;
       if (info.reason === 'upstream_error') throw new AppError(502, 'UPSTREAM_FAILED', `Live session failed: ${info.message}`);
       if (info.reason === 'server_shutdown') throw Errors.shuttingDown();
+      throw Errors.sessionExpired();
+    }
+    const snap = session.snapshot();
+    cursor.markServed(session, snap.version);
+    return transcriptionView(session, snap);
+  }
+
+  /** Both markers of one request are checked before either is applied (a refused request changes nothing). */
+  private checkActivity(session: LiveSession, a: { start: boolean; end: boolean }): void {
+    if (!a.start && !a.end) return;
+    const refused = session.activityRefusal(a.start ? 'start' : 'end');
+    if (refused) throw activityError(refused);
+  }
+
+  /** `/transcribe` with activity fields and no audio: the markers go after every chunk sent before. */
+  private async activityOnly(
+    owner: Principal,
+    sessionIdRaw: unknown,
+    activity: { start: boolean; end: boolean },
+    cursor: TurnCursor,
+  ): Promise<TranscriptionData> {
+    if (sessionIdRaw === undefined || sessionIdRaw === null || sessionIdRaw === '') throw Errors.missingField('session_id');
+    const session = this.o.registry.require(owner, SessionRegistry.validateId(sessionIdRaw));
+    const before = Math.min(session.snapshot().version, cursor.served(session));
+    this.checkActivity(session, activity);
+    if (activity.start) this.activity(session, 'start');
+    if (activity.end) this.activity(session, 'end');
+    await session.waitForUpdate(before, session.decodeErrors.seq, this.o.transcribeWaitMs);
+    if (session.ended && session.endedInfo!.reason !== 'handed_over') {
+      const refusal = endedSessionError(session.endedInfo!.reason, session.endedInfo!.message);
+      if (refusal) throw refusal;
       throw Errors.sessionExpired();
     }
     const snap = session.snapshot();

@@ -72,6 +72,7 @@ const b = http.createServer((req, res) => {
           forwarded: isForwarded(req),
           by: forwardedBy(req) ?? null,
           clientIp: forwardedClientIp(req) ?? null,
+          ip: (req as { ip?: string }).ip ?? null,
         }),
       );
     });
@@ -309,8 +310,9 @@ describe('attacker', () => {
     const r = await call(`${aUrl}/x`, { headers: { 'x-live-audio-client-ip': '10.6.6.6' } });
     expect(r.status).toBe(403); // A's own guard refuses the spoofed claim first
     const r2 = await call(`${aUrl}/x`);
-    const seen = JSON.parse(r2.body.toString()) as { clientIp: string; by: string };
-    expect(seen).toMatchObject({ clientIp: '203.0.113.9', by: 'a' });
+    const seen = JSON.parse(r2.body.toString()) as { clientIp: string; by: string; ip: string };
+    // B's per-IP rules read req.ip: the original client's address, set only on a call with the secret.
+    expect(seen).toMatchObject({ clientIp: '203.0.113.9', by: 'a', ip: '203.0.113.9' });
   });
 
   it('a huge body is refused (413) before any peer is dialled', async () => {

@@ -68,6 +68,12 @@ describe('Redis killed mid-session', () => {
           expect({ status: start.status, code: start.body.code }).toEqual({ status: 503, code: 'CLUSTER_UNAVAILABLE' });
           expect(Date.now() - t0).toBeLessThan(2500); // at once (bounded by the command timeout), never a hang
         }
+        // The list: each instance's own sessions, marked partial (not a 503).
+        const listA = await request(a).get(`${API}/sessions`).set(headers).timeout(5000);
+        expect([listA.status, listA.body.data.partial, listA.headers['x-live-audio-partial']]).toEqual([200, true, 'cluster-unavailable']);
+        expect(listA.body.data.sessions.map((x: { sessionId: string }) => x.sessionId)).toEqual([sessionId]);
+        const listB = await request(b).get(`${API}/sessions`).set(headers).timeout(5000);
+        expect([listB.status, listB.body.data.partial, listB.body.data.count]).toEqual([200, true, 0]);
         const st = (await ready(a)).cluster.redis.state;
         expect(['reconnecting', 'down']).toContain(st);
         console.log(`Redis stopped before chunk ${KILL_AT}: /ready reports redis ${st}`);

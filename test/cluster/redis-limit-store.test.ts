@@ -1,20 +1,11 @@
 /**
  * Shared limits against a real redis-server: RedisLimitStore's atomic consume holds a key's budget across two
  * instances' clients under concurrency (refused attempts use nothing), windows expire, fractional amounts, the
- * decrement/get semantics of the in-memory store; rate-limit-redis (ClusterRequestCounterStore) under
- * express-rate-limit holds one request budget across two express apps, answers 503 CLUSTER_UNAVAILABLE with
- * Retry-After while Redis is down (also when it was down at start) and recovers by itself.
+ * decrement/get semantics of the in-memory store.
  */
-import type { AddressInfo } from 'node:net';
-import http from 'node:http';
-import express from 'express';
-import { rateLimit } from 'express-rate-limit';
 import { ClusterUnavailableError } from '../../src/cluster/cluster-errors';
-import { ClusterRequestCounterStore } from '../../src/cluster/rate-limit-redis-store';
 import { RedisConnection } from '../../src/cluster/redis-connection';
 import { RedisLimitStore } from '../../src/cluster/redis-limit-store';
-import { errorHandler } from '../../src/middleware/error-handler';
-import { silentLogger } from '../../src/util/logger';
 import { prng } from '../ops/helpers';
 import { startRedis, type RedisServer } from '../helpers/redis-server';
 
@@ -95,69 +86,6 @@ describe('RedisLimitStore', () => {
       expect(performance.now() - t0).toBeLessThan(200);
     } finally {
       await redis.restart();
-    }
-  });
-});
-
-describe('rate-limit-redis under express-rate-limit (ClusterRequestCounterStore)', () => {
-  const limiterErrors: string[] = [];
-  async function app(c: RedisConnection, limit: number): Promise<{ url: string; close: () => Promise<void> }> {
-    const a = express();
-    a.use(
-      rateLimit({
-        windowMs: 60_000,
-        limit,
-        store: new ClusterRequestCounterStore(c, 'requests'),
-        keyGenerator: (req) => String(req.headers['x-user']),
-        validate: false,
-        logger: { error: (_err: unknown, msg?: string) => void limiterErrors.push(String(msg)), warn: () => undefined },
-        handler: (_req, res) => void res.status(429).json({ success: false, error: 'Too many requests', code: 'RATE_LIMITED' }),
-      }),
-    );
-    a.get('/x', (_req, res) => void res.json({ success: true }));
-    a.use(errorHandler(silentLogger));
-    const server = http.createServer(a);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return {
-      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      close: () => new Promise((r) => server.close(() => r())),
-    };
-  }
-
-  it('one budget across two instances: limit 5, 8 calls alternating → 5 × 200, then 429', async () => {
-    const prefix = `rl${++n}:`;
-    const a = await app(await conn(prefix), 5);
-    const b = await app(await conn(prefix), 5);
-    try {
-      const statuses: number[] = [];
-      for (let i = 0; i < 8; i++) statuses.push((await fetch(`${i % 2 ? a.url : b.url}/x`, { headers: { 'x-user': 'alice' } })).status);
-      expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
-      expect((await fetch(`${a.url}/x`, { headers: { 'x-user': 'bob' } })).status).toBe(200);
-    } finally {
-      await a.close();
-      await b.close();
-    }
-  });
-
-  it('Redis down (even when the limiter was created during the outage): 503 CLUSTER_UNAVAILABLE + Retry-After; recovers by itself', async () => {
-    const prefix = `rl${++n}:`;
-    await redis.stop();
-    const c = await conn(prefix, false);
-    const a = await app(c, 3);
-    try {
-      const r = await fetch(`${a.url}/x`, { headers: { 'x-user': 'alice' } });
-      expect(limiterErrors.join()).toMatch(/store initialization/);
-      expect(r.status).toBe(503);
-      expect(r.headers.get('retry-after')).toBe('2');
-      expect(await r.json()).toMatchObject({ success: false, code: 'CLUSTER_UNAVAILABLE' });
-      await redis.restart();
-      expect(await c.waitUntilConnected(5000)).toBe(true);
-      const statuses: number[] = [];
-      for (let i = 0; i < 4; i++) statuses.push((await fetch(`${a.url}/x`, { headers: { 'x-user': 'alice' } })).status);
-      expect(statuses).toEqual([200, 200, 200, 429]);
-    } finally {
-      await a.close();
-      if (!redis.pid) await redis.restart();
     }
   });
 });

@@ -84,6 +84,13 @@ it(`kill -9 of the owner mid-recording: the next chunk on another instance takes
       expect((await storedHandle(sessionId)).resumptionHandle).toBeDefined();
       owner.server.child.kill('SIGKILL');
       await owner.server.exited;
+      // Issue 15: reading the status of the dead owner's session answers from its record and takes nothing over.
+      const conns = cluster.emulator.connections.length;
+      const st = await request(cluster.url).get(`${API}/session/${sessionId}/status`).set(headers);
+      expect(st.body.data).toMatchObject({ sessionId, status: 'active', upstream: { state: 'detached', hasResumptionHandle: true }, ownerAvailable: false });
+      expect(st.body.data.setup).toMatchObject({ model: expect.any(String) });
+      expect(cluster.emulator.connections.length).toBe(conns);
+      expect((await records.get({ principal: 'key:alice', sessionId }))!.owner).toBe(ownerId);
     }
     const t0 = performance.now();
     pending.push(

@@ -72,11 +72,19 @@ describe('published schemas describe the real answers', () => {
     check(`${API}/session/{session_id}/status`, 'get', await request(t.url).get(`${API}/session/c1/status`).set(h));
     check(`${API}/session/{session_id}/transcript`, 'get', await request(t.url).get(`${API}/session/c1/transcript`).set(h));
     check(`${API}/usage`, 'get', await request(t.url).get(`${API}/usage`).set(h));
+    // Manual activity markers: refused on an automatic session (409), answered like any /transcribe on a manual one.
+    check(`${API}/transcribe`, 'post', await request(t.url).post(`${API}/transcribe`).set(h).send({ session_id: 'c1', activity_start: true }));
+    check(`${API}/session/start`, 'post', await request(t.url).post(`${API}/session/start`).set(h).send({ session_id: 'c2', vad: { manual: true } }));
+    check(`${API}/transcribe`, 'post', await request(t.url).post(`${API}/transcribe`).set(h).send({ session_id: 'c2', activity_start: true }));
+    check(`${API}/transcribe`, 'post', await request(t.url).post(`${API}/transcribe`).set(h).send({ session_id: 'c2', activity_start: true }));
+    check(`${API}/session/{session_id}/status`, 'get', await request(t.url).get(`${API}/session/c2/status`).set(h));
     check(`${API}/session/end`, 'post', await request(t.url).post(`${API}/session/end`).set(h).send({ session_id: 'c1' }));
     check(`${API}/session/{session_id}/transcript`, 'get', await request(t.url).get(`${API}/session/c1/transcript`).set(h));
     check(`${API}/session/{session_id}/transcript`, 'get', await request(t.url).get(`${API}/session/nobody/transcript`).set(h));
     check(`${API}/session/end`, 'post', await request(t.url).post(`${API}/session/end`).set(h).send({ session_id: 'c1' }));
-    check(`${API}/session/{session_id}/status`, 'get', await request(t.url).get(`${API}/session/c1/status`).set(h));
+    const ended = await request(t.url).get(`${API}/session/c1/status`).set(h);
+    check(`${API}/session/{session_id}/status`, 'get', ended);
+    expect(ended.body.data).toMatchObject({ status: 'ended', setup: { model: expect.any(String) }, usage: { turns: expect.any(Number) } });
     check(`${API}/session/{session_id}/status`, 'get', await request(t.url).get(`${API}/session/nobody/status`).set(h));
     check(`${API}/session/end`, 'post', await request(t.url).post(`${API}/session/end`).set(h).send({ session_id: 'nobody' }));
     // Errors: the envelope with a published code.

@@ -9,6 +9,9 @@ import {
 import { connectLive, utterancePcm } from '../helpers/live-probe';
 import { LIVE_PATH, MINIMAL_SETUP, RawClient, useEmulator } from './helpers';
 
+/** The minimal setup with manual activity detection (the client brackets its speech). */
+const MANUAL_VAD_SETUP = { setup: { ...MINIMAL_SETUP.setup, realtimeInputConfig: { automaticActivityDetection: { disabled: true } } } };
+
 describe('Gemini Live emulator: routing and framing', () => {
   const t = useEmulator({ apiKeys: ['test-key', 'auth_tokens/abc123'] });
 
@@ -144,6 +147,8 @@ describe('Gemini Live emulator: setup validation', () => {
     ['audio that is not base64', [MINIMAL_SETUP, audioMessage('AA*A')]],
     ['audio that is not PCM', [MINIMAL_SETUP, audioMessage('AAAA', 'audio/wav')]],
     ['activityStart while automatic VAD is on', [MINIMAL_SETUP, { realtimeInput: { activityStart: {} } }]],
+    ['activityEnd while automatic VAD is on', [MINIMAL_SETUP, { realtimeInput: { activityEnd: {} } }]],
+    ['audioStreamEnd with automatic VAD disabled', [MANUAL_VAD_SETUP, { realtimeInput: { audioStreamEnd: true } }]],
   ])('closes 1007 for %s', async (_name, messages) => {
     const raw = RawClient.open(t.emu);
     await raw.opened;

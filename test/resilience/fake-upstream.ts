@@ -5,6 +5,7 @@
 import { describeClose } from '../../src/services/upstream/close-codes';
 import {
   UpstreamConnectError,
+  type ActivityKind,
   type UpstreamCloseInfo,
   type UpstreamConnectOptions,
   type UpstreamConnection,
@@ -63,6 +64,13 @@ export class FakeConnection extends TypedEmitter<UpstreamEvents> implements Upst
 
   sendAudioStreamEnd(): void {
     if (this.isOpen) this.streamEnds++;
+  }
+
+  /** Activity markers received, in order. */
+  readonly activities: ActivityKind[] = [];
+
+  sendActivity(kind: ActivityKind): void {
+    if (this.isOpen) this.activities.push(kind);
   }
 
   sendText(text: string): void {

@@ -133,7 +133,7 @@ describe('ConnectionCounter', () => {
 describe('client message schemas', () => {
   it('knows every documented type', () => {
     expect(CLIENT_MESSAGE_TYPES.sort()).toEqual(
-      ['api_key', 'audio_chunk', 'auth', 'bearer', 'end_session', 'get_rate_limits', 'get_status', 'get_transcript', 'get_usage', 'image', 'interrupt', 'ping', 'start_session', 'text', 'tool_response'].sort(),
+      ['activity_end', 'activity_start', 'api_key', 'audio_chunk', 'auth', 'bearer', 'end_session', 'get_rate_limits', 'get_status', 'get_transcript', 'get_usage', 'image', 'interrupt', 'ping', 'start_session', 'text', 'tool_response'].sort(),
     );
   });
 

@@ -189,6 +189,12 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     return { ...this.sequencer.stats(), ...this.counts, container: this.current?.container ?? this.lastContainer };
   }
 
+  inputPending(): boolean {
+    if (this.queuedJobBytes > 0) return true;
+    for (const st of this.streams) if (st.owesOutput) return true;
+    return false;
+  }
+
   write(chunk: Buffer, desc: ChunkDescriptor): Promise<ChunkOutcome> {
     if (this.state !== 'open') return Promise.reject(new Error(`Audio decoder is ${this.state}`));
     try {

@@ -179,6 +179,12 @@ export class FfmpegPcmStream {
     return this.input.writableLength + this.input.readableLength + (stdin ? stdin.writableLength : 0);
   }
 
+  /** Input that must produce audio is not answered yet: bytes not taken, or no output since audio was written. */
+  get owesOutput(): boolean {
+    // (Also before the process has spawned: its input waits for it.)
+    return !this.exited && !this.killedByOwner && !this.commandEnded && (this.owedSince !== undefined || this.queuedBytes > 0);
+  }
+
   /** Its output is held (`setOutputPaused(true)`). */
   get outputHeld(): boolean {
     return this.outputPaused;

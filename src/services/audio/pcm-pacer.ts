@@ -48,7 +48,8 @@ export interface PacerStats {
  * audio never piles up here. Nothing is sent while the upstream socket's `bufferedAmount` is above its bound.
  */
 export class PcmPacer {
-  private readonly queue: Buffer[] = [];
+  /** Frames, and markers (callbacks run when everything queued before them has been sent). */
+  private readonly queue: Array<Buffer | (() => void)> = [];
   private queuedBytes = 0;
   private credit: number;
   private lastRefill: number;
@@ -77,6 +78,11 @@ export class PcmPacer {
     this.resumeBelowMs = o.resumeBelowMs ?? Math.min(250, this.pauseAboveMs / 2);
   }
 
+  /** The source is paused by the pacer (its output is held back, not finished). */
+  get sourceHeld(): boolean {
+    return this.sourcePaused;
+  }
+
   get queuedMs(): number {
     return this.queuedBytes / this.bytesPerMs;
   }
@@ -102,21 +108,36 @@ export class PcmPacer {
     this.schedule();
   }
 
+  /**
+   * Runs `marker` once every frame pushed before it has been handed to the sink (at once when nothing waits).
+   * Markers are never dropped: `clear()` drops the frames and runs the markers that waited among them, in order.
+   */
+  pushMarker(marker: () => void): void {
+    if (this.closed) return;
+    if (this.queue.length === 0) {
+      marker();
+      return;
+    }
+    this.queue.push(marker);
+  }
+
   /** Drops everything waiting (e.g. the audio budget is spent); returns the ms dropped. */
   clear(): number {
     const dropped = this.queuedMs;
     this.generation++;
+    const markers = this.closed ? [] : this.queue.filter((q): q is () => void => typeof q === 'function');
     this.queue.length = 0;
     this.queuedBytes = 0;
     clearTimeout(this.timer);
     this.timer = undefined;
     this.releaseSource();
+    for (const m of markers) m();
     return dropped;
   }
 
   close(): void {
-    this.clear();
     this.closed = true;
+    this.clear();
   }
 
   private refill(): void {
@@ -141,6 +162,12 @@ export class PcmPacer {
     const gen = this.generation;
     while (this.queue.length && !this.closed) {
       const frame = this.queue[0]!;
+      if (typeof frame === 'function') {
+        this.queue.shift();
+        frame();
+        if (gen !== this.generation) return;
+        continue;
+      }
       if (!this.trySend(frame)) break;
       if (gen !== this.generation) return; // cleared from inside send
       this.queue.shift();
@@ -152,12 +179,17 @@ export class PcmPacer {
 
   private schedule(): void {
     if (this.timer || this.closed || !this.queue.length) return;
+    const head = this.queue[0]!;
+    if (typeof head === 'function') {
+      this.timer = setTimeout(() => this.pump(), 0);
+      return;
+    }
     let wait: number;
     if (this.sink.bufferedAmount() > this.o.maxBufferedBytes) {
       wait = this.o.pollMs ?? 20;
     } else {
       this.refill();
-      const need = this.queue[0]!.length / this.bytesPerMs - this.credit;
+      const need = head.length / this.bytesPerMs - this.credit;
       wait = Math.max(1, Math.ceil(need / this.o.realtimeFactor));
     }
     this.timer = setTimeout(() => this.pump(), wait);

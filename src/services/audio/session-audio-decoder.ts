@@ -71,6 +71,11 @@ export interface SessionAudioDecoder extends TypedEmitter<SessionAudioDecoderEve
    */
   discardStream(): void;
   stats(): DecoderStats;
+  /**
+   * Input is still on its way to PCM: writes queued, a process that has not taken its input or has given no output
+   * since audio was last written to it (e.g. still starting).
+   */
+  inputPending(): boolean;
   /** Number of decoder processes alive for this session (0 or 1). */
   readonly processesAlive: number;
 }

@@ -1,3 +1,4 @@
+import { compactEcho } from '../session-setup/effective-setup';
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/principal';
 import { buildSessionEndedBody } from '../webhook/session-ended-event';
@@ -62,7 +63,7 @@ export class ConversationArchive {
 
   private async archive(conversation: SessionConversation, info: EndedSessionInfo): Promise<void> {
     conversation.end(info.reason);
-    const record = conversation.snapshot();
+    const record = { ...conversation.snapshot(), setup: compactEcho(conversation.echo) };
     try {
       await this.o.store.put(record);
     } catch (err) {

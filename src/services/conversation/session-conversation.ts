@@ -1,3 +1,4 @@
+import type { LiveTranscriptBudget } from './live-transcript-budget';
 import type { UsageMetadata } from '@google/genai';
 import type { GroundingInfo } from '../tools/tool-types';
 import type { Principal } from '../auth/principal';
@@ -38,6 +39,8 @@ export interface SessionConversationOptions {
   onBudgetSpent?: (message: string) => void;
   logger: Logger;
   now?: () => number;
+  /** The budget the live transcripts of all sessions share (oldest turns dropped first). */
+  transcriptBudget?: LiveTranscriptBudget;
 }
 
 /**
@@ -66,7 +69,7 @@ export class SessionConversation {
     const now = o.now ?? Date.now;
     this.setup = o.setup;
     this.echo = o.echo;
-    this.transcript = new Transcript({ sessionId: o.sessionId, owner: o.owner.id, startedAt: now() }, now);
+    this.transcript = new Transcript({ sessionId: o.sessionId, owner: o.owner.id, startedAt: now() }, now, {}, o.transcriptBudget);
     this.log = o.logger.child({ sessionId: o.sessionId });
     this.meter({ sessions: 1 });
   }

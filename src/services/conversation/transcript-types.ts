@@ -1,4 +1,5 @@
 import type { GroundingInfo } from '../tools/tool-types';
+import type { SetupEcho } from '../session-setup/effective-setup';
 import type { UsageFigures } from '../usage/usage-figures';
 
 /** A function call the model made in a turn, and what became of it (issue 16). */
@@ -47,4 +48,6 @@ export interface TranscriptRecord {
   overheadUsage: UsageFigures;
   /** Oldest turns dropped to stay within the per-session bound. */
   droppedTurns: number;
+  /** The effective setup the session ran with (kept with the stored transcript of an ended session). */
+  setup?: SetupEcho | null;
 }

@@ -1,5 +1,6 @@
 import type { GroundingInfo } from '../tools/tool-types';
 import { addUsage, emptyUsage, fromUsageMetadata, type UsageFigures } from '../usage/usage-figures';
+import type { BudgetedTranscript, LiveTranscriptBudget } from './live-transcript-budget';
 import type { TranscriptRecord, TranscriptToolCall, TranscriptTurn } from './transcript-types';
 
 export interface TranscriptLimits {
@@ -15,9 +16,10 @@ export const DEFAULT_TRANSCRIPT_LIMITS: TranscriptLimits = { maxTurns: 500, maxT
  * The transcript of one live session, fed by the upstream events through a small event API. Turns open on the
  * first event of a turn (`greetingSent`, `userText`, `replyText`) and close on `turnComplete`; `usage` goes to the
  * open turn, else to the last closed turn still without usage, else to the session's overhead (a connection's
- * setup). Bounded: turns per session and characters per turn.
+ * setup). Bounded: turns per session and characters per turn, and (with a `LiveTranscriptBudget`) the text of all
+ * live sessions' transcripts together: the globally oldest turns are dropped first.
  */
-export class Transcript {
+export class Transcript implements BudgetedTranscript {
   private readonly record: TranscriptRecord;
   private open: TranscriptTurn | undefined;
   private nextIndex = 0;
@@ -27,6 +29,7 @@ export class Transcript {
     init: { sessionId: string; owner: string; startedAt: number },
     private readonly now: () => number = Date.now,
     limits: Partial<TranscriptLimits> = {},
+    private readonly budget?: LiveTranscriptBudget,
   ) {
     this.limits = { ...DEFAULT_TRANSCRIPT_LIMITS, ...limits };
     this.record = {
@@ -120,6 +123,16 @@ export class Transcript {
     this.closeOpenTurn();
     this.record.endedAt = this.now();
     this.record.endReason = reason;
+    // No longer live: the stored transcripts have their own bound.
+    for (const t of this.record.turns) this.budget?.release(t);
+  }
+
+  /** The live transcripts' budget drops this transcript's oldest turn. */
+  dropOldest(turn: TranscriptTurn): void {
+    const i = this.record.turns.indexOf(turn);
+    if (i < 0) return;
+    this.record.turns.splice(i, 1);
+    this.record.droppedTurns++;
   }
 
   get ended(): boolean {
@@ -159,9 +172,10 @@ export class Transcript {
     this.open = t;
     this.record.turns.push(t);
     if (this.record.turns.length > this.limits.maxTurns) {
-      this.record.turns.splice(0, this.record.turns.length - this.limits.maxTurns);
+      for (const old of this.record.turns.splice(0, this.record.turns.length - this.limits.maxTurns)) this.budget?.release(old);
       this.record.droppedTurns++;
     }
+    if (this.record.endedAt === null) this.budget?.open(this, t);
     return t;
   }
 
@@ -184,6 +198,8 @@ export class Transcript {
       return current;
     }
     if (fragment.length > room) t.truncated = true;
-    return current + fragment.slice(0, room);
+    const added = fragment.slice(0, room);
+    this.budget?.grow(t, added.length);
+    return current + added;
   }
 }

@@ -114,3 +114,13 @@ export interface SetupEcho {
   sources: Partial<Record<SessionOptionField, SetupSource>>;
   not_applied: NotApplied[];
 }
+
+/**
+ * The echo kept after a session ends (its status and its stored transcript): the request's own texts (system
+ * instruction, greeting; up to 32 KiB each) are described (source, length), not kept, so an ended session costs a
+ * few hundred bytes whatever it was started with.
+ */
+export function compactEcho(echo: SetupEcho): SetupEcho {
+  const describe = (t: SetupEcho['system_instruction']) => (t ? { source: t.source, chars: t.chars } : null);
+  return { ...echo, system_instruction: describe(echo.system_instruction), greeting: describe(echo.greeting) };
+}

@@ -54,11 +54,6 @@ export class SessionPlanner {
     const resolved = resolveSessionSetup(options, profile, this.o.models, this.o.serverSetup ?? DEFAULT_SERVER_SETUP);
     if (!resolved.ok) throw setupError(resolved.problem);
     const { setup, echo } = resolved;
-    if (setup.vad?.mode === 'manual') {
-      // Manual activity detection needs the client's activity_start / activity_end in order with its audio, which
-      // the relay does not carry yet: such a session would never end a turn. Refused rather than accepted and stuck.
-      throw new AppError(400, 'INVALID_FIELD', 'Invalid session options: vad.manual is not available yet (use automatic detection)', { fields: ['vad'] });
-    }
     if (this.o.usage) {
       const d = await this.o.usage.canStartSession(owner.id, owner.maxTokensPerDay);
       if (!d.allowed) throw new AppError(d.status, d.code, d.error, { retryAfterSec: d.retryAfterSec });
@@ -75,6 +70,7 @@ export class SessionPlanner {
       inputTranscription: setup.inputTranscription,
       outputTranscription: echo.output_transcription,
       transport,
+      manualActivity: setup.vad?.mode === 'manual',
     };
     return { params, setup, echo };
   }

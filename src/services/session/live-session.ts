@@ -8,7 +8,8 @@ import { PcmPacer, type PcmPacerOptions } from '../audio/pcm-pacer';
 import type { ChunkOutcome } from '../audio/webm/webm-sequencer';
 import type { SessionConversation } from '../conversation/session-conversation';
 import type { ResilientUpstream, ResilientUpstreamEvents, RotationCause, UpstreamFailure, UpstreamStats } from '../upstream/resilient-upstream';
-import type { UpstreamCloseInfo } from '../upstream/upstream-types';
+import type { ActivityKind, UpstreamCloseInfo } from '../upstream/upstream-types';
+import { ActivityMarkers } from './activity-markers';
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import { TurnTracker, type TurnSnapshot } from './turn-tracker';
@@ -51,7 +52,23 @@ export interface LiveSessionParams {
   inputTranscription: boolean;
   outputTranscription: boolean;
   transport: 'rest' | 'ws';
+  /**
+   * Manual activity detection (`vad: {manual: true}`): the client brackets its speech with `activity_start` /
+   * `activity_end`, relayed in order with its audio; no `audioStreamEnd` is ever sent.
+   */
+  manualActivity?: boolean;
 }
+
+/** Activity markers a session holds at most while its audio is still being decoded (a flood is refused beyond). */
+export const MAX_PENDING_ACTIVITY_MARKERS = 8;
+
+/** Why an activity marker was refused (the service turns it into a 409 / 429). */
+export type ActivityRefusal =
+  | { code: 'MANUAL_ACTIVITY_DISABLED'; message: string }
+  | { code: 'ACTIVITY_NOT_STARTED'; message: string }
+  | { code: 'ACTIVITY_ALREADY_STARTED'; message: string }
+  | { code: 'ACTIVITY_BACKLOG_FULL'; message: string }
+  | { code: 'SESSION_ENDED'; message: string };
 
 /**
  * The owner's audio budget as the session relays audio: `take` grants what is left of `seconds` in the current
@@ -182,6 +199,18 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   private readonly log: Logger;
   /** The session's function calls (issue 16): both transports render from it. */
   readonly tools: ToolCallLedger;
+  /** Manual activity: markers placed in the decoded stream (see ActivityMarkers). */
+  private readonly markers: ActivityMarkers;
+  /** Manual activity: between an accepted `activity_start` and its `activity_end`. */
+  private activityOpen = false;
+  /** Markers accepted and not yet handed to the upstream. */
+  private markersInFlight = 0;
+  private readonly activityCounts = { starts: 0, ends: 0 };
+  /** Chunks handed to the decoder and not settled yet: a marker waits for the ones before it. */
+  private readonly chunksInFlight = new Set<Promise<unknown>>();
+  private markerChain: Promise<void> = Promise.resolve();
+  /** WebM writes seen (a chunk that caused none had a duration the markers cannot know). */
+  private webmWrites = 0;
 
   constructor(
     readonly params: LiveSessionParams,
@@ -199,6 +228,10 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     this.framer = new PcmFramer((frame) => this.pacer.push(frame));
     this.tools = new ToolCallLedger(deps.tools?.limits ?? DEFAULT_TOOL_LIMITS, deps.tools?.behaviors ?? new Map());
     this.wireTools();
+    this.markers = new ActivityMarkers({
+      release: (kind) => this.releaseMarker(kind),
+      decoderIdle: () => deps.decoder.stats().waiting === 0 && !deps.decoder.inputPending() && !this.pacer.sourceHeld,
+    });
     this.wireDecoder();
     this.wireUpstream();
     this.maxAgeTimer = setTimeout(() => this.end('expired', 'Session reached its maximum duration'), deps.maxAgeMs);
@@ -250,6 +283,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     d.on('pcm', (pcm) => {
       this.pcmBytesDecoded += pcm.length;
       this.framer.push(pcm);
+      this.markers.decoded(pcm.length / UPSTREAM_BYTES_PER_MS);
     });
     d.on('error', (err) => {
       this.decodeErrorSeq++;
@@ -259,6 +293,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     });
     d.on('webmWritten', (bytes, starts, ms) => {
       this.webmWrittenMs += ms ?? 0;
+      this.webmWrites++;
+      this.markers.expect(ms);
       this.emit('webmWritten', bytes, starts, ms);
     });
     d.on('audioEvent', (e) => {
@@ -407,7 +443,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
         // The model closes the connection past its cap: send what fits, then end the session with a clear reason.
         if (room > 0) this.deps.upstream.sendAudio(frame.subarray(0, room));
         this.sentAudioBytes += room;
-        this.deps.upstream.sendAudioStreamEnd();
+        if (!this.params.manualActivity) this.deps.upstream.sendAudioStreamEnd();
+        else if (this.activityOpen) this.deps.upstream.sendActivity('end');
         const minutes = Math.round((maxMs / 60_000) * 10) / 10;
         queueMicrotask(() => this.end('audio_limit_reached', `The model accepts at most ${minutes} minutes of audio per session`));
         return;
@@ -434,7 +471,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     const t = this.pendingChunkTimes.shift();
     if (t !== undefined) this.deps.onRelayLatency?.(now - t);
     clearTimeout(this.streamEndTimer);
-    const gap = this.deps.streamEndGapMs ?? 1500;
+    const gap = this.params.manualActivity ? 0 : (this.deps.streamEndGapMs ?? 1500);
     if (gap > 0) this.streamEndTimer = setTimeout(() => this.deps.upstream.sendAudioStreamEnd(), gap);
   }
 
@@ -446,6 +483,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     const droppedMs = this.pacer.clear() + frameRestMs + this.framer.bufferedBytes / UPSTREAM_BYTES_PER_MS;
     this.framer.reset();
     this.deps.decoder.discardStream();
+    this.markers.drop();
     this.pendingChunkTimes.length = 0;
     this.cutSeq++;
     this.cutMs += droppedMs;
@@ -466,9 +504,13 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     this.chunks++;
     this.bytesIn += chunk.length;
     this.pendingChunkTimes.push(receivedAt);
-    return this.deps.decoder.write(chunk, desc).then(
+    // The markers' account of the decoder's input: raw PCM by its length, WebM by the writes' timing (webmWritten).
+    if (desc.format === 'pcm') this.markers.expect((chunk.length / ((desc.sampleRate ?? 16000) * (desc.channels ?? 1) * 2)) * 1000);
+    const webmWritesBefore = this.webmWrites;
+    const p = this.deps.decoder.write(chunk, desc).then(
       (outcome) => {
         if (outcome === 'duplicate' || outcome === 'late') this.forgetChunkTime(receivedAt);
+        else if (desc.format !== 'pcm' && this.webmWrites === webmWritesBefore) this.markers.expect(undefined);
         return outcome;
       },
       (err: unknown) => {
@@ -477,6 +519,71 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
         throw err;
       },
     );
+    this.chunksInFlight.add(p);
+    const settled = () => void this.chunksInFlight.delete(p);
+    p.then(settled, settled);
+    return p;
+  }
+
+  /**
+   * Manual activity detection: `activity_start` / `activity_end` from the client, relayed upstream in order with its
+   * audio. The marker takes its place after every chunk pushed before this call (a chunk still waiting in the reorder
+   * buffer, being decoded or paced keeps its place before the marker). Returns why it was refused, if it was:
+   * a session without manual activity (Gemini would close it with 1007), an end without a start, a second start,
+   * or too many markers waiting for their audio.
+   */
+  activity(kind: ActivityKind): ActivityRefusal | undefined {
+    const refused = this.activityRefusal(kind);
+    if (refused) return refused;
+    this.activityOpen = kind === 'start';
+    if (kind === 'start') this.activityCounts.starts++;
+    else this.activityCounts.ends++;
+    this.markersInFlight++;
+    this.touchActivity(false);
+    if (kind === 'start') {
+      // A start goes before the audio that follows it: its place is where the decoder's input ends now (a chunk
+      // still waiting in the reorder buffer for an earlier one is then inside the activity, never cut out of it).
+      const at = this.markers.position();
+      this.markerChain = this.markerChain.then(() => this.markers.place('start', at));
+    } else {
+      // An end goes after every chunk pushed before it, wherever the reorder buffer puts them.
+      const before = [...this.chunksInFlight];
+      this.markerChain = this.markerChain.then(() => Promise.allSettled(before)).then(() => this.markers.place('end'));
+    }
+    return undefined;
+  }
+
+  /** Why `activity(kind)` would be refused now (nothing changes). */
+  activityRefusal(kind: ActivityKind): ActivityRefusal | undefined {
+    if (this.endInfo) return { code: 'SESSION_ENDED', message: 'Session has ended' };
+    if (!this.params.manualActivity) {
+      return {
+        code: 'MANUAL_ACTIVITY_DISABLED',
+        message: 'activity_start / activity_end need a session started with vad: {manual: true} (automatic activity detection is on)',
+      };
+    }
+    if (kind === 'end' && !this.activityOpen) return { code: 'ACTIVITY_NOT_STARTED', message: 'activity_end without a preceding activity_start' };
+    if (kind === 'start' && this.activityOpen) return { code: 'ACTIVITY_ALREADY_STARTED', message: 'activity_start while an activity is already open (send activity_end first)' };
+    if (this.markersInFlight >= MAX_PENDING_ACTIVITY_MARKERS) {
+      return { code: 'ACTIVITY_BACKLOG_FULL', message: 'Too many activity markers waiting for their audio' };
+    }
+    return undefined;
+  }
+
+  /** A marker's audio is all decoded: it follows that audio through the framer and the pacer to the upstream. */
+  private releaseMarker(kind: ActivityKind): void {
+    if (this.endInfo) return;
+    this.framer.flush();
+    this.pacer.pushMarker(() => {
+      this.markersInFlight = Math.max(0, this.markersInFlight - 1);
+      if (!this.endInfo) this.deps.upstream.sendActivity(kind);
+    });
+  }
+
+  /** `status().activity`: manual activity detection's state (null with automatic detection). */
+  activityStatus() {
+    if (!this.params.manualActivity) return null;
+    return { manual: true, open: this.activityOpen, pendingMarkers: this.markersInFlight, starts: this.activityCounts.starts, ends: this.activityCounts.ends };
   }
 
   private forgetChunkTime(t: number): void {
@@ -653,6 +760,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
         hasResumptionHandle: up.hasResumptionHandle,
       },
       turn: (({ version: _v, ...rest }) => rest)(this.turn.snapshot()),
+      activity: this.activityStatus(),
       ...(this.deps.conversation ? { setup: this.deps.conversation.echo, usage: this.deps.conversation.usage() } : {}),
       ...(this.endInfo ? { endTime: this.endInfo.endTime, endReason: this.endInfo.reason, endMessage: this.endInfo.message } : {}),
     };
@@ -699,6 +807,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     clearTimeout(this.streamEndTimer);
     this.tools.close();
     this.pacer.close();
+    this.markers.dispose();
     this.deps.decoder.destroy();
     this.deps.upstream.close();
     this.deps.conversation?.end(reason);

@@ -4,6 +4,8 @@ import { endedSessionError } from './ended-session-error';
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import type { LiveSession, SessionEndInfo, SessionEndReason } from './live-session';
+import type { ConversationUsage } from '../conversation/session-conversation';
+import { compactEcho, type SetupEcho } from '../session-setup/effective-setup';
 
 export const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -21,6 +23,11 @@ export interface Tombstone {
   startTime: string;
   model: string;
   responseModality: string;
+  transport: 'rest' | 'ws';
+  /** The effective setup the session ran with (null when it kept no conversation record). */
+  setup: SetupEcho | null;
+  /** Its usage at the end: tokens, audio seconds, turns. */
+  usage: ConversationUsage | null;
   at: number;
 }
 
@@ -106,17 +113,23 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
   /**
    * Starts a session: ends the owner's session with the same id first, checks the caps (429 with
    * Retry-After), holds a slot while `create` connects upstream, then registers the result.
+   *
+   * `replacing` (a WebSocket's `start_session` on a socket that relays a session): that session is ended only once
+   * the new one has started, and not counted against the caps it frees; if the start fails (a cap, the upstream)
+   * it goes on untouched. Either the new session starts and the old one ends, or the old one stays.
    */
-  async start(owner: Principal, sessionId: string, create: () => Promise<LiveSession>): Promise<LiveSession> {
+  async start(owner: Principal, sessionId: string, create: () => Promise<LiveSession>, opts: { replacing?: LiveSession } = {}): Promise<LiveSession> {
     if (this.draining) throw Errors.shuttingDown();
     const key = SessionRegistry.key(owner.id, sessionId);
+    const replacing = opts.replacing && !opts.replacing.ended && this.sessions.get(SessionRegistry.key(owner.id, opts.replacing.id)) === opts.replacing ? opts.replacing : undefined;
     const existing = this.sessions.get(key);
-    if (existing) this.endSession(existing, 'replaced', 'Replaced by a new session with the same id');
+    if (existing && existing !== replacing) this.endSession(existing, 'replaced', 'Replaced by a new session with the same id');
 
-    if (this.countFor(owner.id) >= this.limits.maxPerUser) {
+    const freed = replacing ? 1 : 0;
+    if (this.countFor(owner.id) - freed >= this.limits.maxPerUser) {
       throw Errors.tooManySessions('user', this.retryAfterSec(this.listFor(owner.id)));
     }
-    if (this.sessions.size + this.reservedTotal >= this.limits.maxGlobal) {
+    if (this.sessions.size - freed + this.reservedTotal >= this.limits.maxGlobal) {
       throw Errors.tooManySessions('global', this.retryAfterSec(this.all()));
     }
     this.reserved.set(owner.id, (this.reserved.get(owner.id) ?? 0) + 1);
@@ -134,6 +147,8 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
       session.end('server_shutdown', 'Server is shutting down');
       throw Errors.shuttingDown();
     }
+    // The new session is up: the one it replaces ends now (its client sees session_ended, then the new start).
+    if (replacing && !replacing.ended) this.endSession(replacing, 'replaced', 'Replaced by a new session on this connection');
     // A concurrent start with the same id may have won the race while we connected: it is replaced.
     const raced = this.sessions.get(key);
     if (raced) this.endSession(raced, 'replaced', 'Replaced by a new session with the same id');
@@ -162,6 +177,10 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
       startTime: session.startTime.toISOString(),
       model: session.params.model,
       responseModality: session.params.responseModality,
+      transport: session.params.transport,
+      // (The conversation closed its books before `ended` was emitted: the usage is final.)
+      setup: session.conversation ? compactEcho(session.conversation.echo) : null,
+      usage: session.conversation?.usage() ?? null,
       at: Date.now(),
     });
     this.pruneTombstones();

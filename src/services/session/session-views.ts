@@ -112,10 +112,23 @@ export function sessionNotFoundView(sessionId: string): SessionNotFoundView {
 }
 
 /** The status of a session that ended recently (its tombstone). */
-export type EndedSessionStatus = ReturnType<typeof sessionEndedView> & { startTime: string; model: string; responseModality: string };
+export type EndedSessionStatus = ReturnType<typeof sessionEndedView> &
+  Pick<Tombstone, 'startTime' | 'model' | 'responseModality' | 'transport' | 'setup' | 'usage'> & {
+    endReason: string;
+  };
 
+/** An ended session's status: the live status's identity, `setup` and `usage` (as they were at the end), and how it ended. */
 export function endedSessionStatusView(sessionId: string, t: Tombstone): EndedSessionStatus {
-  return { ...sessionEndedView(sessionId, t.info), startTime: t.startTime, model: t.model, responseModality: t.responseModality };
+  return {
+    ...sessionEndedView(sessionId, t.info),
+    startTime: t.startTime,
+    model: t.model,
+    responseModality: t.responseModality,
+    transport: t.transport,
+    endReason: t.info.reason,
+    setup: t.setup,
+    usage: t.usage,
+  };
 }
 
 /** What a status request answers: a live session's status, a tombstone, or not found. */

@@ -1,8 +1,8 @@
 import type { Logger } from '../../util/logger';
 import { UPSTREAM_BYTES_PER_MS } from '../audio/audio-types';
-import { PcmBacklog } from './pcm-backlog';
+import { isHeldActivity, PcmBacklog } from './pcm-backlog';
 import type { ResilienceOptions, UpstreamStats } from './resilience-types';
-import type { UpstreamConnection } from './upstream-types';
+import type { ActivityKind, UpstreamConnection } from './upstream-types';
 
 /** The audio one connection was handed, as far as a resend after its loss needs to know. */
 export class ConnectionAudio {
@@ -92,11 +92,25 @@ export class AudioDelivery {
     this.backlog.push(frame);
   }
 
+  /** Holds an activity marker behind the audio held so far (it goes out in its place at `flush`). */
+  holdActivity(kind: ActivityKind): void {
+    this.backlog.pushActivity(kind);
+  }
+
   /** Sends everything held, in order. False when the socket died midway (the rest is held again). */
   flush(target: ConnectionAudio): boolean {
     const frames = this.backlog.drain();
     for (let i = 0; i < frames.length; i++) {
-      if (!this.send(target, frames[i])) {
+      const item = frames[i]!;
+      if (isHeldActivity(item)) {
+        if (!target.conn.isOpen) {
+          this.backlog.unshift(frames.slice(i));
+          return false;
+        }
+        target.conn.sendActivity(item.activity);
+        continue;
+      }
+      if (!this.send(target, item)) {
         // The new socket died while flushing: keep the rest, in order, for the next connection.
         this.backlog.unshift(frames.slice(i));
         return false;

@@ -3,7 +3,7 @@ import type { GroundingInfo, ToolCallAnswer, ToolCallRequest } from '../tools/to
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
 import { describeClose } from './close-codes';
-import type { UpstreamCloseInfo, UpstreamConnection, UpstreamEvents } from './upstream-types';
+import type { ActivityKind, UpstreamCloseInfo, UpstreamConnection, UpstreamEvents } from './upstream-types';
 
 /** Parses a protobuf Duration string (`"50s"`, `"1.5s"`) into milliseconds. */
 export function durationToMs(d: unknown): number {
@@ -145,6 +145,11 @@ export class GeminiLiveConnection extends TypedEmitter<UpstreamEvents> implement
 
   sendAudioStreamEnd(): void {
     if (this.session && this.isOpen) this.session.sendRealtimeInput({ audioStreamEnd: true });
+  }
+
+  sendActivity(kind: ActivityKind): void {
+    if (!this.session || !this.isOpen) return;
+    this.session.sendRealtimeInput(kind === 'start' ? { activityStart: {} } : { activityEnd: {} });
   }
 
   sendText(text: string): void {

@@ -1,11 +1,24 @@
 import { UPSTREAM_BYTES_PER_MS } from '../audio/audio-types';
+import type { ActivityKind } from './upstream-types';
+
+/** A manual activity marker held in its place among the frames. */
+export interface HeldActivity {
+  activity: ActivityKind;
+}
+
+export type BacklogItem = Buffer | HeldActivity;
+
+export function isHeldActivity(item: BacklogItem): item is HeldActivity {
+  return !Buffer.isBuffer(item);
+}
 
 /**
  * Bounded FIFO of PCM frames held while the upstream is down or rotating. When full, the OLDEST audio is
- * dropped (the newest speech matters most after a gap) and counted, never silently.
+ * dropped (the newest speech matters most after a gap) and counted, never silently. Activity markers keep their
+ * place between the frames and are never dropped (a lost `activityEnd` would leave the model waiting for the turn).
  */
 export class PcmBacklog {
-  private frames: Buffer[] = [];
+  private frames: BacklogItem[] = [];
   private bytes = 0;
   private droppedBytes = 0;
 
@@ -18,20 +31,25 @@ export class PcmBacklog {
     this.enforceLimit();
   }
 
+  /** Holds an activity marker after the frames held so far. */
+  pushActivity(activity: ActivityKind): void {
+    this.frames.push({ activity });
+  }
+
   /**
    * Puts frames back in FRONT of the queue, in their order (audio that was sent before everything queued here
    * and has to be sent again). The limit still applies: if it overflows, the oldest audio goes first.
    */
-  unshift(frames: readonly Buffer[]): void {
-    const kept = frames.filter((f) => f.length > 0);
+  unshift(frames: readonly BacklogItem[]): void {
+    const kept = frames.filter((f) => isHeldActivity(f) || f.length > 0);
     if (kept.length === 0) return;
     this.frames = [...kept, ...this.frames];
-    for (const f of kept) this.bytes += f.length;
+    for (const f of kept) if (!isHeldActivity(f)) this.bytes += f.length;
     this.enforceLimit();
   }
 
   /** Removes and returns every frame, oldest first. */
-  drain(): Buffer[] {
+  drain(): BacklogItem[] {
     const out = this.frames;
     this.frames = [];
     this.bytes = 0;
@@ -62,8 +80,10 @@ export class PcmBacklog {
   }
 
   private enforceLimit(): void {
-    while (this.bytes > this.maxBytes && this.frames.length > 0) {
-      const old = this.frames.shift()!;
+    while (this.bytes > this.maxBytes) {
+      const i = this.frames.findIndex((f) => !isHeldActivity(f));
+      if (i < 0) break;
+      const old = this.frames.splice(i, 1)[0] as Buffer;
       this.bytes -= old.length;
       this.droppedBytes += old.length;
     }

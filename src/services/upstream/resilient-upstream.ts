@@ -19,6 +19,7 @@ import {
 import { RotationPolicy } from './rotation-policy';
 import {
   UpstreamConnectError,
+  type ActivityKind,
   type UpstreamCloseInfo,
   type UpstreamConnection,
   type UpstreamProvider,
@@ -158,6 +159,17 @@ export class ResilientUpstream extends TypedEmitter<ResilientUpstreamEvents> {
     const link = this.openLink();
     if (link && !this.delivery.waiting) link.conn.sendAudioStreamEnd();
     else this.inputs.holdStreamEnd();
+  }
+
+  /**
+   * A manual activity marker, in order with the audio: sent at once when nothing waits, else held in its place
+   * behind the audio in the backlog (flushed with it on the next connection).
+   */
+  sendActivity(kind: ActivityKind): void {
+    if (this.isOver()) return;
+    const link = this.openLink();
+    if (link && !this.delivery.waiting) link.conn.sendActivity(kind);
+    else this.delivery.holdActivity(kind);
   }
 
   sendText(text: string): void {

@@ -68,6 +68,9 @@ export interface UpstreamEvents {
  * usage, even model audio) in the same read as `setupComplete`, before `connect()` has resolved. The consumer
  * attaches its listeners, then calls `startDelivery()`; the held events (the close included) follow in order.
  */
+/** A manual activity marker (the client brackets its speech with them when automatic detection is off). */
+export type ActivityKind = 'start' | 'end';
+
 export interface UpstreamConnection extends TypedEmitter<UpstreamEvents> {
   readonly id: string;
   readonly isOpen: boolean;
@@ -76,6 +79,8 @@ export interface UpstreamConnection extends TypedEmitter<UpstreamEvents> {
   /** 16 kHz mono s16le PCM. Returns the number of bytes handed to the socket (0 if closed). */
   sendAudio(pcm: Buffer): number;
   sendAudioStreamEnd(): void;
+  /** Manual activity detection: `realtimeInput.activityStart {}` / `activityEnd {}`. */
+  sendActivity(kind: ActivityKind): void;
   sendText(text: string): void;
   sendImage(data: Buffer, mimeType: 'image/jpeg' | 'image/png'): void;
   /** Answers to the model's function calls (`toolResponse`). */

@@ -6,7 +6,7 @@ import { getTranscript, getUsage } from './conversation-reads';
 import { endSession } from './end-session';
 import { getStatus } from './get-status';
 import type { MessageContext, MessageHandler, SessionMessageType } from './message-context';
-import { interrupt, sendImage, sendText, toolResponse } from './model-input';
+import { activityEnd, activityStart, interrupt, sendImage, sendText, toolResponse } from './model-input';
 import { startSession } from './start-session';
 
 /** One handler per message type of an authenticated connection; the compiler checks that none is missing. */
@@ -24,6 +24,8 @@ export const messageHandlers: { [T in SessionMessageType]: MessageHandler<T> } =
   image: sendImage,
   interrupt,
   tool_response: toolResponse,
+  activity_start: activityStart,
+  activity_end: activityEnd,
   ping: (ctx) => {
     ctx.sender.send(ServerMessages.pong());
   },

@@ -29,6 +29,20 @@ export const interrupt: MessageHandler<'interrupt'> = (ctx) => {
   ctx.sender.send(ServerMessages.interrupted(b.session.id, snap.turnId, 'client'));
 };
 
+/**
+ * `activity_start` / `activity_end` (manual activity detection): relayed upstream after the audio chunks sent before
+ * it, nothing answered; refused (`error` 409 `MANUAL_ACTIVITY_DISABLED`, `ACTIVITY_NOT_STARTED`,
+ * `ACTIVITY_ALREADY_STARTED`, 429 `ACTIVITY_BACKLOG_FULL`) without reaching the model. Handled in message order, like
+ * `audio_chunk`, so the marker's place in the audio is the order the client sent them in.
+ */
+export const activityStart: MessageHandler<'activity_start'> = (ctx) => {
+  ctx.service.activity(ctx.slot.require().session, 'start');
+};
+
+export const activityEnd: MessageHandler<'activity_end'> = (ctx) => {
+  ctx.service.activity(ctx.slot.require().session, 'end');
+};
+
 /** The image type from its magic bytes. */
 export function sniffImage(b: Buffer): 'image/jpeg' | 'image/png' | null {
   if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';

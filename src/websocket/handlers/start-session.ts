@@ -56,13 +56,12 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     ctx.reportError(err, sessionId);
     return;
   }
-  // One live session per socket: a second start_session ends the first cleanly (session_ended is sent).
+  // One live session per socket, replaced atomically: the running one ends (session_ended is sent) only once the
+  // new one has started; if the start fails (a cap, the upstream), it goes on and the client gets the error.
   const running = ctx.slot.current;
-  if (running) service.endLiveSession(running.session, 'replaced', 'Replaced by a new session on this connection');
-
   let session: LiveSession;
   try {
-    session = await service.startPrepared(prepared);
+    session = await service.startPrepared(prepared, { replacing: running?.session });
   } catch (err) {
     ctx.reportError(err, sessionId);
     return;
