@@ -213,13 +213,14 @@ describe('Gemini Live emulator: recorder and control API', () => {
     sa.sendRealtimeInput({ activityEnd: {} });
     sa.sendRealtimeInput({ video: { data: '/9j/', mimeType: 'image/jpeg' } });
     sa.sendClientContent({ turns: [{ role: 'user', parts: [{ text: 'x' }] }], turnComplete: false });
-    sa.sendToolResponse({ functionResponses: [{ id: 'fc-1', name: 'f', response: { ok: true } }] });
     sa.sendRealtimeInput({ text: 'typed' });
-    await t.emu.waitFor(() => t.emu.connections[0].messages.length === 9);
+    // Last: an answer to a call the model never made closes the connection with 1007 (issue 16), as Gemini does.
+    sa.sendToolResponse({ functionResponses: [{ id: 'fc-1', name: 'f', response: { ok: true } }] });
+    expect(await a.waitForClose()).toMatchObject({ code: 1007 });
 
     const [ra, rb] = t.emu.connections;
     expect(ra.messages.map((m) => m.kind)).toEqual([
-      'setup', 'activityStart', 'audio', 'audio', 'activityEnd', 'video', 'clientContent', 'toolResponse', 'text',
+      'setup', 'activityStart', 'audio', 'audio', 'activityEnd', 'video', 'clientContent', 'text', 'toolResponse', 'invalid',
     ]);
     expect(ra.audioChunks).toEqual([8, 8]);
     expect(ra.audioBytes).toBe(16);

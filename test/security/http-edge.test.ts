@@ -9,7 +9,7 @@ import request from 'supertest';
 import { loadConfig } from '../../src/config/config';
 import { checkJsonShape, JsonShapeScanner } from '../../src/middleware/body-json-shape';
 import { prng } from '../ops/helpers';
-import { base64Length, routeBodySpecs } from '../../src/middleware/body-limits';
+import { base64Length, CONTROL_JSON_MAX_DEPTH, routeBodySpecs } from '../../src/middleware/body-limits';
 import { BodyBudget } from '../../src/middleware/body-budget';
 import { MAX_LOGGED_URL, serializeRequest } from '../../src/middleware/http-logger';
 import { startTestServer, type TestServer } from '../helpers/test-server';
@@ -73,7 +73,10 @@ describe('route body caps', () => {
     expect(specs.transcribe.maxBytes).toBe(6_990_508 + 64 * 1024);
     // Session start takes the largest legal options (a 32 KiB instruction, 1,000 vocabulary terms): 128 KiB.
     expect(specs.control.maxBytes).toBe(128 * 1024);
-    expect(specs.control.maxElements).toBe(1_138);
+    // … and tool declarations (issue 16): 1,138 for the options plus 4,096 for the declarations' schemas, which
+    // may nest 8 levels below body → tools → declaration (11 in all); /transcribe stays flat.
+    expect(specs.control.maxElements).toBe(1_138 + 4_096);
+    expect(specs.control.maxDepth).toBe(11);
     expect(specs.transcribe.maxDepth).toBeLessThanOrEqual(4);
     // LIVE_AUDIO_JSON_LIMIT stays the cap of every body.
     const low = routeBodySpecs({ maxChunkBytes: 5 * 1024 * 1024, jsonLimitBytes: 8 * 1024, controlJsonLimitBytes: 16 * 1024 });
@@ -202,11 +205,15 @@ describe('nothing is read for a stranger (in-process server, raw sockets)', () =
     const k = { 'X-API-Key': t.keys.alice };
     const post = (path: string, body: string | Buffer, ct = 'application/json', extra: Record<string, string> = {}) =>
       request(t.url).post(`${API}${path}`).set(k).set('Content-Type', ct).set(extra).send(body);
-    // Depth: 4 levels pass the scan (the route then answers on its fields); 5 are refused before JSON.parse.
-    expect((await post('/session/end', '{"session_id":"edge_x","m":{"a":[[1]]}}')).status).toBe(200);
-    const deep = await post('/session/end', `{"session_id":"edge","m":${nestedArrays(4)}}`);
+    // Depth: a control route's cap (room for tool schemas) passes the scan (the route then answers on its
+    // fields); one level more is refused before JSON.parse. /transcribe refuses a 5th level.
+    expect((await post('/session/end', `{"session_id":"edge_x","m":${nestedArrays(CONTROL_JSON_MAX_DEPTH - 1)}}`)).status).toBe(200);
+    const deep = await post('/session/end', `{"session_id":"edge","m":${nestedArrays(CONTROL_JSON_MAX_DEPTH)}}`);
     expect(deep.status).toBe(400);
     expect(deep.body).toMatchObject({ success: false, code: 'JSON_TOO_DEEP' });
+    const deepChunk = await post('/transcribe', `{"session_id":"edge","m":${nestedArrays(4)}}`);
+    expect(deepChunk.status).toBe(400);
+    expect(deepChunk.body).toMatchObject({ success: false, code: 'JSON_TOO_DEEP' });
     const wide = await post('/transcribe', `{"session_id":"edge","x":[${'0,'.repeat(2000)}0]}`);
     expect(wide.body).toMatchObject({ success: false, code: 'JSON_TOO_COMPLEX' });
     // The 6 MB nest of the issue, from a key holder: refused by the scan.
