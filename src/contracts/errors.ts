@@ -13,6 +13,8 @@ export const ERROR_CODES = [
   'INVALID_FIELD',
   'MISSING_FIELD',
   'INVALID_SESSION_ID',
+  /** audio_data / image_data that is not base64 (or a data: URL that is not). */
+  'INVALID_BASE64',
   'INVALID_PATH',
   'JSON_TOO_DEEP',
   'JSON_TOO_COMPLEX',

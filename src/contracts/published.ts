@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_CODES, errorEnvelope } from './errors';
-import { endSessionBody, restResponses, startSessionBody, toolResponseBody, transcribeBody } from './rest';
+import { endSessionBody, restResponses, sessionId, startSessionBody, toolResponseBody, transcribeBody } from './rest';
 import { clientMessageSchemas } from './ws-client-messages';
 import { serverMessageSchemas } from './ws-server-messages';
 
@@ -44,6 +44,8 @@ export function operation(summary: string, response: z.ZodType, o: { body?: z.Zo
   };
 }
 
+const sessionIdParameter = { name: 'session_id', in: 'path', required: true, schema: jsonSchema(sessionId, 'input') };
+
 /** `extraPaths`: more documented routes (the dialects' HTTP routes, from src/dialects). */
 export function buildOpenApiDocument(extraPaths: Record<string, unknown> = {}): JsonSchema {
   const base = '/api/v1/live-audio';
@@ -54,7 +56,9 @@ export function buildOpenApiDocument(extraPaths: Record<string, unknown> = {}): 
       version: '1',
       description:
         'Relays browser audio to the Gemini Live API. Errors always have the body {success:false, error, code}; ' +
-        'the WebSocket messages are published as JSON Schema at /schemas/ws.json.',
+        'the WebSocket messages are published as JSON Schema at /schemas/ws.json. Every request body is validated ' +
+        'against the schema published here (400 naming the field); no body may hold a __proto__, constructor or ' +
+        'prototype key at any depth (400 INVALID_FIELD).',
     },
     paths: {
       [`${base}/sessions`]: { get: operation("The caller's live sessions (also the frontend's connect probe)", restResponses.listSessions) },
@@ -92,14 +96,14 @@ export function buildOpenApiDocument(extraPaths: Record<string, unknown> = {}): 
           ...operation("The caller's session transcript (live, or kept LIVE_AUDIO_TRANSCRIPT_RETENTION_MS after the end)", restResponses.transcript, {
             errors: { '404': "No such session of the caller's, live or kept (SESSION_NOT_FOUND; another key's id answers the same)" },
           }),
-          parameters: [{ name: 'session_id', in: 'path', required: true, schema: { type: 'string' } }],
+          parameters: [sessionIdParameter],
         },
       },
       [`${base}/usage`]: { get: operation("The caller's own usage (today and the last 30 days) and daily token budget", restResponses.usage) },
       [`${base}/session/{session_id}/status`]: {
         get: {
           ...operation('A session: live status, recently ended, or not found', restResponses.status),
-          parameters: [{ name: 'session_id', in: 'path', required: true, schema: { type: 'string' } }],
+          parameters: [sessionIdParameter],
         },
       },
       ...extraPaths,

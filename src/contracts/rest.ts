@@ -1,52 +1,76 @@
 import { z } from 'zod';
 import { sessionOptionsShape } from '../services/session-setup/session-options';
+import { SESSION_ID_RE } from '../services/session/session-registry';
 import { toolResponsesSchema } from '../services/tools/tool-responses';
 
 /** The REST API `/api/v1/live-audio` (README "REST API"): request bodies and success answers. */
 
 const isoTime = z.string().describe('ISO 8601 time');
-const sessionId = z.string().min(1).max(128).regex(/^[A-Za-z0-9_-]+$/);
+/** A session id as every route takes it (the one pattern: `SESSION_ID_RE`). */
+export const sessionId = z.string().regex(SESSION_ID_RE).describe('1-128 characters from A-Z, a-z, 0-9, _ and -');
 const modality = z.enum(['text', 'audio']);
 const booleanish = z.union([z.boolean(), z.enum(['true', 'false'])]);
+
+/** Every per-session option also takes `null` (older clients send it for "not set"). */
+const nullableOptions = Object.fromEntries(Object.entries(sessionOptionsShape).map(([k, s]) => [k, s.nullable()])) as {
+  [K in keyof typeof sessionOptionsShape]: z.ZodNullable<(typeof sessionOptionsShape)[K]>;
+};
 
 /**
  * The start body: the session id and the per-session options (README "Conversations"), strict: an unknown field is
  * a 400 naming it. `response_modality` is case-insensitive and the transcription flags take 'true'/'false' too.
+ * Fields are checked in this order (the session id first).
  */
 export const startSessionBody = z
   .strictObject({
-    ...sessionOptionsShape,
     session_id: sessionId,
-    model: z.string().max(128).optional().describe('A Live model id; other ids (e.g. chat models) fall back to the profile\'s or the default Live model'),
-    response_modality: z.string().max(16).optional().describe("'text' (default) or 'audio'"),
-    input_transcription: booleanish.optional(),
-    output_transcription: booleanish.optional(),
+    ...nullableOptions,
+    model: z.string().max(128).nullish().describe('A Live model id; other ids (e.g. chat models) fall back to the profile\'s or the default Live model'),
+    response_modality: z.string().max(16).nullish().describe("'text' (default) or 'audio', any case"),
+    input_transcription: booleanish.nullish(),
+    output_transcription: booleanish.nullish(),
   })
   .describe('StartSessionRequest');
 
+/** `'true'` / `'false'` are taken for booleans, `null` for absent. */
+const activityFlag = booleanish.nullish();
+
+/**
+ * Fields are checked in this order: the audio first (its absence is the first thing said), then the session id.
+ * Numbers may come as numeric strings; the ranges and the base64 are checked when the chunk is decoded.
+ */
 export const transcribeBody = z
   .object({
-    session_id: sessionId,
     audio_data: z
       .string()
       .min(1)
-      .optional()
-      .describe('Base64 of one recorder chunk (required unless activity_start or activity_end is true)'),
-    format: z.enum(['webm', 'ogg', 'mp4', 'wav', 'pcm']).optional().describe('Container of the chunk (default webm)'),
-    sample_rate: z.union([z.number().int(), z.string()]).optional().describe('pcm only: samples per second (default 16000)'),
-    channels: z.union([z.number().int(), z.string()]).optional().describe('pcm only: channel count (default 1)'),
-    activity_start: z
-      .boolean()
-      .optional()
-      .describe('Manual activity detection (vad: {manual: true}) only: the user starts speaking before this request\'s audio'),
-    activity_end: z
-      .boolean()
-      .optional()
-      .describe(
-        'Manual activity detection only: the user stopped speaking after this request\'s audio (relayed after its last PCM, wherever the reorder buffer puts the chunk); without audio_data, after every chunk sent before',
-      ),
+      .nullish()
+      .describe('Base64 of one recorder chunk, a data: URL prefix tolerated (required unless activity_start or activity_end is true)'),
+    session_id: sessionId,
+    format: z
+      .string()
+      .nullish()
+      .describe('Container of the chunk: webm (default), ogg, mp4, wav or pcm, in any case; another answers 415 AUDIO_UNSUPPORTED_FORMAT'),
+    sample_rate: z
+      .union([z.number().int().min(8000).max(192000), z.string().max(16)])
+      .nullish()
+      .describe('pcm only: samples per second, 8000-192000 (default 16000)'),
+    channels: z.union([z.number().int().min(1).max(8), z.string().max(16)]).nullish().describe('pcm only: channel count, 1-8 (default 1)'),
+    activity_start: activityFlag.describe(
+      'Manual activity detection (vad: {manual: true}) only: the user starts speaking before this request\'s audio',
+    ),
+    activity_end: activityFlag.describe(
+      'Manual activity detection only: the user stopped speaking after this request\'s audio (relayed after its last PCM, wherever the reorder buffer puts the chunk); without audio_data, after every chunk sent before',
+    ),
   })
+  .refine(hasAudioOrMarker, { path: ['audio_data'], message: 'is required unless activity_start or activity_end is true', when: () => true })
   .describe('TranscribeRequest');
+
+function hasAudioOrMarker(body: unknown): boolean {
+  const b = body as Record<string, unknown>;
+  const on = (v: unknown) => v === true || v === 'true';
+  return !(b.audio_data === undefined || b.audio_data === null || b.audio_data === '') || on(b.activity_start) || on(b.activity_end);
+}
 
 export const endSessionBody = z.object({ session_id: sessionId }).describe('EndSessionRequest');
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { MAX_TOOL_SCHEMA_DEPTH } from '../services/tools/tool-declarations';
 import { toolResponsesSchema } from '../services/tools/tool-responses';
 import { jsonNestingExceeds } from '../websocket/json-depth';
+import { describeIssue, findPrototypeKey, type Issue } from './field-issues';
 
 /**
  * The messages a `/ws/live-audio` client may send (README "WebSocket API" plus `text`, `image`, `interrupt`, `ping`),
@@ -92,25 +93,6 @@ export type ParseResult = { ok: true; message: ClientMessage } | { ok: false; pr
 
 const shown = (s: string) => (s.length > 64 ? `${s.slice(0, 64)}…` : s).replace(/[^\x20-\x7e]/g, '?');
 
-type Issue = z.core.$ZodIssue;
-
-function describeIssue(issue: Issue): string {
-  switch (issue.code) {
-    case 'invalid_type':
-      return `must be ${issue.expected === 'object' || issue.expected === 'array' ? 'an' : 'a'} ${issue.expected}`;
-    case 'too_small':
-      return issue.origin === 'string' ? 'must not be empty' : `must be at least ${String(issue.minimum)}`;
-    case 'too_big':
-      return issue.origin === 'string' ? `must be at most ${String(issue.maximum)} characters` : `must be at most ${String(issue.maximum)}`;
-    case 'invalid_value':
-      return `must be one of ${issue.values.map((v) => String(v)).join(', ')}`;
-    case 'invalid_union':
-      return 'must be a number';
-    default:
-      return 'is invalid';
-  }
-}
-
 /** Validates one decoded JSON value as a client message. */
 export function validateClientMessage(value: unknown): ParseResult {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
@@ -128,6 +110,13 @@ export function validateClientMessage(value: unknown): ParseResult {
     return {
       ok: false,
       problem: { code: 'UNKNOWN_MESSAGE_TYPE', error: `Unknown message type: ${shown(type)}`, messageType: shown(type) },
+    };
+  }
+  const hostile = findPrototypeKey(obj);
+  if (hostile !== undefined) {
+    return {
+      ok: false,
+      problem: { code: 'INVALID_FIELD', error: `Invalid field in ${type}: ${hostile} is not an accepted field name`, messageType: type, fields: [hostile] },
     };
   }
   const schema = clientMessageSchemas[type as ClientMessageType];

@@ -3,6 +3,8 @@ import { WeakTurnCursor, type LiveAudioService } from '../services/live-audio-se
 import { sessionEndedView, sessionNotFoundView, sessionStartedView } from '../services/session/session-views';
 import { AppError, isAppError } from '../util/app-error';
 import type { Principal } from '../services/auth/principal';
+import { restRequests } from '../contracts/rest-requests';
+import { objectBody, parseRequestBody } from '../middleware/request-body';
 
 const principalOf = (req: Request): Principal => {
   const p = req.principal;
@@ -10,14 +12,6 @@ const principalOf = (req: Request): Principal => {
   return p;
 };
 
-const bodyOf = (req: Request): Record<string, unknown> => {
-  const b: unknown = req.body;
-  if (b === undefined || b === null) return {};
-  if (typeof b !== 'object' || Array.isArray(b)) {
-    throw new AppError(400, 'INVALID_BODY', 'Request body must be a JSON object');
-  }
-  return b as Record<string, unknown>;
-};
 
 export interface ControllerOptions {
   service: LiveAudioService;
@@ -65,7 +59,9 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
     /** POST /session/start and /streaming/start */
     async startSession(req: Request, res: Response) {
       const owner = principalOf(req);
-      const { session_id: sessionId, ...options } = bodyOf(req);
+      const { session_id: sessionId } = parseRequestBody(restRequests.startSession, req.body);
+      // The options as sent (valid by the published schema); the session door normalizes and resolves them.
+      const { session_id: _id, ...options } = objectBody(req.body);
       const session = await service.startSession(owner, { sessionId, options }, 'rest');
       res.json({ success: true, data: { ...sessionStartedView(session), mode } });
     },
@@ -73,7 +69,7 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
     /** POST /transcribe */
     async transcribe(req: Request, res: Response) {
       const owner = principalOf(req);
-      const b = bodyOf(req);
+      const b = parseRequestBody(restRequests.transcribe, req.body);
       const data = await service.transcribe(
         owner,
         b.session_id,
@@ -95,7 +91,7 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
     /** POST /session/end — idempotent. */
     endSession(req: Request, res: Response) {
       const owner = principalOf(req);
-      const r = service.endSession(owner, bodyOf(req).session_id);
+      const r = service.endSession(owner, parseRequestBody(restRequests.endSession, req.body).session_id);
       if (r.kind === 'not_found') {
         res.json({ success: true, data: sessionNotFoundView(r.sessionId) });
       } else {
@@ -107,9 +103,9 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
     /** POST /session/tool-response: the client's answers to the model's function calls. */
     toolResponse(req: Request, res: Response) {
       const owner = principalOf(req);
-      const body = bodyOf(req);
+      const body = parseRequestBody(restRequests.toolResponse, req.body);
       const answered = service.answerToolCallsById(owner, body.session_id, body.responses);
-      res.json({ success: true, data: { sessionId: String(body.session_id), answered } });
+      res.json({ success: true, data: { sessionId: body.session_id, answered } });
     },
 
     /** GET /session/:session_id/transcript: the owner's transcript, while the session lives and for the retention after. */

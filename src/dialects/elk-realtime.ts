@@ -7,6 +7,8 @@ import type { LiveSession } from '../services/session/live-session';
 import type { TurnSnapshot } from '../services/session/turn-tracker';
 import { AppError, Errors } from '../util/app-error';
 import { decodeBase64Strict } from '../util/strict-base64';
+import { fieldOf } from '../contracts/field-issues';
+import { parseRequestBody } from '../middleware/request-body';
 import { sniffImage } from '../websocket/handlers/model-input';
 import { CloseCodes } from '../websocket/server-messages';
 import { type DialectConnection, type DialectDeps, type DialectEndpoint, type DialectFrame, type DialectHandler, mountDialectSocket } from './dialect-socket';
@@ -198,6 +200,11 @@ export function mountElkRealtime(d: DialectDeps): DialectEndpoint {
   return mountDialectSocket(d, ELK_WS_PATH, (c) => new ElkConnection(c));
 }
 
+function elkRefusal(issues: readonly z.core.$ZodIssue[]): AppError {
+  const fields = [...new Set(issues.map(fieldOf))];
+  return new AppError(400, 'INVALID_FIELD', `Invalid or missing field${fields.length > 1 ? 's' : ''}: ${fields.join(', ')}`, { fields });
+}
+
 /** How long `POST /conversation` waits for the turn's reply. */
 export const ELK_CONVERSATION_WAIT_MS = 30_000;
 
@@ -215,14 +222,9 @@ export function createElkRouter(o: {
 }): Router {
   const r = Router();
   const svc = o.service;
-  const parse = <T extends z.ZodType>(schema: T, body: unknown): z.infer<T> => {
-    const p = schema.safeParse(body ?? {});
-    if (!p.success) {
-      const fields = [...new Set(p.error.issues.map((i) => String(i.path[0] ?? 'body')))];
-      throw new AppError(400, 'INVALID_FIELD', `Invalid or missing field${fields.length > 1 ? 's' : ''}: ${fields.join(', ')}`, { fields });
-    }
-    return p.data;
-  };
+  // Our one HTTP body validator, with Elk's own wording of a refusal (every offending field in one INVALID_FIELD).
+  const parse = <T extends z.ZodObject>(schema: T, body: unknown): z.output<T> =>
+    parseRequestBody({ schema, refusal: (_field, issues) => elkRefusal(issues) }, body);
   const wrap = (fn: RequestHandler): RequestHandler => (req, res, next) => void Promise.resolve(fn(req, res, next)).catch(next);
 
   r.post('/initialize', ...o.guards, ...o.startGuards, o.body, wrap(async (req, res) => {

@@ -24,6 +24,7 @@ export const SESSION_NOT_FOUND_MESSAGE = 'Session not found or expired';
 export const Errors = {
   missingField: (field: string) => new AppError(400, 'MISSING_FIELD', `Missing required field: ${field}`),
   invalidField: (field: string, why: string) => new AppError(400, 'INVALID_FIELD', `Invalid field ${field}: ${why}`),
+  invalidSessionId: () => new AppError(400, 'INVALID_SESSION_ID', 'Invalid session_id: use 1-128 characters from A-Z, a-z, 0-9, _ and -'),
   sessionNotFound: () => new AppError(404, 'SESSION_NOT_FOUND', SESSION_NOT_FOUND_MESSAGE),
   sessionExpired: () => new AppError(404, 'SESSION_EXPIRED', SESSION_NOT_FOUND_MESSAGE),
   tooLarge: (what: string, maxBytes: number) =>

@@ -86,12 +86,15 @@ export function setupError(p: SetupProblem): AppError {
  * case-insensitive ('AUDIO'), and 'true'/'false' strings are booleans. Anything else is the schema's to refuse.
  */
 export function normalizeLegacyOptions(raw: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) {
-    if (v === null || v === undefined) continue;
-    if (k === 'response_modality' && typeof v === 'string') out[k] = v.toLowerCase();
-    else if ((k === 'input_transcription' || k === 'output_transcription') && (v === 'true' || v === 'false')) out[k] = v === 'true';
-    else out[k] = v;
-  }
-  return out;
+  // Built with fromEntries (own data properties): a `__proto__` key stays a key the strict schema refuses, never
+  // the copy's prototype (whose fields the schema would read as if they had been sent).
+  return Object.fromEntries(
+    Object.entries(raw)
+      .filter(([, v]) => v !== null && v !== undefined)
+      .map(([k, v]): [string, unknown] => {
+        if (k === 'response_modality' && typeof v === 'string') return [k, v.toLowerCase()];
+        if ((k === 'input_transcription' || k === 'output_transcription') && (v === 'true' || v === 'false')) return [k, v === 'true'];
+        return [k, v];
+      }),
+  );
 }

@@ -1,5 +1,5 @@
 import type { Principal } from '../auth/principal';
-import { AppError, Errors } from '../../util/app-error';
+import { Errors } from '../../util/app-error';
 import { endedSessionError } from './ended-session-error';
 import type { Logger } from '../../util/logger';
 import { TypedEmitter } from '../../util/typed-emitter';
@@ -219,7 +219,7 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
   static validateId(id: unknown): string {
     if (id === undefined || id === null || id === '') throw Errors.missingField('session_id');
     if (typeof id !== 'string' || !SESSION_ID_RE.test(id)) {
-      throw new AppError(400, 'INVALID_SESSION_ID', 'Invalid session_id: use 1-128 characters from A-Z, a-z, 0-9, _ and -');
+      throw Errors.invalidSessionId();
     }
     return id;
   }

@@ -26,6 +26,12 @@ export function parseToolResponses(input: unknown): ClientToolResponse[] {
   if (input === undefined || input === null) throw new AppError(400, 'MISSING_FIELD', 'Missing required field: responses');
   const r = toolResponsesSchema.safeParse(input);
   if (r.success) return r.data;
-  const p = describeIssues(r.error.issues, 'responses.');
-  throw new AppError(400, 'INVALID_FIELD', p.error.replace('Invalid session options', 'Invalid tool responses'), { fields: p.fields });
+  throw toolResponsesError(r.error.issues);
+}
+
+/** The 400 for `responses` that break their schema (`issues` relative to `responses`, or to a body holding it). */
+export function toolResponsesError(issues: readonly z.core.$ZodIssue[]): AppError {
+  const relative = issues.map((i) => (i.path[0] === 'responses' ? { ...i, path: i.path.slice(1) } : i));
+  const p = describeIssues(relative, 'responses.');
+  return new AppError(400, 'INVALID_FIELD', p.error.replace('Invalid session options', 'Invalid tool responses'), { fields: p.fields });
 }
