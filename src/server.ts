@@ -156,7 +156,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   const clientIp = createClientIpResolver(config.limits.trustProxy);
   // One per-user connection count for every WebSocket endpoint (ours and the dialects').
   const wsConnections = new ConnectionCounter(config.ws.maxConnectionsPerUser);
-  const liveAudioWs = attachLiveAudioWebSocket({
+  // What every WebSocket endpoint (ours and the dialects') is built from.
+  const wsEndpoint = {
     connections: wsConnections,
     httpServer,
     service,
@@ -168,20 +169,12 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     rateLimits: wsRateLimitsFrom(limits),
     // Per-IP upgrades from strangers (same client address rules as Express's req.ip); valid credentials never count.
     upgradeBudget: wsUpgradeBudgetFrom(limits, clientIp),
+  };
+  const liveAudioWs = attachLiveAudioWebSocket({
+    ...wsEndpoint,
     onPreAuthRefusal: (reason) => metrics.rateLimited.inc({ limit: `ws_preauth_${reason}` }),
   });
-  const dialects = mountDialects({
-    httpServer,
-    service,
-    authenticator: auth,
-    logger,
-    config: config.ws,
-    corsOrigins: config.cors.origins,
-    allowLocalhost: !config.isProduction,
-    rateLimits: wsRateLimitsFrom(limits),
-    connections: wsConnections,
-    upgradeBudget: wsUpgradeBudgetFrom(limits, clientIp),
-  });
+  const dialects = mountDialects(wsEndpoint);
 
   let closeEachConnection = false;
   httpServer.prependListener('request', (_req: http.IncomingMessage, res: http.ServerResponse) => {

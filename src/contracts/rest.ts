@@ -36,11 +36,18 @@ export const startSessionBody = z
 const activityFlag = booleanish.nullish();
 
 /**
- * Fields are checked in this order: the audio first (its absence is the first thing said), then the session id.
+ * Fields are checked in this order: the activity markers, the audio (its absence is the first thing said), then the
+ * session id.
  * Numbers may come as numeric strings; the ranges and the base64 are checked when the chunk is decoded.
  */
 export const transcribeBody = z
   .object({
+    activity_start: activityFlag.describe(
+      'Manual activity detection (vad: {manual: true}) only: the user starts speaking before this request\'s audio',
+    ),
+    activity_end: activityFlag.describe(
+      'Manual activity detection only: the user stopped speaking after this request\'s audio (relayed after its last PCM, wherever the reorder buffer puts the chunk); without audio_data, after every chunk sent before',
+    ),
     audio_data: z
       .string()
       .min(1)
@@ -56,12 +63,6 @@ export const transcribeBody = z
       .nullish()
       .describe('pcm only: samples per second, 8000-192000 (default 16000)'),
     channels: z.union([z.number().int().min(1).max(8), z.string().max(16)]).nullish().describe('pcm only: channel count, 1-8 (default 1)'),
-    activity_start: activityFlag.describe(
-      'Manual activity detection (vad: {manual: true}) only: the user starts speaking before this request\'s audio',
-    ),
-    activity_end: activityFlag.describe(
-      'Manual activity detection only: the user stopped speaking after this request\'s audio (relayed after its last PCM, wherever the reorder buffer puts the chunk); without audio_data, after every chunk sent before',
-    ),
   })
   .refine(hasAudioOrMarker, { path: ['audio_data'], message: 'is required unless activity_start or activity_end is true', when: () => true })
   .describe('TranscribeRequest');

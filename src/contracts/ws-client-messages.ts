@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { MAX_TOOL_SCHEMA_DEPTH } from '../services/tools/tool-declarations';
 import { toolResponsesSchema } from '../services/tools/tool-responses';
 import { jsonNestingExceeds } from '../websocket/json-depth';
-import { describeIssue, findPrototypeKey, type Issue } from './field-issues';
+import { describeIssue, type Issue } from './field-issues';
 
 /**
  * The messages a `/ws/live-audio` client may send (README "WebSocket API" plus `text`, `image`, `interrupt`, `ping`),
@@ -110,13 +110,6 @@ export function validateClientMessage(value: unknown): ParseResult {
     return {
       ok: false,
       problem: { code: 'UNKNOWN_MESSAGE_TYPE', error: `Unknown message type: ${shown(type)}`, messageType: shown(type) },
-    };
-  }
-  const hostile = findPrototypeKey(obj);
-  if (hostile !== undefined) {
-    return {
-      ok: false,
-      problem: { code: 'INVALID_FIELD', error: `Invalid field in ${type}: ${hostile} is not an accepted field name`, messageType: type, fields: [hostile] },
     };
   }
   const schema = clientMessageSchemas[type as ClientMessageType];

@@ -4,6 +4,7 @@ import type { AudioFormat } from '../services/audio/audio-types';
 import type { LiveAudioService } from '../services/live-audio-service';
 import type { LiveSession, LiveSessionEvents } from '../services/session/live-session';
 import { isAppError } from '../util/app-error';
+import type { Logger } from '../util/logger';
 
 /**
  * What the dialects share on the session side: a session id, starting an ordinary session (`transport: 'ws'`,
@@ -20,6 +21,13 @@ export function newSessionId(prefix: string): string {
 export function clientError(err: unknown): { message: string; code: string; status: number; retryAfterSec?: number } {
   if (isAppError(err)) return { message: err.message, code: err.code, status: err.status, retryAfterSec: err.extra.retryAfterSec as number | undefined };
   return { message: 'Internal server error', code: 'INTERNAL_ERROR', status: 500 };
+}
+
+/** A dialect handler's failure as the client error to send (message, code); a server fault (5xx) is logged first. */
+export function handlerFailure(log: Logger, dialect: string, err: unknown): ReturnType<typeof clientError> {
+  const e = clientError(err);
+  if (e.status >= 500) log.error({ code: e.code }, `${dialect}: handler failed`);
+  return e;
 }
 
 /**

@@ -212,12 +212,9 @@ export function mountDialectSocket(d: DialectDeps, path: string, create: (conn: 
   };
 
   const router = upgradeRouterFor(d.httpServer);
-  const remove = router.add(path, (req, socket, head, url) => {
-    onUpgrade(req, socket, head, url).catch((err) => {
-      log.error({ err: redactText(String((err as Error)?.stack ?? err)) }, 'dialect upgrade failed');
-      if (!socket.destroyed) rejectUpgrade(socket, 500, { success: false, error: 'Internal server error', code: 'INTERNAL_ERROR' });
-    });
-  });
+  const remove = router.addAsync(path, onUpgrade, (err) =>
+    log.error({ err: redactText(String((err as Error)?.stack ?? err)) }, 'dialect upgrade failed'),
+  );
 
   return {
     path,

@@ -12,7 +12,7 @@ import { parseRequestBody } from '../middleware/request-body';
 import { sniffImage } from '../websocket/handlers/model-input';
 import { CloseCodes } from '../websocket/server-messages';
 import { type DialectConnection, type DialectDeps, type DialectEndpoint, type DialectFrame, type DialectHandler, mountDialectSocket } from './dialect-socket';
-import { admitAudio, clientError, listen, newSessionId } from './dialect-session';
+import { admitAudio, handlerFailure, listen, newSessionId } from './dialect-session';
 
 /**
  * Elk realtime (issue 17 §1): WebSocket `/api/ai/gemini/realtime` and HTTP `/api/ai/gemini/{initialize,send-audio,
@@ -185,8 +185,7 @@ class ElkConnection implements DialectHandler {
   }
 
   onError(err: unknown): void {
-    const e = clientError(err);
-    if (e.status >= 500) this.c.log.error({ code: e.code }, 'elk realtime: handler failed');
+    const e = handlerFailure(this.c.log, 'elk realtime', err);
     this.error(e.code, e.message);
   }
 

@@ -12,7 +12,7 @@ import type { TurnSnapshot } from '../services/session/turn-tracker';
 import { AppError, Errors } from '../util/app-error';
 import { CloseCodes } from '../websocket/server-messages';
 import { type DialectConnection, type DialectDeps, type DialectEndpoint, type DialectFrame, type DialectHandler, mountDialectSocket } from './dialect-socket';
-import { admitAudio, clientError, listen, newSessionId } from './dialect-session';
+import { admitAudio, handlerFailure, listen, newSessionId } from './dialect-session';
 
 /**
  * The FastAPI live handler (issue 17 §3): WebSocket `/ws/audio-live` takes MediaRecorder WebM/Opus chunks as binary
@@ -117,8 +117,7 @@ class FastapiLiveConnection implements DialectHandler {
   }
 
   onError(err: unknown): void {
-    const e = clientError(err);
-    if (e.status >= 500) this.c.log.error({ code: e.code }, 'fastapi live: handler failed');
+    const e = handlerFailure(this.c.log, 'fastapi live', err);
     this.error(e.code, e.message);
   }
 

@@ -4,7 +4,7 @@ import type { LiveSession } from '../services/session/live-session';
 import type { TurnSnapshot } from '../services/session/turn-tracker';
 import { CloseCodes } from '../websocket/server-messages';
 import { type DialectConnection, type DialectDeps, type DialectEndpoint, type DialectFrame, type DialectHandler, mountDialectSocket } from './dialect-socket';
-import { admitAudio, clientError, listen, newSessionId } from './dialect-session';
+import { admitAudio, handlerFailure, listen, newSessionId } from './dialect-session';
 
 /**
  * The interview coach's protocol (issue 17 §2) on `/ws/interview`: `start_interview` starts an ordinary session
@@ -110,8 +110,7 @@ class InterviewCoachConnection implements DialectHandler {
   }
 
   onError(err: unknown): void {
-    const e = clientError(err);
-    if (e.status >= 500) this.c.log.error({ code: e.code }, 'interview coach: handler failed');
+    const e = handlerFailure(this.c.log, 'interview coach', err);
     this.error(e.code, e.message);
   }
 

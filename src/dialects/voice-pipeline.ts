@@ -3,7 +3,7 @@ import type { LiveSession } from '../services/session/live-session';
 import type { TurnSnapshot } from '../services/session/turn-tracker';
 import { CloseCodes } from '../websocket/server-messages';
 import { type DialectConnection, type DialectDeps, type DialectEndpoint, type DialectFrame, type DialectHandler, mountDialectSocket } from './dialect-socket';
-import { admitAudio, clientError, listen, newSessionId } from './dialect-session';
+import { admitAudio, handlerFailure, listen, newSessionId } from './dialect-session';
 
 /**
  * The voice pipeline's protocol (issue 17 §4) on `/ws`: base64 16 kHz PCM Int16 in, `status` / `transcript`
@@ -125,8 +125,7 @@ class VoicePipelineConnection implements DialectHandler {
   }
 
   onError(err: unknown): void {
-    const e = clientError(err);
-    if (e.status >= 500) this.c.log.error({ code: e.code }, 'voice pipeline: handler failed');
+    const e = handlerFailure(this.c.log, 'voice pipeline', err);
     this.error(e.message);
   }
 

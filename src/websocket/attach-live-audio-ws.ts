@@ -145,12 +145,9 @@ export function attachLiveAudioWebSocket(o: AttachLiveAudioWsOptions): LiveAudio
   };
 
   const router = upgradeRouterFor(o.httpServer);
-  const removeRoute = router.add(path, (req, socket, head, url) => {
-    onUpgrade(req, socket, head, url).catch((err) => {
-      log.error({ err: redactText(String((err as Error)?.stack ?? err)) }, 'websocket upgrade failed');
-      if (!socket.destroyed) rejectUpgrade(socket, 500, { success: false, error: 'Internal server error', code: 'INTERNAL_ERROR' });
-    });
-  });
+  const removeRoute = router.addAsync(path, onUpgrade, (err) =>
+    log.error({ err: redactText(String((err as Error)?.stack ?? err)) }, 'websocket upgrade failed'),
+  );
 
   return {
     get connections() {

@@ -35,6 +35,19 @@ export class UpgradeRouter {
     };
   }
 
+  /**
+   * Adds a route whose handler is async: when it fails, `onCrash` hears why and the client gets a 500 (if its socket
+   * is still open). Returns a function removing the route.
+   */
+  addAsync(path: string, handler: (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => Promise<void>, onCrash: (err: unknown) => void): () => void {
+    return this.add(path, (req, socket, head, url) => {
+      handler(req, socket, head, url).catch((err: unknown) => {
+        onCrash(err);
+        if (!socket.destroyed) rejectUpgrade(socket, 500, { success: false, error: 'Internal server error', code: 'INTERNAL_ERROR' });
+      });
+    });
+  }
+
   get size(): number {
     return this.routes.length;
   }

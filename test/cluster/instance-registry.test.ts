@@ -10,29 +10,18 @@ import { defaultAdvertiseUrl, parseAdvertiseUrl } from '../../src/cluster/advert
 import { InstanceRegistry, type InstanceInfo } from '../../src/cluster/instance-registry';
 import { RedisConnection } from '../../src/cluster/redis-connection';
 import { processAlive } from '../ops/helpers';
-import { startRedis, type RedisServer } from '../helpers/redis-server';
+import { redisForFile } from '../helpers/redis-server';
 
 const ROOT = path.resolve(__dirname, '../..');
 const INTERVAL = 200;
 const MISSED = 3;
 
-let redis: RedisServer;
-const cleanups: (() => Promise<void> | void)[] = [];
+const file = redisForFile();
 let prefixN = 0;
 
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.close();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
 async function connection(prefix: string): Promise<RedisConnection> {
-  const c = new RedisConnection({ url: redis.url, keyPrefix: prefix, downAfterMs: 1000, reconnectBackoffMaxMs: 200 });
-  cleanups.push(() => c.close());
+  const c = new RedisConnection({ url: file.server.url, keyPrefix: prefix, downAfterMs: 1000, reconnectBackoffMaxMs: 200 });
+  file.cleanup(() => c.close());
   c.start();
   expect(await c.waitUntilConnected(5000)).toBe(true);
   return c;
@@ -46,7 +35,7 @@ async function registry(prefix: string, id: string, port: number): Promise<Insta
     heartbeatIntervalMs: INTERVAL,
     missedHeartbeats: MISSED,
   });
-  cleanups.push(() => r.stop());
+  file.cleanup(() => r.stop());
   return r;
 }
 
@@ -86,10 +75,10 @@ it('a peer killed with SIGKILL is seen dead within missedHeartbeats × interval 
   await a.start();
   const child = spawn(process.execPath, ['--import', 'tsx', 'test/cluster/fixtures/registry-child.ts'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH, REDIS_URL: redis.url, KEY_PREFIX: prefix, INSTANCE_ID: 'victim', ADVERTISE_URL: 'http://127.0.0.1:4999', HEARTBEAT_MS: String(INTERVAL) },
+    env: { PATH: process.env.PATH, REDIS_URL: file.server.url, KEY_PREFIX: prefix, INSTANCE_ID: 'victim', ADVERTISE_URL: 'http://127.0.0.1:4999', HEARTBEAT_MS: String(INTERVAL) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  cleanups.push(() => void (processAlive(child.pid!) && child.kill('SIGKILL')));
+  file.cleanup(() => void (processAlive(child.pid!) && child.kill('SIGKILL')));
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d));
   child.stderr!.on('data', (d: Buffer) => (out += d));
@@ -140,7 +129,7 @@ it('Redis restarted (data gone): both re-register and see each other again', asy
   a.on('registered', () => reRegistered++);
   b.on('registered', () => reRegistered++);
 
-  await redis.restart();
+  await file.server.restart();
   const ms = await until(
     async () => reRegistered === 2 && (await a.isAlive('b')) && (await b.isAlive('a')) && a.peers().length === 1 && b.peers().length === 1,
     5000,

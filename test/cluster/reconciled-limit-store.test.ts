@@ -8,30 +8,19 @@ import { ReconciledLimitStore } from '../../src/cluster/reconciled-limit-store';
 import { RedisConnection } from '../../src/cluster/redis-connection';
 import { RedisLimitStore } from '../../src/cluster/redis-limit-store';
 import { Limits } from '../../src/services/limits/limits';
-import { startRedis, type RedisServer } from '../helpers/redis-server';
+import { redisForFile } from '../helpers/redis-server';
 import { prng } from '../ops/helpers';
 
 const SEED = Number(process.env.TEST_SEED ?? Date.now() % 100_000);
-let redis: RedisServer;
-const cleanups: (() => Promise<void> | void)[] = [];
-
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.close();
-});
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+const file = redisForFile();
 
 let n = 0;
 async function instance(prefix: string): Promise<ReconciledLimitStore> {
-  const c = new RedisConnection({ url: redis.url, keyPrefix: prefix, downAfterMs: 500, reconnectBackoffMaxMs: 150 });
+  const c = new RedisConnection({ url: file.server.url, keyPrefix: prefix, downAfterMs: 500, reconnectBackoffMaxMs: 150 });
   c.start();
   expect(await c.waitUntilConnected(5000)).toBe(true);
   const store = new ReconciledLimitStore({ shared: new RedisLimitStore(c), intervalMs: 60_000 });
-  cleanups.push(() => c.close(), () => store.close());
+  file.cleanup(() => c.close(), () => store.close());
   return store;
 }
 
@@ -58,7 +47,7 @@ it(`two Limits share a key's budget: admitted once across the instances, not onc
   const prefix = `rls${++n}:`;
   const mk = async () => new Limits({ store: await instance(prefix), wsMessagesPerMinute: 20, audioSecondsPerMinute: 0, audioBytesPerMinute: 0, unauthenticatedPerIpPerMinute: 0, wsConnectsPerIpPerMinute: 0 });
   const [a, b] = [await mk(), await mk()];
-  cleanups.push(() => a.close(), () => b.close());
+  file.cleanup(() => a.close(), () => b.close());
   const stores = (a as unknown as { store: ReconciledLimitStore }).store;
   const storesB = (b as unknown as { store: ReconciledLimitStore }).store;
   let admitted = 0;
@@ -77,14 +66,14 @@ it(`two Limits share a key's budget: admitted once across the instances, not onc
 it('while Redis is down each instance counts alone; its usage reaches the shared counter when Redis is back', async () => {
   const prefix = `rls${++n}:`;
   const a = await instance(prefix);
-  await redis.stop();
+  await file.server.stop();
   for (let i = 0; i < 4; i++) a.increment('k', 1, 60_000);
   await a.flush(); // fails quietly, keeps the usage pending
   expect(a.get('k')!.count).toBe(4);
-  await redis.restart();
-  const c = new RedisConnection({ url: redis.url, keyPrefix: prefix });
+  await file.server.restart();
+  const c = new RedisConnection({ url: file.server.url, keyPrefix: prefix });
   c.start();
-  cleanups.push(() => c.close());
+  file.cleanup(() => c.close());
   expect(await c.waitUntilConnected(5000)).toBe(true);
   const shared = new RedisLimitStore(c);
   const deadline = Date.now() + 5000;

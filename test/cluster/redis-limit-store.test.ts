@@ -7,26 +7,15 @@ import { ClusterUnavailableError } from '../../src/cluster/cluster-errors';
 import { RedisConnection } from '../../src/cluster/redis-connection';
 import { RedisLimitStore } from '../../src/cluster/redis-limit-store';
 import { prng } from '../ops/helpers';
-import { startRedis, type RedisServer } from '../helpers/redis-server';
+import { redisForFile } from '../helpers/redis-server';
 
 const SEED = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
-let redis: RedisServer;
-const conns: RedisConnection[] = [];
+const file = redisForFile();
 let n = 0;
 
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.close();
-});
-afterEach(async () => {
-  await Promise.all(conns.splice(0).map((c) => c.close()));
-});
-
 async function conn(prefix: string, wait = true): Promise<RedisConnection> {
-  const c = new RedisConnection({ url: redis.url, keyPrefix: prefix, downAfterMs: 500, reconnectBackoffMaxMs: 150 });
-  conns.push(c);
+  const c = new RedisConnection({ url: file.server.url, keyPrefix: prefix, downAfterMs: 500, reconnectBackoffMaxMs: 150 });
+  file.cleanup(() => c.close());
   c.start();
   if (wait) expect(await c.waitUntilConnected(5000)).toBe(true);
   return c;
@@ -79,13 +68,13 @@ describe('RedisLimitStore', () => {
 
   it('Redis down: consume fails at once with ClusterUnavailableError', async () => {
     const s = new RedisLimitStore(await conn(`ls${++n}:`));
-    await redis.stop();
+    await file.server.stop();
     try {
       const t0 = performance.now();
       await expect(s.consume('k', 1, 10, 60_000)).rejects.toBeInstanceOf(ClusterUnavailableError);
       expect(performance.now() - t0).toBeLessThan(200);
     } finally {
-      await redis.restart();
+      await file.server.restart();
     }
   });
 });

@@ -9,26 +9,15 @@ import { ClusterUnavailableError } from '../../src/cluster/cluster-errors';
 import { RedisConnection } from '../../src/cluster/redis-connection';
 import { SessionRecordStore, type SessionRef } from '../../src/cluster/session-records';
 import { prng } from '../ops/helpers';
-import { startRedis, type RedisServer } from '../helpers/redis-server';
+import { redisForFile } from '../helpers/redis-server';
 
 const SEED = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
-let redis: RedisServer;
-const conns: RedisConnection[] = [];
+const file = redisForFile();
 let n = 0;
 
-beforeAll(async () => {
-  redis = await startRedis();
-});
-afterAll(async () => {
-  await redis?.close();
-});
-afterEach(async () => {
-  await Promise.all(conns.splice(0).map((c) => c.close()));
-});
-
 async function conn(prefix: string): Promise<RedisConnection> {
-  const c = new RedisConnection({ url: redis.url, keyPrefix: prefix, downAfterMs: 500, reconnectBackoffMaxMs: 200 });
-  conns.push(c);
+  const c = new RedisConnection({ url: file.server.url, keyPrefix: prefix, downAfterMs: 500, reconnectBackoffMaxMs: 200 });
+  file.cleanup(() => c.close());
   c.start();
   expect(await c.waitUntilConnected(5000)).toBe(true);
   return c;
@@ -207,7 +196,7 @@ it('Redis restarted (data gone): the owner restores its records; a record someon
   const ref = alice('survivor');
   await s.create({ ...ref, owner: 'inst-a', setup: { v: 1 }, webmHeader: ALL_BYTES, resumptionHandle: 'h1', maxAgeMs: 600_000 });
   const held = (await s.get(ref))!; // what the owner keeps in memory
-  await redis.restart();
+  await file.server.restart();
   expect(await c.waitUntilConnected(5000)).toBe(true);
   expect(await s.get(ref)).toBeUndefined();
   expect(await s.restore(held)).toBe('restored');
@@ -224,7 +213,7 @@ it('Redis restarted (data gone): the owner restores its records; a record someon
 it('Redis down: calls fail at once with 503 CLUSTER_UNAVAILABLE (never a wrong "not found")', async () => {
   const { s } = await store(`sr${++n}:`);
   await s.create({ ...alice('x'), owner: 'inst-a', setup: {}, maxAgeMs: 60_000 });
-  await redis.stop();
+  await file.server.stop();
   try {
     const t0 = performance.now();
     await expect(s.get(alice('x'))).rejects.toBeInstanceOf(ClusterUnavailableError);
@@ -232,7 +221,7 @@ it('Redis down: calls fail at once with 503 CLUSTER_UNAVAILABLE (never a wrong "
     await expect(s.takeOver(alice('x'), 'inst-a', 'inst-b')).rejects.toBeInstanceOf(ClusterUnavailableError);
     expect(performance.now() - t0).toBeLessThan(300);
   } finally {
-    await redis.restart();
+    await file.server.restart();
   }
 });
 

@@ -175,14 +175,16 @@ describe(`request bodies are validated by their published schemas (spawned serve
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     });
 
-    it('a WebSocket start_session with a __proto__ key is refused (INVALID_FIELD) and starts nothing', async () => {
+    it('a WebSocket start_session cannot smuggle options in a __proto__ key either (the message schema drops it)', async () => {
       const c = await connectAuthed(s.url, s.keys.bob);
       ws.push(c);
-      c.ws.send('{"type":"start_session","session_id":"ws-pp","__proto__":{"system_instruction":"smuggled"}}');
-      const err = await c.next('error');
-      expect([err.code, err.fields]).toEqual(['INVALID_FIELD', ['__proto__']]);
+      c.ws.send('{"type":"start_session","session_id":"ws-pp","__proto__":{"response_modality":"audio","system_instruction":"smuggled"}}');
+      const started = await c.next('session_started');
+      expect(started.data.responseModality).toBe('text');
       const st = await request(s.url).get(`${API}/session/ws-pp/status`).set({ 'X-API-Key': s.keys.bob });
-      expect(st.body.data.status).toBe('not_found');
+      expect([st.body.data.status, st.body.data.responseModality, st.body.data.setup?.system_instruction?.source]).toEqual(['active', 'text', 'profile']);
+      c.send({ type: 'end_session' });
+      await c.next('session_ended');
     });
 
     it('deep, many-valued and oversize bodies are refused before parsing; no session, no decoder, the process lives', async () => {

@@ -84,3 +84,36 @@ export async function startRedis(opts: { port?: number; /** Extra redis-server a
     },
   };
 }
+
+/** A redis-server for one test file, and what to undo after each of its tests. */
+export interface FileRedis {
+  /** The file's server (started before its first test). */
+  readonly server: RedisServer;
+  /** Runs each `undo` after the current test (the last added first). */
+  cleanup(...undo: Array<() => Promise<void> | void>): void;
+}
+
+/**
+ * Starts a redis-server before the file's tests and closes it after them, and runs each test's cleanups after it.
+ * Call at the top level of a test file.
+ */
+export function redisForFile(): FileRedis {
+  let server: RedisServer | undefined;
+  const cleanups: Array<() => Promise<void> | void> = [];
+  beforeAll(async () => {
+    server = await startRedis();
+  });
+  afterAll(async () => {
+    await server?.close();
+  });
+  afterEach(async () => {
+    for (const undo of cleanups.splice(0).reverse()) await undo();
+  });
+  return {
+    get server() {
+      if (!server) throw new Error('redis-server is not started yet (use it inside a test or hook)');
+      return server;
+    },
+    cleanup: (...undo) => void cleanups.push(...undo),
+  };
+}

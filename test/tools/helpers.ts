@@ -31,20 +31,8 @@ export function toolScenario(extra: Partial<Scenario> = {}): Scenario {
   });
 }
 
-/** The suite's seed: `TEST_SEED` or the clock; printed in failure messages. */
-export function suiteSeed(): number {
-  const fromEnv = Number(process.env.TEST_SEED);
-  return Number.isInteger(fromEnv) && fromEnv > 0 ? fromEnv : (Date.now() % 1_000_000) + 1;
-}
-
-export async function withSeed<T>(seed: number, f: () => Promise<T>): Promise<T> {
-  try {
-    return await f();
-  } catch (err) {
-    if (err instanceof Error) err.message = `[seed ${seed}] ${err.message}`;
-    throw err;
-  }
-}
+/** The suite's seed and the failure messages that carry it (one helper for every suite). */
+export { suiteSeed, withSeed } from '../helpers/seed';
 
 /** 16 kHz mono s16le: `speechMs` of a 440 Hz tone (the emulator's VAD hears speech) then `silenceMs` of silence. */
 export function speechPcm(speechMs: number, silenceMs: number): Buffer {
