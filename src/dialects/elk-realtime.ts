@@ -212,6 +212,11 @@ export function createElkRouter(o: {
   startGuards: RequestHandler[];
   body: RequestHandler;
   conversationWaitMs?: number;
+  /**
+   * Cluster mode: our session door (src/cluster/session-door.ts), after the body is read: a call naming a session
+   * another instance owns is forwarded there (and a dead owner's session taken over here), as for our REST routes.
+   */
+  sessionDoor?: (route: 'transcribe', where: { bodyField: string }) => RequestHandler[];
 }): Router {
   const r = Router();
   const svc = o.service;
@@ -231,14 +236,16 @@ export function createElkRouter(o: {
     res.json({ success: true, sessionId: session.id });
   }));
 
-  r.post('/send-audio', ...o.guards, o.body, wrap(async (req, res) => {
+  const door = o.sessionDoor?.('transcribe', { bodyField: 'sessionId' }) ?? [];
+
+  r.post('/send-audio', ...o.guards, o.body, ...door, wrap(async (req, res) => {
     const b = parse(elkHttpBodies.sendAudio, req.body);
     const session = await locateOwned(svc, req.principal!, b.sessionId);
     await admitAudio(svc, req.principal!, session, b.audioData, parseAudioMime(b.mimeType));
     res.json({ success: true, sessionId: session.id });
   }));
 
-  r.post('/conversation', ...o.guards, ...o.startGuards, o.body, wrap(async (req, res) => {
+  r.post('/conversation', ...o.guards, ...o.startGuards, o.body, ...door, wrap(async (req, res) => {
     const b = parse(elkHttpBodies.conversation, req.body);
     if (!b.text && !b.imageData && !b.audioData) throw Errors.missingField('text, imageData or audioData');
     const owner = req.principal!;
