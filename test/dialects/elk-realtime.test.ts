@@ -58,6 +58,9 @@ describe(`Elk realtime dialect [seed ${SEED}]`, () => {
   it.each([
     [24000, 1],
     [48000, 2],
+    // "any declared rate": telephone and CD rates too.
+    [8000, 1],
+    [44100, 2],
   ])('PCM at %i Hz, %i channel(s): transcription, response pieces, complete', async (rate, channels) => {
     const reply = 'Hello Alex, glad you could make it today.';
     t.emu.setFaults(disorder(SEED + rate + channels));
@@ -88,6 +91,28 @@ describe(`Elk realtime dialect [seed ${SEED}]`, () => {
     expect(heard / 32).toBeLessThan(recordedMs * 1.1);
     c.send({ type: 'close_session' });
     await c.next('session_closed');
+  }, 40000);
+
+  it('profile maps to our named profiles: an unknown one is an error in its shape and starts nothing; send_audio without a mimeType is 16 kHz PCM', async () => {
+    t.emu.setFaults({});
+    t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Got it.' } }));
+    const c = await open();
+    const conns = t.emu.connections.length;
+    c.send({ type: 'initialize_session', profile: 'no-such-profile', language: 'en-US' });
+    const err = await c.next('error', () => true, 8000);
+    expect(err).toMatchObject({ type: 'error', code: expect.any(String), error: expect.any(String) });
+    expect(err.code).not.toBe('INTERNAL_ERROR');
+    expect(c.ofType('session_initialized')).toEqual([]);
+    expect(t.emu.connections.length).toBe(conns);
+    expect(t.server.registry.size).toBe(0);
+    // The socket is still usable: a plain session, PCM without a declared type (16 kHz mono).
+    c.send({ type: 'initialize_session' });
+    await c.next('session_initialized', () => true, 8000);
+    for (const chunk of pcmChunks(recordingAsPcm('chromium-hello-1000ms', 16000, 1), 16000, 1, 100)) {
+      c.send({ type: 'send_audio', audioData: chunk.toString('base64') });
+      await sleep(20);
+    }
+    expect(await c.next('complete', () => true, 20000)).toEqual({ type: 'complete', transcription: rec.spokenText, response: 'Got it.' });
   }, 40000);
 
   it('text and image in the session; errors in its shape', async () => {
