@@ -198,6 +198,19 @@ export function mountElkRealtime(d: DialectDeps): DialectEndpoint {
   return mountDialectSocket(d, ELK_WS_PATH, (c) => new ElkConnection(c));
 }
 
+/** Runs express handlers one after the other (as a route would), then `done`; an error or an answer stops the chain. */
+function runInOrder(handlers: RequestHandler[], req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], done: (err?: unknown) => void): void {
+  const step = (i: number, err?: unknown): void => {
+    if (err !== undefined || i === handlers.length) return done(err);
+    try {
+      void handlers[i](req, res, (e?: unknown) => step(i + 1, e));
+    } catch (e) {
+      done(e);
+    }
+  };
+  step(0);
+}
+
 /** How long `POST /conversation` waits for the turn's reply. */
 export const ELK_CONVERSATION_WAIT_MS = 30_000;
 
@@ -245,7 +258,14 @@ export function createElkRouter(o: {
     res.json({ success: true, sessionId: session.id });
   }));
 
-  r.post('/conversation', ...o.guards, ...o.startGuards, o.body, ...door, wrap(async (req, res) => {
+  // A conversation call counts as a session start only when it starts one (no sessionId): the turns of a session
+  // are not starts. (Decided on the parsed body, after the door: a call for another instance's session is forwarded.)
+  const startsSession: RequestHandler = (req, res, next) => {
+    if (typeof (req.body as { sessionId?: unknown } | undefined)?.sessionId === 'string') return next();
+    runInOrder(o.startGuards, req, res, next);
+  };
+
+  r.post('/conversation', ...o.guards, o.body, ...door, startsSession, wrap(async (req, res) => {
     const b = parse(elkHttpBodies.conversation, req.body);
     if (!b.text && !b.imageData && !b.audioData) throw Errors.missingField('text, imageData or audioData');
     const owner = req.principal!;

@@ -228,5 +228,20 @@ describe('dialect doors under attack (spawned server)', () => {
     expect(out).not.toContain(s.keys.alice);
     expect(out).not.toContain(s.keys.bob);
   }, 20000);
-});
 
+  // (Last: it spends bob's session-start budget for the minute.)
+  it('Elk conversation without a sessionId starts a session each time: held to the per-key session-start budget (turns of a named session are not)', async () => {
+    const statuses: Array<number | string> = [];
+    for (let i = 0; i < 22; i++) {
+      const r = await request(s.url).post('/api/ai/gemini/conversation').set('X-API-Key', s.keys.bob).send({ text: `Hi ${i}` });
+      statuses.push(r.status === 200 ? 200 : `${r.status} ${r.body.code}`);
+      if (r.status === 200) await request(s.url).post(`${API}/session/end`).set('X-API-Key', s.keys.bob).send({ session_id: r.body.sessionId });
+      else expect(r.body).toMatchObject({ success: false, code: 'SESSION_START_RATE_LIMITED', error: expect.any(String) });
+    }
+    console.log(`22 conversation calls without a sessionId: ${statuses.join(' ')}`);
+    // The default budget is 20 session starts a minute per key: the rest are refused, and nothing is left running.
+    expect(statuses.filter((x) => x === 200).length).toBeLessThanOrEqual(20);
+    expect(statuses.at(-1)).toBe('429 SESSION_START_RATE_LIMITED');
+    expect(await sessionsOf(s.keys.bob)).toEqual([]);
+  }, 60000);
+});

@@ -136,6 +136,33 @@ describe(`Elk realtime dialect [seed ${SEED}]`, () => {
     expect((await connectRefused(dialectUrl(t.url, PATH))).status).toBe(401);
   }, 30000);
 
+  it('HTTP conversation: audio or an image with text in one call (no session named: one is started), and many turns in one session are not session starts', async () => {
+    t.emu.setFaults(disorder(SEED + 13));
+    t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Hello to you too.' } }));
+    const pcm = recordingAsPcm('chromium-hello-1000ms', 24000, 1);
+    const spoken = await request(t.url)
+      .post('/api/ai/gemini/conversation')
+      .set('X-API-Key', t.keys.alice)
+      .send({ audioData: pcm.toString('base64'), mimeType: 'audio/pcm;rate=24000' });
+    expect({ status: spoken.status, body: spoken.body }).toEqual({
+      status: 200,
+      body: { success: true, sessionId: expect.stringMatching(/^elk_/), transcription: rec.spokenText, response: 'Hello to you too.' },
+    });
+    const sessionId = spoken.body.sessionId as string;
+    t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: '', reply: 'A small picture.' } }));
+    const seen = await request(t.url)
+      .post('/api/ai/gemini/conversation')
+      .set('X-API-Key', t.keys.alice)
+      .send({ sessionId, imageData: PNG.toString('base64'), mimeType: 'image/png', text: 'What do you see?' });
+    expect(seen.body).toEqual({ success: true, sessionId, transcription: '', response: 'A small picture.' });
+    expect(t.emu.connections.at(-1)!.messages.map((m) => m.kind)).toEqual(expect.arrayContaining(['video', 'text']));
+    // A conversation of more turns than the session-start budget (20 a minute): each turn continues the session.
+    for (let i = 0; i < 24; i++) {
+      const r = await request(t.url).post('/api/ai/gemini/conversation').set('X-API-Key', t.keys.alice).send({ sessionId, text: `Turn ${i}?` });
+      expect({ i, status: r.status, code: r.body.code }).toEqual({ i, status: 200, code: undefined });
+    }
+  }, 60000);
+
   it('HTTP: initialize, send-audio (results on the socket attached to the session), conversation', async () => {
     const reply = 'Good to hear from you.';
     t.emu.setFaults(disorder(SEED + 11));
