@@ -167,6 +167,14 @@ describe('attacker', () => {
         expect({ status: r.status, body: r.body }).toEqual({ status: 403, body: { success: false, error: 'Forbidden', code: 'CLUSTER_FORBIDDEN' } });
       }
     }
+    // Sockets cannot be forwarded: attaching to it on the non-owner is SESSION_BUSY for alice (it is live elsewhere),
+    // and for bob exactly what an unknown id gets.
+    const aliceWs = await openElk(other.server.url, cluster.keys.alice);
+    aliceWs.send({ type: 'initialize_session', sessionId });
+    expect(await aliceWs.next('error', () => true, 10_000)).toMatchObject({ type: 'error', code: 'SESSION_BUSY' });
+    const bobWs = await openElk(other.server.url, cluster.keys.bob);
+    bobWs.send({ type: 'initialize_session', sessionId });
+    expect(await bobWs.next('error', () => true, 10_000)).toMatchObject({ type: 'error', code: 'SESSION_NOT_FOUND' });
     // Alice's own call through the non-owner still works.
     const mine = await request(other.server.url).post(`${ELK}/send-audio`).set(alice()).send({ sessionId, audioData: chunk });
     expect({ status: mine.status, body: mine.body }).toEqual({ status: 200, body: { success: true, sessionId } });
