@@ -148,6 +148,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
         budget: r.budget,
         maxAudioBytes: config.audio.maxChunkBytes,
         replyWaitMs: config.dialects.replyWaitMs,
+        sessionDoor: r.guards.sessionDoor,
         onRead: r.onRead,
       }),
   });

@@ -26,6 +26,12 @@ const END_MESSAGES: Record<string, string> = {
 /** Which call the door guards: where its session id is, and whether a dead owner's session is taken over for it. */
 export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status';
 
+/** Where a route's session id is, when not where ours keep it (`session_id` in the body, `:session_id` in the path). */
+export interface DoorSessionId {
+  /** The JSON body field naming the session (e.g. a client dialect's `sessionId`). */
+  bodyField?: string;
+}
+
 export interface SessionDoorOptions {
   sessions: ClusterSessions;
   /** The one door to this instance's sessions (issue 12): the door looks sessions up through it. */
@@ -46,12 +52,13 @@ export interface SessionDoorOptions {
  * A forwarded request is never forwarded again: it is answered here (taking over if its owner just died). A
  * draining instance forwards calls for released sessions to a live peer, which takes them over.
  */
-export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => RequestHandler {
+export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, where?: DoorSessionId) => RequestHandler {
   const node = o.sessions.node;
   const log = o.logger.child({ component: 'session-door' });
 
-  const sessionIdOf = (req: Request, route: DoorRoute): string | undefined => {
-    const raw: unknown = route === 'status' ? req.params.session_id : (req.body as Record<string, unknown> | undefined)?.session_id;
+  const sessionIdOf = (req: Request, route: DoorRoute, where: DoorSessionId): string | undefined => {
+    const body = req.body as Record<string, unknown> | undefined;
+    const raw: unknown = where.bodyField ? body?.[where.bodyField] : route === 'status' ? req.params.session_id : body?.session_id;
     return typeof raw === 'string' && SESSION_ID_RE.test(raw) ? raw : undefined;
   };
 
@@ -191,9 +198,9 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     }
   };
 
-  return (route) => (req: Request, res: Response, next: NextFunction) => {
+  return (route, where = {}) => (req: Request, res: Response, next: NextFunction) => {
     const owner = req.principal;
-    const sessionId = sessionIdOf(req, route);
+    const sessionId = sessionIdOf(req, route, where);
     if (!owner || !sessionId) return next();
     const local = o.service.lookupSession(owner, sessionId);
     if (route !== 'start' && local.kind === 'live' && !local.session.handingOver) return next();

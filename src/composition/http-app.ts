@@ -83,7 +83,7 @@ export function buildHttpApp(config: AppConfig, p: HttpAppParts): Express {
     trustProxy: config.limits.trustProxy,
     metrics,
     metricsToken: config.ops.metricsToken,
-    routeGuards: door ? { ...httpLimits, sessionDoor: (route) => [door(route)] } : httpLimits,
+    routeGuards: door ? { ...httpLimits, sessionDoor: (route, where) => [door(route, where)] } : httpLimits,
     cluster:
       clusterNode && clusterSessions
         ? {

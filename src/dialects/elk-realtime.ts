@@ -204,6 +204,19 @@ function elkRefusal(issues: readonly z.core.$ZodIssue[]): AppError {
   return new AppError(400, 'INVALID_FIELD', `Invalid or missing field${fields.length > 1 ? 's' : ''}: ${fields.join(', ')}`, { fields });
 }
 
+/** Runs express handlers one after the other (as a route would), then `done`; an error or an answer stops the chain. */
+function runInOrder(handlers: RequestHandler[], req: Parameters<RequestHandler>[0], res: Parameters<RequestHandler>[1], done: (err?: unknown) => void): void {
+  const step = (i: number, err?: unknown): void => {
+    if (err !== undefined || i === handlers.length) return done(err);
+    try {
+      void handlers[i](req, res, (e?: unknown) => step(i + 1, e));
+    } catch (e) {
+      done(e);
+    }
+  };
+  step(0);
+}
+
 /** How long `POST /conversation` waits for the turn's reply. */
 export const ELK_CONVERSATION_WAIT_MS = 30_000;
 
@@ -218,6 +231,11 @@ export function createElkRouter(o: {
   startGuards: RequestHandler[];
   body: RequestHandler;
   conversationWaitMs?: number;
+  /**
+   * Cluster mode: our session door (src/cluster/session-door.ts), after the body is read: a call naming a session
+   * another instance owns is forwarded there (and a dead owner's session taken over here), as for our REST routes.
+   */
+  sessionDoor?: (route: 'transcribe', where: { bodyField: string }) => RequestHandler[];
 }): Router {
   const r = Router();
   const svc = o.service;
@@ -232,14 +250,23 @@ export function createElkRouter(o: {
     res.json({ success: true, sessionId: session.id });
   }));
 
-  r.post('/send-audio', ...o.guards, o.body, wrap(async (req, res) => {
+  const door = o.sessionDoor?.('transcribe', { bodyField: 'sessionId' }) ?? [];
+
+  r.post('/send-audio', ...o.guards, o.body, ...door, wrap(async (req, res) => {
     const b = parse(elkHttpBodies.sendAudio, req.body);
     const session = await locateOwned(svc, req.principal!, b.sessionId);
     await admitAudio(svc, req.principal!, session, b.audioData, parseAudioMime(b.mimeType));
     res.json({ success: true, sessionId: session.id });
   }));
 
-  r.post('/conversation', ...o.guards, ...o.startGuards, o.body, wrap(async (req, res) => {
+  // A conversation call counts as a session start only when it starts one (no sessionId): the turns of a session
+  // are not starts. (Decided on the parsed body, after the door: a call for another instance's session is forwarded.)
+  const startsSession: RequestHandler = (req, res, next) => {
+    if (typeof (req.body as { sessionId?: unknown } | undefined)?.sessionId === 'string') return next();
+    runInOrder(o.startGuards, req, res, next);
+  };
+
+  r.post('/conversation', ...o.guards, o.body, ...door, startsSession, wrap(async (req, res) => {
     const b = parse(elkHttpBodies.conversation, req.body);
     if (!b.text && !b.imageData && !b.audioData) throw Errors.missingField('text, imageData or audioData');
     const owner = req.principal!;

@@ -33,6 +33,8 @@ export interface DialectRouteDeps {
   budget: BodyBudget;
   maxAudioBytes: number;
   replyWaitMs: number;
+  /** Cluster mode: our session door, for Elk's HTTP calls naming a session (see `createElkRouter`). */
+  sessionDoor?: (route: 'transcribe', where: { bodyField: string }) => RequestHandler[];
   onRead?: Parameters<typeof createFastapiRouter>[0]['onRead'];
 }
 
@@ -45,7 +47,7 @@ export function dialectRouters(d: DialectRouteDeps): Array<{ path: string; route
     { path: '/', router: createDialectSchemaRouter() },
     {
       path: ELK_HTTP_BASE,
-      router: createElkRouter({ service: d.service, guards: d.guards, startGuards: d.startGuards, body: d.audioBody, conversationWaitMs: d.replyWaitMs }),
+      router: createElkRouter({ service: d.service, guards: d.guards, startGuards: d.startGuards, body: d.audioBody, conversationWaitMs: d.replyWaitMs, sessionDoor: d.sessionDoor }),
     },
     {
       path: '/',

@@ -121,6 +121,61 @@ describe('dialect doors under attack (spawned server)', () => {
     await until(() => childProcesses(s.pid, 'ffmpeg').length <= ffmpegBefore, 10000, 'the decoders to exit');
   }, 60000);
 
+  it("hostile declared formats (Elk's mimeType, the coach's audio_chunk rate and channels): a clear error in the dialect's shape, no decoder left behind, the session still hears real audio", async () => {
+    const ffmpegBefore = childProcesses(s.pid, 'ffmpeg').length;
+    const frame = Buffer.alloc(3200).toString('base64');
+    const elk = await open('/api/ai/gemini/realtime');
+    elk.send({ type: 'initialize_session' });
+    const { sessionId } = await elk.next('session_initialized', () => true, 10000);
+    for (const mimeType of [
+      'audio/pcm;rate=abc',
+      'audio/pcm;rate=0',
+      'audio/pcm;rate=-16000',
+      'audio/pcm;rate=99999999',
+      'audio/pcm;rate=16000;channels=64',
+      'audio/pcm;rate=16000;channels=0',
+      'audio/pcm;rate=1e400',
+      'audio/pcm;rate=16000;channels=2.5',
+    ]) {
+      const mark = elk.messages.length;
+      elk.send({ type: 'send_audio', audioData: frame, mimeType });
+      const err = await elk.next('error', (m) => elk.messages.indexOf(m) >= mark, 5000);
+      expect({ mimeType, code: err.code }).toEqual({ mimeType, code: expect.stringMatching(/^(INVALID_FIELD|AUDIO_[A-Z_]+)$/) });
+      // The same over HTTP: 4xx in our shape.
+      const r = await request(s.url).post('/api/ai/gemini/send-audio').set('X-API-Key', s.keys.alice).send({ sessionId, audioData: frame, mimeType });
+      expect({ mimeType, status: r.status, success: r.body.success, code: r.body.code }).toEqual({
+        mimeType,
+        status: expect.any(Number),
+        success: false,
+        code: expect.stringMatching(/^(INVALID_FIELD|AUDIO_[A-Z_]+)$/),
+      });
+      expect(r.status).toBeGreaterThanOrEqual(400);
+      expect(r.status).toBeLessThan(500);
+    }
+    const coach = await open('/ws/interview');
+    coach.send({ type: 'start_interview' });
+    await coach.next('gemini_ready', () => true, 10000);
+    for (const bad of [
+      { format: 'pcm', sample_rate: 'abc' },
+      { format: 'pcm', sample_rate: 0 },
+      { format: 'pcm', sample_rate: 16000, channels: 64 },
+      { format: 'exe' },
+    ]) {
+      const mark = coach.messages.length;
+      coach.send({ type: 'audio_chunk', audio_data: frame, ...bad });
+      const err = await coach.next('error', (m) => coach.messages.indexOf(m) >= mark, 5000);
+      expect({ bad, code: err.code }).toEqual({ bad, code: expect.stringMatching(/^(INVALID_FIELD|INVALID_MESSAGE|AUDIO_[A-Z_]+)$/) });
+    }
+    // Both sessions still take real audio (declared properly).
+    const pcm = recordingAsPcm('chromium-short-250ms', 24000, 1).toString('base64');
+    const ok = await request(s.url).post('/api/ai/gemini/send-audio').set('X-API-Key', s.keys.alice).send({ sessionId, audioData: pcm, mimeType: 'audio/pcm;rate=24000' });
+    expect(ok.body).toEqual({ success: true, sessionId });
+    expect(processAlive(s.pid)).toBe(true);
+    for (const c of clients.splice(0)) c.close();
+    await until(async () => (await sessionsOf(s.keys.alice)).length === 0, 10000, 'every session to end with its socket');
+    await until(() => childProcesses(s.pid, 'ffmpeg').length <= ffmpegBefore, 10000, 'the decoders to exit');
+  }, 60000);
+
   /** The server's own worst event-loop delay since the previous scrape (ms). */
   async function serverLoopMaxMs(): Promise<number> {
     const m = await fetch(`${s.url}/metrics`).then((r) => r.text());
@@ -173,5 +228,20 @@ describe('dialect doors under attack (spawned server)', () => {
     expect(out).not.toContain(s.keys.alice);
     expect(out).not.toContain(s.keys.bob);
   }, 20000);
-});
 
+  // (Last: it spends bob's session-start budget for the minute.)
+  it('Elk conversation without a sessionId starts a session each time: held to the per-key session-start budget (turns of a named session are not)', async () => {
+    const statuses: Array<number | string> = [];
+    for (let i = 0; i < 22; i++) {
+      const r = await request(s.url).post('/api/ai/gemini/conversation').set('X-API-Key', s.keys.bob).send({ text: `Hi ${i}` });
+      statuses.push(r.status === 200 ? 200 : `${r.status} ${r.body.code}`);
+      if (r.status === 200) await request(s.url).post(`${API}/session/end`).set('X-API-Key', s.keys.bob).send({ session_id: r.body.sessionId });
+      else expect(r.body).toMatchObject({ success: false, code: 'SESSION_START_RATE_LIMITED', error: expect.any(String) });
+    }
+    console.log(`22 conversation calls without a sessionId: ${statuses.join(' ')}`);
+    // The default budget is 20 session starts a minute per key: the rest are refused, and nothing is left running.
+    expect(statuses.filter((x) => x === 200).length).toBeLessThanOrEqual(20);
+    expect(statuses.at(-1)).toBe('429 SESSION_START_RATE_LIMITED');
+    expect(await sessionsOf(s.keys.bob)).toEqual([]);
+  }, 60000);
+});

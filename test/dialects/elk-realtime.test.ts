@@ -58,6 +58,9 @@ describe(`Elk realtime dialect [seed ${SEED}]`, () => {
   it.each([
     [24000, 1],
     [48000, 2],
+    // "any declared rate": telephone and CD rates too.
+    [8000, 1],
+    [44100, 2],
   ])('PCM at %i Hz, %i channel(s): transcription, response pieces, complete', async (rate, channels) => {
     const reply = 'Hello Alex, glad you could make it today.';
     t.emu.setFaults(disorder(SEED + rate + channels));
@@ -90,6 +93,28 @@ describe(`Elk realtime dialect [seed ${SEED}]`, () => {
     await c.next('session_closed');
   }, 40000);
 
+  it('profile maps to our named profiles: an unknown one is an error in its shape and starts nothing; send_audio without a mimeType is 16 kHz PCM', async () => {
+    t.emu.setFaults({});
+    t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Got it.' } }));
+    const c = await open();
+    const conns = t.emu.connections.length;
+    c.send({ type: 'initialize_session', profile: 'no-such-profile', language: 'en-US' });
+    const err = await c.next('error', () => true, 8000);
+    expect(err).toMatchObject({ type: 'error', code: expect.any(String), error: expect.any(String) });
+    expect(err.code).not.toBe('INTERNAL_ERROR');
+    expect(c.ofType('session_initialized')).toEqual([]);
+    expect(t.emu.connections.length).toBe(conns);
+    expect(t.server.registry.size).toBe(0);
+    // The socket is still usable: a plain session, PCM without a declared type (16 kHz mono).
+    c.send({ type: 'initialize_session' });
+    await c.next('session_initialized', () => true, 8000);
+    for (const chunk of pcmChunks(recordingAsPcm('chromium-hello-1000ms', 16000, 1), 16000, 1, 100)) {
+      c.send({ type: 'send_audio', audioData: chunk.toString('base64') });
+      await sleep(20);
+    }
+    expect(await c.next('complete', () => true, 20000)).toEqual({ type: 'complete', transcription: rec.spokenText, response: 'Got it.' });
+  }, 40000);
+
   it('text and image in the session; errors in its shape', async () => {
     t.emu.setFaults(disorder(SEED + 7));
     t.emu.setScenario(scriptedScenario([{ userTranscript: '', reply: 'A tiny image, I see.' }]));
@@ -110,6 +135,33 @@ describe(`Elk realtime dialect [seed ${SEED}]`, () => {
     expect(await c.next('error')).toMatchObject({ code: 'AUDIO_UNSUPPORTED_FORMAT' });
     expect((await connectRefused(dialectUrl(t.url, PATH))).status).toBe(401);
   }, 30000);
+
+  it('HTTP conversation: audio or an image with text in one call (no session named: one is started), and many turns in one session are not session starts', async () => {
+    t.emu.setFaults(disorder(SEED + 13));
+    t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Hello to you too.' } }));
+    const pcm = recordingAsPcm('chromium-hello-1000ms', 24000, 1);
+    const spoken = await request(t.url)
+      .post('/api/ai/gemini/conversation')
+      .set('X-API-Key', t.keys.alice)
+      .send({ audioData: pcm.toString('base64'), mimeType: 'audio/pcm;rate=24000' });
+    expect({ status: spoken.status, body: spoken.body }).toEqual({
+      status: 200,
+      body: { success: true, sessionId: expect.stringMatching(/^elk_/), transcription: rec.spokenText, response: 'Hello to you too.' },
+    });
+    const sessionId = spoken.body.sessionId as string;
+    t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: '', reply: 'A small picture.' } }));
+    const seen = await request(t.url)
+      .post('/api/ai/gemini/conversation')
+      .set('X-API-Key', t.keys.alice)
+      .send({ sessionId, imageData: PNG.toString('base64'), mimeType: 'image/png', text: 'What do you see?' });
+    expect(seen.body).toEqual({ success: true, sessionId, transcription: '', response: 'A small picture.' });
+    expect(t.emu.connections.at(-1)!.messages.map((m) => m.kind)).toEqual(expect.arrayContaining(['video', 'text']));
+    // A conversation of more turns than the session-start budget (20 a minute): each turn continues the session.
+    for (let i = 0; i < 24; i++) {
+      const r = await request(t.url).post('/api/ai/gemini/conversation').set('X-API-Key', t.keys.alice).send({ sessionId, text: `Turn ${i}?` });
+      expect({ i, status: r.status, code: r.body.code }).toEqual({ i, status: 200, code: undefined });
+    }
+  }, 60000);
 
   it('HTTP: initialize, send-audio (results on the socket attached to the session), conversation', async () => {
     const reply = 'Good to hear from you.';

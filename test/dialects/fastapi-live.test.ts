@@ -87,6 +87,42 @@ describe(`FastAPI live dialect [seed ${SEED}]`, () => {
     expect(foreign.status).toBe(404);
   }, 60000);
 
+  it('POST /audio-stream as scripts and browsers send it: the model field is honoured; a file of no declared type; raw WAV bodies', async () => {
+    const reply = 'Heard you.';
+    t.emu.setFaults(disorder(SEED + 5));
+    t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply } }));
+    const wav = spawnSync(ffmpegBinary(), ['-hide_banner', '-loglevel', 'error', '-f', 'webm', '-i', 'pipe:0', '-ar', '16000', '-ac', '1', '-f', 'wav', 'pipe:1'], {
+      input: webmFile,
+    }).stdout;
+
+    // The optional `model` field picks the session's Live model: the upstream was set up with it, and the answer names it.
+    const connsBefore = t.emu.connections.length;
+    const live = 'gemini-3.1-flash-live-preview';
+    const withModel = await request(t.url).post('/audio-stream').set('X-API-Key', t.keys.alice).field('model', live).attach('file', wav, 'a.wav');
+    expect({ status: withModel.status, body: withModel.body }).toMatchObject({ status: 200, body: { success: true, model: live, response: reply } });
+    const modelConns = t.emu.connections.slice(connsBefore);
+    expect(modelConns.map((c) => c.model)).toEqual([live]);
+    // A chat model id (what the FastAPI handler's clients may name) runs on the default Live model; the answer says which.
+    const chat = await request(t.url).post('/audio-stream').set('X-API-Key', t.keys.alice).field('model', 'gemini-2.5-flash').attach('file', wav, 'b.wav');
+    expect(chat.status).toBe(200);
+    expect(chat.body.model).toBe(t.emu.connections.at(-1)!.model);
+    expect(chat.body.model).not.toBe(live);
+
+    // A Blob appended without a type arrives as application/octet-stream; the bytes say what it is.
+    for (const [name, bytes] of [
+      ['speech.wav', wav],
+      ['speech.webm', webmFile],
+    ] as const) {
+      const r = await request(t.url).post('/audio-stream').set('X-API-Key', t.keys.alice).attach('file', bytes, { filename: name, contentType: 'application/octet-stream' });
+      expect({ name, status: r.status, body: r.body }).toMatchObject({ name, status: 200, body: { success: true, transcription: rec.spokenText, response: reply } });
+    }
+    // Raw bodies with the WAV types clients use.
+    for (const type of ['audio/wav', 'audio/x-wav', 'audio/wave']) {
+      const r = await request(t.url).post('/audio-stream').set('X-API-Key', t.keys.alice).set('Content-Type', type).send(wav);
+      expect({ type, status: r.status, body: r.body }).toMatchObject({ type, status: 200, body: { success: true, transcription: rec.spokenText, response: reply } });
+    }
+  }, 90000);
+
   it('POST /audio-stream: the session ends when the client goes away', async () => {
     t.emu.setFaults({ replyDelayMs: 5000 });
     t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Slow.' } }));

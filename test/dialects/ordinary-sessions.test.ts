@@ -4,10 +4,15 @@
  * resumable (an Elk socket continues a session by id), counted in the one per-user connection cap shared with
  * `/ws/live-audio`.
  */
+import { spawnSync } from 'node:child_process';
 import request from 'supertest';
-import { scriptedScenario } from '../../src/emulator';
+import { scriptedScenario, startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
+import { ffmpegBinary } from '../helpers/ffmpeg';
+import { loadRecording } from '../helpers/fixtures';
+import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { startTestServer, type TestServer } from '../helpers/test-server';
-import { connect, connectRefused, dialectUrl, type WsTestClient } from './dialect-helpers';
+import { processAlive } from '../ops/helpers';
+import { connect, connectRefused, dialectUrl, disorder, pcmChunks, recordingAsPcm, runSeed, sleep, type WsTestClient } from './dialect-helpers';
 
 const API = '/api/v1/live-audio';
 
@@ -109,4 +114,212 @@ describe('dialect sessions are ordinary sessions', () => {
     second.send({ type: 'send_text', text: 'Are you still there?' });
     expect(await second.next('complete', () => true, 8000)).toMatchObject({ response: 'Noted.' });
   }, 20000);
+});
+
+/**
+ * The same on a real spawned server process, for a session of each of the four dialects at once: listed, visible in
+ * status, owned (another key sees nothing), transcribed, metered, resumed when the upstream goes away (goAway: a new
+ * upstream connection resumed with the handle, the dialect's client notices nothing), then ended by the idle timer;
+ * and, kept talking, ended by the maximum age. Each end reaches the client in its dialect's shape and closes its socket.
+ */
+describe('dialect sessions are ordinary sessions (spawned server, all four dialects)', () => {
+  const IDLE_MS = 5000;
+  const MAX_MS = 14000;
+  const SEED = runSeed('ordinary-sessions-spawned');
+  let emu: GeminiLiveEmulator;
+  let s: SpawnedServer;
+  const clients: WsTestClient[] = [];
+  const rec = loadRecording('chromium-hello-1000ms');
+  const pcm16k = recordingAsPcm('chromium-hello-1000ms', 16000, 1);
+
+  beforeAll(async () => {
+    emu = await startGeminiLiveEmulator({ apiKeys: ['test-gemini-key'] });
+    emu.setFaults(disorder(SEED));
+    emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Noted, thank you.' } }));
+    s = await spawnServer({
+      geminiBaseUrl: emu.baseUrl,
+      env: {
+        LIVE_AUDIO_IDLE_TIMEOUT_MS: String(IDLE_MS),
+        LIVE_AUDIO_SESSION_MAX_MS: String(MAX_MS),
+        LIVE_AUDIO_MAX_SESSIONS_PER_USER: '8',
+        LIVE_AUDIO_MAX_CONNECTIONS_PER_USER: '8',
+      },
+    });
+  }, 60000);
+  afterEach(() => {
+    for (const c of clients.splice(0)) c.close();
+  });
+  afterAll(async () => {
+    await s?.stop();
+    await emu?.stop();
+    if (s) expect(processAlive(s.pid)).toBe(false);
+  });
+
+  const get = (path: string, key = s.keys.alice) => request(s.url).get(`${API}${path}`).set('X-API-Key', key);
+
+  async function open(path: string): Promise<WsTestClient> {
+    const c = await connect(dialectUrl(s.url, path, s.keys.alice));
+    clients.push(c);
+    return c;
+  }
+
+  /** A new WebM/Opus recording of the same words (real ffmpeg, libopus), at a slightly different gain per `n`. */
+  function freshWebm(n: number): Buffer {
+    const r = spawnSync(
+      ffmpegBinary(),
+      ['-hide_banner', '-loglevel', 'error', '-f', 's16le', '-ar', '16000', '-ac', '1', '-i', 'pipe:0', '-af', `volume=${(1 - n / 100).toFixed(2)}`, '-c:a', 'libopus', '-f', 'webm', 'pipe:1'],
+      { input: pcm16k, maxBuffer: 16 * 1024 * 1024 },
+    );
+    if (r.status !== 0) throw new Error(`ffmpeg encode failed: ${r.stderr.toString()}`);
+    return r.stdout;
+  }
+
+  /** One session per dialect, each through one turn in its own messages; their ids. */
+  async function fourSessions(): Promise<{ name: string; c: WsTestClient; id: string; turn: () => Promise<void> }[]> {
+    const before = new Set(((await get('/sessions')).body.data.sessions as Array<{ sessionId: string }>).map((x) => x.sessionId));
+    const elk = await open('/api/ai/gemini/realtime');
+    elk.send({ type: 'initialize_session' });
+    const elkId = (await elk.next('session_initialized', () => true, 10000)).sessionId as string;
+    const coach = await open('/ws/interview');
+    coach.send({ type: 'start_interview' });
+    const coachId = (await coach.next('gemini_ready', () => true, 10000)).sessionId as string;
+    const fast = await open('/ws/audio-live');
+    const fastId = (await fast.next('ready', () => true, 10000)).sessionId as string;
+    const voice = await open('/ws');
+    await voice.next('status', (m) => m.data === 'connected', 10000);
+    let fastTurns = 0;
+    const all = (await get('/sessions')).body.data.sessions as Array<{ sessionId: string }>;
+    const voiceId = all.map((x) => x.sessionId).find((id) => id.startsWith('voice_') && !before.has(id))!;
+    expect(voiceId).toBeDefined();
+    const sessions = [
+      {
+        name: 'elk',
+        c: elk,
+        id: elkId,
+        turn: async () => {
+          const n = elk.ofType('complete').length;
+          elk.send({ type: 'send_text', text: 'My name is Alex.' });
+          await elk.until(() => elk.ofType('complete').length > n, 15000, 'elk complete');
+        },
+      },
+      {
+        name: 'coach',
+        c: coach,
+        id: coachId,
+        turn: async () => {
+          const n = coach.ofType('ai_response').length;
+          coach.send({ type: 'user_audio', text: 'My name is Alex.' });
+          await coach.until(() => coach.ofType('ai_response').length > n, 15000, 'coach ai_response');
+        },
+      },
+      {
+        name: 'fastapi',
+        c: fast,
+        id: fastId,
+        turn: async () => {
+          const n = fast.ofType('turn_complete').length;
+          // The first turn: Chromium's own chunks. Later ones: a new recording each (a client that restarts
+          // MediaRecorder), sent whole; never the same bytes twice (a repeat is taken for a retry and dropped).
+          const frames = fastTurns++ === 0 ? rec.chunks : [freshWebm(fastTurns)];
+          for (const chunk of frames) {
+            fast.ws.send(chunk);
+            await sleep(rec.timesliceMs / 4);
+          }
+          await fast.until(() => fast.ofType('turn_complete').length > n, 15000, 'fastapi turn_complete');
+        },
+      },
+      {
+        name: 'voice',
+        c: voice,
+        id: voiceId,
+        turn: async () => {
+          const n = voice.messages.filter((m) => m.type === 'status' && m.data === 'complete').length;
+          for (const chunk of pcmChunks(pcm16k, 16000, 1, 100)) {
+            voice.send({ type: 'audio', data: chunk.toString('base64') });
+            await sleep(25);
+          }
+          await voice.until(() => voice.messages.filter((m) => m.type === 'status' && m.data === 'complete').length > n, 15000, 'voice complete');
+        },
+      },
+    ];
+    await Promise.all(sessions.map((x) => x.turn()));
+    return sessions;
+  }
+
+  /** The dialect's own "session ended" message naming `reason`, then the socket closes. */
+  async function endedBy(c: WsTestClient, reason: string): Promise<void> {
+    await c
+      .until(() => c.ofType('error').some((m) => JSON.stringify(m).includes(reason)), IDLE_MS + MAX_MS, `an error naming ${reason}`)
+      .catch((err: Error) => {
+        throw new Error(`${err.message}; errors: ${JSON.stringify(c.ofType('error'))}`);
+      });
+    await c.waitClose(5000);
+  }
+
+  it(`listed, status, owned, transcribed, metered, resumed after the upstream goes away, ended by the idle timer [seed ${SEED}]`, async () => {
+    const usageBefore = (await get('/usage')).body.data.today.tokens.totalTokens as number;
+    const sessions = await fourSessions();
+    const listed = ((await get('/sessions')).body.data.sessions as Array<{ sessionId: string }>).map((x) => x.sessionId);
+    for (const x of sessions) {
+      expect([x.name, listed.includes(x.id)]).toEqual([x.name, true]);
+      const st = await get(`/session/${x.id}/status`);
+      expect([x.name, st.status, st.body.data.status, st.body.data.transport]).toEqual([x.name, 200, 'active', 'ws']);
+      const tr = await get(`/session/${x.id}/transcript`);
+      expect([x.name, tr.status]).toEqual([x.name, 200]);
+      expect([x.name, /Alex|Hello/.test(JSON.stringify(tr.body.data))]).toEqual([x.name, true]);
+      // Owned: another key gets exactly what an unknown id gets, and lists none of them.
+      for (const path of [`/session/${x.id}/status`, `/session/${x.id}/transcript`]) {
+        const unknown = await get(path.replace(x.id, `${x.id}_nope`), s.keys.bob);
+        const r = await get(path, s.keys.bob);
+        expect([x.name, r.status, JSON.stringify(r.body)]).toEqual([x.name, unknown.status, JSON.stringify(unknown.body).replace(`${x.id}_nope`, x.id)]);
+      }
+    }
+    expect((await get('/sessions', s.keys.bob)).body.data.sessions).toEqual([]);
+    // Metered: the turns' tokens are in alice's usage.
+    const usageAfter = (await get('/usage')).body.data.today.tokens.totalTokens as number;
+    expect(usageAfter).toBeGreaterThan(usageBefore);
+
+    // The upstream goes away (goAway, then closed): every session resumes with its handle; the next turn just works.
+    const conns = emu.connections.length;
+    emu.goAway('all', 200);
+    await emu.waitFor(() => emu.connections.slice(conns).filter((r) => r.resumedFrom).length >= 4, 15000);
+    await Promise.all(sessions.map((x) => x.turn()));
+    for (const x of sessions) expect([x.name, x.c.closeInfo]).toEqual([x.name, undefined]);
+
+    // Quiet from now on: the idle timer ends each, in its dialect's shape; the status says why.
+    const quietFrom = Date.now();
+    await Promise.all(sessions.map((x) => endedBy(x.c, 'idle_timeout')));
+    expect(Date.now() - quietFrom).toBeGreaterThanOrEqual(IDLE_MS - 1500);
+    for (const x of sessions) {
+      const st = await get(`/session/${x.id}/status`);
+      expect([x.name, st.body.data.status, st.body.data.reason]).toEqual([x.name, 'ended', 'idle_timeout']);
+    }
+    expect((await get('/sessions')).body.data.sessions).toEqual([]);
+  }, 120000);
+
+  it('kept talking, each dialect session is ended by the maximum age', async () => {
+    const sessions = await fourSessions();
+    const started = Date.now();
+    let talking = true;
+    const loops = sessions.map(async (x) => {
+      while (talking && !x.c.closeInfo) {
+        await x.turn().catch(() => undefined);
+        await sleep(300);
+      }
+    });
+    let endedAfterMs: number;
+    try {
+      await Promise.all(sessions.map((x) => endedBy(x.c, 'expired')));
+      endedAfterMs = Date.now() - started;
+    } finally {
+      talking = false;
+      await Promise.all(loops);
+    }
+    console.log(`four dialect sessions kept talking: all ended by the maximum age (${MAX_MS} ms) within ${endedAfterMs} ms of their first turn`);
+    expect(endedAfterMs).toBeLessThan(MAX_MS);
+    for (const x of sessions) {
+      const st = await get(`/session/${x.id}/status`);
+      expect([x.name, st.body.data.status]).toEqual([x.name, 'expired']);
+    }
+  }, 120000);
 });

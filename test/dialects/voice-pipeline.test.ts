@@ -112,6 +112,39 @@ describe(`voice pipeline dialect (/ws) [seed ${SEED}]`, () => {
     expect(nextPieces.trim()).toBe('Second answer.');
   }, 60000);
 
+  it('interrupt, then the user speaks again at once (as its client does, knowing nothing of the upstream): a new turn with its own reply', async () => {
+    const reply = 'Here is a long story that goes on and on, and the user will not wait for its end.';
+    t.emu.setFaults({ ...disorder(SEED + 3), pacing: 'realtime' });
+    t.emu.setScenario(
+      scriptedScenario([{ userTranscript: rec.spokenText, reply, replyAudioMs: 8000 }, { userTranscript: 'Stop, a different question.', reply: 'Sure, go ahead.' }]),
+    );
+    const c = await open();
+    await speak(c, pcm16k);
+    await c.next('audio', () => true, 20000);
+    c.send({ type: 'interrupt' });
+    const interrupted = await c.next('status', (m) => m.data === 'interrupted');
+    const at = c.messages.indexOf(interrupted);
+    // The user's next words right away, while the upstream may still be producing the interrupted reply.
+    await speak(c, pcm16k);
+    const complete = await c.next('status', (m) => m.data === 'complete' && c.messages.indexOf(m) > at, 20000);
+    const after = c.messages.slice(at + 1, c.messages.indexOf(complete) + 1);
+    // The new turn: its words (final), `generating`, exactly its own reply's pieces (nothing of the dropped one).
+    const finals = after.filter((m) => m.type === 'transcript' && m.data.is_final);
+    expect(finals.at(-1)?.data.text).toBe('Stop, a different question.');
+    expect(after.some((m) => m.type === 'status' && m.data === 'generating')).toBe(true);
+    expect(
+      after
+        .filter((m) => m.type === 'text_chunk')
+        .map((m) => m.data)
+        .join('')
+        .trim(),
+    ).toBe('Sure, go ahead.');
+    // Reply audio came back for the new turn (the drop ended with the interrupted turn).
+    expect(after.some((m) => m.type === 'audio')).toBe(true);
+    const gotMs = (Buffer.concat(c.messages.slice(0, at).filter((m) => m.type === 'audio').map((m) => Buffer.from(m.data, 'base64'))).length / 48000) * 1000;
+    expect(gotMs).toBeLessThan(8000);
+  }, 60000);
+
   it('the model barged in on upstream: status interrupted, then the turn completes', async () => {
     t.emu.setFaults({ ...disorder(SEED + 2), pacing: 'realtime' });
     t.emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'A long reply the model will not finish.', replyAudioMs: 5000 } }));
