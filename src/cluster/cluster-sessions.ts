@@ -11,6 +11,7 @@ import { compactEcho, type EffectiveSessionSetup, type SetupEcho } from '../serv
 import type { PreparedSession } from '../services/session-setup/session-planner';
 import type { ClusterNode } from './cluster-node';
 import type { Ownership, SessionRecord, SessionRef } from './session-records';
+import { parseStoredToolCalls, toStoredToolCalls } from './stored-tool-calls';
 
 /** What a record's `setup` holds: everything another instance needs to open the same session. */
 export interface StoredSetup {
@@ -59,6 +60,8 @@ interface Entry {
   headerSent: boolean;
   /** The record may be gone (Redis restarted without persistence): rewrite it whole. */
   needsRestore: boolean;
+  /** The function-call ledger's version last written (written again only when it moved). */
+  toolsVersion: number;
 }
 
 export type ClusterSessionsEvents = {
@@ -249,6 +252,9 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       await this.o.node.records.transfer(ref, holder, '').catch(() => undefined);
       throw err;
     }
+    // The calls the dead owner's model was waiting on: still expected when the new upstream resumed the model's
+    // session with the stored handle, else reported dropped (before the first record write below).
+    if (rec.tools !== undefined) session.tools.restore(parseStoredToolCalls(rec.tools), rec.resumptionHandle !== undefined);
     this.track(ref, session, holder, {
       sentMs: msOf(turn.sentMs),
       lostMs: msOf(turn.lostMs) + lostMs,
@@ -269,7 +275,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
 
   private track(ref: SessionRef, session: LiveSession, holder: Ownership, base: Entry['base']): Entry {
     const key = keyOf(ref);
-    const e: Entry = { ref, session, holder, tracker: new WebmResumeTracker(), base, detached: false, dirty: true, writing: false, headerSent: false, needsRestore: false };
+    const e: Entry = { ref, session, holder, tracker: new WebmResumeTracker(), base, detached: false, dirty: true, writing: false, headerSent: false, needsRestore: false, toolsVersion: -1 };
     this.entries.set(key, e);
     session.on('webmWritten', (bytes, startsRecording) => {
       if (startsRecording) e.headerSent = false;
@@ -278,6 +284,8 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     });
     session.on('upstreamResumptionHandle', () => this.touch(e));
     session.on('turnComplete', () => this.touch(e));
+    // Function calls asked, answered, withdrawn: the record follows, so a takeover carries them on.
+    session.tools.on('changed', () => this.touch(e));
     // While audio is on its way upstream the record's figures are refreshed, so that what a sudden death loses
     // is counted from a recent state (the cost: one small write per session per interval, only while it streams).
     const refresh = setInterval(() => {
@@ -322,13 +330,16 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         e.dirty = false;
         if (e.needsRestore) await this.restore(e);
         const init = e.tracker.initSegment;
+        const toolsVersion = e.session.tools.version;
         const r = await this.o.node.records.update(e.ref, e.holder, {
           turn: this.turnOf(e),
+          ...(toolsVersion !== e.toolsVersion ? { tools: toStoredToolCalls(e.session.tools.snapshot()) } : {}),
           ...(e.session.resumptionHandle ? { resumptionHandle: e.session.resumptionHandle } : {}),
           ...(init && !e.headerSent ? { webmHeader: init } : {}),
           ...(init ? { webmResume: e.tracker.resumePoint() } : {}),
         });
         if (init) e.headerSent = true;
+        if (r === 'ok') e.toolsVersion = toolsVersion;
         if (r === 'not_owner') {
           // Someone took it over (we were thought dead): the session is theirs now; stop serving it here.
           this.log.warn({ sessionId: e.ref.sessionId }, 'session record owned elsewhere now; ending the local copy');
@@ -356,6 +367,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       status: 'live',
       setup: setupOf({ params: e.session.params, setup: e.session.conversation!.setup, echo: e.session.conversation!.echo }),
       turn: this.turnOf(e),
+      tools: toStoredToolCalls(e.session.tools.snapshot()),
       ...(e.session.resumptionHandle ? { resumptionHandle: e.session.resumptionHandle } : {}),
       ...(e.tracker.initSegment ? { webmHeader: e.tracker.initSegment, webmResume: e.tracker.resumePoint() } : {}),
       createdAt: e.session.startTime.getTime(),

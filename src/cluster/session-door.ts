@@ -9,6 +9,7 @@ import type { Principal } from '../services/auth/principal';
 import type { ClusterSessions, StoredSetup } from './cluster-sessions';
 import type { SessionRecord } from './session-records';
 import { Errors } from '../util/app-error';
+import { parseStoredToolCalls } from './stored-tool-calls';
 
 /** Record end reasons of sessions that never ran (answered like an unknown id). */
 const NEVER_SESSIONS = new Set(['start_failed', 'unresumable']);
@@ -134,6 +135,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
         upstream: { state: 'detached', connected: false, reconnects: 0, hasResumptionHandle: rec.resumptionHandle !== undefined },
         turn: { turnId: 0, turnComplete: true },
         setup: setup.echo ?? null,
+        toolCalls: parseStoredToolCalls(rec.tools).pending.map((c) => ({ id: c.id, name: c.name, ageMs: Math.max(0, Date.now() - c.askedAt) })),
         ownerAvailable: false,
       },
     });

@@ -26,6 +26,8 @@ export interface SessionRecord extends SessionRef, Ownership {
   setup: unknown;
   /** Turn state (opaque JSON here). */
   turn: unknown;
+  /** The session's function calls waiting for an answer and the latest settled (opaque JSON here; issue 16). */
+  tools?: unknown;
   /** The latest resumable handle from the upstream. */
   resumptionHandle?: string;
   /** The WebM header (EBML + Segment/Tracks) of the client's MediaRecorder stream, to prime a new decoder. */
@@ -63,6 +65,8 @@ export interface WebmResumePointRecord {
 export interface SessionPatch {
   setup?: unknown;
   turn?: unknown;
+  /** Function calls (JSON; see `StoredToolCalls`). */
+  tools?: unknown;
   resumptionHandle?: string;
   webmHeader?: Buffer;
   webmResume?: WebmResumePointRecord;
@@ -182,7 +186,7 @@ const END = new LuaScript(
 if f[1] ~= 'live' then return 'gone' end
 if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 'not_owner' end
 redis.call('HSET', KEYS[1], 'status', 'ended', 'endedAt', ARGV[3], 'endReason', ARGV[4], 'updatedAt', ARGV[3])
-redis.call('HDEL', KEYS[1], 'header', 'handle', 'setup', 'turn', 'wpending', 'wflags')
+redis.call('HDEL', KEYS[1], 'header', 'handle', 'setup', 'turn', 'wpending', 'wflags', 'tools')
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'summary', ARGV[8]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZREM', KEYS[2], ARGV[6])
@@ -323,6 +327,7 @@ export class SessionRecordStore {
     const pairs: (string | Buffer)[] = [];
     if ('setup' in patch) pairs.push('setup', this.json('setup', patch.setup));
     if ('turn' in patch) pairs.push('turn', this.json('turn', patch.turn));
+    if ('tools' in patch) pairs.push('tools', this.json('tools', patch.tools));
     if (patch.resumptionHandle !== undefined) pairs.push('handle', patch.resumptionHandle);
     if (patch.webmHeader !== undefined) pairs.push('header', this.header(patch.webmHeader));
     if (patch.webmResume !== undefined) {
@@ -404,6 +409,7 @@ export class SessionRecordStore {
       'updatedAt', String(now), 'expiresAt', String(rec.expiresAt), 'takeovers', String(rec.takeovers),
     ];
     if (rec.resumptionHandle) pairs.push('handle', rec.resumptionHandle);
+    if (rec.tools !== undefined) pairs.push('tools', this.json('tools', rec.tools));
     if (rec.webmHeader?.length) pairs.push('header', this.header(rec.webmHeader));
     if (rec.webmResume) pairs.push('wpending', rec.webmResume.pending, 'wflags', `${rec.webmResume.midBody ? 1 : 0}${rec.webmResume.inCluster ? 1 : 0}`);
     const r = await this.c.run((cl) =>
@@ -479,6 +485,7 @@ export class SessionRecordStore {
       epoch: n('epoch'),
       setup: j('setup'),
       turn: j('turn'),
+      ...(h.tools ? { tools: j('tools') } : {}),
       ...(h.handle ? { resumptionHandle: s('handle') } : {}),
       ...(h.header?.length ? { webmHeader: Buffer.from(h.header) } : {}),
       ...(h.wflags ? { webmResume: { pending: Buffer.from(h.wpending ?? Buffer.alloc(0)), midBody: s('wflags')![0] === '1', inCluster: s('wflags')![1] === '1' } } : {}),

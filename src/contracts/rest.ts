@@ -204,6 +204,9 @@ export const liveSessionStatus = z
       .nullable()
       .optional()
       .describe('Manual activity detection (vad: {manual: true}); null with automatic detection'),
+    toolCalls: z
+      .array(z.object({ id: z.string(), name: z.string(), ageMs: z.number().int().nonnegative().describe('ms since the model asked') }))
+      .describe('Function calls waiting for the client\'s answer, oldest first (answer with tool_response / POST /session/tool-response)'),
   })
   .loose()
   .describe('LiveSessionStatus');

@@ -89,7 +89,13 @@ export interface EmulatorConnectionRecord {
   /** Sums of every `usageMetadata` this connection sent (setup, turns, interrupted turns). */
   usage: UsageTotals;
   /** Every function answer this connection accepted, in arrival order (the name as the client sent it). */
-  toolResponses: { id: string; name: string | undefined; response: unknown }[];
+  toolResponses: { id: string; name: string | undefined; response: unknown; scheduling?: string }[];
+  /**
+   * What the model did with answers, in order: the reply it spoke using them (`spoken`), or took silently
+   * (`SILENT` scheduling of a non-blocking function: nothing said). `after`: spoken at once (blocking, `INTERRUPT`,
+   * cutting a reply short when `interrupted`) or once the reply in progress ended (`WHEN_IDLE`).
+   */
+  toolReplies: { ids: string[]; text: string; spoken: boolean; when: 'now' | 'after_turn'; interrupted: boolean; scheduling?: string }[];
 }
 
 export interface UsageTotals {
@@ -122,6 +128,7 @@ export function createConnectionRecord(init: {
     turns: 0,
     interruptedTurns: 0,
     toolResponses: [],
+    toolReplies: [],
     usage: { messages: 0, promptTokenCount: 0, responseTokenCount: 0, thoughtsTokenCount: 0, totalTokenCount: 0 },
   };
 }

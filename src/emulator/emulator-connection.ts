@@ -20,7 +20,7 @@ import { ReplyPlayer } from './reply-player';
 import type { ResumptionStore, SessionState } from './resumption';
 import { greetingTurn, resolveTurn, type Scenario, type Turn, type TurnInput } from './scenario';
 import { WriteCoalescer, type EmulatorTiming } from './timing';
-import { declaredTools, parseToolResponse, replyUsingAnswers, toolUseTokens } from './tool-calls';
+import { declaredTools, parseToolResponse, replyUsingAnswers, schedulingOf, toolUseTokens, type ReceivedToolResponse, type ToolBehaviorName, type OutstandingToolCalls } from './tool-calls';
 import { wordFragments } from './scenario';
 import {
   CLOSE_INTERNAL,
@@ -93,7 +93,7 @@ export class EmulatorConnection {
   /** Until the first input after a fresh setup: a text turn then is the cue for the model to speak first. */
   private greetingOpen = false;
   /** What the setup declared: the model calls only these functions, and grounds only with googleSearch. */
-  private tools: { functions: Set<string>; googleSearch: boolean } = { functions: new Set(), googleSearch: false };
+  private tools: { functions: Map<string, ToolBehaviorName>; googleSearch: boolean } = { functions: new Map(), googleSearch: false };
   private toolCallSeq = 0;
 
   constructor(private readonly deps: ConnectionDeps) {
@@ -214,7 +214,7 @@ export class EmulatorConnection {
       this.session = { sessionId: this.deps.newSessionId(), scenario: undefined, scenarioIndex: 0, turnIndex: 0, contextTokens: 0, audioMs: 0 };
     }
     this.session.tools ??= { outstanding: undefined };
-    this.tools = declaredTools(isObject(raw) ? raw : {});
+    this.tools = declaredTools(isObject(raw) ? raw : {}, setup.model.defaultToolBehavior);
     this.setup = setup;
     recorder.record.model = setup.modelName.slice('models/'.length);
     this.greetingOpen = !setup.resumeHandle && !setup.model.transcriptionOnly;
@@ -414,7 +414,14 @@ export class EmulatorConnection {
       for (const text of wordFragments(turn.userTranscript)) this.send({ serverContent: { inputTranscription: { text } } });
     }
     const calls = wanted.map((c) => ({ id: `function-call-${this.id}-${++this.toolCallSeq}`, name: c.name, args: c.args ?? {} }));
-    this.session.tools!.outstanding = { calls, answers: new Map(), turn, input, settled: false };
+    const nonBlocking = wanted.every((c) => this.tools.functions.get(c.name) === 'NON_BLOCKING');
+    this.session.tools!.outstanding = { calls, answers: new Map(), turn, input, settled: false, nonBlocking };
+    if (nonBlocking) {
+      // Non-blocking: the model goes on with its reply while the functions run; the answers come in later.
+      this.send({ toolCall: { functionCalls: calls } });
+      this.play({ ...turn, toolCalls: undefined }, { ...input, kind: 'text', text: '' });
+      return true;
+    }
     if (this.setup.resumption) this.send({ sessionResumptionUpdate: { resumable: false } });
     this.send({ toolCall: { functionCalls: calls } });
     return true;
@@ -431,20 +438,70 @@ export class EmulatorConnection {
     for (const r of responses) {
       if (!o || o.settled || !o.calls.some((c) => c.id === r.id)) return invalid(`toolResponse for unknown function call id ${r.id}`);
     }
+    for (const r of responses) {
+      if (o!.answers.has(r.id)) return invalid(`toolResponse for function call id ${r.id} answered already`);
+    }
     for (const r of responses) o!.answers.set(r.id, r);
-    this.deps.recorder.record.toolResponses.push(...responses.map((r) => ({ id: r.id, name: r.name, response: r.response })));
-    if (o!.calls.some((c) => !o!.answers.has(c.id))) return;
-    o!.settled = true;
-    this.session.tools!.outstanding = undefined;
+    this.deps.recorder.record.toolResponses.push(
+      ...responses.map((r) => ({ id: r.id, name: r.name, response: r.response, ...(r.scheduling ? { scheduling: r.scheduling } : {}) })),
+    );
+    const all = o!.calls.every((c) => o!.answers.has(c.id));
+    if (all) {
+      o!.settled = true;
+      this.session.tools!.outstanding = undefined;
+    }
+    if (o!.nonBlocking) return this.takeNonBlockingAnswers(o!, responses);
+    if (!all) return;
     const reply = replyUsingAnswers(o!);
+    this.deps.recorder.record.toolReplies.push({ ids: o!.calls.map((c) => c.id), text: reply, spoken: true, when: 'now', interrupted: false });
     // The answers are the model's input now: no user words again.
     this.play({ ...o!.turn, reply, toolCalls: undefined }, { ...o!.input, kind: 'text', text: '' }, toolUseTokens(o!));
+  }
+
+  /**
+   * Answers to non-blocking calls, as their scheduling says: `SILENT` taken into the context without a word,
+   * `WHEN_IDLE` spoken once the reply in progress has ended (at once when the model is quiet), `INTERRUPT` spoken at
+   * once, cutting the reply in progress short.
+   */
+  private takeNonBlockingAnswers(o: OutstandingToolCalls, responses: ReceivedToolResponse[]): void {
+    const scheduling = schedulingOf(responses);
+    const ids = responses.map((r) => r.id);
+    const tokens = Math.ceil(JSON.stringify(responses.map((r) => r.response ?? null)).length / 4);
+    const busy = this.reply?.player.active === true;
+    const replies = this.deps.recorder.record.toolReplies;
+    if (scheduling === 'SILENT') {
+      this.session.contextTokens = (this.session.contextTokens ?? 0) + tokens;
+      replies.push({ ids, text: '', spoken: false, when: 'now', interrupted: false, scheduling });
+      return;
+    }
+    const reply = replyUsingAnswers(o, responses);
+    const turn = { ...o.turn, reply, toolCalls: undefined, userTranscript: '', grounding: undefined };
+    const input = { ...o.input, kind: 'text' as const, text: '' };
+    if (scheduling === 'WHEN_IDLE' && busy) {
+      replies.push({ ids, text: reply, spoken: true, when: 'after_turn', interrupted: false, scheduling });
+      this.queued.push({ input, fixed: turn });
+      return;
+    }
+    if (scheduling === 'INTERRUPT' && busy) {
+      // Cut the reply short; the answer's reply is the next thing the model says.
+      this.queued.unshift({ input, fixed: turn });
+      const interrupted = this.interrupt();
+      replies.push({ ids, text: reply, spoken: true, when: 'now', interrupted, scheduling });
+      if (!interrupted) {
+        this.queued.shift();
+        this.play(turn, input, tokens);
+      }
+      return;
+    }
+    replies.push({ ids, text: reply, spoken: true, when: 'now', interrupted: false, scheduling });
+    this.play(turn, input, tokens);
   }
 
   /** Barge-in while calls are outstanding: interrupted, then `toolCallCancellation` for them, then turnComplete. */
   private cancelToolCalls(): boolean {
     const o = this.session?.tools?.outstanding;
-    if (!o || o.settled) return false;
+    // Non-blocking calls run on while the conversation goes on: a new turn does not withdraw them.
+    if (!o || o.settled || o.nonBlocking) return false;
     o.settled = true;
     this.session.tools!.outstanding = undefined;
     this.send({ serverContent: { interrupted: true } });

@@ -28,6 +28,13 @@ export interface ModelCapabilities {
   maxAudioMs?: number;
   /** `functionDeclarations[].behavior` values accepted (a declaration without one uses the model's default). */
   toolBehaviors?: ('BLOCKING' | 'NON_BLOCKING')[];
+  /**
+   * The behavior of a declaration that names none (default BLOCKING). The extended-thinking model takes
+   * non-blocking functions only. `gemini-3.8-live` defaults to NON_BLOCKING on the real service
+   * (models-and-setup.md §1); the emulator keeps BLOCKING for it unless a declaration says NON_BLOCKING, so a
+   * scripted tool turn keeps one shape across models (see README "Tools").
+   */
+  defaultToolBehavior?: 'BLOCKING' | 'NON_BLOCKING';
   /** `thoughtsTokenCount` reported with each reply's usage (3.8 reports thoughts). */
   thoughtsTokensPerTurn?: number;
 }
@@ -76,6 +83,7 @@ export function defaultModels(): Record<string, ModelCapabilities> {
       proactiveAudio: 'always',
       affectiveDialog: false,
       toolBehaviors: ['NON_BLOCKING'],
+      defaultToolBehavior: 'NON_BLOCKING',
       maxCustomVocabulary: 1_000,
       thoughtsTokensPerTurn: 48,
     },

@@ -83,8 +83,12 @@ export class SessionRelay {
    * the socket the client left), as one `tool_call`.
    */
   catchUpToolCalls(): void {
+    if (!this.isActive) return;
+    // Taken over from a dead instance without the model's session (no handle): its calls were dropped there and then.
+    const dropped = this.session.tools.droppedAtRestore().filter((id) => this.session.tools.get(id)?.state === 'dropped');
+    if (dropped.length > 0) this.send(ServerMessages.toolCallCancelled(this.session.id, dropped, 'dropped'));
     const pending = this.session.tools.pending();
-    if (!this.isActive || pending.length === 0) return;
+    if (pending.length === 0) return;
     this.send(ServerMessages.toolCall(this.session.id, this.session.snapshot().turnId, pending));
   }
 

@@ -761,9 +761,17 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
       },
       turn: (({ version: _v, ...rest }) => rest)(this.turn.snapshot()),
       activity: this.activityStatus(),
+      toolCalls: this.pendingToolCalls(),
       ...(this.deps.conversation ? { setup: this.deps.conversation.echo, usage: this.deps.conversation.usage() } : {}),
       ...(this.endInfo ? { endTime: this.endInfo.endTime, endReason: this.endInfo.reason, endMessage: this.endInfo.message } : {}),
     };
+  }
+
+  /** `status().toolCalls`: the function calls waiting for the client's answer, oldest first. */
+  pendingToolCalls(): { id: string; name: string; ageMs: number }[] {
+    if (this.endInfo) return [];
+    const now = Date.now();
+    return this.tools.pending().map((c) => ({ id: c.id, name: c.name, ageMs: Math.max(0, now - c.askedAt) }));
   }
 
   /** `status().audio`: what came in, what the reorder buffer did, decoder restarts and stalls, pacing and cuts. */

@@ -33,6 +33,18 @@ export interface ToolLedgerLimits {
   maxResponseBytes: number;
 }
 
+/**
+ * What another instance needs to carry a session's calls on (cluster takeover): the calls still waiting, and the
+ * latest settled ones (so a late re-answer is a 409 naming its state there too). Plain JSON.
+ */
+export interface ToolLedgerSnapshot {
+  pending: { id: string; name: string; args: Record<string, unknown>; askedAt: number }[];
+  settled: { id: string; name: string; state: Exclude<ToolCallState, 'pending'> }[];
+}
+
+/** Settled calls a snapshot carries (the newest). */
+export const SNAPSHOT_SETTLED_MAX = 32;
+
 export const DEFAULT_TOOL_LIMITS: ToolLedgerLimits = { timeoutMs: 30_000, maxPending: 16, maxResponseBytes: 64 * 1024 };
 
 /** Settled calls remembered (so a late re-answer is a 409, not an unknown id); older ones are forgotten. */
@@ -47,6 +59,8 @@ export type ToolLedgerEvents = {
   timedOut: (answers: ToolCallAnswer[]) => void;
   /** Calls refused at once because too many were pending: `answers` go to the model. */
   overflow: (answers: ToolCallAnswer[]) => void;
+  /** Anything changed (asked, answered, withdrawn, timed out, restored): `version` grew. */
+  changed: () => void;
 };
 
 /**
@@ -58,6 +72,9 @@ export class ToolCallLedger extends TypedEmitter<ToolLedgerEvents> {
   private readonly calls = new Map<string, ToolCallEntry>();
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private closed = false;
+  private versionNo = 0;
+  /** Calls restored from another instance that the new upstream session never asked (reported `dropped`). */
+  private readonly droppedOnRestore: string[] = [];
 
   constructor(
     private readonly limits: ToolLedgerLimits,
@@ -70,6 +87,63 @@ export class ToolCallLedger extends TypedEmitter<ToolLedgerEvents> {
 
   get timeoutMs(): number {
     return this.limits.timeoutMs;
+  }
+
+  /** Grows with every change (a writer that stores snapshots writes only when it moved). */
+  get version(): number {
+    return this.versionNo;
+  }
+
+  /** The calls still waiting and the newest settled ones (see `ToolLedgerSnapshot`). */
+  snapshot(): ToolLedgerSnapshot {
+    const pending: ToolLedgerSnapshot['pending'] = [];
+    const settled: ToolLedgerSnapshot['settled'] = [];
+    for (const c of this.calls.values()) {
+      if (c.state === 'pending') pending.push({ id: c.id, name: c.name, args: c.args, askedAt: c.askedAt });
+      else settled.push({ id: c.id, name: c.name, state: c.state });
+    }
+    return { pending, settled: settled.slice(-SNAPSHOT_SETTLED_MAX) };
+  }
+
+  /**
+   * Carries on the calls of a session taken over from another instance (before anything else happened here).
+   * `resumed`: the new upstream resumed the model's session (it still expects the answers), so pending calls stay
+   * pending with the time they have left; otherwise the model never asked this session for them: they are
+   * `dropped` (reported by `withdrawn`, and to clients that attach later by `droppedAtRestore`).
+   */
+  restore(s: ToolLedgerSnapshot, resumed: boolean): void {
+    if (this.closed) return;
+    for (const x of s.settled) {
+      if (!this.calls.has(x.id)) this.calls.set(x.id, { id: x.id, name: x.name, args: {}, connectionNo: 0, state: x.state, askedAt: 0, settledAt: this.now() });
+    }
+    const restored: string[] = [];
+    for (const x of s.pending.slice(0, this.limits.maxPending)) {
+      if (this.calls.has(x.id)) continue;
+      this.calls.set(x.id, { id: x.id, name: x.name, args: x.args, connectionNo: 0, state: 'pending', askedAt: x.askedAt });
+      restored.push(x.id);
+    }
+    this.forgetOld();
+    this.versionNo++;
+    if (!resumed) {
+      const hit = this.settleIds(restored, 'dropped');
+      this.droppedOnRestore.push(...hit);
+      if (hit.length > 0) this.emit('withdrawn', hit, 'dropped');
+      this.emit('changed');
+      return;
+    }
+    for (const id of restored) {
+      const c = this.calls.get(id)!;
+      const left = Math.max(0, c.askedAt + this.limits.timeoutMs - this.now());
+      const t = setTimeout(() => this.timeOut(id), left);
+      t.unref?.();
+      this.timers.set(id, t);
+    }
+    this.emit('changed');
+  }
+
+  /** Calls restored from another instance and dropped because the new upstream session never asked them. */
+  droppedAtRestore(): string[] {
+    return [...this.droppedOnRestore];
   }
 
   /** Calls waiting for an answer, oldest first. */
@@ -104,12 +178,14 @@ export class ToolCallLedger extends TypedEmitter<ToolLedgerEvents> {
     this.forgetOld();
     if (fresh.length > 0) this.emit('called', fresh);
     if (overflow.length > 0) this.emit('overflow', overflow);
+    if (fresh.length + overflow.length > 0) this.changed();
   }
 
   /** The model withdrew calls (barge-in): the known pending ones are cancelled. */
   cancelled(ids: string[]): void {
     const hit = this.settleIds(ids, 'cancelled');
     if (hit.length > 0) this.emit('withdrawn', hit, 'cancelled');
+    if (hit.length > 0) this.changed();
   }
 
   /** A fresh (not resumed) upstream session: calls asked on earlier connections will never be expected. */
@@ -119,6 +195,7 @@ export class ToolCallLedger extends TypedEmitter<ToolLedgerEvents> {
       .map((c) => c.id);
     const hit = this.settleIds(ids, 'dropped');
     if (hit.length > 0) this.emit('withdrawn', hit, 'dropped');
+    if (hit.length > 0) this.changed();
   }
 
   /** Answers that were waiting for a connection and never reached the model. */
@@ -131,6 +208,7 @@ export class ToolCallLedger extends TypedEmitter<ToolLedgerEvents> {
         hit.push(id);
       }
     }
+    if (hit.length > 0) this.changed();
     return hit;
   }
 
@@ -152,12 +230,14 @@ export class ToolCallLedger extends TypedEmitter<ToolLedgerEvents> {
       if (!c) throw new AppError(409, 'TOOL_CALL_UNKNOWN', `No function call ${short(r.id)} in this session`);
       if (c.state !== 'pending') throw new AppError(409, 'TOOL_CALL_NOT_PENDING', `Function call ${short(r.id)} is ${c.state.replace('_', ' ')}, not waiting for an answer`);
     }
-    return responses.map((r) => {
+    const answers = responses.map((r) => {
       const c = this.calls.get(r.id)!;
       this.settle(c, 'answered', r.response);
       const nonBlocking = this.behaviors.get(c.name) === 'non_blocking';
       return { id: c.id, name: c.name, response: r.response, ...(r.scheduling && nonBlocking ? { scheduling: r.scheduling } : {}) };
     });
+    this.changed();
+    return answers;
   }
 
   /** Stops the timers (the session ended). */
@@ -176,6 +256,12 @@ export class ToolCallLedger extends TypedEmitter<ToolLedgerEvents> {
     const response = { error: `The client did not answer within ${this.limits.timeoutMs} ms` };
     for (const x of due) this.settle(x, 'timed_out', response);
     this.emit('timedOut', due.map((x) => ({ id: x.id, name: x.name, response })));
+    this.changed();
+  }
+
+  private changed(): void {
+    this.versionNo++;
+    this.emit('changed');
   }
 
   private settleIds(ids: string[], state: ToolCallState): string[] {
