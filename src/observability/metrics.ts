@@ -1,3 +1,4 @@
+import { designedWaitOf } from './designed-wait';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
@@ -61,6 +62,8 @@ export class Metrics {
   /** Sliding-window quantiles of the same two latencies (the histograms' buckets are too coarse for p50/p99). */
   readonly transcribeRecentSeconds: Summary;
   readonly relayLatencyRecentSeconds: Summary;
+  /** `/transcribe`'s own handling: its latency minus the designed wait for news (sliding-window quantiles). */
+  readonly transcribeHandlingRecentSeconds: Summary;
   readonly httpResponses: Counter<'route' | 'method' | 'status'>;
   readonly rateLimited: Counter<'limit'>;
   /** WebM chunks the reorder buffer did something about, by what (reordered, duplicate, skipped, late, unplaced). */
@@ -187,6 +190,11 @@ export class Metrics {
       help: 'POST /transcribe latency, quantiles over a sliding 60 s window',
       ...recent,
     });
+    this.transcribeHandlingRecentSeconds = new Summary({
+      name: 'live_audio_transcribe_handling_recent_seconds',
+      help: "POST /transcribe's own handling time (latency minus the designed bounded wait for news), quantiles over a sliding 60 s window",
+      ...recent,
+    });
     this.relayLatencyRecentSeconds = new Summary({
       name: 'live_audio_relay_latency_recent_seconds',
       help: "The relay's own added latency (chunk received to PCM handed to the upstream socket), quantiles over a sliding 60 s window",
@@ -309,6 +317,7 @@ export class Metrics {
           const seconds = Number(process.hrtime.bigint() - start) / 1e9;
           this.transcribeSeconds.observe({ status }, seconds);
           this.transcribeRecentSeconds.observe(seconds);
+          this.transcribeHandlingRecentSeconds.observe(Math.max(0, seconds - designedWaitOf(res) / 1000));
         }
       });
       next();

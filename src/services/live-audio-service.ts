@@ -1,3 +1,4 @@
+import type { TranscribeTiming } from '../observability/designed-wait';
 import type { Principal } from './auth/principal';
 import { AUDIO_FORMATS, type AudioFormat, type ChunkDescriptor } from './audio/audio-types';
 import { AudioDecodeError, AudioLimitError, AudioTooLargeError, type DecoderFactory } from './audio/session-audio-decoder';
@@ -406,7 +407,7 @@ export class LiveAudioService {
    * REST `/transcribe`: admit and feed the chunk, then answer within the bounded wait with the current turn's
    * state. Never waits for a turn to complete. `cursor` remembers, per session, what this caller was last answered.
    */
-  async transcribe(owner: Principal, sessionIdRaw: unknown, audio: AudioInput, cursor: TurnCursor): Promise<TranscriptionData> {
+  async transcribe(owner: Principal, sessionIdRaw: unknown, audio: AudioInput, cursor: TurnCursor, timing?: TranscribeTiming): Promise<TranscriptionData> {
     if (audio.audioData === undefined || audio.audioData === null || audio.audioData === '') throw Errors.missingField('audio_data');
     // Valid audio is admitted before anything else is looked at (a spent budget answers 429 whatever the rest says).
     let parsed: AdmittedAudio | undefined;
@@ -427,7 +428,9 @@ export class LiveAudioService {
     const errSeq = session.decodeErrors.seq;
     const cutSeq = session.audioCuts.seq;
     await this.pushAudio(session, parsed.chunk, parsed.desc);
+    const waitStart = performance.now();
     await session.waitForUpdate(before, errSeq, this.o.transcribeWaitMs, undefined, cutSeq);
+    if (timing) timing.waitedMs += performance.now() - waitStart;
     const errs = session.decodeErrors;
     if (errs.seq > errSeq && errs.last) throw toClientAudioError(errs.last);
     const cuts = session.audioCuts;
