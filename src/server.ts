@@ -161,6 +161,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       reorderMaxBytes: config.audio.reorderMaxBytes,
       stallMs: config.audio.decoderStallMs,
       restartsPerMinute: config.audio.decoderRestartsPerMinute,
+      poolSize: config.audio.decoderPoolSize,
+      poolMaxAgeMs: config.audio.decoderPoolMaxAgeMs,
     });
 
   const registry = new SessionRegistry(
@@ -435,6 +437,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       limits.close();
       limitStore.close();
       metrics.close();
+      // (Sessions ended above; the warm pool stops with the last one, and here for good, its processes gone.)
+      await decoders.close?.();
     },
     metrics,
     limits,

@@ -68,6 +68,10 @@ export interface AppConfig {
     decoderStallMs: number;
     /** Decoder processes one session may start per minute (0 = unlimited). */
     decoderRestartsPerMinute: number;
+    /** Warm WebM/Opus decoder processes kept ready while a session is open (0 = none). */
+    decoderPoolSize: number;
+    /** A warm decoder older than this is replaced, ms. */
+    decoderPoolMaxAgeMs: number;
   };
   /** The HTTP edge: what a request may cost before and while its body is read. */
   http: {
@@ -296,6 +300,8 @@ const envSchema = z.object({
   LIVE_AUDIO_UPSTREAM_MAX_BUFFERED_BYTES: int(256 * 1024, 1024, 64 * 1024 * 1024),
   LIVE_AUDIO_DECODER_STALL_MS: int(5_000, 100, 600_000),
   LIVE_AUDIO_DECODER_RESTARTS_PER_MINUTE: int(10, 0, 10_000),
+  LIVE_AUDIO_DECODER_POOL_SIZE: int(2, 0, 64),
+  LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS: int(600_000, 1_000, 86_400_000),
   LIVE_AUDIO_API_KEYS: str(''),
   LIVE_AUDIO_API_KEYS_FILE: str('.live-audio/api-keys.json'),
   JWT_SECRET: str(undefined),
@@ -458,6 +464,8 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
       upstreamMaxBufferedBytes: e.LIVE_AUDIO_UPSTREAM_MAX_BUFFERED_BYTES,
       decoderStallMs: e.LIVE_AUDIO_DECODER_STALL_MS,
       decoderRestartsPerMinute: e.LIVE_AUDIO_DECODER_RESTARTS_PER_MINUTE,
+      decoderPoolSize: e.LIVE_AUDIO_DECODER_POOL_SIZE,
+      decoderPoolMaxAgeMs: e.LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS,
     },
     http: {
       jsonLimitBytes,

@@ -160,6 +160,23 @@ export class Metrics {
         this.set(self.decoders?.processesAlive ?? 0);
       },
     });
+    new Gauge({
+      name: 'live_audio_ffmpeg_processes_pooled',
+      help: 'Warm ffmpeg decoder processes waiting for a new recording (not in live_audio_ffmpeg_processes_alive)',
+      registers: [r],
+      collect() {
+        this.set(self.decoders?.processesPooled ?? 0);
+      },
+    });
+    new Counter({
+      name: 'live_audio_ffmpeg_pool_spawned_total',
+      help: 'ffmpeg processes the warm decoder pool started (handed over to a session or not)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.decoders?.poolSpawned ?? 0);
+      },
+    });
     new Counter({
       name: 'live_audio_ffmpeg_processes_spawned_total',
       help: 'ffmpeg decoder processes started',
