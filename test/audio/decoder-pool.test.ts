@@ -104,6 +104,47 @@ describe('warm decoder pool', () => {
     expect(pool.take()).toBeUndefined();
   }, 10_000);
 
+  it('spreads its starts out: none in the turns right after a take (the taken process is relaying its first audio), one per timer, later while the loop is busy', async () => {
+    const pacing = { delayMs: 150, busyLateMs: 10, maxDeferMs: 1500 };
+    const pool = new DecoderPool({
+      ffmpegPath: ffmpegBinary(),
+      inputFormat: 'webm',
+      codec: 'opus',
+      size: 2,
+      maxAgeMs: 60_000,
+      pacing,
+      counters: { spawned: () => undefined, handedOver: () => undefined, handedOverExited: () => undefined },
+    });
+    pools.push(pool);
+    pool.setActive(true);
+    // Activation starts nothing at once, and the two starts are never in the same turn.
+    expect(pool.stats()).toMatchObject({ starting: 0, ready: 0 });
+    await waitFor(() => pool.stats().starting + pool.stats().ready === 1, 5000);
+    expect(pool.stats().starting + pool.stats().ready).toBe(1);
+    await waitFor(() => pool.stats().ready === 2, 10_000);
+
+    const taken = pool.take();
+    expect(taken).toBeDefined();
+    taken!.kill();
+    // The replacement waits `delayMs`: not in this turn, nor the next ones.
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(pool.stats()).toMatchObject({ ready: 1, starting: 0 });
+
+    // A busy loop (the main thread held for 300-500 ms, seeded) when the start falls due: it is put off, then made.
+    const seed = Date.now() % 100_000;
+    const spinMs = 300 + prng(seed)() * 200;
+    const t0 = performance.now();
+    while (performance.now() - t0 < spinMs) {
+      /* the main thread is busy */
+    }
+    await waitFor(() => pool.stats().ready === 2, 10_000);
+    const s = pool.stats();
+    expect({ seed, deferred: s.startsDeferred > 0 }).toEqual({ seed, deferred: true });
+    // Put off, never dropped: the replacement was started.
+    expect({ seed, spawned: s.spawned }).toEqual({ seed, spawned: 3 });
+  }, 40_000);
+
   it('replaces processes that reach their maximum age', async () => {
     const f = newFactory(1, { poolMaxAgeMs: 1000 });
     const d = f.create('s1');

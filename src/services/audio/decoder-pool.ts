@@ -31,8 +31,27 @@ export interface DecoderPoolOptions {
    * never starts more. A take that finds nothing ready costs nothing extra: the session starts its own process.
    */
   maxSpawnsPerSecond?: number;
+  /**
+   * Starts are spread out and put where the event loop is quiet (see `StartPacing`): `child_process.spawn` blocks
+   * Node's main thread until the child has called exec (tens of ms on a loaded machine), so a start must not land
+   * in the turn right after a take, while the taken process's first audio is being relayed.
+   */
+  pacing?: Partial<StartPacing>;
   now?: () => number;
 }
+
+/**
+ * When the pool starts a process: one start per timer, each `delayMs` after the reason for it (a take, a fill, a
+ * start before it); when that timer fired more than `busyLateMs` late the loop is busy, and the start waits another
+ * `delayMs`, up to `maxDeferMs` in all (then it starts anyway: a pool that never refills helps nobody).
+ */
+export interface StartPacing {
+  delayMs: number;
+  busyLateMs: number;
+  maxDeferMs: number;
+}
+
+export const DEFAULT_START_PACING: StartPacing = { delayMs: 100, busyLateMs: 10, maxDeferMs: 2000 };
 
 /** A pool's state, for metrics and tests. */
 export interface DecoderPoolStats {
@@ -53,6 +72,8 @@ export interface DecoderPoolStats {
   /** Ready processes that died unused, or were replaced for their age. */
   diedUnused: number;
   aged: number;
+  /** Starts put off because the event loop was busy when they were due (`StartPacing`). */
+  startsDeferred: number;
 }
 
 interface Entry {
@@ -71,7 +92,8 @@ export const REFILL_AFTER_DRAIN_MS = 1000;
  * Warm decoder processes: a new recording never waits for an ffmpeg start (a fork and exec, dynamic loading,
  * fluent-ffmpeg's preparation: 10-200 ms of CPU, much more wall time on a loaded machine). The pool keeps `size`
  * ffmpeg processes started with the decoder's flags and no input, hands one over to a session starting a recording
- * (`take`), and starts its replacement in the background.
+ * (`take`), and starts its replacement in the background: later, on a quiet turn of the event loop, one start at a
+ * time (`StartPacing`), because a start blocks the main thread until ffmpeg has called exec.
  *
  * Bounded: at most `size` processes are ready or starting, whatever the callers do: a take only replaces the process
  * it took, so an attacker opening recordings fast gets at most one replacement per recording, which the session
@@ -94,9 +116,12 @@ export class DecoderPool {
   private failures = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private ageTimer: NodeJS.Timeout | undefined;
+  /** The next start's timer (at most one: starts are spread out). */
+  private startTimer: NodeJS.Timeout | undefined;
+  private readonly pacing: StartPacing;
   /** When the pool was last drained for want of sessions (a new session within `REFILL_AFTER_DRAIN_MS` waits). */
   private drainedAt = -Infinity;
-  private readonly counts = { handedOver: 0, misses: 0, spawned: 0, diedUnused: 0, aged: 0, spawnsRefused: 0 };
+  private readonly counts = { handedOver: 0, misses: 0, spawned: 0, diedUnused: 0, aged: 0, spawnsRefused: 0, startsDeferred: 0 };
   private tokens: number;
   private tokensAt: number;
   private readonly spawnRate: number;
@@ -111,6 +136,7 @@ export class DecoderPool {
     this.spawnBurst = 2 * Math.max(1, o.size);
     this.tokens = this.spawnBurst;
     this.tokensAt = this.now();
+    this.pacing = { ...DEFAULT_START_PACING, ...o.pacing };
   }
 
   get size(): number {
@@ -173,7 +199,7 @@ export class DecoderPool {
     this.failures = 0; // it lived until it was needed: the back-off starts over
     this.counts.handedOver++;
     this.o.counters.handedOver();
-    if (this.active) setImmediate(() => this.fill());
+    if (this.active) this.fill();
     return found.stream;
   }
 
@@ -194,31 +220,58 @@ export class DecoderPool {
   }
 
   private drain(): void {
+    clearTimeout(this.startTimer);
+    this.startTimer = undefined;
     for (const e of this.entries) this.retire(e);
     this.entries.clear();
     clearInterval(this.ageTimer);
     this.ageTimer = undefined;
   }
 
-  /** Starts processes until `size` are ready or starting (unless backing off after failures). */
+  /**
+   * Starts processes until `size` are ready or starting (unless backing off after failures): one at a time, each
+   * on a quiet turn of the event loop (`StartPacing`).
+   */
   private fill(): void {
     if (!this.active || this.closed || this.retryTimer) return;
-    let pending = 0;
-    for (const e of this.entries) if (!e.taken) pending++;
-    for (; pending < this.o.size; pending++) {
-      if (!this.takeToken()) {
-        this.counts.spawnsRefused++;
-        // Try again once a start is allowed (the retry timer also blocks other fills meanwhile).
-        this.retryAfter(Math.ceil((1 - this.tokens) * (1000 / this.spawnRate)));
-        break;
-      }
-      this.spawnOne();
-    }
+    if (this.pendingCount() < this.o.size) this.scheduleStart(this.pacing.delayMs);
     if (!this.ageTimer && this.o.maxAgeMs > 0) {
       const every = Math.max(1000, Math.min(60_000, Math.floor(this.o.maxAgeMs / 4)));
       this.ageTimer = setInterval(() => this.sweepAged(), every);
       this.ageTimer.unref?.();
     }
+  }
+
+  private pendingCount(): number {
+    let pending = 0;
+    for (const e of this.entries) if (!e.taken) pending++;
+    return pending;
+  }
+
+  /** One start after `delayMs`, later while the loop is busy (at most `maxDeferMs` after the first try). */
+  private scheduleStart(delayMs: number, deferredMs = 0): void {
+    if (this.startTimer) return;
+    const due = this.now() + delayMs;
+    this.startTimer = setTimeout(() => {
+      this.startTimer = undefined;
+      if (!this.active || this.closed || this.retryTimer || this.pendingCount() >= this.o.size) return;
+      const late = this.now() - due;
+      const waited = deferredMs + delayMs + late;
+      if (late > this.pacing.busyLateMs && waited < this.pacing.maxDeferMs) {
+        this.counts.startsDeferred++;
+        this.scheduleStart(this.pacing.delayMs, waited);
+        return;
+      }
+      if (!this.takeToken()) {
+        this.counts.spawnsRefused++;
+        // Try again once a start is allowed (the retry timer also blocks other fills meanwhile).
+        this.retryAfter(Math.ceil((1 - this.tokens) * (1000 / this.spawnRate)));
+        return;
+      }
+      this.spawnOne();
+      if (this.pendingCount() < this.o.size) this.scheduleStart(this.pacing.delayMs);
+    }, Math.max(1, delayMs));
+    this.startTimer.unref?.();
   }
 
   private takeToken(): boolean {
