@@ -1,13 +1,14 @@
 /** `npm run bench -- [options]`: typed options. */
 import type { Transport } from './load';
 
-export type Mode = 'load' | 'ramp' | 'soak' | 'compare';
+export type Mode = 'load' | 'ramp' | 'soak' | 'compare' | 'smoke';
 
 export interface BenchArgs {
   mode: Mode;
   sessions: number;
   durationS: number;
-  transport: Transport;
+  /** `both` (ramp only): the ramp runs once per transport and reports each one's capacity. */
+  transport: Transport | 'both';
   recording: string | undefined;
   /** Ramp: stop raising N here. */
   maxSessions: number;
@@ -27,10 +28,13 @@ export interface BenchArgs {
 
 export const USAGE = `Usage: npm run bench -- [options]
 
-  --mode load|ramp|soak|compare  default load
+  --mode load|ramp|soak|compare|smoke
+                                 default load; smoke (npm run bench:smoke): a load run of 30 REST sessions × 25 s
+                                 (unless --sessions/--duration say otherwise) ending with one line: cost ratio, relay p99
   --sessions N                   concurrent sessions (load, compare; first step of ramp). Default 50
   --duration S                   steady-phase seconds per run. Default 30 (ramp: per step)
-  --transport rest|ws            REST like the frontend (one POST /transcribe per chunk) or /ws/live-audio. Default rest
+  --transport rest|ws|both       REST like the frontend (one POST /transcribe per chunk) or /ws/live-audio. Default rest;
+                                 both (ramp only): one ramp per transport, each one's capacity reported
   --recording NAME               fixture under test/fixtures/audio. Default chromium-long-22s
   --max-sessions N               ramp: highest N tried. Default 1000
   --soak-sessions N              soak: sessions opened and closed. Default 10000
@@ -40,7 +44,13 @@ export const USAGE = `Usage: npm run bench -- [options]
   --server-env KEY=VALUE         extra server setting (repeatable), e.g. LIVE_AUDIO_TRANSCRIBE_WAIT_MS=0
   --instances N                  load: N instances sharing a real redis-server behind nginx (round-robin); also
                                  measures the forwarding cost (p50/p99 added by a forwarded call). Default 1
+The bench first prints the machine, Node and the ffmpeg build, and measures the floor (one ffmpeg's CPU per audio
+second on this machine); the load summary reports the server's CPU per session-second as a multiple of it (cost_ratio).
 The last line printed is one JSON object.`;
+
+/** `bench:smoke`: enough sessions for a stable CPU figure, a steady phase that crosses a recording's restart (22 s loop). */
+export const SMOKE_SESSIONS = 30;
+export const SMOKE_DURATION_S = 25;
 
 export class UsageError extends Error {}
 
@@ -60,6 +70,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     instances: 1,
     help: false,
   };
+  const given = new Set(argv);
   const int = (name: string, v: string | undefined, min: number) => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new UsageError(`${name} must be an integer ≥ ${min}`);
@@ -75,7 +86,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     switch (arg) {
       case '--mode': {
         const m = value();
-        if (!['load', 'ramp', 'soak', 'compare'].includes(m)) throw new UsageError(`unknown mode ${m}`);
+        if (!['load', 'ramp', 'soak', 'compare', 'smoke'].includes(m)) throw new UsageError(`unknown mode ${m}`);
         a.mode = m as Mode;
         break;
       }
@@ -87,7 +98,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         break;
       case '--transport': {
         const t = value();
-        if (t !== 'rest' && t !== 'ws') throw new UsageError('--transport must be rest or ws');
+        if (t !== 'rest' && t !== 'ws' && t !== 'both') throw new UsageError('--transport must be rest, ws or both');
         a.transport = t;
         break;
       }
@@ -130,5 +141,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         throw new UsageError(`unknown argument ${arg}`);
     }
   }
+  if (a.mode === 'smoke') {
+    if (!given.has('--sessions')) a.sessions = SMOKE_SESSIONS;
+    if (!given.has('--duration')) a.durationS = SMOKE_DURATION_S;
+  }
+  if (a.transport === 'both' && a.mode !== 'ramp') throw new UsageError('--transport both is for --mode ramp');
   return a;
 }

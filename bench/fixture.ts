@@ -33,6 +33,12 @@ export interface Recording {
   chunks: Buffer[];
   /** Base64 of each chunk (what REST and WebSocket clients send). */
   base64: string[];
+  /**
+   * The first chunk once more, with another TrackUID: every other loop starts with it. A browser's new recording
+   * never repeats the previous one's bytes, and the server drops a repeated chunk as a retry (`duplicate`): a loop
+   * that repeated the same head would not be decoded at all.
+   */
+  altHeadBase64: string;
   timesliceMs: number;
   spokenText: string;
   /** Decoded audio time at the end of each chunk (ms, cumulative within one loop; prefix decodes). */
@@ -69,6 +75,7 @@ export function loadRecording(name = recordingExists(DEFAULT_RECORDING) ? DEFAUL
     name,
     chunks,
     base64: chunks.map((c) => c.toString('base64')),
+    altHeadBase64: withOtherTrackUid(chunks[0]).toString('base64'),
     timesliceMs: meta.timesliceMs,
     spokenText: meta.spokenText,
     chunkEndMs,
@@ -77,6 +84,18 @@ export function loadRecording(name = recordingExists(DEFAULT_RECORDING) ? DEFAUL
     laterLoops,
     pcm,
   };
+}
+
+/** A copy of a WebM head chunk whose TrackUID's last byte differs (the audio is untouched). */
+export function withOtherTrackUid(head: Buffer): Buffer {
+  const at = head.indexOf(Buffer.from([0x73, 0xc5]));
+  if (at < 0) throw new Error('no TrackUID in the recording head');
+  const sizeByte = head[at + 2];
+  if (!(sizeByte & 0x80)) throw new Error('unexpected TrackUID size');
+  const last = at + 3 + (sizeByte & 0x7f) - 1;
+  const copy = Buffer.from(head);
+  copy[last] ^= 0x01;
+  return copy;
 }
 
 /** Runs the emulator's VAD over three loops of the PCM: loop 0 as heard first, loop 1 as heard in every later loop. */
@@ -108,6 +127,13 @@ export class ChunkPlan {
 
   chunkIndex(n: number): number {
     return n % this.perLoop;
+  }
+
+  /** What a client sends as global chunk n (odd loops start with the other head: see `altHeadBase64`). */
+  base64(n: number): string {
+    const i = this.chunkIndex(n);
+    if (i === 0 && Math.floor(n / this.perLoop) % 2 === 1) return this.rec.altHeadBase64;
+    return this.rec.base64[i];
   }
 
   /** Session audio time at the end of global chunk n. */

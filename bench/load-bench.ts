@@ -26,6 +26,11 @@ export interface LoadBenchOptions {
   serverPid: number;
   /** The emulator's process, when it runs on its own (its CPU is reported separately). */
   emulatorPid?: number;
+  /**
+   * The floor measured at the start of the run (bench/floor.ts): one ffmpeg's CPU ms per audio second. The summary
+   * reports the server's CPU per session-second as a multiple of it (`cost_ratio`).
+   */
+  floorMsPerAudioS?: number;
   /** Per-connection upstream lag (emulator side). */
   upstreamLags: () => Promise<ConnectionLag[]>;
   /** Session starts are spread over this window; default 15 ms per session, between 1 and 10 s. */
@@ -58,6 +63,16 @@ export interface LoadSummary {
   ffmpeg_cpu_pct: number | null;
   children_pss_mb: number | null;
   cpu_ms_per_session_s: number | null;
+  /** Node's and ffmpeg's shares of it. */
+  node_ms_per_session_s: number | null;
+  ffmpeg_ms_per_session_s: number | null;
+  /** One ffmpeg's CPU per audio second on this machine (measured at the start of the run). */
+  floor_ms_per_audio_s: number | null;
+  /** cpu_ms_per_session_s ÷ floor_ms_per_audio_s. */
+  cost_ratio: number | null;
+  /** REST: the server's own /transcribe handling (request received to response sent, minus the designed wait for news). */
+  transcribe_handling_p50_ms: number | null;
+  transcribe_handling_p99_ms: number | null;
   relay_le_10ms_pct: number | null;
   event_loop_p99_ms: number | null;
   emulator_cpu_pct: number | null;
@@ -82,6 +97,10 @@ export const REQUIRED_SUMMARY_FIELDS = [
   'rss_mb',
   'children_rss_mb',
   'mb_per_session',
+  'floor_ms_per_audio_s',
+  'cost_ratio',
+  'transcribe_handling_p50_ms',
+  'transcribe_handling_p99_ms',
 ] as const;
 
 export interface LoadBenchResult {
@@ -100,6 +119,8 @@ export interface LoadBenchResult {
     upstreamConnections: number;
     transcribeClientMs: Dist;
     transcribeServer: { p50: number; p90: number; p99: number };
+    /** The server's /transcribe time without the designed wait for news. */
+    transcribeHandling: { p50: number; p90: number; p99: number };
     relayServer: { p50: number; p90: number; p99: number };
     words: { fromSpeechEndChunk: Dist; fromTurnEndChunk: Dist; fromSpokenEnd: Dist; missed: number };
     memory: { baselineRssMb: number; steadyRssMb: number; peakRssMb: number; childrenRssMb: number; childrenPssMb: number; ffmpegAlive: number };
@@ -229,6 +250,11 @@ function summarize(c: Collected): LoadBenchResult {
     p90: prom.quantileMs('live_audio_relay_latency_recent_seconds', '0.9'),
     p99: prom.quantileMs('live_audio_relay_latency_recent_seconds', '0.99'),
   };
+  const tHandling = {
+    p50: prom.quantileMs('live_audio_transcribe_handling_recent_seconds', '0.5'),
+    p90: prom.quantileMs('live_audio_transcribe_handling_recent_seconds', '0.9'),
+    p99: prom.quantileMs('live_audio_transcribe_handling_recent_seconds', '0.99'),
+  };
   const tServer = {
     p50: prom.quantileMs('live_audio_transcribe_duration_recent_seconds', '0.5'),
     p90: prom.quantileMs('live_audio_transcribe_duration_recent_seconds', '0.9'),
@@ -245,6 +271,10 @@ function summarize(c: Collected): LoadBenchResult {
   const lagD = dist(lagSteady);
   const sendD = dist(sendLags);
   const transcribeD = dist(transcribe);
+  const perSessionS = (ms: number) => (ms / N / cpu.wallMs) * 1000;
+  const msPerSessionS = perSessionS(cpu.selfMs) + perSessionS(cpu.childrenMs);
+  const floor = o.floorMsPerAudioS;
+  const rest = o.transport === 'rest';
 
   const summary: LoadSummary = {
     sessions: N,
@@ -266,7 +296,13 @@ function summarize(c: Collected): LoadBenchResult {
     node_cpu_pct: round(cpu.selfPct, 1),
     ffmpeg_cpu_pct: round(cpu.childrenPct, 1),
     children_pss_mb: round(mb(childrenPssKb), 1),
-    cpu_ms_per_session_s: round(cpu.selfMs / N / cpu.wallMs * 1000 + cpu.childrenMs / N / cpu.wallMs * 1000, 2),
+    cpu_ms_per_session_s: round(msPerSessionS, 2),
+    node_ms_per_session_s: round(perSessionS(cpu.selfMs), 2),
+    ffmpeg_ms_per_session_s: round(perSessionS(cpu.childrenMs), 2),
+    floor_ms_per_audio_s: floor !== undefined ? round(floor, 2) : null,
+    cost_ratio: floor !== undefined && floor > 0 ? round(msPerSessionS / floor, 2) : null,
+    transcribe_handling_p50_ms: rest ? round(tHandling.p50, 2) : null,
+    transcribe_handling_p99_ms: rest ? round(tHandling.p99, 2) : null,
     relay_le_10ms_pct: round(le10, 2),
     event_loop_p99_ms: round(eventLoop.p99Ms, 1),
     emulator_cpu_pct: round(emulatorPct, 1),
@@ -291,6 +327,7 @@ function summarize(c: Collected): LoadBenchResult {
       upstreamConnections: lags.length,
       transcribeClientMs: transcribeD,
       transcribeServer: tServer,
+      transcribeHandling: tHandling,
       relayServer: relay,
       words: {
         fromSpeechEndChunk: dist(words.map((w) => w.fromSpeechEndChunkMs)),
@@ -318,6 +355,17 @@ export function summaryLine(r: LoadBenchResult): string {
   return JSON.stringify(r.summary);
 }
 
+/** `bench:smoke`'s one line for people (CI prints it): the cost ratio and the relay's p99, with what they depend on. */
+export function smokeLine(s: LoadSummary, loadAverages: string): string {
+  const v = (x: number | null, unit = '') => (x === null ? '-' : `${x}${unit}`);
+  return (
+    `bench:smoke ${s.sessions} ${s.transport} sessions × ${s.duration_s} s: cost ratio ${v(s.cost_ratio)}× the floor ` +
+    `(${v(s.cpu_ms_per_session_s)} ms CPU per session-second = node ${v(s.node_ms_per_session_s)} + ffmpeg ${v(s.ffmpeg_ms_per_session_s)}; ` +
+    `floor ${v(s.floor_ms_per_audio_s)} ms per audio second), relay p99 ${v(s.relay_p99_ms, ' ms')} (p50 ${v(s.relay_p50_ms, ' ms')}), ` +
+    `kept up ${s.kept_up ? 'yes' : 'no'}, errors ${s.errors}, load average ${loadAverages}`
+  );
+}
+
 /** Human-readable lines for one run. */
 export function describeRun(r: LoadBenchResult): string[] {
   const s = r.summary;
@@ -332,11 +380,13 @@ export function describeRun(r: LoadBenchResult): string[] {
     ...(s.transport === 'rest'
       ? [
           `/transcribe latency (client): ${fmtDist(d.transcribeClientMs)}; server p50 ${f(d.transcribeServer.p50)} / p99 ${f(d.transcribeServer.p99)} ms`,
+          `  server handling without the designed wait for news: p50 ${f(d.transcribeHandling.p50, 2)} / p90 ${f(d.transcribeHandling.p90, 2)} / p99 ${f(d.transcribeHandling.p99, 2)} ms`,
         ]
       : []),
     `user's words after end of speech: from its chunk's send ${fmtDist(d.words.fromSpeechEndChunk)}`,
     `  from the chunk completing the VAD silence ${fmtDist(d.words.fromTurnEndChunk)}; from the spoken end ${fmtDist(d.words.fromSpokenEnd)}; missed turns ${d.words.missed}`,
-    `server CPU: node ${f(d.cpu.nodePct)}% + ffmpeg ${f(d.cpu.ffmpegPct)}% = ${f(s.cpu_pct ?? NaN)}% of one core (${f((s.cpu_pct ?? NaN) / 2)}% of both); ${f(s.cpu_ms_per_session_s ?? NaN, 2)} ms CPU per session-second`,
+    `server CPU: node ${f(d.cpu.nodePct)}% + ffmpeg ${f(d.cpu.ffmpegPct)}% = ${f(s.cpu_pct ?? NaN)}% of one core (${f((s.cpu_pct ?? NaN) / 2)}% of both); ${f(s.cpu_ms_per_session_s ?? NaN, 2)} ms CPU per session-second (node ${f(s.node_ms_per_session_s ?? NaN, 2)} + ffmpeg ${f(s.ffmpeg_ms_per_session_s ?? NaN, 2)})`,
+    `cost ratio: ${f(s.cost_ratio ?? NaN, 2)} × the floor of ${f(s.floor_ms_per_audio_s ?? NaN, 2)} ms CPU per audio second (one ffmpeg alone)`,
     `server memory: node RSS ${f(d.memory.steadyRssMb)} MB (baseline ${f(d.memory.baselineRssMb)}, peak ${f(d.memory.peakRssMb)}) → ${f(s.mb_per_session ?? NaN, 3)} MB/session; ffmpeg children (${d.memory.ffmpegAlive}) RSS ${f(d.memory.childrenRssMb)} MB, PSS ${f(d.memory.childrenPssMb)} MB (${f(d.memory.childrenPssMb / s.sessions, 2)} MB/session)`,
     `event-loop delay (beyond the 20 ms sampling interval) p50 ${f(d.eventLoop.p50Ms)} / p99 ${f(d.eventLoop.p99Ms)} / max ${f(d.eventLoop.maxMs)} ms; session start ${fmtDist(d.startMs)}`,
     `other processes: emulator ${f(d.cpu.emulatorPct)}%, load generator ${f(d.cpu.loadgenPct)}%, everything else on the machine ${f(s.other_cpu_pct ?? NaN)}% of one core`,

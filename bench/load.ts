@@ -112,7 +112,7 @@ abstract class SessionDriver {
     const lag = now() - scheduled;
     this.sentAt[n] = now();
     this.sendLags.push(lag);
-    this.sendChunk(n, this.plan.rec.base64[this.plan.chunkIndex(n)]);
+    this.sendChunk(n, this.plan.base64(n));
     const due = this.t0 + (n + 1) * this.plan.rec.timesliceMs;
     this.timer = setTimeout(() => this.tick(), Math.max(0, due - now()));
   }

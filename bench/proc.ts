@@ -174,6 +174,11 @@ export function loadAverage1(): number {
   return Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 }
 
+/** The 1, 5 and 15-minute load averages, as /proc/loadavg gives them ("0.38 0.41 0.97"). */
+export function loadAverages(): string {
+  return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+}
+
 /** Busy and total CPU time of the whole machine so far (/proc/stat, all cores), ms. */
 export function machineCpuMs(): { busyMs: number; totalMs: number } {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];

@@ -20,21 +20,32 @@ export function held(s: LoadSummary): boolean {
 }
 
 export interface RampResult {
+  /** The largest N held, per transport (the capacity on this machine). */
+  capacity_sessions: number;
   mode: 'ramp';
   transport: 'rest' | 'ws';
   duration_s: number;
   max_sessions_held: number;
   first_lost: number | null;
   cpu_pct_at_max: number | null;
-  steps: Pick<LoadSummary, 'sessions' | 'kept_up' | 'lag_p99_ms' | 'lag_max_ms' | 'relay_p99_ms' | 'cpu_pct' | 'node_cpu_pct' | 'ffmpeg_cpu_pct' | 'errors'>[];
+  steps: Pick<
+    LoadSummary,
+    'sessions' | 'kept_up' | 'lag_p99_ms' | 'lag_max_ms' | 'relay_p99_ms' | 'cpu_pct' | 'node_cpu_pct' | 'ffmpeg_cpu_pct' | 'cost_ratio' | 'errors'
+  >[];
 }
 
-export async function runRamp(bundles: Bundles, rec: Recording, args: BenchArgs): Promise<RampResult> {
+/** One ramp over one transport; `floorMsPerAudioS` gives each step's cost ratio. */
+export async function runRamp(
+  bundles: Bundles,
+  rec: Recording,
+  args: BenchArgs & { transport: 'rest' | 'ws' },
+  floorMsPerAudioS?: number,
+): Promise<RampResult> {
   const steps: RampResult['steps'] = [];
   const byN = new Map<number, LoadSummary>();
   const step = async (n: number): Promise<boolean> => {
     log(`ramp: ${n} sessions`);
-    const r = await loadOnFreshStack(bundles, rec, { sessions: n, transport: args.transport, durationS: args.durationS, serverEnv: args.serverEnv });
+    const r = await loadOnFreshStack(bundles, rec, { sessions: n, transport: args.transport, durationS: args.durationS, serverEnv: args.serverEnv, floorMsPerAudioS });
     for (const l of describeRun(r)) log(`    ${l}`);
     const s = r.summary;
     byN.set(n, s);
@@ -47,9 +58,10 @@ export async function runRamp(bundles: Bundles, rec: Recording, args: BenchArgs)
       cpu_pct: s.cpu_pct,
       node_cpu_pct: s.node_cpu_pct,
       ffmpeg_cpu_pct: s.ffmpeg_cpu_pct,
+      cost_ratio: s.cost_ratio,
       errors: s.errors,
     });
-    log(`ramp: ${n} sessions ${held(s) ? 'held' : 'LOST'} (lag p99 ${s.lag_p99_ms} ms, server CPU ${s.cpu_pct}% of one core)`);
+    log(`ramp: ${n} ${args.transport} sessions ${held(s) ? 'held' : 'LOST'} (lag p99 ${s.lag_p99_ms} ms, server CPU ${s.cpu_pct}% of one core, cost ratio ${s.cost_ratio})`);
     return held(s);
   };
 
@@ -70,6 +82,7 @@ export async function runRamp(bundles: Bundles, rec: Recording, args: BenchArgs)
     else bad = mid;
   }
   return {
+    capacity_sessions: good,
     mode: 'ramp',
     transport: args.transport,
     duration_s: args.durationS,

@@ -7,10 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseBenchArgs, UsageError, USAGE, type BenchArgs } from './cli-args';
-import { environmentLine, loadOnFreshStack, log } from './common';
+import { benchFfmpeg, environmentLines, floorFor, loadOnFreshStack, log } from './common';
 import { loadRecording } from './fixture';
-import { describeRun, summaryLine } from './load-bench';
-import { loadAverage1 } from './proc';
+import { describeRun, smokeLine, summaryLine } from './load-bench';
+import { loadAverages } from './proc';
 import { buildBundles } from './stack';
 import { describeProfile, summarizeProfile } from './profile-summary';
 import { runRamp } from './ramp';
@@ -19,9 +19,11 @@ import { runCompare } from './naive/compare';
 import { loadOnCluster } from './cluster/instances';
 
 async function main(args: BenchArgs): Promise<void> {
-  log(environmentLine());
+  const ffmpeg = benchFfmpeg(args.serverEnv);
+  for (const l of environmentLines(ffmpeg)) log(l);
   const rec = loadRecording(args.recording);
   log(`recording: ${rec.name}, ${rec.chunks.length} chunks of ${rec.timesliceMs} ms, ${(rec.loopMs / 1000).toFixed(2)} s looped; utterances end at ${rec.firstLoop.map((u) => (u.speechEndMs / 1000).toFixed(2)).join(', ')} s`);
+  const floor = floorFor(rec, ffmpeg).msPerAudioS;
   const bundles = await buildBundles();
 
   switch (args.mode) {
@@ -30,7 +32,7 @@ async function main(args: BenchArgs): Promise<void> {
         const r = await loadOnCluster(bundles, rec, args);
         for (const l of describeRun(r.load)) log(l);
         log(r.forwardingLine);
-        log(`load average at the end ${loadAverage1()}`);
+        log(`load average at the end ${loadAverages()}`);
         log(JSON.stringify({ ...JSON.parse(summaryLine(r.load)), instances: args.instances, forwarding: r.forwarding }));
         return;
       }
@@ -41,10 +43,11 @@ async function main(args: BenchArgs): Promise<void> {
       if (Object.keys(args.serverEnv).length) log(`server settings: ${Object.entries(args.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
       const r = await loadOnFreshStack(bundles, rec, {
         sessions: args.sessions,
-        transport: args.transport,
+        transport: args.transport === 'both' ? 'rest' : args.transport,
         durationS: args.durationS,
         serverNodeArgs,
         serverEnv: args.serverEnv,
+        floorMsPerAudioS: floor,
       });
       for (const l of describeRun(r)) log(l);
       if (profileDir) {
@@ -58,13 +61,32 @@ async function main(args: BenchArgs): Promise<void> {
           for (const l of describeProfile(summarizeProfile(JSON.parse(fs.readFileSync(files[0], 'utf8'))))) log(l);
         }
       }
-      log(`load average at the end ${loadAverage1()}`);
+      log(`load average at the end ${loadAverages()}`);
       log(summaryLine(r));
       return;
     }
-    case 'ramp':
-      log(JSON.stringify(await runRamp(bundles, rec, args)));
+    case 'smoke': {
+      const r = await loadOnFreshStack(bundles, rec, {
+        sessions: args.sessions,
+        transport: args.transport === 'both' ? 'rest' : args.transport,
+        durationS: args.durationS,
+        serverEnv: args.serverEnv,
+        floorMsPerAudioS: floor,
+      });
+      for (const l of describeRun(r)) log(l);
+      log(smokeLine(r.summary, loadAverages()));
+      log(summaryLine(r));
       return;
+    }
+    case 'ramp': {
+      const transports = args.transport === 'both' ? (['rest', 'ws'] as const) : [args.transport];
+      const ramps = [];
+      for (const transport of transports) ramps.push(await runRamp(bundles, rec, { ...args, transport }, floor));
+      log(`load average at the end ${loadAverages()}`);
+      const capacity = Object.fromEntries(ramps.map((r) => [r.transport, r.capacity_sessions]));
+      log(JSON.stringify(ramps.length === 1 ? { ...ramps[0], capacity, floor_ms_per_audio_s: floor } : { mode: 'ramp', capacity, floor_ms_per_audio_s: floor, ramps }));
+      return;
+    }
     case 'soak':
       log(JSON.stringify(await runSoak(bundles, rec, args)));
       return;

@@ -207,6 +207,8 @@ export function benchServerEnv(o: { port: number; apiKey: string; keysFile: stri
     FFMPEG_PATH: ffmpegPath(),
     ...BENCH_LIMITS_ENV,
     LIVE_AUDIO_DRAIN_MS: '0',
+    // What `npm start` and the Docker image set (the allocator setting the memory figures rely on).
+    MALLOC_ARENA_MAX: '2',
     // The benchmark scrapes /metrics on loopback without a token.
     METRICS_PUBLIC: 'true',
   };

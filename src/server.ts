@@ -232,6 +232,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       limits.close();
       limitStore.close();
       metrics.close();
+      // (Sessions ended above; the warm pool stops with the last one, and here for good, its processes gone.)
+      await decoders.close?.();
     },
     metrics,
     limits,

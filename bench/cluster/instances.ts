@@ -66,7 +66,7 @@ export async function loadOnCluster(bundles: Bundles, rec: Recording, args: Benc
     log(`cluster: ${args.instances} instances (ports ${ports.join(', ')}) sharing redis ${redis.url}, nginx round-robin on ${nginx.url}`);
     const load = await runLoadBench({
       sessions: args.sessions,
-      transport: args.transport,
+      transport: args.transport === 'both' ? 'rest' : args.transport,
       durationS: args.durationS,
       plan: new ChunkPlan(rec),
       target: { baseUrl: nginx.url, wsUrl: `${nginx.url.replace(/^http/, 'ws')}/ws/live-audio`, apiKey: stack.apiKey },

@@ -20,6 +20,8 @@ export async function buildDecoders(
     reorderMaxBytes: config.audio.reorderMaxBytes,
     stallMs: config.audio.decoderStallMs,
     restartsPerMinute: config.audio.decoderRestartsPerMinute,
+    poolSize: config.audio.decoderPoolSize,
+    poolMaxAgeMs: config.audio.decoderPoolMaxAgeMs,
   });
   return { decoders, ffmpeg };
 }

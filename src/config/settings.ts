@@ -174,6 +174,13 @@ export const SETTINGS = {
         0,
         10_000,
       ),
+      LIVE_AUDIO_DECODER_POOL_SIZE: int(
+        'Warm decoders: this many ffmpeg processes wait ready (while any session is open) so that a new recording never waits for a process start; 0 = none. Each costs ~1.5 MB (PSS) while it waits',
+        2,
+        0,
+        64,
+      ),
+      LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS: int('A warm decoder that waited this long is replaced (ms)', 600_000, 1_000, 86_400_000),
     },
   },
   http: {

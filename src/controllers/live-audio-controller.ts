@@ -1,3 +1,4 @@
+import { noteDesignedWait } from '../observability/designed-wait';
 import type { Request, Response } from 'express';
 import { WeakTurnCursor, type LiveAudioService } from '../services/live-audio-service';
 import { sessionEndedView, sessionNotFoundView, sessionStartedView } from '../services/session/session-views';
@@ -70,13 +71,20 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
     async transcribe(req: Request, res: Response) {
       const owner = principalOf(req);
       const b = parseRequestBody(restRequests.transcribe, req.body);
-      const data = await service.transcribe(
-        owner,
-        b.session_id,
-        { audioData: b.audio_data, format: b.format, sampleRate: b.sample_rate, channels: b.channels },
-        served,
-        { start: b.activity_start, end: b.activity_end },
-      );
+      const timing = { waitedMs: 0 };
+      let data: Awaited<ReturnType<typeof service.transcribe>>;
+      try {
+        data = await service.transcribe(
+          owner,
+          b.session_id,
+          { audioData: b.audio_data, format: b.format, sampleRate: b.sample_rate, channels: b.channels },
+          served,
+          { start: b.activity_start, end: b.activity_end },
+          timing,
+        );
+      } finally {
+        noteDesignedWait(res, timing.waitedMs);
+      }
       res.json({
         success: true,
         transcript: data.transcript,

@@ -1,3 +1,4 @@
+import { designedWaitOf } from './designed-wait';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
@@ -61,6 +62,8 @@ export class Metrics {
   /** Sliding-window quantiles of the same two latencies (the histograms' buckets are too coarse for p50/p99). */
   readonly transcribeRecentSeconds: Summary;
   readonly relayLatencyRecentSeconds: Summary;
+  /** `/transcribe`'s own handling: its latency minus the designed wait for news (sliding-window quantiles). */
+  readonly transcribeHandlingRecentSeconds: Summary;
   readonly httpResponses: Counter<'route' | 'method' | 'status'>;
   readonly rateLimited: Counter<'limit'>;
   /** WebM chunks the reorder buffer did something about, by what (reordered, duplicate, skipped, late, unplaced). */
@@ -157,6 +160,23 @@ export class Metrics {
         this.set(self.decoders?.processesAlive ?? 0);
       },
     });
+    new Gauge({
+      name: 'live_audio_ffmpeg_processes_pooled',
+      help: 'Warm ffmpeg decoder processes waiting for a new recording (not in live_audio_ffmpeg_processes_alive)',
+      registers: [r],
+      collect() {
+        this.set(self.decoders?.processesPooled ?? 0);
+      },
+    });
+    new Counter({
+      name: 'live_audio_ffmpeg_pool_spawned_total',
+      help: 'ffmpeg processes the warm decoder pool started (handed over to a session or not)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.decoders?.poolSpawned ?? 0);
+      },
+    });
     new Counter({
       name: 'live_audio_ffmpeg_processes_spawned_total',
       help: 'ffmpeg decoder processes started',
@@ -185,6 +205,11 @@ export class Metrics {
     this.transcribeRecentSeconds = new Summary({
       name: 'live_audio_transcribe_duration_recent_seconds',
       help: 'POST /transcribe latency, quantiles over a sliding 60 s window',
+      ...recent,
+    });
+    this.transcribeHandlingRecentSeconds = new Summary({
+      name: 'live_audio_transcribe_handling_recent_seconds',
+      help: "POST /transcribe's own handling time (latency minus the designed bounded wait for news), quantiles over a sliding 60 s window",
       ...recent,
     });
     this.relayLatencyRecentSeconds = new Summary({
@@ -309,6 +334,7 @@ export class Metrics {
           const seconds = Number(process.hrtime.bigint() - start) / 1e9;
           this.transcribeSeconds.observe({ status }, seconds);
           this.transcribeRecentSeconds.observe(seconds);
+          this.transcribeHandlingRecentSeconds.observe(Math.max(0, seconds - designedWaitOf(res) / 1000));
         }
       });
       next();

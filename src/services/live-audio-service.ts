@@ -1,3 +1,4 @@
+import type { TranscribeTiming } from '../observability/designed-wait';
 import type { Principal } from './auth/principal';
 import { AUDIO_FORMATS, type AudioFormat, type ChunkDescriptor } from './audio/audio-types';
 import { AudioDecodeError, AudioLimitError, AudioTooLargeError, type DecoderFactory } from './audio/session-audio-decoder';
@@ -486,10 +487,11 @@ export class LiveAudioService {
     audio: AudioInput,
     cursor: TurnCursor,
     activityIn: ActivityInput = {},
+    timing?: TranscribeTiming,
   ): Promise<TranscriptionData> {
     const activity = { start: activityFlag(activityIn.start, 'activity_start'), end: activityFlag(activityIn.end, 'activity_end') };
     const hasAudio = !(audio.audioData === undefined || audio.audioData === null || audio.audioData === '');
-    if (!hasAudio && (activity.start || activity.end)) return this.activityOnly(owner, sessionIdRaw, activity, cursor);
+    if (!hasAudio && (activity.start || activity.end)) return this.activityOnly(owner, sessionIdRaw, activity, cursor, timing);
     if (!hasAudio) throw Errors.missingField('audio_data');
     // Valid audio is admitted before anything else is looked at (a spent budget answers 429 whatever the rest says).
     let parsed: AdmittedAudio | undefined;
@@ -516,7 +518,9 @@ export class LiveAudioService {
     // The end takes its place right behind this chunk (wherever the reorder buffer puts it), whatever the chunk's fate.
     if (activity.end) this.activity(session, 'end');
     await pushed;
+    const waitStart = performance.now();
     await session.waitForUpdate(before, errSeq, this.o.transcribeWaitMs, undefined, cutSeq);
+    if (timing) timing.waitedMs += performance.now() - waitStart;
     const errs = session.decodeErrors;
     if (errs.seq > errSeq && errs.last) throw toClientAudioError(errs.last);
     const cuts = session.audioCuts;
@@ -550,6 +554,7 @@ export class LiveAudioService {
     sessionIdRaw: unknown,
     activity: { start: boolean; end: boolean },
     cursor: TurnCursor,
+    timing?: TranscribeTiming,
   ): Promise<TranscriptionData> {
     if (sessionIdRaw === undefined || sessionIdRaw === null || sessionIdRaw === '') throw Errors.missingField('session_id');
     const session = this.o.registry.require(owner, SessionRegistry.validateId(sessionIdRaw));
@@ -557,7 +562,9 @@ export class LiveAudioService {
     this.checkActivity(session, activity);
     if (activity.start) this.activity(session, 'start');
     if (activity.end) this.activity(session, 'end');
+    const waitStart = performance.now();
     await session.waitForUpdate(before, session.decodeErrors.seq, this.o.transcribeWaitMs);
+    if (timing) timing.waitedMs += performance.now() - waitStart;
     if (session.ended && session.endedInfo!.reason !== 'handed_over') {
       const refusal = endedSessionError(session.endedInfo!.reason, session.endedInfo!.message);
       if (refusal) throw refusal;

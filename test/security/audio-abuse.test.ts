@@ -31,6 +31,11 @@ import { spawnEmulator, type EmulatorProcess } from './emulator-process';
 
 const API = '/api/v1/live-audio';
 const METRICS_TOKEN = 'metrics-token-for-the-audio-abuse-tests';
+/**
+ * These rows count the sessions' own decoder processes among the server's ffmpeg children, so the warm pool is
+ * off here (its processes look the same); its own attacker's test is in test/audio/decoder-pool.test.ts.
+ */
+const NO_POOL = 'LIVE_AUDIO_DECODER_POOL_SIZE';
 const MB = 1024 * 1024;
 
 interface Answer {
@@ -181,7 +186,7 @@ describe('audio attacks on a spawned server', () => {
     const flac = flacInMatroska10h();
     expect(flac.length).toBeLessThan(300 * 1024);
     emu = await spawnEmulator();
-    server = await spawnServer({ geminiBaseUrl: emu.baseUrl, env: { METRICS_TOKEN } });
+    server = await spawnServer({ geminiBaseUrl: emu.baseUrl, env: { METRICS_TOKEN, [NO_POOL]: '0' } });
     const s = server;
     await warmUp(s);
     const spawnedBefore = await metric(s, 'live_audio_ffmpeg_processes_spawned_total');
@@ -227,7 +232,7 @@ describe('audio attacks on a spawned server', () => {
     server = await spawnServer({
       geminiBaseUrl: emu.baseUrl,
       // (the status is polled every 100 ms: the per-user REST request limit, not under test here, is off)
-      env: { METRICS_TOKEN, LIVE_AUDIO_MAX_AUDIO_SECONDS_PER_MINUTE: String(BUDGET_S), LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '0' },
+      env: { METRICS_TOKEN, [NO_POOL]: '0', LIVE_AUDIO_MAX_AUDIO_SECONDS_PER_MINUTE: String(BUDGET_S), LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '0' },
     });
     const s = server;
     await warmUp(s);
@@ -290,7 +295,7 @@ describe('audio attacks on a spawned server', () => {
 
   it('row 7: a respawn storm from one key (PCM rate flipping over WebSocket, a new WebM head per REST post) is refused with 429', async () => {
     emu = await spawnEmulator();
-    server = await spawnServer({ geminiBaseUrl: emu.baseUrl, env: { METRICS_TOKEN } });
+    server = await spawnServer({ geminiBaseUrl: emu.baseUrl, env: { METRICS_TOKEN, [NO_POOL]: '0' } });
     const s = server;
     await warmUp(s);
     const spawnedBefore = await metric(s, 'live_audio_ffmpeg_processes_spawned_total');
@@ -348,7 +353,7 @@ describe('audio attacks on a spawned server', () => {
     emu = await spawnEmulator();
     server = await spawnServer({
       geminiBaseUrl: emu.baseUrl,
-      env: { METRICS_TOKEN, LIVE_AUDIO_DECODER_STALL_MS: String(STALL_MS), LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '0' },
+      env: { METRICS_TOKEN, [NO_POOL]: '0', LIVE_AUDIO_DECODER_STALL_MS: String(STALL_MS), LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '0' },
     });
     const s = server;
     const rec = loadRecording('chromium-long-22s');

@@ -13,7 +13,7 @@ import {
   type SessionAudioDecoderEvents,
 } from './session-audio-decoder';
 import { WebmStreamChecker } from './ebml';
-import { FfmpegPcmStream } from './ffmpeg-stream';
+import { FfmpegPcmStream, type FfmpegStreamHandlers } from './ffmpeg-stream';
 import { checkRateAndChannels, parseWav, type RawSampleFormat } from './wav';
 import { sniffContainer } from './containers/sniff';
 import { checkOggHead, lastGranule, oggCarriesAudio } from './containers/ogg-pages';
@@ -21,6 +21,7 @@ import { OutputLedger } from './output-ledger';
 import { checkMp4Head, mp4CarriesAudio } from './containers/mp4-boxes';
 import { WebmSequencer, type ChunkOutcome, type SequencedWrite } from './webm/webm-sequencer';
 import { DecoderRestartBudget } from './decoder-restart-budget';
+import { DecoderPool } from './decoder-pool';
 
 export const DEFAULT_MAX_CHUNK_BYTES = 5 * 1024 * 1024;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
@@ -59,6 +60,10 @@ export interface FfmpegSessionDecoderOptions extends AudioPathSettings {
   counters?: DecoderCounters;
   /** Label used in log lines (e.g. the session id). */
   sessionLabel?: string;
+  /** Warm WebM/Opus decoders: a new recording takes one instead of starting a process. */
+  pool?: DecoderPool;
+  /** Called once when the decoder is closed or destroyed (the factory counts open decoders). */
+  onRetired?: () => void;
 }
 
 type Container = 'webm' | 'ogg' | 'mp4' | 'wav' | 'pcm';
@@ -151,9 +156,13 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   /** Pass-through PCM emitted while the output is held (the consumer's backlog of it). */
   private passThroughWhilePaused = 0;
   private readonly counts = { spawns: 0, restarts: 0, stalls: 0 };
+  private readonly pool: DecoderPool | undefined;
+  private onRetired: (() => void) | undefined;
 
   constructor(opts: FfmpegSessionDecoderOptions) {
     super();
+    this.pool = opts.pool;
+    this.onRetired = opts.onRetired;
     this.ffmpegPath = opts.ffmpegPath;
     this.log = (opts.logger ?? silentLogger).child({ component: 'audio-decoder', session: opts.sessionLabel });
     this.maxChunkBytes = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
@@ -231,6 +240,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     if (this.closing) return this.closing;
     if (this.state === 'destroyed') return Promise.resolve();
     this.state = 'closing';
+    this.retire();
     this.sequencer.flush();
     this.closing = this.tail
       .then(() => this.endCurrent())
@@ -244,9 +254,16 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   destroy(): void {
     if (this.state === 'destroyed') return;
     this.state = 'destroyed';
+    this.retire();
     this.sequencer.close();
     this.current = null;
     for (const s of this.streams) s.kill();
+  }
+
+  private retire(): void {
+    const f = this.onRetired;
+    this.onRetired = undefined;
+    f?.();
   }
 
   // ------------------------------------------------------------------ routing
@@ -503,11 +520,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     const spec = raw ?? { format: CODECS[container as 'webm' | 'ogg' | 'mp4'].format, codec: CODECS[container as 'webm' | 'ogg' | 'mp4'].codec, options: [] };
     // eslint-disable-next-line prefer-const -- assigned once below, but the stream's callbacks (created first) read it
     let active!: ActiveStream;
-    const stream: FfmpegPcmStream = new FfmpegPcmStream({
-      ffmpegPath: this.ffmpegPath,
-      inputFormat: spec.format,
-      codec: spec.codec,
-      inputOptions: spec.options,
+    const handlers: FfmpegStreamHandlers = {
       stallMs: this.stallMs,
       owesOutput: () => active.ledger.owed,
       logger: this.log,
@@ -521,19 +534,31 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
         active.ledger.delivered(out.length);
         this.emitPcm(out);
       },
-      onSpawn: () => {
-        counters.processesSpawned++;
-        counters.processesAlive++;
-      },
-      onExit: () => {
-        counters.processesAlive--;
-      },
       onFailure: (err) => {
         if (this.current?.stream === stream) this.current = null;
         if (err.code !== 'AUDIO_DECODER_STALLED') this.emitError(err); // a stall was handled when it happened
       },
       onStall: (err) => this.onStalled(active, err),
-    });
+    };
+    // A browser recording takes a warm process when one is ready (the pool counts it); anything else starts its own.
+    const warm = !raw && container === 'webm' ? this.pool?.take() : undefined;
+    warm?.bind(handlers);
+    const stream: FfmpegPcmStream =
+      warm ??
+      new FfmpegPcmStream({
+        ffmpegPath: this.ffmpegPath,
+        inputFormat: spec.format,
+        codec: spec.codec,
+        inputOptions: spec.options,
+        ...handlers,
+        onSpawn: () => {
+          counters.processesSpawned++;
+          counters.processesAlive++;
+        },
+        onExit: () => {
+          counters.processesAlive--;
+        },
+      });
     if (this.outputPaused) stream.setOutputPaused(true);
     this.streams.add(stream);
     void stream.done.then(() => {
@@ -633,27 +658,81 @@ export interface FfmpegDecoderFactoryOptions extends AudioPathSettings {
   logger?: Logger;
   maxChunkBytes?: number;
   closeTimeoutMs?: number;
+  /** Warm WebM/Opus decoders kept while a session is open (LIVE_AUDIO_DECODER_POOL_SIZE; 0 = none). */
+  poolSize?: number;
+  /** A warm decoder older than this is replaced (LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS). */
+  poolMaxAgeMs?: number;
 }
+
+/** The server's default comes from the config (LIVE_AUDIO_DECODER_POOL_SIZE); a factory made without one has none. */
+export const DEFAULT_DECODER_POOL_MAX_AGE_MS = 10 * 60_000;
 
 /** The ffmpeg decoder factory: its counters are ffmpeg processes (also readable on the factory itself). */
 export interface FfmpegDecoderFactory extends DecoderFactory, DecoderProcessCounters {
   create(sessionLabel: string): FfmpegSessionDecoder;
   readonly counters: DecoderProcessCounters;
+  /** The warm pool (undefined when its size is 0). */
+  readonly pool: DecoderPool | undefined;
+  /** Decoders created and not yet closed. */
+  readonly openDecoders: number;
+  /** Stops the pool; resolves once its processes are gone. */
+  close(): Promise<void>;
 }
 
 /**
  * Creates the decoder factory the server wires once (the ffmpeg path comes from `resolveFfmpegPath`).
  * Note: fluent-ffmpeg keeps the binary path (and its capability probe) in a module-global cache, so all factories
  * of one process must use the same ffmpeg binary.
+ *
+ * The warm pool runs while at least one decoder (one session) is open: an idle server holds no ffmpeg.
  */
 export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): FfmpegDecoderFactory {
   const counters: DecoderCounters = { processesAlive: 0, processesSpawned: 0, decodeErrors: 0 };
+  const poolSize = opts.poolSize ?? 0;
+  const pool =
+    poolSize > 0
+      ? new DecoderPool({
+          ffmpegPath: opts.ffmpegPath,
+          inputFormat: CODECS.webm.format,
+          codec: CODECS.webm.codec,
+          size: poolSize,
+          maxAgeMs: opts.poolMaxAgeMs ?? DEFAULT_DECODER_POOL_MAX_AGE_MS,
+          logger: opts.logger,
+          // A warm process counts as a decoder (spawned, alive) once a session takes it; until then it is pooled.
+          counters: {
+            spawned: () => undefined,
+            handedOver: () => {
+              counters.processesSpawned++;
+              counters.processesAlive++;
+            },
+            handedOverExited: () => counters.processesAlive--,
+          },
+        })
+      : undefined;
+  let open = 0;
   return {
     create(sessionLabel: string) {
-      return new FfmpegSessionDecoder({ ...opts, counters, sessionLabel });
+      open++;
+      pool?.setActive(true);
+      return new FfmpegSessionDecoder({
+        ...opts,
+        counters,
+        sessionLabel,
+        pool,
+        onRetired: () => {
+          open--;
+          if (open === 0) pool?.setActive(false);
+        },
+      });
     },
     get counters() {
       return this;
+    },
+    get pool() {
+      return pool;
+    },
+    get openDecoders() {
+      return open;
     },
     get processesAlive() {
       return counters.processesAlive;
@@ -663,6 +742,16 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     },
     get decodeErrors() {
       return counters.decodeErrors;
+    },
+    get processesPooled() {
+      const s = pool?.stats();
+      return s ? s.ready + s.starting + s.retiring : 0;
+    },
+    get poolSpawned() {
+      return pool?.stats().spawned ?? 0;
+    },
+    close() {
+      return pool ? pool.close() : Promise.resolve();
     },
   };
 }

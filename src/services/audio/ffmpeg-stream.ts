@@ -43,6 +43,9 @@ export interface FfmpegPcmStreamOptions {
   onStall?: (err: AudioDecodeError) => void;
 }
 
+/** What the owner of a stream gives it: set at creation, or when a pooled stream is taken (`bind`). */
+export type FfmpegStreamHandlers = Pick<FfmpegPcmStreamOptions, 'onPcm' | 'onFailure' | 'onStall' | 'owesOutput' | 'stallMs' | 'logger'>;
+
 /** After the process ended, how long to wait for the last stdout bytes. */
 const OUTPUT_DRAIN_GRACE_MS = 1000;
 /**
@@ -88,7 +91,7 @@ export class FfmpegPcmStream {
   private readonly input = new PassThrough({ writableHighWaterMark: 0, readableHighWaterMark: 0 });
   private readonly output: Writable;
   private readonly command: ffmpeg.FfmpegCommand;
-  private readonly log: Logger;
+  private log: Logger;
   private proc: ChildProcess | null = null;
   private resolveDone!: () => void;
 
@@ -116,11 +119,13 @@ export class FfmpegPcmStream {
   /** Last sign of life: output, stdin drained, spawn, or output released. */
   private lastProgressAt = performance.now();
   private stallTimer: NodeJS.Timeout | undefined;
-  private readonly createdAt = performance.now();
+  /** Created, or taken from the pool (`bind`): a start before the first output is timed from here. */
+  private createdAt = performance.now();
+  private bound = false;
   /** The process has given output (it is up; before that it may still be loading). */
   private firstOutput = false;
 
-  constructor(private readonly opts: FfmpegPcmStreamOptions) {
+  constructor(private opts: FfmpegPcmStreamOptions) {
     this.log = opts.logger;
     this.done = new Promise<void>((resolve) => (this.resolveDone = resolve));
     this.output = new Writable({
@@ -156,6 +161,19 @@ export class FfmpegPcmStream {
     } catch (err) {
       this.onCommandEnd(err as Error);
     }
+  }
+
+  /**
+   * Hands a stream that was started ahead (a warm pool's, with no owner yet) to its owner: from now on its output,
+   * failure and stall go to `h`, and its start and stall clocks run from now. Once only, before the first write.
+   */
+  bind(h: FfmpegStreamHandlers): void {
+    if (this.bound) throw new Error('FfmpegPcmStream: already bound');
+    this.bound = true;
+    this.opts = { ...this.opts, ...h };
+    this.log = h.logger;
+    this.createdAt = performance.now();
+    this.lastProgressAt = this.createdAt;
   }
 
   /** pid of the running process (undefined before spawn and after exit). */

@@ -84,16 +84,22 @@ export interface SessionAudioDecoder extends TypedEmitter<SessionAudioDecoderEve
 export interface DecoderProcessCounters {
   /** Decoder processes alive now. */
   readonly processesAlive: number;
-  /** Decoder processes spawned since start. */
+  /** Decoder processes started for sessions since start (a warm one from the pool counts when a session takes it). */
   readonly processesSpawned: number;
   /** `error` events (AUDIO_DECODE_FAILED / AUDIO_DECODER_CRASHED) and stalls since start; up-front refusals not counted. */
   readonly decodeErrors: number;
+  /** Warm processes of the decoder pool: waiting for a recording, starting, or being stopped (not in `processesAlive`). */
+  readonly processesPooled?: number;
+  /** Processes the decoder pool started since start (handed over or not). */
+  readonly poolSpawned?: number;
 }
 
 /** Creates one decoder per session; a factory that runs processes says how many through `counters`. */
 export interface DecoderFactory {
   create(sessionLabel: string): SessionAudioDecoder;
   readonly counters?: DecoderProcessCounters;
+  /** Stops whatever the factory runs besides its decoders (a warm pool); at server shutdown; resolves once it has. */
+  close?(): Promise<void>;
 }
 
 /** Client-visible audio problems; mapped to HTTP 422 (415 for formats and codecs) by the controllers. */

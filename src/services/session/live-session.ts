@@ -182,6 +182,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   private maxAgeTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private streamEndTimer: NodeJS.Timeout | undefined;
+  /** When the last frame went upstream: the stream-end timer, armed once, looks at it instead of being re-armed per frame. */
+  private lastFrameAt = 0;
   private decodeErrorSeq = 0;
   private lastDecodeError: AudioDecodeError | undefined;
   private cutSeq = 0;
@@ -470,9 +472,20 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     while (this.pendingChunkTimes.length && now - this.pendingChunkTimes[0]! > STALE_CHUNK_TIME_MS) this.pendingChunkTimes.shift();
     const t = this.pendingChunkTimes.shift();
     if (t !== undefined) this.deps.onRelayLatency?.(now - t);
-    clearTimeout(this.streamEndTimer);
+    this.lastFrameAt = now;
     const gap = this.params.manualActivity ? 0 : (this.deps.streamEndGapMs ?? 1500);
-    if (gap > 0) this.streamEndTimer = setTimeout(() => this.deps.upstream.sendAudioStreamEnd(), gap);
+    if (gap > 0 && !this.streamEndTimer) this.armStreamEnd(gap);
+  }
+
+  /** `audioStreamEnd` once no frame went upstream for `gap` ms (one timer per gap, not one per frame). */
+  private armStreamEnd(gap: number): void {
+    this.streamEndTimer = setTimeout(() => {
+      this.streamEndTimer = undefined;
+      if (this.endInfo) return;
+      const idle = performance.now() - this.lastFrameAt;
+      if (idle >= gap - 1) this.deps.upstream.sendAudioStreamEnd();
+      else this.armStreamEnd(gap - idle);
+    }, gap);
   }
 
   /**
