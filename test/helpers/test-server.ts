@@ -4,7 +4,8 @@ import path from 'node:path';
 import { loadConfig } from '../../src/config/config';
 import { startGeminiLiveEmulator, type EmulatorOptions, type GeminiLiveEmulator } from '../../src/emulator';
 import { createLiveAudioServer, type LiveAudioServer, type ServerOverrides } from '../../src/server';
-import { generateApiKey, signAccessToken } from '../../src/services/auth';
+import { generateApiKey } from '../../src/services/auth';
+import { signAccessToken } from './jwt';
 
 export const JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
