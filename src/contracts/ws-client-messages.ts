@@ -76,7 +76,6 @@ export type ClientMessageType = keyof typeof clientMessageSchemas;
 export type ClientMessageOf<T extends ClientMessageType> = z.infer<(typeof clientMessageSchemas)[T]>;
 export type ClientMessage = { [T in ClientMessageType]: ClientMessageOf<T> }[ClientMessageType];
 
-export const CLIENT_MESSAGE_TYPES = Object.keys(clientMessageSchemas) as ClientMessageType[];
 export const AUTH_MESSAGE_TYPES: readonly ClientMessageType[] = ['auth', 'api_key', 'bearer'];
 
 /** Why a frame was refused; sent to the client as `{type:'error', error, code, ...}`. */

@@ -2,16 +2,10 @@ import { noteDesignedWait } from '../observability/designed-wait';
 import type { Request, Response } from 'express';
 import { WeakTurnCursor, type LiveAudioService } from '../services/live-audio-service';
 import { sessionEndedView, sessionNotFoundView, sessionStartedView } from '../services/session/session-views';
-import { AppError, isAppError } from '../util/app-error';
-import type { Principal } from '../services/auth/principal';
+import { isAppError } from '../util/app-error';
 import { restRequests } from '../contracts/rest-requests';
 import { objectBody, parseRequestBody } from '../middleware/request-body';
-
-const principalOf = (req: Request): Principal => {
-  const p = req.principal;
-  if (!p) throw new AppError(401, 'AUTH_REQUIRED', 'Access denied. No token provided.');
-  return p;
-};
+import { getPrincipal } from '../middleware/require-auth';
 
 
 export interface ControllerOptions {
@@ -36,7 +30,7 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
   return {
     /** GET /sessions — also the frontend's "connect" probe. */
     async listSessions(req: Request, res: Response) {
-      const owner = principalOf(req);
+      const owner = getPrincipal(req);
       const local = service.listSessions(owner);
       // Cluster mode: the caller's sessions on the other instances too.
       const here = new Set(local.map((s) => s.sessionId));
@@ -59,7 +53,7 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
 
     /** POST /session/start and /streaming/start */
     async startSession(req: Request, res: Response) {
-      const owner = principalOf(req);
+      const owner = getPrincipal(req);
       const { session_id: sessionId } = parseRequestBody(restRequests.startSession, req.body);
       // The options as sent (valid by the published schema); the session door normalizes and resolves them.
       const { session_id: _id, ...options } = objectBody(req.body);
@@ -69,7 +63,7 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
 
     /** POST /transcribe */
     async transcribe(req: Request, res: Response) {
-      const owner = principalOf(req);
+      const owner = getPrincipal(req);
       const b = parseRequestBody(restRequests.transcribe, req.body);
       const timing = { waitedMs: 0 };
       let data: Awaited<ReturnType<typeof service.transcribe>>;
@@ -98,7 +92,7 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
 
     /** POST /session/end — idempotent. */
     endSession(req: Request, res: Response) {
-      const owner = principalOf(req);
+      const owner = getPrincipal(req);
       const r = service.endSession(owner, parseRequestBody(restRequests.endSession, req.body).session_id);
       if (r.kind === 'not_found') {
         res.json({ success: true, data: sessionNotFoundView(r.sessionId) });
@@ -110,7 +104,7 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
 
     /** POST /session/tool-response: the client's answers to the model's function calls. */
     toolResponse(req: Request, res: Response) {
-      const owner = principalOf(req);
+      const owner = getPrincipal(req);
       const body = parseRequestBody(restRequests.toolResponse, req.body);
       const answered = service.answerToolCallsById(owner, body.session_id, body.responses);
       res.json({ success: true, data: { sessionId: body.session_id, answered } });
@@ -118,18 +112,18 @@ export function createLiveAudioController({ service, emulatedNotice, listRemote 
 
     /** GET /session/:session_id/transcript: the owner's transcript, while the session lives and for the retention after. */
     async transcript(req: Request, res: Response) {
-      const owner = principalOf(req);
+      const owner = getPrincipal(req);
       res.json({ success: true, data: await service.transcriptOf(owner, req.params.session_id) });
     },
 
     /** GET /usage: the caller's own usage (today and the last 30 days) and daily budget. */
     async usage(req: Request, res: Response) {
-      res.json({ success: true, data: await service.usageOf(principalOf(req)) });
+      res.json({ success: true, data: await service.usageOf(getPrincipal(req)) });
     },
 
     /** GET /session/:session_id/status */
     status(req: Request, res: Response) {
-      const owner = principalOf(req);
+      const owner = getPrincipal(req);
       res.json({ success: true, data: service.sessionStatus(owner, req.params.session_id) });
     },
   };

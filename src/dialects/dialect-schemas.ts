@@ -26,8 +26,6 @@ const DIALECTS: Record<string, { path: string; title: string; client: Messages; 
   },
 };
 
-export const DIALECT_NAMES = Object.keys(DIALECTS);
-
 export function buildDialectSchema(name: string): Record<string, unknown> | undefined {
   const d = DIALECTS[name];
   if (!d) return undefined;

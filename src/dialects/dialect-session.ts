@@ -5,6 +5,8 @@ import type { LiveAudioService } from '../services/live-audio-service';
 import type { LiveSession, LiveSessionEvents } from '../services/session/live-session';
 import { isAppError } from '../util/app-error';
 import type { Logger } from '../util/logger';
+import { CloseCodes } from '../websocket/server-messages';
+import type { DialectConnection } from './dialect-socket';
 
 /**
  * What the dialects share on the session side: a session id, starting an ordinary session (`transport: 'ws'`,
@@ -28,6 +30,19 @@ export function handlerFailure(log: Logger, dialect: string, err: unknown): Retu
   const e = clientError(err);
   if (e.status >= 500) log.error({ code: e.code }, `${dialect}: handler failed`);
   return e;
+}
+
+/**
+ * For a dialect whose session starts as soon as its socket opens: runs `start` at once; a refusal is reported
+ * (`onError`) and the socket closed (1008). Resolves with the session, or undefined after a refusal (frames wait
+ * for it and are dropped then).
+ */
+export function startOnOpen(c: DialectConnection, start: () => Promise<LiveSession>, onError: (err: unknown) => void): Promise<LiveSession | undefined> {
+  return start().catch((err: unknown) => {
+    onError(err);
+    c.close(CloseCodes.policyViolation, 'Session could not start');
+    return undefined;
+  });
 }
 
 /**

@@ -1,11 +1,10 @@
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { makeOriginCheck } from '../services/policy/origin-policy';
-import type { Authenticator, Principal } from '../services/auth/principal';
+import type { Principal } from '../services/auth/principal';
 import type { LiveAudioService } from '../services/live-audio-service';
 import type { LiveSession } from '../services/session/live-session';
-import type { WsRateLimits } from '../services/limits/ws-rate-limits-adapter';
 import { AppError } from '../util/app-error';
 import type { Logger } from '../util/logger';
 import { redactText, redactUrl } from '../util/logger';
@@ -13,12 +12,11 @@ import type { ConnectionCounter } from '../websocket/connection-counter';
 import { Heartbeat } from '../websocket/heartbeat';
 import { InboundQueue } from '../websocket/inbound-queue';
 import { jsonNestingExceeds } from '../websocket/json-depth';
-import type { WsConfig } from '../websocket/live-audio-connection';
 import { CloseCodes } from '../websocket/server-messages';
 import { SocketSender, type MessageClass } from '../websocket/socket-sender';
-import type { UpgradeBudget } from '../websocket/upgrade-budget';
 import { rejectUpgrade, upgradeRouterFor } from '../websocket/upgrade-router';
 import { upgradeCredential, verifyCredential } from '../websocket/ws-auth';
+import type { WsEndpointDeps } from '../websocket/attach-live-audio-ws';
 
 /**
  * What every dialect's WebSocket shares with ours (README "Dialects"): the server's upgrade router, credentials on
@@ -32,18 +30,9 @@ import { upgradeCredential, verifyCredential } from '../websocket/ws-auth';
 /** No dialect message nests deeper than this. */
 export const DIALECT_MAX_DEPTH = 8;
 
-export interface DialectDeps {
-  httpServer: Server;
-  service: LiveAudioService;
-  authenticator: Authenticator;
-  logger: Logger;
-  config: WsConfig;
-  corsOrigins: string[];
-  allowLocalhost: boolean;
-  rateLimits: WsRateLimits;
+export interface DialectDeps extends WsEndpointDeps {
   /** Shared with `/ws/live-audio`: a dialect connection is an ordinary connection. */
   connections: ConnectionCounter;
-  upgradeBudget?: UpgradeBudget;
 }
 
 /** One authenticated dialect connection, as its dialect sees it. */

@@ -12,7 +12,7 @@ import type { TurnSnapshot } from '../services/session/turn-tracker';
 import { AppError, Errors } from '../util/app-error';
 import { CloseCodes } from '../websocket/server-messages';
 import { type DialectConnection, type DialectDeps, type DialectEndpoint, type DialectFrame, type DialectHandler, mountDialectSocket } from './dialect-socket';
-import { admitAudio, handlerFailure, listen, newSessionId } from './dialect-session';
+import { admitAudio, handlerFailure, listen, newSessionId, startOnOpen } from './dialect-session';
 
 /**
  * The FastAPI live handler (issue 17 §3): WebSocket `/ws/audio-live` takes MediaRecorder WebM/Opus chunks as binary
@@ -49,45 +49,40 @@ const sessionOptions = (model?: string) => ({ response_modality: 'text', input_t
 
 class FastapiLiveConnection implements DialectHandler {
   private session: LiveSession | undefined;
-  private readonly ready: Promise<void>;
+  private readonly ready: Promise<LiveSession | undefined>;
   private stopListening: () => void = () => undefined;
   private sentUser = { turnId: 0, text: '', final: false };
 
   constructor(private readonly c: DialectConnection) {
-    this.ready = this.start();
+    this.ready = startOnOpen(c, () => this.start(), (err) => this.onError(err));
   }
 
-  private async start(): Promise<void> {
-    try {
-      const session = await this.c.service.startSession(this.c.principal, { sessionId: newSessionId('fastapi'), options: sessionOptions() }, 'ws');
-      this.session = session;
-      this.c.hold(session);
-      this.stopListening = listen(this.c.service, session, {
-        update: (snap) => this.onUpdate(snap),
-        replyText: (piece) => this.c.send({ type: 'response', text: piece }),
-        turnComplete: (snap) => {
-          this.onUpdate(snap);
-          this.c.send({ type: 'turn_complete', transcription: snap.userText, response: snap.replyText });
-        },
-        decodeError: (err) => this.error(err.code, err.message),
-        audioCut: (cut) => this.error('AUDIO_RATE_LIMITED', `Audio data rate limit exceeded; retry after ${cut.retryAfterSec} s`),
-        ended: (info) => {
-          this.c.release(session);
-          if (info.reason === 'socket_closed') return;
-          this.error('SESSION_ENDED', `Session ended (${info.reason}): ${info.message}`);
-          this.c.close(CloseCodes.normal, 'Session ended');
-        },
-      });
-      this.c.send({ type: 'ready', sessionId: session.id });
-    } catch (err) {
-      this.onError(err);
-      this.c.close(CloseCodes.policyViolation, 'Session could not start');
-    }
+  private async start(): Promise<LiveSession> {
+    const session = await this.c.service.startSession(this.c.principal, { sessionId: newSessionId('fastapi'), options: sessionOptions() }, 'ws');
+    this.session = session;
+    this.c.hold(session);
+    this.stopListening = listen(this.c.service, session, {
+      update: (snap) => this.onUpdate(snap),
+      replyText: (piece) => this.c.send({ type: 'response', text: piece }),
+      turnComplete: (snap) => {
+        this.onUpdate(snap);
+        this.c.send({ type: 'turn_complete', transcription: snap.userText, response: snap.replyText });
+      },
+      decodeError: (err) => this.error(err.code, err.message),
+      audioCut: (cut) => this.error('AUDIO_RATE_LIMITED', `Audio data rate limit exceeded; retry after ${cut.retryAfterSec} s`),
+      ended: (info) => {
+        this.c.release(session);
+        if (info.reason === 'socket_closed') return;
+        this.error('SESSION_ENDED', `Session ended (${info.reason}): ${info.message}`);
+        this.c.close(CloseCodes.normal, 'Session ended');
+      },
+    });
+    this.c.send({ type: 'ready', sessionId: session.id });
+    return session;
   }
 
   async onFrame(frame: DialectFrame): Promise<void> {
-    await this.ready;
-    const session = this.session;
+    const session = await this.ready;
     if (!session) return;
     let data: Buffer | string;
     if (frame.kind === 'binary') data = frame.data;

@@ -3,7 +3,7 @@ import type { LiveSession } from '../services/session/live-session';
 import type { TurnSnapshot } from '../services/session/turn-tracker';
 import { CloseCodes } from '../websocket/server-messages';
 import { type DialectConnection, type DialectDeps, type DialectEndpoint, type DialectFrame, type DialectHandler, mountDialectSocket } from './dialect-socket';
-import { admitAudio, handlerFailure, listen, newSessionId } from './dialect-session';
+import { admitAudio, handlerFailure, listen, newSessionId, startOnOpen } from './dialect-session';
 
 /**
  * The voice pipeline's protocol (issue 17 §4) on `/ws`: base64 16 kHz PCM Int16 in, `status` / `transcript`
@@ -30,7 +30,7 @@ const clientMessage = z.discriminatedUnion('type', [voicePipelineClientMessages.
 
 class VoicePipelineConnection implements DialectHandler {
   private session: LiveSession | undefined;
-  private readonly ready: Promise<void>;
+  private readonly ready: Promise<LiveSession | undefined>;
   private stopListening: () => void = () => undefined;
   /** Per turn: `generating` sent; the user's words as last sent; the turn the client interrupted. */
   private generatingTurn = 0;
@@ -38,52 +38,47 @@ class VoicePipelineConnection implements DialectHandler {
   private droppedTurn = -1;
 
   constructor(private readonly c: DialectConnection) {
-    this.ready = this.start();
+    this.ready = startOnOpen(c, () => this.start(), (err) => this.onError(err));
   }
 
-  private async start(): Promise<void> {
-    try {
-      const session = await this.c.service.startSession(
-        this.c.principal,
-        { sessionId: newSessionId('voice'), options: { response_modality: 'audio', input_transcription: true, output_transcription: true } },
-        'ws',
-      );
-      this.session = session;
-      this.c.hold(session);
-      this.stopListening = listen(this.c.service, session, {
-        update: (snap) => this.onUpdate(snap),
-        replyText: (piece, turnId) => this.onPiece(piece, turnId),
-        replyAudio: (pcm) => {
-          if (session.snapshot().turnId === this.droppedTurn) return;
-          this.c.send(() => ({ type: 'audio', data: pcm.toString('base64') }), 'droppable', pcm.length);
-        },
-        turnComplete: (snap) => {
-          this.onUpdate(snap);
-          if (snap.turnId !== this.droppedTurn) this.c.send({ type: 'status', data: 'complete' });
-        },
-        interrupted: (snap) => {
-          if (snap.turnId !== this.droppedTurn) this.c.send({ type: 'status', data: 'interrupted' });
-        },
-        decodeError: (err) => this.error(err.message),
-        audioCut: (cut) => this.error(`Audio data rate limit exceeded; retry after ${cut.retryAfterSec} s`),
-        ended: (info) => {
-          this.c.release(session);
-          if (info.reason !== 'socket_closed') {
-            this.error(`Session ended (${info.reason}): ${info.message}`);
-            this.c.close(CloseCodes.normal, 'Session ended');
-          }
-        },
-      });
-      this.c.send({ type: 'status', data: 'connected' });
-    } catch (err) {
-      this.onError(err);
-      this.c.close(CloseCodes.policyViolation, 'Session could not start');
-    }
+  private async start(): Promise<LiveSession> {
+    const session = await this.c.service.startSession(
+      this.c.principal,
+      { sessionId: newSessionId('voice'), options: { response_modality: 'audio', input_transcription: true, output_transcription: true } },
+      'ws',
+    );
+    this.session = session;
+    this.c.hold(session);
+    this.stopListening = listen(this.c.service, session, {
+      update: (snap) => this.onUpdate(snap),
+      replyText: (piece, turnId) => this.onPiece(piece, turnId),
+      replyAudio: (pcm) => {
+        if (session.snapshot().turnId === this.droppedTurn) return;
+        this.c.send(() => ({ type: 'audio', data: pcm.toString('base64') }), 'droppable', pcm.length);
+      },
+      turnComplete: (snap) => {
+        this.onUpdate(snap);
+        if (snap.turnId !== this.droppedTurn) this.c.send({ type: 'status', data: 'complete' });
+      },
+      interrupted: (snap) => {
+        if (snap.turnId !== this.droppedTurn) this.c.send({ type: 'status', data: 'interrupted' });
+      },
+      decodeError: (err) => this.error(err.message),
+      audioCut: (cut) => this.error(`Audio data rate limit exceeded; retry after ${cut.retryAfterSec} s`),
+      ended: (info) => {
+        this.c.release(session);
+        if (info.reason !== 'socket_closed') {
+          this.error(`Session ended (${info.reason}): ${info.message}`);
+          this.c.close(CloseCodes.normal, 'Session ended');
+        }
+      },
+    });
+    this.c.send({ type: 'status', data: 'connected' });
+    return session;
   }
 
   async onFrame(frame: DialectFrame): Promise<void> {
-    await this.ready;
-    const session = this.session;
+    const session = await this.ready;
     if (!session) return;
     if (frame.kind !== 'json') return this.error('Messages are JSON: {type:"audio", data:"<base64 PCM>"} or {type:"interrupt"}');
     const r = clientMessage.safeParse(frame.value);

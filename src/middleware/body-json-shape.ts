@@ -63,8 +63,3 @@ export class JsonShapeScanner {
     return OK;
   }
 }
-
-/** The scan of a whole text at once. */
-export function checkJsonShape(bytes: Uint8Array, limits: JsonShapeLimits): JsonShapeVerdict {
-  return new JsonShapeScanner(limits).feed(bytes);
-}

@@ -18,7 +18,8 @@ import type { WsRateLimits } from '../services/limits/ws-rate-limits-adapter';
 
 export const LIVE_AUDIO_WS_PATH = '/ws/live-audio';
 
-export interface AttachLiveAudioWsOptions {
+/** What every WebSocket endpoint on the server is built from (ours and the dialects'). */
+export interface WsEndpointDeps {
   httpServer: Server;
   service: LiveAudioService;
   authenticator: Authenticator;
@@ -28,12 +29,15 @@ export interface AttachLiveAudioWsOptions {
   corsOrigins: string[];
   /** Outside production: localhost origins are allowed too. */
   allowLocalhost: boolean;
-  /** Default `/ws/live-audio`. */
-  path?: string;
   /** Per-user message budget and the budgets shown in status messages (`wsRateLimitsFrom(limits)`). */
   rateLimits: WsRateLimits;
   /** Per-address budget of upgrades from strangers (see `UpgradeBudget`); none: unlimited. */
   upgradeBudget?: UpgradeBudget;
+}
+
+export interface AttachLiveAudioWsOptions extends WsEndpointDeps {
+  /** Default `/ws/live-audio`. */
+  path?: string;
   /** A connection was refused before authentication (metrics). */
   onPreAuthRefusal?: (reason: PreAuthRefusal) => void;
   /** The per-user connection count (default: one of its own); shared with other WebSocket endpoints (the dialects). */

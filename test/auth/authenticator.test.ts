@@ -10,7 +10,7 @@ import {
 import { ApiKeyStore } from '../../src/services/auth/api-key-store';
 import { generateApiKey } from '../../src/services/auth/api-key';
 import { createKeyInFile } from '../../src/services/auth/key-file';
-import { signAccessToken } from '../../src/services/auth/jwt';
+import { signAccessToken } from '../helpers/jwt';
 import type { Credential } from '../../src/services/auth/principal';
 import { captureLogger, cleanupTempDirs, makeTempDir, SECRET } from './helpers';
 

@@ -1,6 +1,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import jwt from 'jsonwebtoken';
-import { JwtVerifier, MIN_JWT_SECRET_LENGTH, signAccessToken } from '../../src/services/auth/jwt';
+import { JwtVerifier, MIN_JWT_SECRET_LENGTH } from '../../src/services/auth/jwt';
+import { signAccessToken } from '../helpers/jwt';
 import { base64url, SECRET } from './helpers';
 
 const payload = { userId: 42, username: 'alice', type: 'access' };

@@ -5,7 +5,7 @@ import jwt from 'jsonwebtoken';
 import { requireAuth, getPrincipal } from '../../src/middleware/require-auth';
 import { createAuthenticator } from '../../src/services/auth/authenticator';
 import { generateApiKey } from '../../src/services/auth/api-key';
-import { signAccessToken } from '../../src/services/auth/jwt';
+import { signAccessToken } from '../helpers/jwt';
 import type { Authenticator } from '../../src/services/auth/principal';
 import { captureLogger, cleanupTempDirs, makeTempDir, SECRET } from './helpers';
 

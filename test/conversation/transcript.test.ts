@@ -1,7 +1,8 @@
 import { Modality } from '@google/genai';
 import { scriptedScenario, startGeminiLiveEmulator } from '../../src/emulator';
 import { connectLive, utterancePcm } from '../helpers/live-probe';
-import { feedServerMessage, MemoryTranscriptStore, Transcript, transcriptBytes } from '../../src/services/conversation';
+import { MemoryTranscriptStore, Transcript, transcriptBytes } from '../../src/services/conversation';
+import { feedServerMessage } from '../helpers/live-message-feed';
 
 function clock(start = 1_000_000) {
   let t = start;

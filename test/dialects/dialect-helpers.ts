@@ -9,6 +9,8 @@ import type { FaultOptions } from '../../src/emulator';
 import { ffmpegBinary } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { prng } from '../ops/helpers';
+import { startTestServer, type TestServer } from '../helpers/test-server';
+import type { WsTestClient } from '../helpers/ws-test-client';
 
 export { connect, connectRefused, type Msg, type WsTestClient } from '../helpers/ws-test-client';
 
@@ -60,3 +62,22 @@ export function disorder(seed: number): FaultOptions {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The in-process server of a dialect suite (with the emulator timing the seed picked): started before the suite,
+ * closed after it; after each test its clients are closed and every session is gone before the next test starts.
+ */
+export function dialectSuiteServer(timing: 'spaced' | 'eager', clients: WsTestClient[], use: (t: TestServer) => void): void {
+  let t: TestServer | undefined;
+  beforeAll(async () => {
+    t = await startTestServer({ emulator: { timing } });
+    use(t);
+  });
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await t?.emu.waitFor(() => t!.server.registry.size === 0, 5000);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+}

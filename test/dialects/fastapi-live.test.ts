@@ -10,8 +10,8 @@ import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { ffmpegBinary } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
-import { startTestServer, type TestServer } from '../helpers/test-server';
-import { connect, connectRefused, dialectUrl, disorder, runSeed, sleep, type WsTestClient } from './dialect-helpers';
+import type { TestServer } from '../helpers/test-server';
+import { connect, connectRefused, dialectSuiteServer, dialectUrl, disorder, runSeed, sleep, type WsTestClient } from './dialect-helpers';
 
 const SEED = runSeed('fastapi-live');
 const API = '/api/v1/live-audio';
@@ -22,16 +22,7 @@ describe(`FastAPI live dialect [seed ${SEED}]`, () => {
   const rec = loadRecording('chromium-hello-1000ms');
   const webmFile = Buffer.concat(rec.chunks);
 
-  beforeAll(async () => {
-    t = await startTestServer({ emulator: { timing: SEED % 2 ? 'spaced' : 'eager' } });
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await t.emu.waitFor(() => t.server.registry.size === 0, 5000);
-  });
-  afterAll(async () => {
-    await t.close();
-  });
+  dialectSuiteServer(SEED % 2 ? 'spaced' : 'eager', clients, (server) => (t = server));
 
   it.each(['binary', 'base64'] as const)('WebSocket: %s WebM chunks in, transcription and response pieces out as they arrive', async (how) => {
     const reply = 'I hear you loud and clear.';

@@ -6,8 +6,8 @@
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { loadRecording } from '../helpers/fixtures';
-import { startTestServer, type TestServer } from '../helpers/test-server';
-import { connect, connectRefused, dialectUrl, disorder, runSeed, sleep, type WsTestClient } from './dialect-helpers';
+import type { TestServer } from '../helpers/test-server';
+import { connect, connectRefused, dialectSuiteServer, dialectUrl, disorder, runSeed, sleep, type WsTestClient } from './dialect-helpers';
 
 const SEED = runSeed('interview-coach');
 const API = '/api/v1/live-audio';
@@ -17,16 +17,7 @@ describe(`interview coach dialect (/ws/interview) [seed ${SEED}]`, () => {
   let t: TestServer;
   const clients: WsTestClient[] = [];
 
-  beforeAll(async () => {
-    t = await startTestServer({ emulator: { timing: SEED % 2 ? 'spaced' : 'eager' } });
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await t.emu.waitFor(() => t.server.registry.size === 0, 5000);
-  });
-  afterAll(async () => {
-    await t.close();
-  });
+  dialectSuiteServer(SEED % 2 ? 'spaced' : 'eager', clients, (server) => (t = server));
 
   async function open(): Promise<WsTestClient> {
     const c = await connect(dialectUrl(t.url, '/ws/interview', t.keys.alice));

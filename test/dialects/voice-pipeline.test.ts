@@ -6,8 +6,8 @@
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { loadRecording } from '../helpers/fixtures';
-import { startTestServer, type TestServer } from '../helpers/test-server';
-import { connect, connectRefused, dialectUrl, disorder, pcmChunks, recordingAsPcm, runSeed, sleep, type WsTestClient } from './dialect-helpers';
+import type { TestServer } from '../helpers/test-server';
+import { connect, connectRefused, dialectSuiteServer, dialectUrl, disorder, pcmChunks, recordingAsPcm, runSeed, sleep, type WsTestClient } from './dialect-helpers';
 
 const SEED = runSeed('voice-pipeline');
 const API = '/api/v1/live-audio';
@@ -18,16 +18,7 @@ describe(`voice pipeline dialect (/ws) [seed ${SEED}]`, () => {
   const rec = loadRecording('chromium-hello-1000ms');
   const pcm16k = recordingAsPcm('chromium-hello-1000ms', 16000, 1);
 
-  beforeAll(async () => {
-    t = await startTestServer({ emulator: { timing: SEED % 2 ? 'eager' : 'spaced' } });
-  });
-  afterEach(async () => {
-    for (const c of clients.splice(0)) c.close();
-    await t.emu.waitFor(() => t.server.registry.size === 0, 5000);
-  });
-  afterAll(async () => {
-    await t.close();
-  });
+  dialectSuiteServer(SEED % 2 ? 'eager' : 'spaced', clients, (server) => (t = server));
 
   async function open(token = t.keys.alice): Promise<WsTestClient> {
     const c = await connect(dialectUrl(t.url, '/ws', token));

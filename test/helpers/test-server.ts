@@ -4,7 +4,9 @@ import path from 'node:path';
 import { loadConfig } from '../../src/config/config';
 import { startGeminiLiveEmulator, type EmulatorOptions, type GeminiLiveEmulator } from '../../src/emulator';
 import { createLiveAudioServer, type LiveAudioServer, type ServerOverrides } from '../../src/server';
-import { generateApiKey, signAccessToken } from '../../src/services/auth';
+import { generateApiKey } from '../../src/services/auth';
+import request from 'supertest';
+import { signAccessToken } from './jwt';
 
 export const JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 
@@ -57,3 +59,11 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The frontend's session id format: session_<ms>_<rand>. */
 export const frontendSessionId = () => `session_${Date.now()}_${Math.random().toString(36).slice(2, 11)}`;
+
+/** `POST /session/start` exactly as the Sculptor frontend sends it: a chat model id, text replies, both transcriptions. */
+export function startLikeFrontend(url: string, headers: Record<string, string>, sessionId: string) {
+  return request(url)
+    .post('/api/v1/live-audio/session/start')
+    .set(headers)
+    .send({ session_id: sessionId, model: 'gemini-2.5-pro', response_modality: 'text', input_transcription: true, output_transcription: true });
+}

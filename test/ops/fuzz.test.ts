@@ -18,7 +18,7 @@ import os from 'node:os';
 import request from 'supertest';
 import { InspectorSession, inspectorUrl } from '../../bench/inspector-gc';
 import { startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
-import { signAccessToken } from '../../src/services/auth';
+import { signAccessToken } from '../helpers/jwt';
 import { loadRecording } from '../helpers/fixtures';
 import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { sleep } from '../helpers/test-server';

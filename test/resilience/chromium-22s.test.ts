@@ -17,7 +17,7 @@ import type { TurnSnapshot } from '../../src/services/session/turn-tracker';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend } from '../helpers/frontend-client';
-import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
+import { frontendSessionId, sleep, startLikeFrontend, startTestServer, type TestServer } from '../helpers/test-server';
 import { API, NO_RATE_LIMITS, TIMINGS } from './helpers';
 
 const CHUNK_GAP_MS = 250;
@@ -58,10 +58,7 @@ describe.each(TIMINGS)('done-criterion: 22 s Chromium recording through upstream
     expect(rec.chunks).toHaveLength(22);
     const headers = { 'X-API-Key': t.keys.alice, 'Content-Type': 'application/json' };
     const sessionId = frontendSessionId();
-    const start = await request(t.url)
-      .post(`${API}/session/start`)
-      .set(headers)
-      .send({ session_id: sessionId, model: 'gemini-2.5-pro', response_modality: 'text', input_transcription: true, output_transcription: true });
+    const start = await startLikeFrontend(t.url, headers, sessionId);
     expect(start.status).toBe(200);
     const session = t.server.registry.all().find((s) => s.id === sessionId)!;
     const turns: { snap: TurnSnapshot; connection: number }[] = [];

@@ -7,7 +7,7 @@ import { scriptedScenario } from '../../src/emulator';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend } from '../helpers/frontend-client';
-import { frontendSessionId, startTestServer, type TestServer } from '../helpers/test-server';
+import { frontendSessionId, startLikeFrontend, startTestServer, type TestServer } from '../helpers/test-server';
 
 const API = '/api/v1/live-audio';
 
@@ -32,10 +32,7 @@ describe('frontend REST flow', () => {
 
     // startSession(): the frontend sends chat model ids
     const sessionId = frontendSessionId();
-    const start = await request(t.url)
-      .post(`${API}/session/start`)
-      .set(headers)
-      .send({ session_id: sessionId, model: 'gemini-2.5-pro', response_modality: 'text', input_transcription: true, output_transcription: true });
+    const start = await startLikeFrontend(t.url, headers, sessionId);
     expect(start.status).toBe(200);
     expect(start.body.success).toBe(true);
     expect(start.body.data.sessionId).toBe(sessionId);

@@ -7,7 +7,10 @@
  */
 import request from 'supertest';
 import { loadConfig } from '../../src/config/config';
-import { checkJsonShape, JsonShapeScanner } from '../../src/middleware/body-json-shape';
+import { JsonShapeScanner, type JsonShapeLimits } from '../../src/middleware/body-json-shape';
+
+/** The scan of a whole text at once. */
+const checkJsonShape = (bytes: Uint8Array, limits: JsonShapeLimits) => new JsonShapeScanner(limits).feed(bytes);
 import { prng } from '../ops/helpers';
 import { base64Length, CONTROL_JSON_MAX_DEPTH, routeBodySpecs } from '../../src/middleware/body-limits';
 import { BodyBudget } from '../../src/middleware/body-budget';

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { validateClientMessage, parseClientFrame, CLIENT_MESSAGE_TYPES } from '../../src/contracts/ws-client-messages';
+import { validateClientMessage, parseClientFrame, clientMessageSchemas } from '../../src/contracts/ws-client-messages';
 import { ConnectionCounter } from '../../src/websocket/connection-counter';
 import { Heartbeat } from '../../src/websocket/heartbeat';
 import { sniffImage } from '../../src/websocket/handlers/model-input';
@@ -132,7 +132,7 @@ describe('ConnectionCounter', () => {
 
 describe('client message schemas', () => {
   it('knows every documented type', () => {
-    expect(CLIENT_MESSAGE_TYPES.sort()).toEqual(
+    expect(Object.keys(clientMessageSchemas).sort()).toEqual(
       ['activity_end', 'activity_start', 'api_key', 'audio_chunk', 'auth', 'bearer', 'end_session', 'get_rate_limits', 'get_status', 'get_transcript', 'get_usage', 'image', 'interrupt', 'ping', 'start_session', 'text', 'tool_response'].sort(),
     );
   });

@@ -80,21 +80,3 @@ export class JwtVerifier {
     return { id: `user:${r.userId}`, userId: r.userId, username: r.username, authMethod: 'jwt' };
   }
 }
-
-/**
- * Issues an access token in the Sculptor AI backend's format (HS256, `{userId, username, type:'access'}`).
- * Used by tests and local tooling; the production tokens come from the main backend.
- */
-export function signAccessToken(
-  secret: string,
-  user: { userId: string | number; username: string },
-  expiresIn: jwt.SignOptions['expiresIn'] = '7d',
-): string {
-  if (secret.length < MIN_JWT_SECRET_LENGTH) {
-    throw new Error(`JWT secret must be at least ${MIN_JWT_SECRET_LENGTH} characters`);
-  }
-  return jwt.sign({ userId: user.userId, username: user.username, type: 'access' }, secret, {
-    algorithm: 'HS256',
-    expiresIn,
-  });
-}

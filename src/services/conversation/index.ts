@@ -2,6 +2,5 @@
 export * from './transcript-types';
 export * from './transcript';
 export * from './transcript-store';
-export * from './live-message-feed';
 export * from './session-conversation';
 export * from './conversation-archive';

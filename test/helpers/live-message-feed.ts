@@ -1,5 +1,5 @@
 import type { LiveServerMessage } from '@google/genai';
-import type { Transcript } from './transcript';
+import type { Transcript } from '../../src/services/conversation/transcript';
 
 /** The events a conversation record listens to (what `Transcript` implements). */
 export type ConversationSink = Pick<Transcript, 'userText' | 'replyText' | 'interrupted' | 'turnComplete' | 'usage'>;
