@@ -22,6 +22,8 @@ export interface ForwardRequest {
   body?: Buffer;
   /** The client's address as this instance resolved it (trusted proxies applied). */
   clientIp?: string;
+  /** This call's bound until the owner's answer begins, when its route waits longer than `responseTimeoutMs`. */
+  responseTimeoutMs?: number;
 }
 
 export type ForwardResult =
@@ -108,7 +110,7 @@ export class Forwarder {
 
     let upstream: http.IncomingMessage;
     try {
-      upstream = await this.send(base, req.incoming.method ?? 'GET', path, headers, body);
+      upstream = await this.send(base, req.incoming.method ?? 'GET', path, headers, body, Math.max(this.responseTimeoutMs, req.responseTimeoutMs ?? 0));
     } catch (err) {
       const reason = err instanceof ForwardFailure ? err.reason : (err as Error).message;
       throw new PeerUnavailableError(target, reason);
@@ -127,7 +129,7 @@ export class Forwarder {
     this.httpsAgent.destroy();
   }
 
-  private send(base: URL, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<http.IncomingMessage> {
+  private send(base: URL, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer, responseTimeoutMs: number): Promise<http.IncomingMessage> {
     const isHttps = base.protocol === 'https:';
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -149,7 +151,7 @@ export class Forwarder {
         agent: isHttps ? this.httpsAgent : this.httpAgent,
       });
       const connectTimer = setTimeout(() => fail('connect timeout'), this.connectTimeoutMs);
-      const responseTimer = setTimeout(() => fail('response timeout'), this.responseTimeoutMs);
+      const responseTimer = setTimeout(() => fail('response timeout'), responseTimeoutMs);
       out.once('socket', (s) => {
         // A reused keep-alive socket is connected already.
         if (!s.connecting) clearTimeout(connectTimer);

@@ -31,6 +31,8 @@ export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status';
 export interface DoorSessionId {
   /** The JSON body field naming the session (e.g. a client dialect's `sessionId`). */
   bodyField?: string;
+  /** How long the owner's answer may take to begin, when the route waits longer than the forward timeout. */
+  answerWithinMs?: number;
 }
 
 export interface SessionDoorOptions {
@@ -63,10 +65,10 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
     return typeof raw === 'string' && SESSION_ID_RE.test(raw) ? raw : undefined;
   };
 
-  const forward = async (req: Request, res: Response, target: string): Promise<void> => {
+  const forward = async (req: Request, res: Response, target: string, answerWithinMs?: number): Promise<void> => {
     const t0 = performance.now();
     const body = req.method === 'GET' || req.method === 'HEAD' ? undefined : Buffer.from(JSON.stringify(req.body ?? {}));
-    const r = await node.forwarder.forward(target, { incoming: req, body, clientIp: req.ip }, res);
+    const r = await node.forwarder.forward(target, { incoming: req, body, clientIp: req.ip, responseTimeoutMs: answerWithinMs }, res);
     o.onForward?.(performance.now() - t0, r.outcome);
   };
 
@@ -158,7 +160,15 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
   };
 
   /** One pass: follow the record (forward, take over, or let the local controller answer). */
-  const route1 = async (req: Request, res: Response, next: NextFunction, owner: Principal, sessionId: string, route: DoorRoute): Promise<void> => {
+  const route1 = async (
+    req: Request,
+    res: Response,
+    next: NextFunction,
+    owner: Principal,
+    sessionId: string,
+    route: DoorRoute,
+    answerWithinMs: number | undefined,
+  ): Promise<void> => {
     const rec = await node.records.get({ principal: owner.id, sessionId });
     if (!rec) return next();
     if (rec.status !== 'live') {
@@ -173,7 +183,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
     let alive = rec.owner !== '' && (await node.registry.isAlive(rec.owner));
     if (alive && !isForwarded(req)) {
       try {
-        await forward(req, res, rec.owner);
+        await forward(req, res, rec.owner, answerWithinMs);
         return;
       } catch (err) {
         // Unreachable before its answer began (nothing was written to the client): a killed instance's heartbeat
@@ -189,13 +199,13 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
       // Going away: a live peer takes it over instead (a peer's call is sent back to it: "look again").
       if (isForwarded(req)) return movedAnswer(res);
       const peer = node.registry.peers()[0];
-      if (peer) return forward(req, res, peer.id);
+      if (peer) return forward(req, res, peer.id, answerWithinMs);
     }
     return bringHereThenNext();
 
     async function bringHereThenNext(): Promise<void> {
       const r = await o.sessions.bringHere(owner, sessionId);
-      if (r.aliveOwner && !isForwarded(req)) return forward(req, res, r.aliveOwner);
+      if (r.aliveOwner && !isForwarded(req)) return forward(req, res, r.aliveOwner, answerWithinMs);
       next();
     }
   };
@@ -213,7 +223,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
       }
       for (let attempt = 0; attempt < 3; attempt++) {
         try {
-          await route1(req, res, next, owner, sessionId, route);
+          await route1(req, res, next, owner, sessionId, route, where.answerWithinMs);
           return;
         } catch (err) {
           // The owner let the session go while the call travelled to it: look it up again.

@@ -235,7 +235,7 @@ export function createElkRouter(o: {
    * Cluster mode: our session door (src/cluster/session-door.ts), after the body is read: a call naming a session
    * another instance owns is forwarded there (and a dead owner's session taken over here), as for our REST routes.
    */
-  sessionDoor?: (route: 'transcribe', where: { bodyField: string }) => RequestHandler[];
+  sessionDoor?: (route: 'transcribe', where: { bodyField: string; answerWithinMs?: number }) => RequestHandler[];
 }): Router {
   const r = Router();
   const svc = o.service;
@@ -251,6 +251,9 @@ export function createElkRouter(o: {
   }));
 
   const door = o.sessionDoor?.('transcribe', { bodyField: 'sessionId' }) ?? [];
+  // A forwarded conversation call waits for the owner's whole reply wait (plus a margin), however short the
+  // cluster's forward timeout.
+  const conversationDoor = o.sessionDoor?.('transcribe', { bodyField: 'sessionId', answerWithinMs: (o.conversationWaitMs ?? ELK_CONVERSATION_WAIT_MS) + 5000 }) ?? [];
 
   r.post('/send-audio', ...o.guards, o.body, ...door, wrap(async (req, res) => {
     const b = parse(elkHttpBodies.sendAudio, req.body);
@@ -266,7 +269,7 @@ export function createElkRouter(o: {
     runInOrder(o.startGuards, req, res, next);
   };
 
-  r.post('/conversation', ...o.guards, o.body, ...door, startsSession, wrap(async (req, res) => {
+  r.post('/conversation', ...o.guards, o.body, ...conversationDoor, startsSession, wrap(async (req, res) => {
     const b = parse(elkHttpBodies.conversation, req.body);
     if (!b.text && !b.imageData && !b.audioData) throw Errors.missingField('text, imageData or audioData');
     const owner = req.principal!;

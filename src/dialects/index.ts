@@ -34,7 +34,7 @@ export interface DialectRouteDeps {
   maxAudioBytes: number;
   replyWaitMs: number;
   /** Cluster mode: our session door, for Elk's HTTP calls naming a session (see `createElkRouter`). */
-  sessionDoor?: (route: 'transcribe', where: { bodyField: string }) => RequestHandler[];
+  sessionDoor?: (route: 'transcribe', where: { bodyField: string; answerWithinMs?: number }) => RequestHandler[];
   onRead?: Parameters<typeof createFastapiRouter>[0]['onRead'];
 }
 

@@ -12,7 +12,7 @@ export interface LiveAudioRouteGuards {
    * Cluster mode: in front of each session route's handler (after its body is read), the door that forwards a call
    * to the instance owning its session or takes a dead owner's session over (src/cluster/session-door.ts).
    */
-  sessionDoor?: (route: 'start' | 'transcribe' | 'end' | 'status', where?: { bodyField?: string }) => RequestHandler[];
+  sessionDoor?: (route: 'start' | 'transcribe' | 'end' | 'status', where?: { bodyField?: string; answerWithinMs?: number }) => RequestHandler[];
 }
 
 /** Body parsers per route (see `jsonBody` and `routeBodySpecs`). */

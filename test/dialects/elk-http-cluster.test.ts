@@ -37,6 +37,8 @@ beforeAll(async () => {
       LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300',
       LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '2000',
       LIVE_AUDIO_MAX_AUDIO_SECONDS_PER_MINUTE: '600',
+      // Shorter than a slow reply (below): a forwarded conversation call must still wait for the owner's answer.
+      LIVE_AUDIO_FORWARD_TIMEOUT_MS: '4000',
     },
   });
 }, 180_000);
@@ -124,6 +126,17 @@ it(`send-audio through nginx round-robin: the non-owner forwards, the 22 s recor
     expect({ status: conv.status, body: conv.body }).toEqual({ status: 200, body: { success: true, sessionId, transcription: '', response: reply } });
   }
   expect(cluster.emulator.connections.length).toBe(connsBefore);
+  // A slow reply (longer than the cluster's forward timeout, within the dialect's reply wait) through the non-owner.
+  cluster.emulator.setFaults({ replyDelayMs: 6000 });
+  try {
+    cluster.emulator.setScenario(scriptedScenario([{ userTranscript: '', reply: 'A considered answer.' }]));
+    const t0 = performance.now();
+    const slow = await request(cluster.instances[1].server.url).post(`${ELK}/conversation`).set(alice()).send({ sessionId, text: 'Take your time?' });
+    console.log(`forwarded conversation with a 6 s reply (forward timeout 4 s) answered in ${(performance.now() - t0).toFixed(0)} ms`);
+    expect({ status: slow.status, body: slow.body }).toEqual({ status: 200, body: { success: true, sessionId, transcription: '', response: 'A considered answer.' } });
+  } finally {
+    cluster.emulator.setFaults({});
+  }
 
   // An ordinary session: any instance lists it.
   for (const inst of cluster.instances) {

@@ -123,8 +123,9 @@ describe('dialect sessions are ordinary sessions', () => {
  * and, kept talking, ended by the maximum age. Each end reaches the client in its dialect's shape and closes its socket.
  */
 describe('dialect sessions are ordinary sessions (spawned server, all four dialects)', () => {
-  const IDLE_MS = 5000;
-  const MAX_MS = 14000;
+  // (Idle well above what the REST checks between turns take on a loaded 2-core machine.)
+  const IDLE_MS = 8000;
+  const MAX_MS = 8000;
   const SEED = runSeed('ordinary-sessions-spawned');
   let emu: GeminiLiveEmulator;
   let s: SpawnedServer;
@@ -132,27 +133,31 @@ describe('dialect sessions are ordinary sessions (spawned server, all four diale
   const rec = loadRecording('chromium-hello-1000ms');
   const pcm16k = recordingAsPcm('chromium-hello-1000ms', 16000, 1);
 
-  beforeAll(async () => {
-    emu = await startGeminiLiveEmulator({ apiKeys: ['test-gemini-key'] });
-    emu.setFaults(disorder(SEED));
-    emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Noted, thank you.' } }));
-    s = await spawnServer({
+  /** A server with these timers (each test its own: the idle test must not meet the maximum age, and back). */
+  const serverWith = (idleMs: number, maxMs: number) =>
+    spawnServer({
       geminiBaseUrl: emu.baseUrl,
       env: {
-        LIVE_AUDIO_IDLE_TIMEOUT_MS: String(IDLE_MS),
-        LIVE_AUDIO_SESSION_MAX_MS: String(MAX_MS),
+        LIVE_AUDIO_IDLE_TIMEOUT_MS: String(idleMs),
+        LIVE_AUDIO_SESSION_MAX_MS: String(maxMs),
         LIVE_AUDIO_MAX_SESSIONS_PER_USER: '8',
         LIVE_AUDIO_MAX_CONNECTIONS_PER_USER: '8',
       },
     });
+
+  beforeAll(async () => {
+    emu = await startGeminiLiveEmulator({ apiKeys: ['test-gemini-key'] });
+    emu.setFaults(disorder(SEED));
+    emu.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Noted, thank you.' } }));
   }, 60000);
-  afterEach(() => {
+  afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
+    const pid = s?.pid;
+    await s?.stop();
+    if (pid) expect(processAlive(pid)).toBe(false);
   });
   afterAll(async () => {
-    await s?.stop();
     await emu?.stop();
-    if (s) expect(processAlive(s.pid)).toBe(false);
   });
 
   const get = (path: string, key = s.keys.alice) => request(s.url).get(`${API}${path}`).set('X-API-Key', key);
@@ -172,6 +177,15 @@ describe('dialect sessions are ordinary sessions (spawned server, all four diale
     );
     if (r.status !== 0) throw new Error(`ffmpeg encode failed: ${r.stderr.toString()}`);
     return r.stdout;
+  }
+
+  /** Waits for `pred` (15 s); a failure names the dialect's error messages and the seed. */
+  async function explained(c: WsTestClient, pred: () => boolean, what: string): Promise<void> {
+    const explain = (why: string) => new Error(`[seed ${SEED}] ${why}; errors: ${JSON.stringify(c.ofType('error'))}`);
+    await c.until(() => pred() || c.closeInfo !== undefined, 15000, what).catch((err: Error) => {
+      throw explain(err.message);
+    });
+    if (!pred()) throw explain(`the socket closed (${JSON.stringify(c.closeInfo)}) before ${what}`);
   }
 
   /** One session per dialect, each through one turn in its own messages; their ids. */
@@ -199,7 +213,7 @@ describe('dialect sessions are ordinary sessions (spawned server, all four diale
         turn: async () => {
           const n = elk.ofType('complete').length;
           elk.send({ type: 'send_text', text: 'My name is Alex.' });
-          await elk.until(() => elk.ofType('complete').length > n, 15000, 'elk complete');
+          await explained(elk, () => elk.ofType('complete').length > n, 'elk complete');
         },
       },
       {
@@ -209,7 +223,7 @@ describe('dialect sessions are ordinary sessions (spawned server, all four diale
         turn: async () => {
           const n = coach.ofType('ai_response').length;
           coach.send({ type: 'user_audio', text: 'My name is Alex.' });
-          await coach.until(() => coach.ofType('ai_response').length > n, 15000, 'coach ai_response');
+          await explained(coach, () => coach.ofType('ai_response').length > n, 'coach ai_response');
         },
       },
       {
@@ -225,7 +239,7 @@ describe('dialect sessions are ordinary sessions (spawned server, all four diale
             fast.ws.send(chunk);
             await sleep(rec.timesliceMs / 4);
           }
-          await fast.until(() => fast.ofType('turn_complete').length > n, 15000, 'fastapi turn_complete');
+          await explained(fast, () => fast.ofType('turn_complete').length > n, 'fastapi turn_complete');
         },
       },
       {
@@ -238,7 +252,7 @@ describe('dialect sessions are ordinary sessions (spawned server, all four diale
             voice.send({ type: 'audio', data: chunk.toString('base64') });
             await sleep(25);
           }
-          await voice.until(() => voice.messages.filter((m) => m.type === 'status' && m.data === 'complete').length > n, 15000, 'voice complete');
+          await explained(voice, () => voice.messages.filter((m) => m.type === 'status' && m.data === 'complete').length > n, 'voice complete');
         },
       },
     ];
@@ -257,6 +271,7 @@ describe('dialect sessions are ordinary sessions (spawned server, all four diale
   }
 
   it(`listed, status, owned, transcribed, metered, resumed after the upstream goes away, ended by the idle timer [seed ${SEED}]`, async () => {
+    s = await serverWith(IDLE_MS, 15 * 60_000);
     const usageBefore = (await get('/usage')).body.data.today.tokens.totalTokens as number;
     const sessions = await fourSessions();
     const listed = ((await get('/sessions')).body.data.sessions as Array<{ sessionId: string }>).map((x) => x.sessionId);
@@ -298,13 +313,14 @@ describe('dialect sessions are ordinary sessions (spawned server, all four diale
   }, 120000);
 
   it('kept talking, each dialect session is ended by the maximum age', async () => {
+    s = await serverWith(60_000, MAX_MS);
     const sessions = await fourSessions();
     const started = Date.now();
     let talking = true;
     const loops = sessions.map(async (x) => {
       while (talking && !x.c.closeInfo) {
         await x.turn().catch(() => undefined);
-        await sleep(300);
+        await sleep(500);
       }
     });
     let endedAfterMs: number;
