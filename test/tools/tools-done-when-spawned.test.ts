@@ -28,9 +28,10 @@ describe(`issue 16 done-when on a spawned server, with a rotation between call a
     emu = await startGeminiLiveEmulator({ apiKeys: ['test-gemini-key'] });
     s = await spawnServer({
       geminiBaseUrl: emu.baseUrl,
+      startTimeoutMs: 90_000,
       env: { ...NO_RATE_LIMITS, LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '1000', LIVE_AUDIO_TOOL_TIMEOUT_MS: '60000', LIVE_AUDIO_RECONNECT_BACKOFF_BASE_MS: '20', LIVE_AUDIO_RECONNECT_BACKOFF_MAX_MS: '100' },
     });
-  }, 60_000);
+  }, 120_000);
   afterAll(async () => {
     const pid = s?.pid;
     await s?.stop();
