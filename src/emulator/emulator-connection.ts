@@ -438,9 +438,6 @@ export class EmulatorConnection {
     for (const r of responses) {
       if (!o || o.settled || !o.calls.some((c) => c.id === r.id)) return invalid(`toolResponse for unknown function call id ${r.id}`);
     }
-    for (const r of responses) {
-      if (o!.answers.has(r.id)) return invalid(`toolResponse for function call id ${r.id} answered already`);
-    }
     for (const r of responses) o!.answers.set(r.id, r);
     this.deps.recorder.record.toolResponses.push(
       ...responses.map((r) => ({ id: r.id, name: r.name, response: r.response, ...(r.scheduling ? { scheduling: r.scheduling } : {}) })),

@@ -17,6 +17,7 @@ import { RedisConnection, SessionRecordStore } from '../../src/cluster';
 import { parseStoredToolCalls } from '../../src/cluster/stored-tool-calls';
 import { startCluster, type ClusterInstance, type TestCluster } from '../helpers/cluster';
 import { processAlive, prng } from '../ops/helpers';
+import { connectAuthed } from '../helpers/ws-test-client';
 import { API, GET_TIME, speechPcm, suiteSeed, withSeed } from './helpers';
 
 jest.setTimeout(180_000);
@@ -187,4 +188,41 @@ it(`owner killed before the model session was resumable: the answer posted to an
     const st = await request(other.server.url).get(`${API}/session/${sessionId}/status`).set(headers(cluster.keys.alice));
     expect(st.body.data).toMatchObject({ status: 'active', toolCalls: [] });
     await request(other.server.url).post(`${API}/session/end`).set(headers(cluster.keys.alice)).send({ session_id: sessionId });
+  }));
+
+it(`WebSocket: the socket dies with its instance (kill -9) between call and answer; resumed on another instance, the client is shown the call again and its answer reaches the resumed model (seed ${SEED})`, () =>
+  withSeed(SEED, async () => {
+    const rnd = prng(SEED + 2);
+    cluster.emulator.setScenario(scriptedScenario([{ userTranscript: 'hi', reply: 'Hello.' }], { fallback: TOOL_TURN }));
+    const owner = await cluster.addInstance();
+    const other = cluster.instances[1]!;
+    const sessionId = `tools_takeover_ws_${Date.now()}`;
+    const first = await connectAuthed(owner.server.url, cluster.keys.alice);
+    await first.request({ type: 'start_session', session_id: sessionId, tools: [GET_TIME] }, 'session_started', 15_000);
+    first.send({ type: 'text', text: 'hi' });
+    await first.next('turn_complete', () => true, 15_000);
+    first.send({ type: 'text', text: 'time?' });
+    const call = await first.next('tool_call', () => true, 15_000);
+    const callId: string = call.calls[0].id;
+    await until('the call and a handle in the record', async () => {
+      const rec = await records.get({ principal: 'key:alice', sessionId });
+      return rec?.resumptionHandle && parseStoredToolCalls(rec.tools).pending.some((c) => c.id === callId) ? true : undefined;
+    });
+    await new Promise((r) => setTimeout(r, rnd() * 200));
+    await kill(owner);
+    await first.until(() => first.closeInfo, 10_000, 'the socket to close with its instance');
+
+    const c = await connectAuthed(other.server.url, cluster.keys.alice);
+    const resumed = await c.request({ type: 'start_session', session_id: sessionId, resume: true }, 'session_started', 15_000);
+    expect(resumed.data).toMatchObject({ sessionId, resumed: true });
+    const again = await c.next('tool_call', () => true, 10_000);
+    expect(again.calls).toEqual([{ id: callId, name: 'get_time', args: { city: 'Oslo' } }]);
+    const ack = await c.request({ type: 'tool_response', responses: [{ id: callId, response: { output: '07:07' } }] }, 'tool_response_accepted');
+    expect(ack.answered).toEqual([{ id: callId, name: 'get_time', delivery: 'sent' }]);
+    const done = await c.next('turn_complete', (m) => String(m.data.response).includes('07:07'), 15_000);
+    expect(done.data.response).toContain('The time is');
+    expect(cluster.emulator.connections.flatMap((x) => x.toolResponses).filter((r) => r.id === callId)).toHaveLength(1);
+    expect(c.ofType('tool_call_cancelled')).toEqual([]);
+    c.send({ type: 'end_session' });
+    c.close();
   }));
