@@ -71,6 +71,10 @@ async function main(): Promise<void> {
   await emu.stop();
   fs.rmSync(dir, { recursive: true, force: true });
   process.stdout.write(`after server.close(): ffmpeg children ${ffmpegKids()}; load average ${loadAverages()}\n`);
+  // Killed processes take a moment to exit and be reaped: a leak is what is still there seconds later.
+  const closedAt = performance.now();
+  while (ffmpegKids() > 0 && performance.now() - closedAt < 5000) await new Promise((r) => setTimeout(r, 50));
+  process.stdout.write(`${Math.round(performance.now() - closedAt)} ms later: ffmpeg children ${ffmpegKids()}\n`);
   process.exit(0);
 }
 
