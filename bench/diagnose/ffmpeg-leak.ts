@@ -42,6 +42,7 @@ async function main(): Promise<void> {
   );
   const port = await server.listen(0, '127.0.0.1');
   const rec = loadRecording();
+  process.stderr.write(`server up, recording loaded; load average ${loadAverages()}\n`);
   const rest = new RestClient(`http://127.0.0.1:${port}`, apiKey);
   const statuses: Record<string, number> = {};
   const count = (k: string) => (statuses[k] = (statuses[k] ?? 0) + 1);
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 100));
     count(`end ${(await rest.post(`${API}/session/end`, JSON.stringify({ session_id: id }))).status}`);
+    if ((i + 1) % 10 === 0) process.stderr.write(`${i + 1} sessions done; load average ${loadAverages()}\n`);
   };
   await Promise.all(Array.from({ length: 50 }, async () => {
     while (next < n) await one(next++);
@@ -69,6 +71,10 @@ async function main(): Promise<void> {
   await emu.stop();
   fs.rmSync(dir, { recursive: true, force: true });
   process.stdout.write(`after server.close(): ffmpeg children ${ffmpegKids()}; load average ${loadAverages()}\n`);
+  // Killed processes take a moment to exit and be reaped: a leak is what is still there seconds later.
+  const closedAt = performance.now();
+  while (ffmpegKids() > 0 && performance.now() - closedAt < 5000) await new Promise((r) => setTimeout(r, 50));
+  process.stdout.write(`${Math.round(performance.now() - closedAt)} ms later: ffmpeg children ${ffmpegKids()}\n`);
   process.exit(0);
 }
 

@@ -221,6 +221,9 @@ describe('warm decoder pool on a spawned server (attacker: one key holder openin
       const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text);
       return m ? Number(m[1]) : NaN;
     };
+    // One session stays open meanwhile (a server in use): the pool runs throughout. (Without it, sessions closed
+    // faster than the pool's start pacing make it start nothing at all.)
+    expect((await request(s.url).post(`${API}/session/start`).set(h).send({ session_id: 'pool_keep' })).status).toBe(200);
     const t0 = performance.now();
     let maxFfmpeg = 0;
     let maxPooled = 0;
@@ -244,6 +247,7 @@ describe('warm decoder pool on a spawned server (attacker: one key holder openin
     // (Ended sessions' decoders finish in the background, so the number alive at once is not the pool's to bound.)
     expect(maxFfmpeg).toBeGreaterThan(0);
     expect((await request(s.url).get('/health')).status).toBe(200);
+    expect((await request(s.url).post(`${API}/session/end`).set(h).send({ session_id: 'pool_keep' })).status).toBe(200);
     // The last session's end drains the pool: an idle server holds no ffmpeg.
     await waitFor(() => childProcesses(s.pid, 'ffmpeg').length === 0, 10_000);
     expect(await metric('live_audio_ffmpeg_processes_pooled')).toBe(0);

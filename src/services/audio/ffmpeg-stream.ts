@@ -100,6 +100,11 @@ export class FfmpegPcmStream {
   private commandEnded = false;
   private outputFinished = false;
   private settled = false;
+  /**
+   * The process must die (killed by the owner, stalled, failed). Kept because the process may not exist yet:
+   * fluent-ffmpeg prepares it asynchronously (capability probe, path lookup), seconds on a loaded machine.
+   */
+  private killRequested = false;
   private inputEnded = false;
   private killedByOwner = false;
   private silent = false;
@@ -329,6 +334,7 @@ export class FfmpegPcmStream {
   }
 
   private sendKill(): void {
+    this.killRequested = true;
     if (this.proc && this.spawned && !this.exited) {
       try {
         this.proc.kill('SIGKILL');
@@ -361,7 +367,15 @@ export class FfmpegPcmStream {
     });
     this.log.debug({ ffmpegPid: proc.pid, args: commandLine.replace(/^\S+/, 'ffmpeg') }, 'ffmpeg started');
     this.opts.onSpawn?.(proc.pid);
-    if (this.killedByOwner) this.sendKill();
+    // Asked to die before it existed (killed, stalled while fluent-ffmpeg was still preparing it, or settled by the
+    // kill safety net): no one else will ever end it, and its stdin may never close.
+    if (this.killRequested) {
+      try {
+        proc.kill('SIGKILL');
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'could not kill ffmpeg');
+      }
+    }
   }
 
   private onStderrLine(line: string): void {
