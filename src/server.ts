@@ -111,7 +111,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
   const clusterNode = buildClusterNode(config, logger);
   const { limitStore, limits } = buildLimits(config, clusterNode, metrics, logger);
-  const { usage, archive, planner } = buildConversations(config, logger, metrics);
+  const { usage, archive, planner } = buildConversations(config, logger, metrics, clusterNode);
   // (The cluster's sessions need the service to adopt sessions; the service needs them as its directory.)
   const late: { service?: LiveAudioService } = {};
   const clusterSessions = clusterNode

@@ -11,6 +11,8 @@ import { compactEcho, type EffectiveSessionSetup, type SetupEcho } from '../serv
 import type { PreparedSession } from '../services/session-setup/session-planner';
 import type { ClusterNode } from './cluster-node';
 import type { Ownership, SessionRecord, SessionRef } from './session-records';
+import type { ConversationUsage } from '../services/conversation/session-conversation';
+import type { TranscriptRecord } from '../services/conversation/transcript-types';
 
 /** What a record's `setup` holds: everything another instance needs to open the same session. */
 export interface StoredSetup {
@@ -42,6 +44,8 @@ export interface StoredTurn {
   /** Takeovers after an owner's death, and hand-overs (rolling deploys). */
   takeovers: number;
   handovers: number;
+  /** What the session used so far (tokens, audio seconds, turns), every owner together: status from any instance. */
+  usage?: ConversationUsage;
 }
 
 /** One session this instance serves, and what it last wrote to its record. */
@@ -59,6 +63,8 @@ interface Entry {
   headerSent: boolean;
   /** The record may be gone (Redis restarted without persistence): rewrite it whole. */
   needsRestore: boolean;
+  /** The transcript's `boundaryVersion` last written beside the record (-1: write it on the next write). */
+  transcriptVersion: number;
 }
 
 export type ClusterSessionsEvents = {
@@ -241,9 +247,17 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       outputTranscription: setup.outputTranscription,
       transport: setup.transport,
     };
+    // The conversation goes on from the transcript and usage the last owner stored (no record of them: from zero).
+    const transcript = await this.o.node.records.getTranscript(ref).catch((err: unknown) => {
+      this.log.warn({ sessionId: ref.sessionId, err: (err as Error).message }, 'stored transcript unreadable; continuing without it');
+      return undefined;
+    });
     let session: LiveSession;
     try {
-      session = await this.o.service().adoptSession({ params, setup: setup.effective, echo: setup.echo }, rec.resumptionHandle);
+      session = await this.o.service().adoptSession({ params, setup: setup.effective, echo: setup.echo }, rec.resumptionHandle, {
+        ...(transcript ? { transcript } : {}),
+        ...(turn.usage ? { usage: turn.usage } : {}),
+      });
     } catch (err) {
       // Give it back for the next call to try again (released: anyone may take it).
       await this.o.node.records.transfer(ref, holder, '').catch(() => undefined);
@@ -269,7 +283,19 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
 
   private track(ref: SessionRef, session: LiveSession, holder: Ownership, base: Entry['base']): Entry {
     const key = keyOf(ref);
-    const e: Entry = { ref, session, holder, tracker: new WebmResumeTracker(), base, detached: false, dirty: true, writing: false, headerSent: false, needsRestore: false };
+    const e: Entry = {
+      ref,
+      session,
+      holder,
+      tracker: new WebmResumeTracker(),
+      base,
+      detached: false,
+      dirty: true,
+      writing: false,
+      headerSent: false,
+      needsRestore: false,
+      transcriptVersion: -1,
+    };
     this.entries.set(key, e);
     session.on('webmWritten', (bytes, startsRecording) => {
       if (startsRecording) e.headerSent = false;
@@ -280,8 +306,9 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     session.on('turnComplete', () => this.touch(e));
     // While audio is on its way upstream the record's figures are refreshed, so that what a sudden death loses
     // is counted from a recent state (the cost: one small write per session per interval, only while it streams).
+    // The transcript's copy is rewritten at turn boundaries (a usage report follows its turn's end: caught here).
     const refresh = setInterval(() => {
-      if (e.session.pendingAudioMs() > 0) this.touch(e);
+      if (e.session.pendingAudioMs() > 0 || transcriptChanged(e)) this.touch(e);
     }, RECORD_REFRESH_MS);
     refresh.unref();
     session.once('ended', (info) => {
@@ -312,6 +339,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       lostMs: e.base.lostMs,
       takeovers: e.base.takeovers,
       handovers: e.base.handovers,
+      ...(e.session.conversation ? { usage: e.session.conversation.usage() } : {}),
     };
   }
 
@@ -322,13 +350,18 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         e.dirty = false;
         if (e.needsRestore) await this.restore(e);
         const init = e.tracker.initSegment;
+        const conversation = e.session.conversation;
+        const version = conversation?.transcript.boundaryVersion ?? -1;
+        const transcript = conversation && transcriptChanged(e) ? storedTranscriptOf(e.session) : undefined;
         const r = await this.o.node.records.update(e.ref, e.holder, {
+          ...(transcript ? { transcript } : {}),
           turn: this.turnOf(e),
           ...(e.session.resumptionHandle ? { resumptionHandle: e.session.resumptionHandle } : {}),
           ...(init && !e.headerSent ? { webmHeader: init } : {}),
           ...(init ? { webmResume: e.tracker.resumePoint() } : {}),
         });
         if (init) e.headerSent = true;
+        if (r === 'ok' && transcript) e.transcriptVersion = version;
         if (r === 'not_owner') {
           // Someone took it over (we were thought dead): the session is theirs now; stop serving it here.
           this.log.warn({ sessionId: e.ref.sessionId }, 'session record owned elsewhere now; ending the local copy');
@@ -372,6 +405,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     for (const e of this.entries.values()) {
       e.needsRestore = true;
       e.headerSent = false;
+      e.transcriptVersion = -1;
       this.touch(e);
     }
   }
@@ -381,7 +415,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     if (e.detached) return;
     e.detached = true;
     const p = this.o.node.records
-      .end(e.ref, e.holder, info.reason, endSummary(e.session))
+      .end(e.ref, e.holder, info.reason, endSummary(e.session), e.session.conversation ? storedTranscriptOf(e.session, info.reason) : undefined)
       .then(() => undefined)
       .catch((err: unknown) => {
         if (!isClusterUnavailable(err)) this.log.warn({ sessionId: e.ref.sessionId, err: (err as Error).message }, 'could not end the session record');
@@ -476,6 +510,23 @@ function setupOf(prepared: PreparedSession): StoredSetup {
     outputTranscription: p.outputTranscription,
     transport: p.transport,
   };
+}
+
+/** The transcript changed at a turn boundary since its copy was last written. */
+function transcriptChanged(e: Entry): boolean {
+  const c = e.session.conversation;
+  return c !== undefined && c.transcript.boundaryVersion !== e.transcriptVersion;
+}
+
+/** The session's transcript as stored beside its record (with the compact setup, as the archive stores it). */
+function storedTranscriptOf(session: LiveSession, endReason?: string): TranscriptRecord {
+  const c = session.conversation!;
+  const t = c.snapshot();
+  if (endReason !== undefined && t.endedAt === null) {
+    t.endedAt = Date.now();
+    t.endReason = endReason;
+  }
+  return { ...t, setup: compactEcho(c.echo) };
 }
 
 function emptyTurn(): StoredTurn {

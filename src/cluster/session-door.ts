@@ -6,7 +6,7 @@ import { isForwarded } from './cluster-guard';
 import { ClusterUnavailableError, PeerUnavailableError, SessionMovedError } from './cluster-errors';
 import { SESSION_MOVED_HEADER } from './cluster-headers';
 import type { Principal } from '../services/auth/principal';
-import type { ClusterSessions, StoredSetup } from './cluster-sessions';
+import type { ClusterSessions, StoredSetup, StoredTurn } from './cluster-sessions';
 import type { SessionRecord } from './session-records';
 import { Errors } from '../util/app-error';
 
@@ -24,7 +24,7 @@ const END_MESSAGES: Record<string, string> = {
 };
 
 /** Which call the door guards: where its session id is, and whether a dead owner's session is taken over for it. */
-export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status';
+export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status' | 'transcript';
 
 export interface SessionDoorOptions {
   sessions: ClusterSessions;
@@ -51,7 +51,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
   const log = o.logger.child({ component: 'session-door' });
 
   const sessionIdOf = (req: Request, route: DoorRoute): string | undefined => {
-    const raw: unknown = route === 'status' ? req.params.session_id : (req.body as Record<string, unknown> | undefined)?.session_id;
+    const raw: unknown = route === 'status' || route === 'transcript' ? req.params.session_id : (req.body as Record<string, unknown> | undefined)?.session_id;
     return typeof raw === 'string' && SESSION_ID_RE.test(raw) ? raw : undefined;
   };
 
@@ -127,6 +127,8 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
         upstream: { state: 'detached', connected: false, reconnects: 0, hasResumptionHandle: rec.resumptionHandle !== undefined },
         turn: { turnId: 0, turnComplete: true },
         setup: setup.echo ?? null,
+        // What the session used so far, as its owner last recorded it (every owner together).
+        usage: (rec.turn as StoredTurn | undefined)?.usage ?? null,
         ownerAvailable: false,
       },
     });
@@ -152,10 +154,26 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
   const route1 = async (req: Request, res: Response, next: NextFunction, owner: Principal, sessionId: string, route: DoorRoute): Promise<void> => {
     const rec = await node.records.get({ principal: owner.id, sessionId });
     if (!rec) return next();
+    // A transcript is read from its live owner (forwarded); otherwise (ended, dead owner) from the copy stored
+    // beside the record, which the controller reads: nothing is taken over for a read.
+    if (route === 'transcript') {
+      const remote = rec.status === 'live' && rec.owner !== '' && rec.owner !== node.id && !isForwarded(req) && (await node.registry.isAlive(rec.owner));
+      if (!remote) return next();
+      try {
+        await forward(req, res, rec.owner);
+      } catch (err) {
+        if (!(err instanceof PeerUnavailableError)) throw err;
+        next(); // died on the way: its stored copy
+      }
+      return;
+    }
     if (rec.status !== 'live') {
       // Ended on another instance: answered as that instance would (this one has no tombstone of it).
       // (A start that failed, or a record nobody could resume, never was a session: unknown, as on one instance.)
-      if (route === 'start' || o.service.lookupSession(owner, sessionId).kind !== 'unknown' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
+      // The status of an ended session is the record's on every instance, the last owner's included (its local
+      // tombstone would date the session from its takeover).
+      if (route === 'start' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
+      if (route !== 'status' && o.service.lookupSession(owner, sessionId).kind !== 'unknown') return next();
       return answerEnded(res, route, rec);
     }
     const self = node.id;

@@ -8,6 +8,10 @@ import type { ConversationArchive } from './conversation/conversation-archive';
 import { SessionConversation } from './conversation/session-conversation';
 import { LiveTranscriptBudget } from './conversation/live-transcript-budget';
 import type { TranscriptRecord } from './conversation/transcript-types';
+import type { SessionConversationOptions } from './conversation/session-conversation';
+
+/** What a session continued from another instance brings along (its transcript and usage so far). */
+export type ConversationPrior = NonNullable<SessionConversationOptions['prior']>;
 import { greetingToSend, toModelSessionConfig } from './session-setup/build-live-connect-config';
 import type { PreparedSession, SessionPlanner, StartSessionInput } from './session-setup/session-planner';
 import type { SetupEcho } from './session-setup/effective-setup';
@@ -230,11 +234,11 @@ export class LiveAudioService {
    * connection resumed with `resumptionHandle` (the model keeps the conversation; no greeting), in this process's
    * registry, with the effective setup the session started with.
    */
-  adoptSession(p: PreparedSession, resumptionHandle: string | undefined): Promise<LiveSession> {
-    return this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p, resumptionHandle));
+  adoptSession(p: PreparedSession, resumptionHandle: string | undefined, prior?: ConversationPrior): Promise<LiveSession> {
+    return this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p, resumptionHandle, prior));
   }
 
-  private async createSession(p: PreparedSession, resumptionHandle?: string): Promise<LiveSession> {
+  private async createSession(p: PreparedSession, resumptionHandle?: string, prior?: ConversationPrior): Promise<LiveSession> {
     const { params, setup, echo } = p;
     const log = this.o.logger.child({ sessionId: params.sessionId });
     const upstream = new ResilientUpstream(
@@ -266,6 +270,7 @@ export class LiveAudioService {
       onBudgetSpent: (message) => session.end('token_budget_exhausted', message),
       logger: this.o.logger,
       transcriptBudget: this.transcriptBudget,
+      ...(prior ? { prior } : {}),
     });
     // Listening before the held events are delivered (LiveSession starts the delivery).
     conversation.attach(upstream);
