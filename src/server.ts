@@ -119,7 +119,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   // (The cluster's sessions need the service to adopt sessions; the service needs them as its directory.)
   const late: { service?: LiveAudioService } = {};
   const clusterSessions = clusterNode
-    ? new ClusterSessions({ node: clusterNode, registry, service: () => late.service!, sessionMaxAgeMs: config.sessions.maxMs, logger })
+    ? new ClusterSessions({ node: clusterNode, registry, service: () => late.service!, sessionMaxAgeMs: config.sessions.maxMs, logger, archive })
     : undefined;
   const service = buildService(config, { registry, directory: clusterSessions, decoders, provider, planner, usage, archive, limits, metrics, logger }, o);
   late.service = service;
@@ -127,6 +127,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     metrics.clusterSessionsTaken.inc({ kind: e.released ? 'handover' : 'takeover' });
     metrics.clusterLostAudioSeconds.inc(e.lostMs / 1000);
   });
+  clusterSessions?.on('endedFromRecord', (e) => metrics.clusterLostAudioSeconds.inc(e.lostMs / 1000));
 
   let ready = false;
   const app = buildHttpApp(config, {

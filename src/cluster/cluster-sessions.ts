@@ -13,6 +13,8 @@ import type { ClusterNode } from './cluster-node';
 import type { Ownership, SessionRecord, SessionRef } from './session-records';
 import type { ConversationUsage } from '../services/conversation/session-conversation';
 import type { TranscriptRecord } from '../services/conversation/transcript-types';
+import type { ConversationArchive } from '../services/conversation/conversation-archive';
+import { emptyUsage } from '../services/usage/usage-figures';
 
 /** What a record's `setup` holds: everything another instance needs to open the same session. */
 export interface StoredSetup {
@@ -70,11 +72,49 @@ interface Entry {
 export type ClusterSessionsEvents = {
   /** A session of a dead owner (or a released one) now runs here. `lostMs`: audio counted lost in the dead owner. */
   tookOver: (e: { sessionId: string; from: string; lostMs: number; ms: number; released: boolean }) => void;
+  /** A dead owner's (or a released) session was ended from its record, without an upstream. */
+  endedFromRecord: (e: { sessionId: string; from: string; lostMs: number }) => void;
   handedOver: (e: { sessionId: string }) => void;
 };
 
+/** What ending a session from its record did (see `ClusterSessions.endFromRecord`). */
+export type RecordEndOutcome =
+  | { kind: 'ended'; info: SessionEndInfo; alreadyEnded: boolean }
+  | { kind: 'not_found' }
+  /** Served by a live instance (`owner`): the caller forwards, or answers that it is served elsewhere. */
+  | { kind: 'alive'; owner: string }
+  /** The record names this instance: the local registry answers. */
+  | { kind: 'local' };
+
+/** The messages the sessions' own ends carry (LiveSession, SessionRegistry), for answers read from a record. */
+export const END_MESSAGES: Record<string, string> = {
+  client_end: 'Ended by the client',
+  expired: 'Session reached its maximum duration',
+  idle_timeout: 'No audio received for too long',
+  replaced: 'Replaced by a new session with the same id',
+  server_shutdown: 'Server is shutting down',
+  socket_closed: 'WebSocket closed',
+};
+
+/** Record end reasons of sessions that never ran (answered like an unknown id). */
+export const NEVER_SESSIONS = new Set(['start_failed', 'unresumable']);
+
+/** How an ended record's session ended, as `SessionEndInfo`. */
+export function endInfoOf(rec: SessionRecord): SessionEndInfo {
+  const reason = rec.endReason ?? 'ended';
+  const endMs = rec.endedAt ?? rec.expiresAt;
+  return {
+    reason: (rec.status === 'expired' ? 'expired' : reason) as SessionEndInfo['reason'],
+    message: END_MESSAGES[reason] ?? reason,
+    endTime: new Date(endMs).toISOString(),
+    durationMs: endMs - rec.createdAt,
+  };
+}
+
 export interface ClusterSessionsOptions {
   node: ClusterNode;
+  /** Where a session ended from its record goes (transcript kept here too, `session.ended` webhook). */
+  archive?: ConversationArchive;
   registry: SessionRegistry;
   /** The service (late-bound: it is built with this directory). */
   service: () => LiveAudioService;
@@ -277,6 +317,52 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     this.log.info({ sessionId: ref.sessionId, from: rec.owner || '(released)', epoch: holder.epoch, lostMs, ms: Math.round(ms), resumed: !!rec.resumptionHandle }, 'session taken over');
     this.emit('tookOver', { sessionId: ref.sessionId, from: rec.owner, lostMs, ms, released });
     return session;
+  }
+
+  // ------------------------------------------------------------------ ending without an owner
+
+  /**
+   * Ends a session whose owner is dead (or that was released) from its record, without opening an upstream: the
+   * record is won like a takeover (atomically: exactly one instance ends it, a live owner is never deposed), then
+   * ended under that fence with the stored transcript (closed now) and the usage the owner last recorded; the
+   * archive keeps the transcript and sends the `session.ended` webhook. Audio that was inside the dead owner is
+   * counted lost as in a takeover. An ended record answers `alreadyEnded`.
+   */
+  async endFromRecord(owner: Principal, sessionId: string, reason: SessionEndInfo['reason'] = 'client_end'): Promise<RecordEndOutcome> {
+    const ref = { principal: owner.id, sessionId };
+    const records = this.o.node.records;
+    const self = this.o.node.id;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const rec = await records.get(ref);
+      if (!rec || NEVER_SESSIONS.has(rec.endReason ?? '')) return { kind: 'not_found' };
+      if (rec.status !== 'live') return { kind: 'ended', info: endInfoOf(rec), alreadyEnded: true };
+      if (rec.owner === self) return { kind: 'local' };
+      if (rec.owner !== '' && (await this.o.node.registry.isAlive(rec.owner))) return { kind: 'alive', owner: rec.owner };
+      const t = await records.takeOver(ref, rec.owner, self);
+      if (!t.taken) continue; // ended, expired or taken meanwhile: read it again
+      const setup = rec.setup as StoredSetup | undefined;
+      const turn = (rec.turn as StoredTurn | undefined) ?? emptyTurn();
+      const endedAt = Date.now();
+      const stored = await records.getTranscript(ref).catch(() => undefined);
+      const transcript = stored ? closedTranscript(stored, endedAt, reason) : undefined;
+      const summary: Record<string, string> = {
+        ...(setup ? { model: setup.model, responseModality: setup.responseModality, transport: setup.transport } : {}),
+        ...(setup?.echo ? { setup: JSON.stringify(compactEcho(setup.echo)) } : {}),
+        ...(turn.usage ? { usage: JSON.stringify(turn.usage) } : {}),
+      };
+      const r = await records.end(ref, t.ownership, reason, summary, transcript);
+      if (r !== 'ok') continue;
+      const lostMs = rec.owner === '' ? 0 : msOf(turn.unsentMs);
+      this.log.info({ sessionId, from: rec.owner || '(released)', lostMs }, 'session ended from its record (owner gone)');
+      this.emit('endedFromRecord', { sessionId, from: rec.owner, lostMs });
+      const info: SessionEndInfo = { reason, message: END_MESSAGES[reason] ?? reason, endTime: new Date(endedAt).toISOString(), durationMs: endedAt - rec.createdAt };
+      if (this.o.archive && setup?.owner && setup.echo) {
+        const record = transcript ?? closedTranscript(emptyTranscript(ref, rec.createdAt), endedAt, reason);
+        void this.o.archive.storedSessionEnded(record, setup.echo, { sessionId, owner: setup.owner, startedAt: rec.createdAt, endedAt, reason });
+      }
+      return { kind: 'ended', info, alreadyEnded: false };
+    }
+    throw new AppError(503, 'CLUSTER_UNAVAILABLE', 'The session is changing hands; try again shortly', { retryAfterSec: 1 });
   }
 
   // ------------------------------------------------------------------ keeping records current
@@ -527,6 +613,16 @@ function storedTranscriptOf(session: LiveSession, endReason?: string): Transcrip
     t.endReason = endReason;
   }
   return { ...t, setup: compactEcho(c.echo) };
+}
+
+/** A stored transcript as the session's end leaves it: the open turn closed (interrupted if it was replying). */
+function closedTranscript(t: TranscriptRecord, endedAt: number, reason: string): TranscriptRecord {
+  const turns = t.turns.map((x) => (x.endedAt === null ? { ...x, endedAt, interrupted: x.interrupted || x.replyText !== '' } : x));
+  return { ...t, turns, endedAt: t.endedAt ?? endedAt, endReason: t.endReason ?? reason };
+}
+
+function emptyTranscript(ref: SessionRef, startedAt: number): TranscriptRecord {
+  return { sessionId: ref.sessionId, owner: ref.principal, startedAt, endedAt: null, endReason: null, turns: [], usage: emptyUsage(), overheadUsage: emptyUsage(), droppedTurns: 0 };
 }
 
 function emptyTurn(): StoredTurn {

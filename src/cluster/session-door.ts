@@ -6,22 +6,10 @@ import { isForwarded } from './cluster-guard';
 import { ClusterUnavailableError, PeerUnavailableError, SessionMovedError } from './cluster-errors';
 import { SESSION_MOVED_HEADER } from './cluster-headers';
 import type { Principal } from '../services/auth/principal';
-import type { ClusterSessions, StoredSetup, StoredTurn } from './cluster-sessions';
+import { END_MESSAGES, NEVER_SESSIONS, type ClusterSessions, type StoredSetup, type StoredTurn } from './cluster-sessions';
 import type { SessionRecord } from './session-records';
 import { Errors } from '../util/app-error';
 
-/** Record end reasons of sessions that never ran (answered like an unknown id). */
-const NEVER_SESSIONS = new Set(['start_failed', 'unresumable']);
-
-/** The messages the sessions' own ends carry (LiveSession, SessionRegistry), for answers read from a record. */
-const END_MESSAGES: Record<string, string> = {
-  client_end: 'Ended by the client',
-  expired: 'Session reached its maximum duration',
-  idle_timeout: 'No audio received for too long',
-  replaced: 'Replaced by a new session with the same id',
-  server_shutdown: 'Server is shutting down',
-  socket_closed: 'WebSocket closed',
-};
 
 /** Which call the door guards: where its session id is, and whether a dead owner's session is taken over for it. */
 export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status' | 'transcript';
@@ -194,6 +182,17 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute) => 
     if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
     // A status read of a dead owner's session answers from the record: reading it must not open an upstream.
     if (route === 'status' && !alive) return answerFromRecord(res, rec);
+    // Ending it neither: it is ended from its record (tombstone, usage kept, transcript archived, webhook).
+    if (route === 'end' && !alive && !o.service.draining) {
+      const r = await o.sessions.endFromRecord(owner, sessionId);
+      if (r.kind === 'ended') {
+        const view = { sessionId, status: r.info.reason === 'expired' ? 'expired' : 'ended', reason: r.info.reason, message: r.info.message, endTime: r.info.endTime, duration: r.info.durationMs };
+        res.json({ success: true, data: r.alreadyEnded ? { ...view, alreadyEnded: true } : view });
+        return;
+      }
+      if (r.kind === 'alive' && !isForwarded(req)) return forward(req, res, r.owner);
+      return next();
+    }
     if (o.service.draining) {
       // Going away: a live peer takes it over instead (a peer's call is sent back to it: "look again").
       if (isForwarded(req)) return movedAnswer(res);

@@ -91,6 +91,14 @@ export interface SessionDirectory {
    * instance serves it).
    */
   bringHere(owner: Principal, sessionId: string, opts?: { waitForRelease?: boolean }): Promise<{ session?: LiveSession; aliveOwner?: string }>;
+  /**
+   * Ends a session this process does not serve, from its record, when its owner is gone (no upstream is opened);
+   * `alive` when another live instance serves it, `local` when the record names this instance.
+   */
+  endFromRecord(
+    owner: Principal,
+    sessionId: string,
+  ): Promise<{ kind: 'ended'; info: SessionEndInfo; alreadyEnded: boolean } | { kind: 'not_found' } | { kind: 'alive'; owner: string } | { kind: 'local' }>;
 }
 
 /** A claimed id: `attach` once the session runs here, `release` when the start failed. */
@@ -418,6 +426,19 @@ export class LiveAudioService {
     if (l.kind === 'live') return { kind: 'ended', sessionId, info: l.session.endedInfo!, alreadyEnded: false };
     if (l.kind === 'ended') return { kind: 'ended', sessionId, info: l.tombstone.info, alreadyEnded: true };
     return { kind: 'not_found', sessionId };
+  }
+
+  /**
+   * `endSession` on any instance (WebSocket `end_session` by id): a session not known here is, in cluster mode,
+   * ended from its record when its owner is gone; one a live peer serves answers 409 `SESSION_BUSY`.
+   */
+  async endSessionAnywhere(owner: Principal, sessionIdRaw: unknown, reason: SessionEndReason = 'client_end'): Promise<EndSessionOutcome> {
+    const local = this.endSession(owner, sessionIdRaw, reason);
+    if (local.kind !== 'not_found' || !this.o.directory) return local;
+    const r = await this.o.directory.endFromRecord(owner, local.sessionId);
+    if (r.kind === 'ended') return { kind: 'ended', sessionId: local.sessionId, info: r.info, alreadyEnded: r.alreadyEnded };
+    if (r.kind === 'alive') throw new AppError(409, 'SESSION_BUSY', 'The session is being served on another connection; end it there or over REST');
+    return local;
   }
 
   /** Ends a session the caller holds (a socket's relayed session). Idempotent. */
