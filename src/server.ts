@@ -6,6 +6,7 @@ import type { DestinationStream } from 'pino';
 import type { AppConfig } from './config/config';
 import type { GeminiLiveEmulator } from './emulator';
 import { buildClusterNode } from './composition/cluster-node';
+import { RedisKeyStore } from './cluster/redis-key-store';
 import { buildConversations } from './composition/conversations';
 import { buildDecoders } from './composition/decoders';
 import { buildHttpApp } from './composition/http-app';
@@ -91,13 +92,17 @@ export interface LiveAudioServer {
 export async function createLiveAudioServer(config: AppConfig, o: ServerOverrides = {}): Promise<LiveAudioServer> {
   const logger = o.logger ?? buildLogger(config, o.logDestination);
   const metrics = new Metrics();
+  const clusterNode = buildClusterNode(config, logger);
   const auth = createAuthenticator({
     apiKeys: config.auth.apiKeys,
     apiKeysFile: config.auth.apiKeysFile,
     jwtSecret: config.auth.jwtSecret,
     log: logger,
+    // Cluster mode: the keys `npm run keys` wrote to Redis count on every instance, besides env and file keys.
+    ...(clusterNode ? { shared: new RedisKeyStore(clusterNode.connection), sharedCacheMs: config.cluster?.keyCacheMs } : {}),
   });
-  const devKey = auth.keyStore ? ensureDevelopmentKey({ store: auth.keyStore, nodeEnv: config.nodeEnv, log: logger }) : null;
+  // (In cluster mode keys live in Redis: no development key is written to this instance's key file.)
+  const devKey = auth.keyStore && !clusterNode ? ensureDevelopmentKey({ store: auth.keyStore, nodeEnv: config.nodeEnv, log: logger }) : null;
   const { provider, emulator } = await buildUpstreamProvider(config, logger, o.provider);
   if (emulator) metrics.observeEmulator(emulator);
   const { decoders, ffmpeg } = await buildDecoders(config, logger, o.decoders);
@@ -109,13 +114,12 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   metrics.observeRegistry(registry);
   const decoderCounters = decoders.counters;
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
-  const clusterNode = buildClusterNode(config, logger);
   const { limitStore, limits } = buildLimits(config, clusterNode, metrics, logger);
-  const { usage, archive, planner } = buildConversations(config, logger, metrics);
+  const { usage, archive, planner } = buildConversations(config, logger, metrics, clusterNode);
   // (The cluster's sessions need the service to adopt sessions; the service needs them as its directory.)
   const late: { service?: LiveAudioService } = {};
   const clusterSessions = clusterNode
-    ? new ClusterSessions({ node: clusterNode, registry, service: () => late.service!, sessionMaxAgeMs: config.sessions.maxMs, logger })
+    ? new ClusterSessions({ node: clusterNode, registry, service: () => late.service!, sessionMaxAgeMs: config.sessions.maxMs, logger, archive })
     : undefined;
   const service = buildService(config, { registry, directory: clusterSessions, decoders, provider, planner, usage, archive, limits, metrics, logger }, o);
   late.service = service;
@@ -123,6 +127,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     metrics.clusterSessionsTaken.inc({ kind: e.released ? 'handover' : 'takeover' });
     metrics.clusterLostAudioSeconds.inc(e.lostMs / 1000);
   });
+  clusterSessions?.on('endedFromRecord', (e) => metrics.clusterLostAudioSeconds.inc(e.lostMs / 1000));
 
   let ready = false;
   const app = buildHttpApp(config, {

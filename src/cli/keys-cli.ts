@@ -8,9 +8,14 @@
  * Option `--file <path>` (default: env `LIVE_AUDIO_API_KEYS_FILE`, else `.live-audio/api-keys.json`).
  * A running server re-reads the key file within about a second, so no restart is needed.
  *
+ * Cluster mode: with `REDIS_URL` set (and no `--file`), the keys go to Redis (`RedisKeyStore`, key prefix
+ * `LIVE_AUDIO_REDIS_KEY_PREFIX`), where every instance reads them (within `LIVE_AUDIO_CLUSTER_KEY_CACHE_MS`).
+ *
  * The core is `runKeysCli()`, which tests call directly; `.env` is loaded only when this file is the entry point.
  */
 import * as path from 'node:path';
+import { RedisConnection } from '../cluster/redis-connection';
+import { RedisKeyStore } from '../cluster/redis-key-store';
 import { ApiKeyConfigError, parseEnvApiKeys } from '../services/auth/api-key';
 import {
   createKeyInFile,
@@ -54,6 +59,7 @@ export const KEYS_CLI_USAGE = [
   '',
   'Options:',
   `  --file <path>   key file (default: $LIVE_AUDIO_API_KEYS_FILE or ${DEFAULT_KEY_FILE})`,
+  '                  With REDIS_URL set and no --file, keys are kept in Redis for every instance.',
   '  -h, --help      show this help',
 ].join('\n');
 
@@ -189,11 +195,82 @@ export function runKeysCli(argv: readonly string[], ctx: KeysCliContext = {}): n
   }
 }
 
+/**
+ * Runs one CLI command where the keys live: Redis when `REDIS_URL` is set and no `--file` was given (cluster
+ * mode), else the key file (`runKeysCli`). Returns the exit code. Never throws; never prints the Redis password.
+ */
+export async function runKeysCommand(argv: readonly string[], ctx: KeysCliContext = {}): Promise<number> {
+  const env = ctx.env ?? {};
+  let args: KeysCliArgs | undefined;
+  try {
+    args = parseKeysCliArgs(argv);
+  } catch {
+    args = undefined; // runKeysCli prints the usage error
+  }
+  if (!env.REDIS_URL || !args || args.command === 'help' || args.file) return runKeysCli(argv, ctx);
+  return runRedisKeysCli(args, env.REDIS_URL, ctx);
+}
+
+async function runRedisKeysCli(args: KeysCliArgs, url: string, ctx: KeysCliContext): Promise<number> {
+  const out = ctx.stdout ?? ((l: string) => process.stdout.write(`${l}\n`));
+  const err = ctx.stderr ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const env = ctx.env ?? {};
+  const connection = new RedisConnection({ url, keyPrefix: env.LIVE_AUDIO_REDIS_KEY_PREFIX || 'live-audio:', connectionName: 'live-audio-keys' });
+  const where = `Redis ${connection.safeUrl}`;
+  try {
+    connection.start();
+    if (!(await connection.waitUntilConnected(5000))) {
+      err(`Error: cannot reach ${where}`);
+      return 1;
+    }
+    const store = new RedisKeyStore(connection);
+    switch (args.command) {
+      case 'create': {
+        const created = await store.create(args.name!, { reservedNames: envKeyNames(env).names, now: ctx.now });
+        out(`Created API key "${created.name}" (stored as a SHA-256 hash in ${where}, for every instance).`);
+        out('');
+        out(`  ${created.key}`);
+        out('');
+        out('Copy it now: this key cannot be shown again. Send it in the X-API-Key header.');
+        out('Every running instance accepts it within LIVE_AUDIO_CLUSTER_KEY_CACHE_MS (2 s by default); no restart needed.');
+        return 0;
+      }
+      case 'revoke': {
+        const n = await store.revoke(args.name!, { now: ctx.now });
+        out(`Revoked API key "${args.name}" (${n} key${n === 1 ? '' : 's'}) in ${where}; every instance refuses it within LIVE_AUDIO_CLUSTER_KEY_CACHE_MS.`);
+        if (envKeyNames(env).names.includes(args.name!)) out(`Note: a key named "${args.name}" is also set in LIVE_AUDIO_API_KEYS; remove it there too.`);
+        return 0;
+      }
+      case 'list': {
+        const keys = await store.list();
+        out(`Keys in ${where}`);
+        if (keys.length === 0) out('No API keys in Redis.');
+        else {
+          const rows = [['NAME', 'CREATED', 'REVOKED', 'HASH']];
+          for (const k of keys) rows.push([k.name, k.createdAt, k.revokedAt ?? '-', `${k.hashPrefix}…`]);
+          for (const line of table(rows)) out(line);
+        }
+        return 0;
+      }
+      default:
+        return 2;
+    }
+  } catch (e) {
+    if (e instanceof KeyAdminError || e instanceof KeyFileError) err(`Error: ${e.message}`);
+    else err(`Error: cannot update the keys in ${where} (${e instanceof Error ? e.name : 'error'})`);
+    return 1;
+  } finally {
+    await connection.close();
+  }
+}
+
 function main(): void {
-  // Entry point only: load .env (quietly) so LIVE_AUDIO_API_KEYS_FILE set there is honoured.
+  // Entry point only: load .env (quietly) so LIVE_AUDIO_API_KEYS_FILE (or REDIS_URL) set there is honoured.
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- resolved at run time (an optional or CommonJS-only module)
   (require('dotenv') as typeof import('dotenv')).config({ quiet: true });
-  process.exitCode = runKeysCli(process.argv.slice(2), { env: process.env });
+  void runKeysCommand(process.argv.slice(2), { env: process.env }).then((code) => {
+    process.exitCode = code;
+  });
 }
 
 if (require.main === module) main();

@@ -36,6 +36,10 @@ export interface ClusterSettings {
   /** `LIVE_AUDIO_SESSION_TOMBSTONE_MS`, `LIVE_AUDIO_MAX_SESSIONS_PER_USER` */
   tombstoneMs: number;
   maxSessionsPerPrincipal: number;
+  /** `LIVE_AUDIO_TRANSCRIPT_RETENTION_MS`, `LIVE_AUDIO_CLUSTER_TRANSCRIPT_MAX_BYTES`, `LIVE_AUDIO_CLUSTER_TRANSCRIPTS_PER_KEY` */
+  transcriptRetentionMs?: number;
+  maxTranscriptBytes?: number;
+  maxTranscriptsPerPrincipal?: number;
 }
 
 /**
@@ -75,6 +79,9 @@ export class ClusterNode {
       liveness: this.registry,
       tombstoneMs: s.tombstoneMs,
       maxSessionsPerPrincipal: s.maxSessionsPerPrincipal,
+      transcriptRetentionMs: s.transcriptRetentionMs,
+      maxTranscriptBytes: s.maxTranscriptBytes,
+      maxTranscriptsPerPrincipal: s.maxTranscriptsPerPrincipal,
     });
     this.limits = new RedisLimitStore(this.connection);
     this.forwarder = new Forwarder({

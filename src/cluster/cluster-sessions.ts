@@ -12,6 +12,10 @@ import type { PreparedSession } from '../services/session-setup/session-planner'
 import type { ClusterNode } from './cluster-node';
 import type { Ownership, SessionRecord, SessionRef } from './session-records';
 import { parseStoredToolCalls, toStoredToolCalls } from './stored-tool-calls';
+import type { ConversationUsage } from '../services/conversation/session-conversation';
+import type { TranscriptRecord } from '../services/conversation/transcript-types';
+import type { ConversationArchive } from '../services/conversation/conversation-archive';
+import { emptyUsage } from '../services/usage/usage-figures';
 
 /** What a record's `setup` holds: everything another instance needs to open the same session. */
 export interface StoredSetup {
@@ -43,6 +47,8 @@ export interface StoredTurn {
   /** Takeovers after an owner's death, and hand-overs (rolling deploys). */
   takeovers: number;
   handovers: number;
+  /** What the session used so far (tokens, audio seconds, turns), every owner together: status from any instance. */
+  usage?: ConversationUsage;
 }
 
 /** One session this instance serves, and what it last wrote to its record. */
@@ -62,16 +68,56 @@ interface Entry {
   needsRestore: boolean;
   /** The function-call ledger's version last written (written again only when it moved). */
   toolsVersion: number;
+  /** The transcript's `boundaryVersion` last written beside the record (-1: write it on the next write). */
+  transcriptVersion: number;
 }
 
 export type ClusterSessionsEvents = {
   /** A session of a dead owner (or a released one) now runs here. `lostMs`: audio counted lost in the dead owner. */
   tookOver: (e: { sessionId: string; from: string; lostMs: number; ms: number; released: boolean }) => void;
+  /** A dead owner's (or a released) session was ended from its record, without an upstream. */
+  endedFromRecord: (e: { sessionId: string; from: string; lostMs: number }) => void;
   handedOver: (e: { sessionId: string }) => void;
 };
 
+/** What ending a session from its record did (see `ClusterSessions.endFromRecord`). */
+export type RecordEndOutcome =
+  | { kind: 'ended'; info: SessionEndInfo; alreadyEnded: boolean }
+  | { kind: 'not_found' }
+  /** Served by a live instance (`owner`): the caller forwards, or answers that it is served elsewhere. */
+  | { kind: 'alive'; owner: string }
+  /** The record names this instance: the local registry answers. */
+  | { kind: 'local' };
+
+/** The messages the sessions' own ends carry (LiveSession, SessionRegistry), for answers read from a record. */
+export const END_MESSAGES: Record<string, string> = {
+  client_end: 'Ended by the client',
+  expired: 'Session reached its maximum duration',
+  idle_timeout: 'No audio received for too long',
+  replaced: 'Replaced by a new session with the same id',
+  server_shutdown: 'Server is shutting down',
+  socket_closed: 'WebSocket closed',
+};
+
+/** Record end reasons of sessions that never ran (answered like an unknown id). */
+export const NEVER_SESSIONS = new Set(['start_failed', 'unresumable']);
+
+/** How an ended record's session ended, as `SessionEndInfo`. */
+export function endInfoOf(rec: SessionRecord): SessionEndInfo {
+  const reason = rec.endReason ?? 'ended';
+  const endMs = rec.endedAt ?? rec.expiresAt;
+  return {
+    reason: (rec.status === 'expired' ? 'expired' : reason) as SessionEndInfo['reason'],
+    message: END_MESSAGES[reason] ?? reason,
+    endTime: new Date(endMs).toISOString(),
+    durationMs: endMs - rec.createdAt,
+  };
+}
+
 export interface ClusterSessionsOptions {
   node: ClusterNode;
+  /** Where a session ended from its record goes (transcript kept here too, `session.ended` webhook). */
+  archive?: ConversationArchive;
   registry: SessionRegistry;
   /** The service (late-bound: it is built with this directory). */
   service: () => LiveAudioService;
@@ -244,9 +290,17 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       outputTranscription: setup.outputTranscription,
       transport: setup.transport,
     };
+    // The conversation goes on from the transcript and usage the last owner stored (no record of them: from zero).
+    const transcript = await this.o.node.records.getTranscript(ref).catch((err: unknown) => {
+      this.log.warn({ sessionId: ref.sessionId, err: (err as Error).message }, 'stored transcript unreadable; continuing without it');
+      return undefined;
+    });
     let session: LiveSession;
     try {
-      session = await this.o.service().adoptSession({ params, setup: setup.effective, echo: setup.echo }, rec.resumptionHandle);
+      session = await this.o.service().adoptSession({ params, setup: setup.effective, echo: setup.echo }, rec.resumptionHandle, {
+        ...(transcript ? { transcript } : {}),
+        ...(turn.usage ? { usage: turn.usage } : {}),
+      });
     } catch (err) {
       // Give it back for the next call to try again (released: anyone may take it).
       await this.o.node.records.transfer(ref, holder, '').catch(() => undefined);
@@ -271,11 +325,70 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     return session;
   }
 
+  // ------------------------------------------------------------------ ending without an owner
+
+  /**
+   * Ends a session whose owner is dead (or that was released) from its record, without opening an upstream: the
+   * record is won like a takeover (atomically: exactly one instance ends it, a live owner is never deposed), then
+   * ended under that fence with the stored transcript (closed now) and the usage the owner last recorded; the
+   * archive keeps the transcript and sends the `session.ended` webhook. Audio that was inside the dead owner is
+   * counted lost as in a takeover. An ended record answers `alreadyEnded`.
+   */
+  async endFromRecord(owner: Principal, sessionId: string, reason: SessionEndInfo['reason'] = 'client_end'): Promise<RecordEndOutcome> {
+    const ref = { principal: owner.id, sessionId };
+    const records = this.o.node.records;
+    const self = this.o.node.id;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const rec = await records.get(ref);
+      if (!rec || NEVER_SESSIONS.has(rec.endReason ?? '')) return { kind: 'not_found' };
+      if (rec.status !== 'live') return { kind: 'ended', info: endInfoOf(rec), alreadyEnded: true };
+      if (rec.owner === self) return { kind: 'local' };
+      if (rec.owner !== '' && (await this.o.node.registry.isAlive(rec.owner))) return { kind: 'alive', owner: rec.owner };
+      const t = await records.takeOver(ref, rec.owner, self);
+      if (!t.taken) continue; // ended, expired or taken meanwhile: read it again
+      const setup = rec.setup as StoredSetup | undefined;
+      const turn = (rec.turn as StoredTurn | undefined) ?? emptyTurn();
+      const endedAt = Date.now();
+      const stored = await records.getTranscript(ref).catch(() => undefined);
+      const transcript = stored ? closedTranscript(stored, endedAt, reason) : undefined;
+      const summary: Record<string, string> = {
+        ...(setup ? { model: setup.model, responseModality: setup.responseModality, transport: setup.transport } : {}),
+        ...(setup?.echo ? { setup: JSON.stringify(compactEcho(setup.echo)) } : {}),
+        ...(turn.usage ? { usage: JSON.stringify(turn.usage) } : {}),
+      };
+      const r = await records.end(ref, t.ownership, reason, summary, transcript);
+      if (r !== 'ok') continue;
+      const lostMs = rec.owner === '' ? 0 : msOf(turn.unsentMs);
+      this.log.info({ sessionId, from: rec.owner || '(released)', lostMs }, 'session ended from its record (owner gone)');
+      this.emit('endedFromRecord', { sessionId, from: rec.owner, lostMs });
+      const info: SessionEndInfo = { reason, message: END_MESSAGES[reason] ?? reason, endTime: new Date(endedAt).toISOString(), durationMs: endedAt - rec.createdAt };
+      if (this.o.archive && setup?.owner && setup.echo) {
+        const record = transcript ?? closedTranscript(emptyTranscript(ref, rec.createdAt), endedAt, reason);
+        void this.o.archive.storedSessionEnded(record, setup.echo, { sessionId, owner: setup.owner, startedAt: rec.createdAt, endedAt, reason });
+      }
+      return { kind: 'ended', info, alreadyEnded: false };
+    }
+    throw new AppError(503, 'CLUSTER_UNAVAILABLE', 'The session is changing hands; try again shortly', { retryAfterSec: 1 });
+  }
+
   // ------------------------------------------------------------------ keeping records current
 
   private track(ref: SessionRef, session: LiveSession, holder: Ownership, base: Entry['base']): Entry {
     const key = keyOf(ref);
-    const e: Entry = { ref, session, holder, tracker: new WebmResumeTracker(), base, detached: false, dirty: true, writing: false, headerSent: false, needsRestore: false, toolsVersion: -1 };
+    const e: Entry = {
+      ref,
+      session,
+      holder,
+      tracker: new WebmResumeTracker(),
+      base,
+      detached: false,
+      dirty: true,
+      writing: false,
+      headerSent: false,
+      needsRestore: false,
+      toolsVersion: -1,
+      transcriptVersion: -1,
+    };
     this.entries.set(key, e);
     session.on('webmWritten', (bytes, startsRecording) => {
       if (startsRecording) e.headerSent = false;
@@ -288,8 +401,9 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     session.tools.on('changed', () => this.touch(e));
     // While audio is on its way upstream the record's figures are refreshed, so that what a sudden death loses
     // is counted from a recent state (the cost: one small write per session per interval, only while it streams).
+    // The transcript's copy is rewritten at turn boundaries (a usage report follows its turn's end: caught here).
     const refresh = setInterval(() => {
-      if (e.session.pendingAudioMs() > 0) this.touch(e);
+      if (e.session.pendingAudioMs() > 0 || transcriptChanged(e)) this.touch(e);
     }, RECORD_REFRESH_MS);
     refresh.unref();
     session.once('ended', (info) => {
@@ -320,6 +434,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       lostMs: e.base.lostMs,
       takeovers: e.base.takeovers,
       handovers: e.base.handovers,
+      ...(e.session.conversation ? { usage: e.session.conversation.usage() } : {}),
     };
   }
 
@@ -331,7 +446,11 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         if (e.needsRestore) await this.restore(e);
         const init = e.tracker.initSegment;
         const toolsVersion = e.session.tools.version;
+        const conversation = e.session.conversation;
+        const version = conversation?.transcript.boundaryVersion ?? -1;
+        const transcript = conversation && transcriptChanged(e) ? storedTranscriptOf(e.session) : undefined;
         const r = await this.o.node.records.update(e.ref, e.holder, {
+          ...(transcript ? { transcript } : {}),
           turn: this.turnOf(e),
           ...(toolsVersion !== e.toolsVersion ? { tools: toStoredToolCalls(e.session.tools.snapshot()) } : {}),
           ...(e.session.resumptionHandle ? { resumptionHandle: e.session.resumptionHandle } : {}),
@@ -340,6 +459,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         });
         if (init) e.headerSent = true;
         if (r === 'ok') e.toolsVersion = toolsVersion;
+        if (r === 'ok' && transcript) e.transcriptVersion = version;
         if (r === 'not_owner') {
           // Someone took it over (we were thought dead): the session is theirs now; stop serving it here.
           this.log.warn({ sessionId: e.ref.sessionId }, 'session record owned elsewhere now; ending the local copy');
@@ -384,6 +504,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     for (const e of this.entries.values()) {
       e.needsRestore = true;
       e.headerSent = false;
+      e.transcriptVersion = -1;
       this.touch(e);
     }
   }
@@ -393,7 +514,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     if (e.detached) return;
     e.detached = true;
     const p = this.o.node.records
-      .end(e.ref, e.holder, info.reason, endSummary(e.session))
+      .end(e.ref, e.holder, info.reason, endSummary(e.session), e.session.conversation ? storedTranscriptOf(e.session, info.reason) : undefined)
       .then(() => undefined)
       .catch((err: unknown) => {
         if (!isClusterUnavailable(err)) this.log.warn({ sessionId: e.ref.sessionId, err: (err as Error).message }, 'could not end the session record');
@@ -488,6 +609,33 @@ function setupOf(prepared: PreparedSession): StoredSetup {
     outputTranscription: p.outputTranscription,
     transport: p.transport,
   };
+}
+
+/** The transcript changed at a turn boundary since its copy was last written. */
+function transcriptChanged(e: Entry): boolean {
+  const c = e.session.conversation;
+  return c !== undefined && c.transcript.boundaryVersion !== e.transcriptVersion;
+}
+
+/** The session's transcript as stored beside its record (with the compact setup, as the archive stores it). */
+function storedTranscriptOf(session: LiveSession, endReason?: string): TranscriptRecord {
+  const c = session.conversation!;
+  const t = c.snapshot();
+  if (endReason !== undefined && t.endedAt === null) {
+    t.endedAt = Date.now();
+    t.endReason = endReason;
+  }
+  return { ...t, setup: compactEcho(c.echo) };
+}
+
+/** A stored transcript as the session's end leaves it: the open turn closed (interrupted if it was replying). */
+function closedTranscript(t: TranscriptRecord, endedAt: number, reason: string): TranscriptRecord {
+  const turns = t.turns.map((x) => (x.endedAt === null ? { ...x, endedAt, interrupted: x.interrupted || x.replyText !== '' } : x));
+  return { ...t, turns, endedAt: t.endedAt ?? endedAt, endReason: t.endReason ?? reason };
+}
+
+function emptyTranscript(ref: SessionRef, startedAt: number): TranscriptRecord {
+  return { sessionId: ref.sessionId, owner: ref.principal, startedAt, endedAt: null, endReason: null, turns: [], usage: emptyUsage(), overheadUsage: emptyUsage(), droppedTurns: 0 };
 }
 
 function emptyTurn(): StoredTurn {

@@ -6,26 +6,14 @@ import { isForwarded } from './cluster-guard';
 import { ClusterUnavailableError, PeerUnavailableError, SessionMovedError } from './cluster-errors';
 import { SESSION_MOVED_HEADER } from './cluster-headers';
 import type { Principal } from '../services/auth/principal';
-import type { ClusterSessions, StoredSetup } from './cluster-sessions';
+import { END_MESSAGES, NEVER_SESSIONS, type ClusterSessions, type StoredSetup, type StoredTurn } from './cluster-sessions';
 import type { SessionRecord } from './session-records';
 import { Errors } from '../util/app-error';
 import { parseStoredToolCalls } from './stored-tool-calls';
 
-/** Record end reasons of sessions that never ran (answered like an unknown id). */
-const NEVER_SESSIONS = new Set(['start_failed', 'unresumable']);
-
-/** The messages the sessions' own ends carry (LiveSession, SessionRegistry), for answers read from a record. */
-const END_MESSAGES: Record<string, string> = {
-  client_end: 'Ended by the client',
-  expired: 'Session reached its maximum duration',
-  idle_timeout: 'No audio received for too long',
-  replaced: 'Replaced by a new session with the same id',
-  server_shutdown: 'Server is shutting down',
-  socket_closed: 'WebSocket closed',
-};
 
 /** Which call the door guards: where its session id is, and whether a dead owner's session is taken over for it. */
-export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status';
+export type DoorRoute = 'start' | 'transcribe' | 'end' | 'status' | 'transcript';
 
 /** Where a route's session id is, when not where ours keep it (`session_id` in the body, `:session_id` in the path). */
 export interface DoorSessionId {
@@ -61,7 +49,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
 
   const sessionIdOf = (req: Request, route: DoorRoute, where: DoorSessionId): string | undefined => {
     const body = req.body as Record<string, unknown> | undefined;
-    const raw: unknown = where.bodyField ? body?.[where.bodyField] : route === 'status' ? req.params.session_id : body?.session_id;
+    const raw: unknown = where.bodyField ? body?.[where.bodyField] : route === 'status' || route === 'transcript' ? req.params.session_id : body?.session_id;
     return typeof raw === 'string' && SESSION_ID_RE.test(raw) ? raw : undefined;
   };
 
@@ -138,6 +126,8 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
         turn: { turnId: 0, turnComplete: true },
         setup: setup.echo ?? null,
         toolCalls: parseStoredToolCalls(rec.tools).pending.map((c) => ({ id: c.id, name: c.name, ageMs: Math.max(0, Date.now() - c.askedAt) })),
+        // What the session used so far, as its owner last recorded it (every owner together).
+        usage: (rec.turn as StoredTurn | undefined)?.usage ?? null,
         ownerAvailable: false,
       },
     });
@@ -171,10 +161,26 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
   ): Promise<void> => {
     const rec = await node.records.get({ principal: owner.id, sessionId });
     if (!rec) return next();
+    // A transcript is read from its live owner (forwarded); otherwise (ended, dead owner) from the copy stored
+    // beside the record, which the controller reads: nothing is taken over for a read.
+    if (route === 'transcript') {
+      const remote = rec.status === 'live' && rec.owner !== '' && rec.owner !== node.id && !isForwarded(req) && (await node.registry.isAlive(rec.owner));
+      if (!remote) return next();
+      try {
+        await forward(req, res, rec.owner);
+      } catch (err) {
+        if (!(err instanceof PeerUnavailableError)) throw err;
+        next(); // died on the way: its stored copy
+      }
+      return;
+    }
     if (rec.status !== 'live') {
       // Ended on another instance: answered as that instance would (this one has no tombstone of it).
       // (A start that failed, or a record nobody could resume, never was a session: unknown, as on one instance.)
-      if (route === 'start' || o.service.lookupSession(owner, sessionId).kind !== 'unknown' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
+      // The status of an ended session is the record's on every instance, the last owner's included (its local
+      // tombstone would date the session from its takeover).
+      if (route === 'start' || NEVER_SESSIONS.has(rec.endReason ?? '')) return next();
+      if (route !== 'status' && o.service.lookupSession(owner, sessionId).kind !== 'unknown') return next();
       return answerEnded(res, route, rec);
     }
     const self = node.id;
@@ -195,6 +201,17 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
     if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
     // A status read of a dead owner's session answers from the record: reading it must not open an upstream.
     if (route === 'status' && !alive) return answerFromRecord(res, rec);
+    // Ending it neither: it is ended from its record (tombstone, usage kept, transcript archived, webhook).
+    if (route === 'end' && !alive && !o.service.draining) {
+      const r = await o.sessions.endFromRecord(owner, sessionId);
+      if (r.kind === 'ended') {
+        const view = { sessionId, status: r.info.reason === 'expired' ? 'expired' : 'ended', reason: r.info.reason, message: r.info.message, endTime: r.info.endTime, duration: r.info.durationMs };
+        res.json({ success: true, data: r.alreadyEnded ? { ...view, alreadyEnded: true } : view });
+        return;
+      }
+      if (r.kind === 'alive' && !isForwarded(req)) return forward(req, res, r.owner);
+      return next();
+    }
     if (o.service.draining) {
       // Going away: a live peer takes it over instead (a peer's call is sent back to it: "look again").
       if (isForwarded(req)) return movedAnswer(res);

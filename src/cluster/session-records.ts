@@ -1,4 +1,6 @@
+import type { TranscriptRecord } from '../services/conversation/transcript-types';
 import { LuaScript } from './lua-script';
+import { parseStoredTranscript, storedTranscriptJson } from './stored-transcript';
 import type { RedisConnection } from './redis-connection';
 
 /** A session is named by its owning principal (API key or user) and its id: ids are namespaced per principal. */
@@ -70,6 +72,8 @@ export interface SessionPatch {
   resumptionHandle?: string;
   webmHeader?: Buffer;
   webmResume?: WebmResumePointRecord;
+  /** The session's transcript so far (written at turn boundaries; kept beside the record, see `getTranscript`). */
+  transcript?: TranscriptRecord;
 }
 
 export type CreateResult =
@@ -103,6 +107,12 @@ export interface SessionRecordStoreOptions {
   maxHeaderBytes?: number;
   /** Largest setup or turn JSON kept (default 64 KiB each). */
   maxJsonBytes?: number;
+  /** How long an ended session's transcript stays readable (default 1 h, `LIVE_AUDIO_TRANSCRIPT_RETENTION_MS`). */
+  transcriptRetentionMs?: number;
+  /** Largest stored transcript copy (default 512 KiB, `LIVE_AUDIO_CLUSTER_TRANSCRIPT_MAX_BYTES`). */
+  maxTranscriptBytes?: number;
+  /** Ended sessions' transcripts kept per principal (default 100, `LIVE_AUDIO_CLUSTER_TRANSCRIPTS_PER_KEY`). */
+  maxTranscriptsPerPrincipal?: number;
   now?: () => number;
 }
 
@@ -110,7 +120,11 @@ const SESSION_ID = /^[A-Za-z0-9_-]{1,128}$/;
 const OWNER_ID = /^[A-Za-z0-9_.-]{1,64}$/;
 const RELEASED = '';
 
-/** KEYS: rec, by-principal zset, owner's owned zset. ARGV: sid, member, owner, now, expiresAt, ttlMs, cap, principal, setup, turn, header, handle. */
+/**
+ * KEYS: rec, by-principal zset, owner's owned zset, transcript, principal's transcripts zset. ARGV: sid, member,
+ * owner, now, expiresAt, ttlMs, cap, principal, setup, turn, header, handle. (A new session with an id used before
+ * starts without the old transcript.)
+ */
 const CREATE = new LuaScript(
   'session-create',
   `local now = tonumber(ARGV[4])
@@ -120,7 +134,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZREM', KEYS[2], ARGV[1])
 local cap = tonumber(ARGV[7])
 if cap > 0 and redis.call('ZCARD', KEYS[2]) >= cap then return {0, 'cap', '', '0'} end
-redis.call('DEL', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'live', 'owner', ARGV[3], 'epoch', '1', 'principal', ARGV[8], 'sessionId', ARGV[1],
   'setup', ARGV[9], 'turn', ARGV[10], 'createdAt', ARGV[4], 'updatedAt', ARGV[4], 'expiresAt', ARGV[5], 'takeovers', '0')
 if ARGV[11] ~= '' then redis.call('HSET', KEYS[1], 'header', ARGV[11]) end
@@ -129,19 +144,24 @@ redis.call('PEXPIRE', KEYS[1], ARGV[6])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[2])
 return {1, 'created', ARGV[3], '1'}`,
-  3,
+  5,
 );
 
-/** KEYS: rec. ARGV: owner, epoch, now, then field/value pairs. */
+/**
+ * KEYS: rec, transcript. ARGV: owner, epoch, now, transcript JSON ('' = unchanged), retention ms (the copy lives
+ * until the session's max age plus the retention), then field/value pairs. The transcript is written under the same fence as the record: an owner that lost the session cannot
+ * overwrite the taker's transcript.
+ */
 const UPDATE = new LuaScript(
   'session-update',
   `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch', 'expiresAt')
 if f[1] ~= 'live' or tonumber(f[4]) <= tonumber(ARGV[3]) then return 'gone' end
 if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 'not_owner' end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[3])
+if ARGV[4] ~= '' then redis.call('SET', KEYS[2], ARGV[4], 'PX', tonumber(f[4]) - tonumber(ARGV[3]) + tonumber(ARGV[5])) end
 return 'ok'`,
-  1,
+  2,
 );
 
 /**
@@ -179,12 +199,29 @@ return {1, 'ok', tostring(epoch)}`,
   3,
 );
 
-/** KEYS: rec, by-principal zset, owner's owned zset. ARGV: owner, epoch, now, reason, tombstone ms, sid, member, summary ('' = none). */
+/**
+ * KEYS: rec, by-principal zset, owner's owned zset, transcript, principal's transcripts zset. ARGV: owner, epoch,
+ * now, reason, tombstone ms, sid, member, summary ('' = none), final transcript JSON ('' = keep what is stored),
+ * retention ms, transcripts kept per principal, the principal's transcript key prefix. The transcript is kept the
+ * retention time; beyond the per-principal count the principal's oldest stored transcripts are deleted.
+ */
 const END = new LuaScript(
   'session-end',
   `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch')
 if f[1] ~= 'live' then return 'gone' end
 if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 'not_owner' end
+local now = tonumber(ARGV[3])
+if ARGV[9] ~= '' then redis.call('SET', KEYS[4], ARGV[9], 'PX', ARGV[10]) else redis.call('PEXPIRE', KEYS[4], ARGV[10]) end
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  redis.call('ZADD', KEYS[5], now + tonumber(ARGV[10]), ARGV[6])
+  local over = redis.call('ZCARD', KEYS[5]) - tonumber(ARGV[11])
+  if over > 0 then
+    local popped = redis.call('ZPOPMIN', KEYS[5], over)
+    for i = 1, #popped, 2 do redis.call('DEL', ARGV[12] .. popped[i]) end
+  end
+  redis.call('PEXPIRE', KEYS[5], ARGV[10])
+end
 redis.call('HSET', KEYS[1], 'status', 'ended', 'endedAt', ARGV[3], 'endReason', ARGV[4], 'updatedAt', ARGV[3])
 redis.call('HDEL', KEYS[1], 'header', 'handle', 'setup', 'turn', 'wpending', 'wflags', 'tools')
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'summary', ARGV[8]) end
@@ -192,7 +229,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZREM', KEYS[2], ARGV[6])
 redis.call('ZREM', KEYS[3], ARGV[7])
 return 'ok'`,
-  3,
+  5,
 );
 
 /**
@@ -231,6 +268,9 @@ export class SessionRecordStore {
   private readonly cap: number;
   private readonly maxHeader: number;
   private readonly maxJson: number;
+  private readonly retentionMs: number;
+  private readonly maxTranscript: number;
+  private readonly transcriptsPerPrincipal: number;
   private readonly now: () => number;
 
   constructor(private readonly o: SessionRecordStoreOptions) {
@@ -238,6 +278,9 @@ export class SessionRecordStore {
     this.cap = o.maxSessionsPerPrincipal ?? 0;
     this.maxHeader = o.maxHeaderBytes ?? 256 * 1024;
     this.maxJson = o.maxJsonBytes ?? 64 * 1024;
+    this.retentionMs = Math.max(1, o.transcriptRetentionMs ?? 3_600_000);
+    this.maxTranscript = o.maxTranscriptBytes ?? 512 * 1024;
+    this.transcriptsPerPrincipal = Math.max(1, o.maxTranscriptsPerPrincipal ?? 100);
     this.now = o.now ?? Date.now;
   }
 
@@ -247,6 +290,20 @@ export class SessionRecordStore {
 
   private recKey(ref: SessionRef): string {
     return this.c.key('session', enc(ref.principal), ref.sessionId);
+  }
+
+  /** The session's transcript (JSON), beside its record: it outlives the record's tombstone (the retention time). */
+  private transcriptKey(ref: SessionRef): string {
+    return this.transcriptPrefix(ref.principal) + ref.sessionId;
+  }
+
+  private transcriptPrefix(principal: string): string {
+    return this.c.key('transcript', enc(principal), '');
+  }
+
+  /** The principal's stored transcripts of ended sessions, scored by expiry (bounded per principal). */
+  private transcriptsOfKey(principal: string): string {
+    return this.c.key('transcripts-of', enc(principal));
   }
 
   private byPrincipalKey(principal: string): string {
@@ -292,7 +349,7 @@ export class SessionRecordStore {
     const now = this.now();
     const expiresAt = now + s.maxAgeMs;
     const r = (await this.c.run((cl) =>
-      CREATE.runBuffer(cl, [this.recKey(s), this.byPrincipalKey(s.principal), this.ownedKey(s.owner)], [
+      CREATE.runBuffer(cl, [this.recKey(s), this.byPrincipalKey(s.principal), this.ownedKey(s.owner), this.transcriptKey(s), this.transcriptsOfKey(s.principal)], [
         s.sessionId,
         this.member(s),
         s.owner,
@@ -334,8 +391,21 @@ export class SessionRecordStore {
       if (patch.webmResume.pending.length > 4096) throw new Error('WebM resume point too large for the session record');
       pairs.push('wpending', patch.webmResume.pending, 'wflags', `${patch.webmResume.midBody ? 1 : 0}${patch.webmResume.inCluster ? 1 : 0}`);
     }
-    const r = await this.c.run((cl) => UPDATE.run(cl, [this.recKey(ref)], [holder.owner, String(holder.epoch), this.now(), ...pairs]));
+    const transcript = patch.transcript ? storedTranscriptJson(patch.transcript, this.maxTranscript) : '';
+    const r = await this.c.run((cl) =>
+      UPDATE.run(cl, [this.recKey(ref), this.transcriptKey(ref)], [holder.owner, String(holder.epoch), this.now(), transcript, this.retentionMs, ...pairs]),
+    );
     return r as FencedResult;
+  }
+
+  /**
+   * The session's stored transcript (the owner's copy at its last turn boundary, or the final one of an ended
+   * session for the retention time), or undefined: none, or another principal's (indistinguishable).
+   */
+  async getTranscript(ref: SessionRef): Promise<TranscriptRecord | undefined> {
+    if (!SessionRecordStore.validRef(ref)) return undefined;
+    const raw = await this.c.run((cl) => cl.get(this.transcriptKey(ref)));
+    return raw === null ? undefined : parseStoredTranscript(raw, ref.principal, ref.sessionId);
   }
 
   /**
@@ -375,12 +445,13 @@ export class SessionRecordStore {
 
   /**
    * Ends the session (owner only): a tombstone without header, handle, setup or turn, kept `tombstoneMs`; `summary`
-   * (small, e.g. the model) stays with it so other instances can describe the ended session.
+   * (small, e.g. the model) stays with it so other instances can describe the ended session. The transcript
+   * (`transcript`, else the copy stored at the last turn boundary) stays readable for the retention time.
    */
-  async end(ref: SessionRef, holder: Ownership, reason: string, summary?: Record<string, string>): Promise<FencedResult> {
+  async end(ref: SessionRef, holder: Ownership, reason: string, summary?: Record<string, string>, transcript?: TranscriptRecord): Promise<FencedResult> {
     this.checkRef(ref);
     const r = await this.c.run((cl) =>
-      END.run(cl, [this.recKey(ref), this.byPrincipalKey(ref.principal), this.ownedKey(holder.owner)], [
+      END.run(cl, [this.recKey(ref), this.byPrincipalKey(ref.principal), this.ownedKey(holder.owner), this.transcriptKey(ref), this.transcriptsOfKey(ref.principal)], [
         holder.owner,
         String(holder.epoch),
         this.now(),
@@ -389,6 +460,10 @@ export class SessionRecordStore {
         ref.sessionId,
         this.member(ref),
         summary ? this.json('summary', summary) : '',
+        transcript ? storedTranscriptJson(transcript, this.maxTranscript) : '',
+        this.retentionMs,
+        this.transcriptsPerPrincipal,
+        this.transcriptPrefix(ref.principal),
       ]),
     );
     return r as FencedResult;

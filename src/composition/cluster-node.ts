@@ -23,6 +23,9 @@ export function buildClusterNode(config: AppConfig, logger: Logger): ClusterNode
       maxForwardBodyBytes: config.http.jsonLimit,
       tombstoneMs: config.sessions.tombstoneMs,
       maxSessionsPerPrincipal: config.sessions.maxSessionsPerUser,
+      transcriptRetentionMs: config.conversations.transcriptRetentionMs,
+      maxTranscriptBytes: c.transcriptMaxBytes,
+      maxTranscriptsPerPrincipal: c.transcriptsPerKey,
     },
     logger.child({ component: 'cluster' }),
   );

@@ -8,12 +8,16 @@ import { SessionPlanner } from '../services/session-setup/session-planner';
 import { MemoryUsageStore, UsageMeter, UsageMetrics } from '../services/usage';
 import { WebhookSender } from '../services/webhook/webhook-sender';
 import type { Logger } from '../util/logger';
+import type { ClusterNode } from '../cluster/cluster-node';
+import { ClusterTranscriptStore } from '../cluster/cluster-transcript-store';
+import { RedisUsageStore } from '../cluster/redis-usage-store';
 
 /**
  * Conversations (issue 14): the model table, profiles (the old server-wide instruction and voice are the `default`
  * profile's), usage per key and day with its budget, transcripts kept after the end, the session.ended webhook.
+ * Cluster mode (issue 15): usage and transcripts live in Redis, readable from every instance.
  */
-export function buildConversations(config: AppConfig, logger: Logger, metrics: Metrics) {
+export function buildConversations(config: AppConfig, logger: Logger, metrics: Metrics, cluster?: ClusterNode) {
   const models = new LiveModelTable({ defaultModel: config.gemini.defaultModel, extra: config.gemini.extraModels });
   const profiles = new ProfileStore({
     filePath: config.conversations.profilesFile,
@@ -22,7 +26,7 @@ export function buildConversations(config: AppConfig, logger: Logger, metrics: M
     log: logger,
   });
   const usage = new UsageMeter({
-    store: new MemoryUsageStore(),
+    store: cluster ? new RedisUsageStore({ connection: cluster.connection }) : new MemoryUsageStore(),
     metrics: new UsageMetrics(metrics.registry),
     budget: { serverDailyTokens: config.conversations.maxTokensPerDay },
   });
@@ -37,8 +41,9 @@ export function buildConversations(config: AppConfig, logger: Logger, metrics: M
         logger,
       })
     : undefined;
+  const localTranscripts = new MemoryTranscriptStore({ retentionMs: config.conversations.transcriptRetentionMs });
   const archive = new ConversationArchive({
-    store: new MemoryTranscriptStore({ retentionMs: config.conversations.transcriptRetentionMs }),
+    store: cluster ? new ClusterTranscriptStore(cluster.records, localTranscripts) : localTranscripts,
     webhook,
     logger,
   });

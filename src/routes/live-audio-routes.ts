@@ -12,7 +12,7 @@ export interface LiveAudioRouteGuards {
    * Cluster mode: in front of each session route's handler (after its body is read), the door that forwards a call
    * to the instance owning its session or takes a dead owner's session over (src/cluster/session-door.ts).
    */
-  sessionDoor?: (route: 'start' | 'transcribe' | 'end' | 'status', where?: { bodyField?: string; answerWithinMs?: number }) => RequestHandler[];
+  sessionDoor?: (route: 'start' | 'transcribe' | 'end' | 'status' | 'transcript', where?: { bodyField?: string; answerWithinMs?: number }) => RequestHandler[];
 }
 
 /** Body parsers per route (see `jsonBody` and `routeBodySpecs`). */
@@ -41,7 +41,7 @@ export function createLiveAudioRouter(
   r.post('/session/end', bodies.control, ...door('end'), controller.endSession);
   r.post('/session/tool-response', bodies.control, ...door('transcribe'), controller.toolResponse);
   r.get('/session/:session_id/status', ...door('status'), controller.status);
-  r.get('/session/:session_id/transcript', ...door('status'), controller.transcript);
+  r.get('/session/:session_id/transcript', ...door('transcript'), controller.transcript);
   r.get('/usage', controller.usage);
   return r;
 }

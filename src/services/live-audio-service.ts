@@ -9,6 +9,10 @@ import type { ConversationArchive } from './conversation/conversation-archive';
 import { SessionConversation } from './conversation/session-conversation';
 import { LiveTranscriptBudget } from './conversation/live-transcript-budget';
 import type { TranscriptRecord } from './conversation/transcript-types';
+import type { SessionConversationOptions } from './conversation/session-conversation';
+
+/** What a session continued from another instance brings along (its transcript and usage so far). */
+export type ConversationPrior = NonNullable<SessionConversationOptions['prior']>;
 import { greetingToSend, toModelSessionConfig } from './session-setup/build-live-connect-config';
 import type { PreparedSession, SessionPlanner, StartSessionInput } from './session-setup/session-planner';
 import type { SetupEcho } from './session-setup/effective-setup';
@@ -88,6 +92,14 @@ export interface SessionDirectory {
    * instance serves it).
    */
   bringHere(owner: Principal, sessionId: string, opts?: { waitForRelease?: boolean }): Promise<{ session?: LiveSession; aliveOwner?: string }>;
+  /**
+   * Ends a session this process does not serve, from its record, when its owner is gone (no upstream is opened);
+   * `alive` when another live instance serves it, `local` when the record names this instance.
+   */
+  endFromRecord(
+    owner: Principal,
+    sessionId: string,
+  ): Promise<{ kind: 'ended'; info: SessionEndInfo; alreadyEnded: boolean } | { kind: 'not_found' } | { kind: 'alive'; owner: string } | { kind: 'local' }>;
 }
 
 /** A claimed id: `attach` once the session runs here, `release` when the start failed. */
@@ -231,11 +243,11 @@ export class LiveAudioService {
    * connection resumed with `resumptionHandle` (the model keeps the conversation; no greeting), in this process's
    * registry, with the effective setup the session started with.
    */
-  adoptSession(p: PreparedSession, resumptionHandle: string | undefined): Promise<LiveSession> {
-    return this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p, resumptionHandle));
+  adoptSession(p: PreparedSession, resumptionHandle: string | undefined, prior?: ConversationPrior): Promise<LiveSession> {
+    return this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p, resumptionHandle, prior));
   }
 
-  private async createSession(p: PreparedSession, resumptionHandle?: string): Promise<LiveSession> {
+  private async createSession(p: PreparedSession, resumptionHandle?: string, prior?: ConversationPrior): Promise<LiveSession> {
     const { params, setup, echo } = p;
     const log = this.o.logger.child({ sessionId: params.sessionId });
     const upstream = new ResilientUpstream(
@@ -267,6 +279,7 @@ export class LiveAudioService {
       onBudgetSpent: (message) => session.end('token_budget_exhausted', message),
       logger: this.o.logger,
       transcriptBudget: this.transcriptBudget,
+      ...(prior ? { prior } : {}),
     });
     // Listening before the held events are delivered (LiveSession starts the delivery).
     conversation.attach(upstream);
@@ -414,6 +427,19 @@ export class LiveAudioService {
     if (l.kind === 'live') return { kind: 'ended', sessionId, info: l.session.endedInfo!, alreadyEnded: false };
     if (l.kind === 'ended') return { kind: 'ended', sessionId, info: l.tombstone.info, alreadyEnded: true };
     return { kind: 'not_found', sessionId };
+  }
+
+  /**
+   * `endSession` on any instance (WebSocket `end_session` by id): a session not known here is, in cluster mode,
+   * ended from its record when its owner is gone; one a live peer serves answers 409 `SESSION_BUSY`.
+   */
+  async endSessionAnywhere(owner: Principal, sessionIdRaw: unknown, reason: SessionEndReason = 'client_end'): Promise<EndSessionOutcome> {
+    const local = this.endSession(owner, sessionIdRaw, reason);
+    if (local.kind !== 'not_found' || !this.o.directory) return local;
+    const r = await this.o.directory.endFromRecord(owner, local.sessionId);
+    if (r.kind === 'ended') return { kind: 'ended', sessionId: local.sessionId, info: r.info, alreadyEnded: r.alreadyEnded };
+    if (r.kind === 'alive') throw new AppError(409, 'SESSION_BUSY', 'The session is being served on another connection; end it there or over REST');
+    return local;
   }
 
   /** Ends a session the caller holds (a socket's relayed session). Idempotent. */

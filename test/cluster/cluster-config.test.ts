@@ -36,6 +36,9 @@ it('with REDIS_URL: defaults and overrides', () => {
     heartbeatIntervalMs: 2000,
     missedHeartbeats: 3,
     forwardTimeoutMs: 10000,
+    transcriptMaxBytes: 512 * 1024,
+    transcriptsPerKey: 100,
+    keyCacheMs: 2000,
   });
   const c = loadConfig({
     ...base,
@@ -45,8 +48,11 @@ it('with REDIS_URL: defaults and overrides', () => {
     LIVE_AUDIO_ADVERTISE_URL: 'http://10.0.0.5:3000',
     LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '500',
     LIVE_AUDIO_MISSED_HEARTBEATS: '4',
+    LIVE_AUDIO_CLUSTER_TRANSCRIPT_MAX_BYTES: '65536',
+    LIVE_AUDIO_CLUSTER_TRANSCRIPTS_PER_KEY: '7',
+    LIVE_AUDIO_CLUSTER_KEY_CACHE_MS: '250',
   }).cluster!;
-  expect(c).toMatchObject({ instanceId: 'web-1.eu', advertiseUrl: 'http://10.0.0.5:3000', heartbeatIntervalMs: 500, missedHeartbeats: 4 });
+  expect(c).toMatchObject({ instanceId: 'web-1.eu', advertiseUrl: 'http://10.0.0.5:3000', heartbeatIntervalMs: 500, missedHeartbeats: 4, transcriptMaxBytes: 65536, transcriptsPerKey: 7, keyCacheMs: 250 });
 });
 
 it.each([

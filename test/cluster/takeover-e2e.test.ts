@@ -76,14 +76,30 @@ it(`kill -9 of the owner mid-recording: the next chunk on another instance takes
 
   // The frontend: one un-awaited POST per chunk (gaps jittered 200-300 ms); SIGKILL of the owner before KILL_BEFORE.
   const pending: Promise<{ i: number; status: number; body: Record<string, unknown>; ms: number } | { i: number; error: string }>[] = [];
+  let turnsBeforeKill = 0;
+  let killedAt = 0;
   for (let i = 0; i < rec.chunks.length; i++) {
     if (i === KILL_BEFORE) {
       // Wait for the chunks before it to be answered, so that what the dead instance held is what it accepted,
       // and for the owner to have stored a resumption handle (the model answered a turn before the kill).
       await Promise.all(pending);
       expect((await storedHandle(sessionId)).resumptionHandle).toBeDefined();
+      // The transcript as the owner had it (read through nginx: from whichever instance, forwarded to the owner).
+      const tb = await request(cluster.url).get(`${API}/session/${sessionId}/transcript`).set(headers);
+      expect(tb.status).toBe(200);
+      turnsBeforeKill = (tb.body.data.turns as { endedAt: number | null }[]).filter((t) => t.endedAt !== null).length;
+      expect(turnsBeforeKill).toBeGreaterThan(0);
+      killedAt = Date.now();
       owner.server.child.kill('SIGKILL');
       await owner.server.exited;
+      // Issue 15 item 2: the dead owner's transcript reads from its stored copy on every instance left (the turns
+      // completed before the kill), and nothing is taken over for the read.
+      for (const inst of cluster.instances.filter((x) => x !== owner)) {
+        const t = await request(inst.advertiseUrl).get(`${API}/session/${sessionId}/transcript`).set(headers);
+        expect(t.status).toBe(200);
+        expect((t.body.data.turns as unknown[]).length).toBeGreaterThanOrEqual(turnsBeforeKill);
+        expect(t.body.data.usage.totalTokens).toBeGreaterThan(0);
+      }
       // Issue 15: reading the status of the dead owner's session answers from its record and takes nothing over.
       const conns = cluster.emulator.connections.length;
       const st = await request(cluster.url).get(`${API}/session/${sessionId}/status`).set(headers);
@@ -151,7 +167,50 @@ it(`kill -9 of the owner mid-recording: the next chunk on another instance takes
   expect(answered.some((i) => i >= KILL_BEFORE)).toBe(true);
   const status = await request(cluster.url).get(`${API}/session/${sessionId}/status`).set(headers);
   expect(status.body.data).toMatchObject({ status: 'active', upstream: { state: 'open' } });
-  await request(cluster.url).post(`${API}/session/end`).set(headers).send({ session_id: sessionId });
+
+  // Item 7: the transcript holds the turns from both sides of the failure, numbered on from the dead owner's.
+  const live = cluster.instances.filter((x) => x !== owner);
+  const tr = await request(live[0].advertiseUrl).get(`${API}/session/${sessionId}/transcript`).set(headers);
+  const turns = tr.body.data.turns as { index: number; userText: string; replyText: string; startedAt: number }[];
+  console.log(`transcript after the takeover: ${turns.length} turns (${turnsBeforeKill} completed before the kill)`);
+  expect(turns.filter((t) => t.startedAt < killedAt).length).toBeGreaterThanOrEqual(turnsBeforeKill);
+  expect(turns.some((t) => t.startedAt > killedAt && t.replyText.includes(REPLY))).toBe(true);
+  expect(turns.some((t) => t.startedAt < killedAt && t.replyText.includes(REPLY))).toBe(true);
+  for (let k = 1; k < turns.length; k++) expect(turns[k].index).toBeGreaterThan(turns[k - 1].index);
+
+  const end = await request(cluster.url).post(`${API}/session/end`).set(headers).send({ session_id: sessionId });
+  expect(end.status).toBe(200);
+  // Ended: transcript, status and the key's usage answer the same on every live instance.
+  const bodies = await Promise.all(
+    live.map(async (inst) => ({
+      transcript: (await request(inst.advertiseUrl).get(`${API}/session/${sessionId}/transcript`).set(headers)).body,
+      status: (await request(inst.advertiseUrl).get(`${API}/session/${sessionId}/status`).set(headers)).body,
+      usage: (await request(inst.advertiseUrl).get(`${API}/usage`).set(headers)).body,
+    })),
+  );
+  const ended = bodies[0]!;
+  expect(ended.transcript.data.turns.length).toBeGreaterThanOrEqual(turns.length);
+  expect(ended.status.data).toMatchObject({ status: 'ended', endReason: 'client_end' });
+  expect(ended.status.data.usage.turns).toBeGreaterThanOrEqual(turns.length);
+  // Usage counts the session once (a takeover is not a new session) and sums both owners' tokens.
+  // (This is alice's first session in this cluster: the day's figures are this session's.) The meter writes each
+  // report at once, the transcript copy follows within a refresh: the day holds at least the transcript's tokens.
+  expect(ended.usage.data.today.sessions).toBe(1);
+  expect(ended.usage.data.today.tokens.totalTokens).toBeGreaterThanOrEqual(ended.transcript.data.usage.totalTokens);
+  expect(ended.transcript.data.usage.totalTokens).toBeGreaterThan(0);
+  for (const b of bodies.slice(1)) {
+    expect(b.transcript).toEqual(ended.transcript);
+    expect(b.status).toEqual(ended.status);
+    expect(b.usage.data.today).toEqual(ended.usage.data.today);
+  }
+  // A stranger's key asking for the same id: exactly an unknown id, on every instance.
+  for (const inst of live) {
+    const other = await request(inst.advertiseUrl).get(`${API}/session/${sessionId}/transcript`).set({ 'X-API-Key': cluster.keys.bob });
+    const never = await request(inst.advertiseUrl).get(`${API}/session/never_${sessionId}/transcript`).set({ 'X-API-Key': cluster.keys.bob });
+    expect(other.status).toBe(404);
+    expect(never.status).toBe(404);
+    expect(other.body.code).toBe(never.body.code);
+  }
 });
 
 it(`a WebSocket client whose socket died with the instance (kill -9) reconnects anywhere and resumes its session (seed ${SEED})`, async () => {

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../../util/logger';
-import { silentLogger } from '../../util/logger';
+import { redactText, silentLogger } from '../../util/logger';
 import { WatchedFile, type FileCheck, type FileStat } from '../../util/watched-file';
 import { apiKeyDigest, isWellFormedApiKey, LEAKED_KEY_HASHES, parseEnvApiKeys, type EnvApiKey } from './api-key';
 import {
@@ -24,23 +24,36 @@ export interface ApiKeyStoreOptions {
   reloadIntervalMs?: number;
   /** Clock for the reload throttle (tests). */
   now?: () => number;
+  /**
+   * Cluster mode: the keys every instance shares (`npm run keys` with `REDIS_URL`), besides the env keys and the
+   * key file. Re-read at most once per `sharedCacheMs` (a revoked key stops working within that bound, plus one
+   * Redis round trip); while they cannot be read, the last set read stays in force.
+   */
+  shared?: SharedKeySource;
+  /** Default 2000 ms (`LIVE_AUDIO_CLUSTER_KEY_CACHE_MS`); 0 reads them on every check. */
+  sharedCacheMs?: number;
+}
+
+/** Where shared key records come from (`RedisKeyStore`). */
+export interface SharedKeySource {
+  records(): Promise<KeyRecord[]>;
 }
 
 /** Who a valid API key belongs to. */
 export interface ApiKeyIdentity {
   name: string;
-  source: 'env' | 'file';
+  source: 'env' | 'file' | 'shared';
 }
 
 export type ApiKeyCheck =
-  | { ok: true; name: string; source: 'env' | 'file'; maxTokensPerDay?: number }
+  | { ok: true; name: string; source: 'env' | 'file' | 'shared'; maxTokensPerDay?: number }
   | { ok: false; reason: 'malformed' | 'unknown' | 'revoked' | 'leaked' };
 
 export interface StoredKey {
   name: string;
   /** 32-byte SHA-256 digest. */
   digest: Buffer;
-  source: 'env' | 'file' | 'leaked';
+  source: 'env' | 'file' | 'shared' | 'leaked';
   revoked: boolean;
   /** The key's own daily token budget (key file `maxTokensPerDay`; 0 = none), over `LIVE_AUDIO_MAX_TOKENS_PER_DAY`. */
   maxTokensPerDay?: number;
@@ -70,8 +83,12 @@ export class ApiKeyStore {
   private entries: StoredKey[] = [];
   private readonly watch: WatchedFile;
   private loaded = false;
+  private sharedRecords: KeyRecord[] = [];
+  private sharedReadAt = -Infinity;
+  private sharedRead: Promise<void> | undefined;
+  private sharedFailing = false;
 
-  constructor(opts: ApiKeyStoreOptions = {}) {
+  constructor(private readonly opts: ApiKeyStoreOptions = {}) {
     this.filePath = path.resolve(opts.filePath || DEFAULT_KEY_FILE);
     this.log = (opts.log ?? silentLogger).child({ component: 'auth' });
     this.reloadIntervalMs = Math.max(0, opts.reloadIntervalMs ?? 1000);
@@ -157,7 +174,35 @@ export class ApiKeyStore {
    * every look-up; concurrent callers share one check.
    */
   async refresh(): Promise<void> {
-    return this.watch.refresh((c) => this.apply(c, false));
+    await Promise.all([this.watch.refresh((c) => this.apply(c, false)), this.refreshShared()]);
+  }
+
+  /** Re-reads the shared keys when the copy is older than `sharedCacheMs`; concurrent callers share one read. */
+  private refreshShared(): Promise<void> {
+    const shared = this.opts.shared;
+    if (!shared) return Promise.resolve();
+    if (this.sharedRead) return this.sharedRead;
+    if (this.now() - this.sharedReadAt < Math.max(0, this.opts.sharedCacheMs ?? 2000)) return Promise.resolve();
+    this.sharedRead = shared
+      .records()
+      .then((records) => {
+        this.sharedRecords = records;
+        this.sharedReadAt = this.now();
+        if (this.sharedFailing) this.log.info({ keys: records.length }, 'shared API keys readable again');
+        this.sharedFailing = false;
+        this.rebuild();
+      })
+      .catch((e: unknown) => {
+        // Keep the last set (a Redis outage must not lock every client out); retried on the next check after the
+        // cache time. Only the error's class and redacted message: never key material.
+        this.sharedReadAt = this.now();
+        if (!this.sharedFailing) this.log.warn({ errMessage: redactText(String((e as Error)?.message ?? e)) }, 'shared API keys unreadable; keeping the last set read');
+        this.sharedFailing = true;
+      })
+      .finally(() => {
+        this.sharedRead = undefined;
+      });
+    return this.sharedRead;
   }
 
   private reloadSync(strict: boolean): void {
@@ -222,6 +267,15 @@ export class ApiKeyStore {
         name: r.name,
         digest: Buffer.from(r.hash, 'hex'),
         source: 'file',
+        revoked: !isActive(r),
+        ...(typeof r.maxTokensPerDay === 'number' ? { maxTokensPerDay: r.maxTokensPerDay } : {}),
+      });
+    }
+    for (const r of this.sharedRecords) {
+      entries.push({
+        name: r.name,
+        digest: Buffer.from(r.hash, 'hex'),
+        source: 'shared',
         revoked: !isActive(r),
         ...(typeof r.maxTokensPerDay === 'number' ? { maxTokensPerDay: r.maxTokensPerDay } : {}),
       });

@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Logger } from '../../util/logger';
 import { redactText, silentLogger } from '../../util/logger';
 import { API_KEY_PREFIX } from './api-key';
-import { ApiKeyStore } from './api-key-store';
+import { ApiKeyStore, type ApiKeyStoreOptions } from './api-key-store';
 import { JwtVerifier } from './jwt';
 import type { Authenticator, Credential, CredentialKind, Principal } from './principal';
 
@@ -91,6 +91,9 @@ export interface CreateAuthenticatorOptions {
   log?: Logger;
   /** Key file mtime check interval, default 1000 ms. */
   reloadIntervalMs?: number;
+  /** Cluster mode: the shared keys (Redis) and how long a read of them is trusted (see `ApiKeyStoreOptions`). */
+  shared?: ApiKeyStoreOptions['shared'];
+  sharedCacheMs?: number;
 }
 
 /** Builds the key store, the JWT verifier and the combined authenticator from explicit options. */
@@ -100,6 +103,7 @@ export function createAuthenticator(opts: CreateAuthenticatorOptions = {}): Auth
     filePath: opts.apiKeysFile,
     log: opts.log,
     reloadIntervalMs: opts.reloadIntervalMs,
+    ...(opts.shared ? { shared: opts.shared, sharedCacheMs: opts.sharedCacheMs } : {}),
   });
   const jwt = new JwtVerifier({ secret: opts.jwtSecret, log: opts.log });
   return new AuthService({ keyStore, jwt, log: opts.log });

@@ -1,4 +1,5 @@
-import { compactEcho } from '../session-setup/effective-setup';
+import { compactEcho, type SetupEcho } from '../session-setup/effective-setup';
+import type { TranscriptRecord } from './transcript-types';
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/principal';
 import { buildSessionEndedBody } from '../webhook/session-ended-event';
@@ -61,9 +62,22 @@ export class ConversationArchive {
     return this.o.store;
   }
 
+  /**
+   * A session ended without a conversation in this process (cluster mode: ended from its record after its owner
+   * died): its stored transcript is archived and delivered like any other ended session's.
+   */
+  storedSessionEnded(record: TranscriptRecord, echo: SetupEcho, info: EndedSessionInfo): Promise<void> {
+    const run = this.keep({ ...record, setup: compactEcho(echo) }, echo, info).finally(() => this.pending.delete(run));
+    this.pending.add(run);
+    return run;
+  }
+
   private async archive(conversation: SessionConversation, info: EndedSessionInfo): Promise<void> {
     conversation.end(info.reason);
-    const record = { ...conversation.snapshot(), setup: compactEcho(conversation.echo) };
+    await this.keep({ ...conversation.snapshot(), setup: compactEcho(conversation.echo) }, conversation.echo, info);
+  }
+
+  private async keep(record: TranscriptRecord, echo: SetupEcho, info: EndedSessionInfo): Promise<void> {
     try {
       await this.o.store.put(record);
     } catch (err) {
@@ -80,7 +94,7 @@ export class ConversationArchive {
         startedAt: info.startedAt,
         endedAt: info.endedAt,
         reason: info.reason,
-        setup: conversation.echo,
+        setup: echo,
         transcript: record,
         usage: record.usage,
       },

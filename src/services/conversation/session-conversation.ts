@@ -41,6 +41,11 @@ export interface SessionConversationOptions {
   now?: () => number;
   /** The budget the live transcripts of all sessions share (oldest turns dropped first). */
   transcriptBudget?: LiveTranscriptBudget;
+  /**
+   * A session continued from another instance (cluster takeover or hand-over): its transcript and usage so far.
+   * The conversation goes on from them, and the session is not counted again in the key's usage.
+   */
+  prior?: { transcript?: TranscriptRecord; usage?: ConversationUsage };
 }
 
 /**
@@ -71,7 +76,17 @@ export class SessionConversation {
     this.echo = o.echo;
     this.transcript = new Transcript({ sessionId: o.sessionId, owner: o.owner.id, startedAt: now() }, now, {}, o.transcriptBudget);
     this.log = o.logger.child({ sessionId: o.sessionId });
-    this.meter({ sessions: 1 });
+    const prior = o.prior;
+    if (prior) {
+      if (prior.transcript) this.transcript.restore(prior.transcript);
+      if (prior.usage) {
+        this.audioInBytes = positive(prior.usage.audioSeconds?.input) * INPUT_BYTES_PER_SECOND;
+        this.audioOutSeconds = positive(prior.usage.audioSeconds?.output);
+        this.turns = Math.floor(positive(prior.usage.turns));
+      }
+    } else {
+      this.meter({ sessions: 1 });
+    }
   }
 
   /** Listens to the link's events; call before its held events are delivered (`startDelivery`). */
@@ -198,6 +213,10 @@ export class SessionConversation {
       })
       .catch((err: unknown) => this.log.warn({ err }, 'budget check failed'));
   }
+}
+
+function positive(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : 0;
 }
 
 function round3(n: number): number {

@@ -24,6 +24,7 @@ export class Transcript implements BudgetedTranscript {
   private open: TranscriptTurn | undefined;
   private nextIndex = 0;
   private readonly limits: TranscriptLimits;
+  private boundaries = 0;
 
   constructor(
     init: { sessionId: string; owner: string; startedAt: number },
@@ -41,6 +42,41 @@ export class Transcript implements BudgetedTranscript {
       overheadUsage: emptyUsage(),
       droppedTurns: 0,
     };
+  }
+
+  /**
+   * Continues the transcript of a session another instance served (cluster takeover): its turns (the last
+   * `maxTurns`; a turn left open by the dead instance is closed now, as interrupted if it had begun replying),
+   * usage and counts; new turns are numbered after them. Call before any event.
+   */
+  restore(prior: TranscriptRecord): void {
+    if (this.record.turns.length > 0 || this.nextIndex > 0) return;
+    const turns = structuredClone(prior.turns).slice(-this.limits.maxTurns);
+    for (const t of turns) {
+      if (t.endedAt === null) {
+        t.endedAt = this.now();
+        if (t.replyText !== '') t.interrupted = true;
+      }
+    }
+    this.record.startedAt = prior.startedAt;
+    this.record.turns = turns;
+    this.record.usage = structuredClone(prior.usage);
+    this.record.overheadUsage = structuredClone(prior.overheadUsage);
+    this.record.droppedTurns = prior.droppedTurns + (prior.turns.length - turns.length);
+    this.nextIndex = turns.reduce((m, t) => Math.max(m, t.index + 1), 0);
+    for (const t of [...turns]) {
+      this.budget?.open(this, t);
+      this.budget?.grow(t, t.userText.length + t.replyText.length);
+    }
+    this.boundaries++;
+  }
+
+  /**
+   * Changes at turn boundaries so far (a turn closed, usage, a tool call settled, turns dropped, the end): what a
+   * copy kept elsewhere (the cluster's session record) is rewritten on, rather than on every fragment of text.
+   */
+  get boundaryVersion(): number {
+    return this.boundaries;
   }
 
   /** The greeting (the model's cue to speak first) was sent: the model's opening is a turn of its own. */
@@ -82,6 +118,7 @@ export class Transcript implements BudgetedTranscript {
   /** One `usageMetadata` message (per turn, not cumulative). */
   usage(metadata: Parameters<typeof fromUsageMetadata>[0]): void {
     const u = fromUsageMetadata(metadata);
+    this.boundaries++;
     this.record.usage = addUsage(this.record.usage, u);
     const target = this.open ?? this.lastClosedWithoutUsage();
     if (target) target.usage = target.usage ? addUsage(target.usage, u) : u;
@@ -99,6 +136,7 @@ export class Transcript implements BudgetedTranscript {
     for (let i = this.record.turns.length - 1, seen = 0; i >= 0 && seen < 8; i--, seen++) {
       const c = this.record.turns[i]!.toolCalls.find((x) => x.id === id);
       if (!c) continue;
+      this.boundaries++;
       c.state = state;
       if (state === 'cancelled') c.cancelled = true;
       if (response !== undefined) c.response = response;
@@ -123,6 +161,7 @@ export class Transcript implements BudgetedTranscript {
     this.closeOpenTurn();
     this.record.endedAt = this.now();
     this.record.endReason = reason;
+    this.boundaries++;
     // No longer live: the stored transcripts have their own bound.
     for (const t of this.record.turns) this.budget?.release(t);
   }
@@ -133,6 +172,7 @@ export class Transcript implements BudgetedTranscript {
     if (i < 0) return;
     this.record.turns.splice(i, 1);
     this.record.droppedTurns++;
+    this.boundaries++;
   }
 
   get ended(): boolean {
@@ -183,6 +223,7 @@ export class Transcript implements BudgetedTranscript {
     if (!this.open) return;
     this.open.endedAt = this.now();
     this.open = undefined;
+    this.boundaries++;
   }
 
   private lastClosedWithoutUsage(): TranscriptTurn | undefined {
