@@ -21,7 +21,8 @@ describe('dialect doors under attack (spawned server)', () => {
   const clients: WsTestClient[] = [];
 
   beforeAll(async () => {
-    s = await spawnServer({ env: { LIVE_AUDIO_WS_MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD), LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: '300' } });
+    // Counts the server's ffmpeg children: the warm decoder pool (its refills look the same) is off here.
+    s = await spawnServer({ env: { LIVE_AUDIO_DECODER_POOL_SIZE: '0', LIVE_AUDIO_WS_MAX_PAYLOAD_BYTES: String(MAX_PAYLOAD), LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: '300' } });
   }, 40000);
   afterEach(async () => {
     for (const c of clients.splice(0)) c.close();
