@@ -13,8 +13,8 @@ import { scriptedScenario } from '../../src/emulator';
 import { RedisConnection, SessionRecordStore } from '../../src/cluster';
 import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API } from '../helpers/frontend-client';
-import { startCluster, type TestCluster } from '../helpers/cluster';
-import { processAlive, prng } from '../ops/helpers';
+import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { prng } from '../ops/helpers';
 import { connect, wsUrl } from '../helpers/ws-test-client';
 import { startReceiver } from '../webhook/receiver';
 
@@ -54,9 +54,7 @@ afterAll(async () => {
   await redis?.close();
   await rx?.stop();
   if (!cluster) return;
-  const pids = [...cluster.instances.map((i) => i.server.pid), cluster.redis.pid];
-  await cluster.stop();
-  for (const pid of pids) expect(processAlive(pid)).toBe(false);
+  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
 });
 
 async function until<T>(f: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {

@@ -12,8 +12,8 @@ import request from 'supertest';
 import { RedisConnection } from '../../src/cluster/redis-connection';
 import { generateApiKey, hashApiKey } from '../../src/services/auth';
 import { LIVE_AUDIO_API as API } from '../helpers/frontend-client';
-import { startCluster, type TestCluster } from '../helpers/cluster';
-import { processAlive, prng } from '../ops/helpers';
+import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { prng } from '../ops/helpers';
 
 jest.setTimeout(120_000);
 
@@ -33,9 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis?.close();
   if (!cluster) return;
-  const pids = [...cluster.instances.map((i) => i.server.pid), cluster.redis.pid];
-  await cluster.stop();
-  for (const pid of pids) expect(processAlive(pid)).toBe(false);
+  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
 });
 
 /** `npm run keys -- <args>` as the operator runs it (the script's own command), with REDIS_URL set. */

@@ -15,8 +15,8 @@ import { RedisConnection, SessionRecordStore } from '../../src/cluster';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API, postChunksLikeTheFrontend } from '../helpers/frontend-client';
-import { startCluster, type TestCluster } from '../helpers/cluster';
-import { processAlive, prng } from '../ops/helpers';
+import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { prng } from '../ops/helpers';
 
 jest.setTimeout(180_000);
 
@@ -27,9 +27,7 @@ const ENV = { LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300', LIVE_AUDIO_MISSED_HEARTBE
 
 async function stopAll(cluster: TestCluster | undefined): Promise<void> {
   if (!cluster) return;
-  const pids = [...cluster.instances.map((i) => i.server.pid), ...(cluster.nginx ? [cluster.nginx.pid] : []), cluster.redis.pid];
-  await cluster.stop();
-  for (const pid of pids) expect(processAlive(pid)).toBe(false);
+  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
 }
 
 describe('Redis killed mid-session', () => {

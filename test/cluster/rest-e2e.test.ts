@@ -12,8 +12,7 @@ import { scriptedScenario } from '../../src/emulator';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend, LIVE_AUDIO_API as API } from '../helpers/frontend-client';
-import { startCluster, type TestCluster } from '../helpers/cluster';
-import { processAlive } from '../ops/helpers';
+import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
 
 jest.setTimeout(180_000);
 
@@ -42,9 +41,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (!cluster) return;
-  const pids = [...cluster.instances.map((i) => i.server.pid), cluster.nginx!.pid, cluster.redis.pid];
-  await cluster.stop();
-  for (const pid of pids) expect(processAlive(pid)).toBe(false);
+  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
 });
 
 const alice = () => ({ ...json, 'X-API-Key': cluster.keys.alice });

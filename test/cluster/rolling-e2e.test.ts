@@ -10,9 +10,9 @@
 import { scriptedScenario } from '../../src/emulator';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
-import { startCluster, type ClusterInstance, type TestCluster } from '../helpers/cluster';
+import { startCluster, type ClusterInstance, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
 import { spawnServer } from '../helpers/spawned-server';
-import { processAlive, prng } from '../ops/helpers';
+import { prng } from '../ops/helpers';
 import { connect, type WsTestClient, wsUrl, type Msg } from '../helpers/ws-test-client';
 
 jest.setTimeout(240_000);
@@ -33,9 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const r of replacements) await r.stop();
   if (!cluster) return;
-  const pids = [...cluster.instances.map((i) => i.server.pid), ...replacements.map((r) => r.pid), cluster.nginx!.pid, cluster.redis.pid];
-  await cluster.stop();
-  for (const pid of pids) expect(processAlive(pid)).toBe(false);
+  expect(await stopClusterLeavingNone(cluster, replacements.map((r) => r.pid))).toEqual([]);
 });
 
 /** The client side of a rolling deploy: on `reconnect`, hold the audio, reconnect anywhere and resume. */

@@ -14,8 +14,8 @@ import { webmPrimingBytes, WebmResumeTracker } from '../../src/services/audio/we
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API } from '../helpers/frontend-client';
-import { startCluster, type TestCluster } from '../helpers/cluster';
-import { processAlive, prng } from '../ops/helpers';
+import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { prng } from '../ops/helpers';
 import { connect, type WsTestClient, wsUrl } from '../helpers/ws-test-client';
 
 jest.setTimeout(180_000);
@@ -56,9 +56,7 @@ async function storedHandle(sessionId: string) {
 afterAll(async () => {
   await redis?.close();
   if (!cluster) return;
-  const pids = [...cluster.instances.map((i) => i.server.pid), cluster.nginx!.pid, cluster.redis.pid];
-  await cluster.stop();
-  for (const pid of pids) expect(processAlive(pid)).toBe(false);
+  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
 });
 
 it(`kill -9 of the owner mid-recording: the next chunk on another instance takes over, resumed with the handle, and the rest of the recording arrives (seed ${SEED})`, async () => {

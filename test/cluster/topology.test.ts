@@ -10,7 +10,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { processAlive } from '../ops/helpers';
 import { connect, wsUrl } from '../helpers/ws-test-client';
-import { startCluster, type TestCluster } from '../helpers/cluster';
+import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
 import { startNginx, type NginxLoadBalancer } from '../helpers/nginx';
 import { timedGet } from '../helpers/spawned-server';
 
@@ -25,9 +25,7 @@ describe('three instances behind nginx', () => {
 
   afterAll(async () => {
     if (!cluster) return;
-    const pids = [...cluster.instances.map((i) => i.server.pid), cluster.nginx!.pid, cluster.redis.pid];
-    await cluster.stop();
-    for (const pid of pids) expect(processAlive(pid)).toBe(false);
+    expect(await stopClusterLeavingNone(cluster)).toEqual([]);
   });
 
   const portOf = (upstream: string) => Number(upstream.split(',').pop()!.trim().split(':').pop());

@@ -14,8 +14,8 @@ import { RedisConnection } from '../../src/cluster/redis-connection';
 import { SessionRecordStore } from '../../src/cluster/session-records';
 import { scriptedScenario } from '../../src/emulator';
 import { loadRecording } from '../helpers/fixtures';
-import { startCluster, type TestCluster } from '../helpers/cluster';
-import { processAlive, prng } from '../ops/helpers';
+import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { prng } from '../ops/helpers';
 import { connect, dialectUrl, pcmChunks, recordingAsPcm, runSeed, sleep, type WsTestClient } from './dialect-helpers';
 
 jest.setTimeout(240_000);
@@ -46,9 +46,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const s of sockets.splice(0)) s.close();
   if (!cluster) return;
-  const pids = [...cluster.instances.map((i) => i.server.pid), cluster.nginx!.pid, cluster.redis.pid];
-  await cluster.stop();
-  for (const pid of pids) expect(processAlive(pid)).toBe(false);
+  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
 });
 
 const alice = () => ({ ...json, 'X-API-Key': cluster.keys.alice });

@@ -5,6 +5,7 @@ import { startNginx, type NginxLoadBalancer } from './nginx';
 import { startRedis, type RedisServer } from './redis-server';
 import { spawnServer, type SpawnedServer } from './spawned-server';
 import { freePort } from './system-binary';
+import { processAlive } from '../ops/helpers';
 
 export interface ClusterInstance {
   /** `LIVE_AUDIO_INSTANCE_ID` */
@@ -109,4 +110,14 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
     addInstance,
     stop,
   };
+}
+
+/**
+ * Stops the whole topology (and any extra processes the test started beside it) and answers the pids still alive
+ * afterwards: a test expects `[]`, so a leaked instance, nginx or redis-server fails it.
+ */
+export async function stopClusterLeavingNone(cluster: TestCluster, extraPids: readonly number[] = []): Promise<number[]> {
+  const pids = [...cluster.instances.map((i) => i.server.pid), ...extraPids, ...(cluster.nginx ? [cluster.nginx.pid] : []), cluster.redis.pid];
+  await cluster.stop();
+  return pids.filter((pid) => processAlive(pid));
 }

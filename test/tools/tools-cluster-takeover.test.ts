@@ -15,8 +15,8 @@ import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { RedisConnection, SessionRecordStore } from '../../src/cluster';
 import { parseStoredToolCalls } from '../../src/cluster/stored-tool-calls';
-import { startCluster, type ClusterInstance, type TestCluster } from '../helpers/cluster';
-import { processAlive, prng } from '../ops/helpers';
+import { startCluster, type ClusterInstance, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { prng } from '../ops/helpers';
 import { connectAuthed } from '../helpers/ws-test-client';
 import { API, GET_TIME, speechPcm, suiteSeed, withSeed } from './helpers';
 
@@ -44,9 +44,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await redis?.close();
   if (!cluster) return;
-  const pids = [...cluster.instances.map((i) => i.server.pid), cluster.redis.pid];
-  await cluster.stop();
-  for (const pid of pids) expect(processAlive(pid)).toBe(false);
+  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
 });
 
 const headers = (key: string) => ({ 'Content-Type': 'application/json', 'X-API-Key': key });
