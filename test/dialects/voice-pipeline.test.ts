@@ -34,6 +34,18 @@ describe(`voice pipeline dialect (/ws) [seed ${SEED}]`, () => {
     }
   }
 
+  /** Scripts a long first reply then `next`, speaks, interrupts once reply audio flows; answers the socket and where `interrupted` is. */
+  async function interruptLongReply(seed: number, reply: string, replyAudioMs: number, next: { userTranscript: string; reply: string }): Promise<{ c: WsTestClient; at: number }> {
+    t.emu.setFaults({ ...disorder(seed), pacing: 'realtime' });
+    t.emu.setScenario(scriptedScenario([{ userTranscript: rec.spokenText, reply, replyAudioMs }, next]));
+    const c = await open();
+    await speak(c, pcm16k);
+    await c.next('audio', () => true, 20000);
+    c.send({ type: 'interrupt' });
+    const interrupted = await c.next('status', (m) => m.data === 'interrupted');
+    return { c, at: c.messages.indexOf(interrupted) };
+  }
+
   it('speaks the dialect: connected, interim and final transcripts, reply pieces, 24 kHz audio, complete', async () => {
     const reply = 'Hello Alex, nice to meet you today.';
     const faults = disorder(SEED);
@@ -70,16 +82,7 @@ describe(`voice pipeline dialect (/ws) [seed ${SEED}]`, () => {
 
   it('interrupt stops the reply at once, says interrupted, drops the rest; the next words start a new turn', async () => {
     const reply = 'This is a rather long answer that the user will cut short before it is over, on purpose.';
-    t.emu.setFaults({ ...disorder(SEED + 1), pacing: 'realtime' });
-    t.emu.setScenario(
-      scriptedScenario([{ userTranscript: rec.spokenText, reply, replyAudioMs: 6000 }, { userTranscript: 'Second question.', reply: 'Second answer.' }]),
-    );
-    const c = await open();
-    await speak(c, pcm16k);
-    await c.next('audio', () => true, 20000);
-    c.send({ type: 'interrupt' });
-    const interrupted = await c.next('status', (m) => m.data === 'interrupted');
-    const at = c.messages.indexOf(interrupted);
+    const { c, at } = await interruptLongReply(SEED + 1, reply, 6000, { userTranscript: 'Second question.', reply: 'Second answer.' });
     // Nothing of that reply after `interrupted` (audio or text), even though the emulator keeps speaking for seconds.
     await sleep(1500);
     const after = c.messages.slice(at + 1);
@@ -105,16 +108,7 @@ describe(`voice pipeline dialect (/ws) [seed ${SEED}]`, () => {
 
   it('interrupt, then the user speaks again at once (as its client does, knowing nothing of the upstream): a new turn with its own reply', async () => {
     const reply = 'Here is a long story that goes on and on, and the user will not wait for its end.';
-    t.emu.setFaults({ ...disorder(SEED + 3), pacing: 'realtime' });
-    t.emu.setScenario(
-      scriptedScenario([{ userTranscript: rec.spokenText, reply, replyAudioMs: 8000 }, { userTranscript: 'Stop, a different question.', reply: 'Sure, go ahead.' }]),
-    );
-    const c = await open();
-    await speak(c, pcm16k);
-    await c.next('audio', () => true, 20000);
-    c.send({ type: 'interrupt' });
-    const interrupted = await c.next('status', (m) => m.data === 'interrupted');
-    const at = c.messages.indexOf(interrupted);
+    const { c, at } = await interruptLongReply(SEED + 3, reply, 8000, { userTranscript: 'Stop, a different question.', reply: 'Sure, go ahead.' });
     // The user's next words right away, while the upstream may still be producing the interrupted reply.
     await speak(c, pcm16k);
     const complete = await c.next('status', (m) => m.data === 'complete' && c.messages.indexOf(m) > at, 20000);
