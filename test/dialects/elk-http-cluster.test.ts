@@ -116,8 +116,17 @@ it(`send-audio through nginx round-robin: the non-owner forwards, the 22 s recor
   expect(upstream.audioBytes).toBeLessThanOrEqual(recordedBytes * 1.02);
   expect(cluster.emulator.connections.length).toBe(connsBefore);
 
+  // A conversation answers with the next turn that completes: before each, the upstream's turns must have settled
+  // (no turn of the recording or of the previous question still on its way; CI once saw one arrive late).
+  const turnsSettled = async () => {
+    for (let last = -1; last !== upstream.turns; ) {
+      last = upstream.turns;
+      await sleep(1000);
+    }
+  };
   // conversation: the turn's reply through either instance (the other one forwards, its bounded wait included).
   for (const [i, inst] of cluster.instances.entries()) {
+    await turnsSettled();
     const reply = `Answer number ${i + 1}.`;
     cluster.emulator.setScenario(scriptedScenario([{ userTranscript: '', reply }]));
     const conv = await request(inst.server.url).post(`${ELK}/conversation`).set(alice()).send({ sessionId, text: `Question ${i + 1}?` });
@@ -125,6 +134,7 @@ it(`send-audio through nginx round-robin: the non-owner forwards, the 22 s recor
   }
   expect(cluster.emulator.connections.length).toBe(connsBefore);
   // A slow reply (longer than the cluster's forward timeout, within the dialect's reply wait) through the non-owner.
+  await turnsSettled();
   cluster.emulator.setFaults({ replyDelayMs: 6000 });
   try {
     cluster.emulator.setScenario(scriptedScenario([{ userTranscript: '', reply: 'A considered answer.' }]));
