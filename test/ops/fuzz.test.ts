@@ -336,6 +336,8 @@ describe(`fuzz on a spawned server (seed ${SEED})`, () => {
       geminiBaseUrl: emu.baseUrl,
       nodeArgs: ['--import', 'tsx', '--inspect=127.0.0.1:0'],
       env: {
+        // Counts the server's ffmpeg children at the end: the warm decoder pool (its processes look the same) is off.
+        LIVE_AUDIO_DECODER_POOL_SIZE: '0',
         JWT_SECRET,
         CORS_ORIGINS: 'https://app.example.com',
         GEMINI_SETUP_TIMEOUT_MS: '3000',

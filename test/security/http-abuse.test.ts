@@ -115,6 +115,8 @@ describe('hostile input against a spawned server', () => {
     s = await spawnServer({
       nodeArgs: ['--import', 'tsx', '--inspect=127.0.0.1:0'],
       env: {
+        // Counts the server's ffmpeg children at the end: the warm decoder pool (its processes look the same) is off.
+        LIVE_AUDIO_DECODER_POOL_SIZE: '0',
         LIVE_AUDIO_HTTP_HEADERS_TIMEOUT_MS: '2000',
         LIVE_AUDIO_HTTP_REQUEST_TIMEOUT_MS: '4000',
       },
