@@ -1,8 +1,14 @@
 /**
  * Issue 16 §8 in a real Chromium: the page declares a function from its Tools box, shows the model's call, the
  * user answers it by hand in the call's JSON box, and the model's reply (which uses the answer) appears. Both
- * transports. The fake microphone speaks a sentence; the emulator's scripted turn calls `get_time`.
+ * transports. The fake microphone speaks a sentence once; the emulator's scripted turn calls `get_time`.
+ *
+ * Chromium loops its fake-microphone file, and every utterance is a new turn that calls `get_time` again. The REST
+ * page shows the newest turn's reply (the frontend contract answers with the latest turn), so a second utterance
+ * that began before the answered call's reply was shown replaced it; on a loaded CI machine that happened once. The
+ * fixture is therefore padded with silence past the test's length: one utterance, one call, one reply.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,8 +18,9 @@ import { PAGE_CSP } from '../../src/routes/web-routes';
 import { buildWebAssets, type BuildWebResult } from '../../src/web/build/build-web';
 import { startTestServer, type TestServer } from '../helpers/test-server';
 import { CHROMIUM_PATH as CHROMIUM, chromiumArgs } from '../helpers/chromium';
+import { ffmpegBinary } from '../helpers/ffmpeg';
 
-const FAKE_MIC_WAV = path.resolve(__dirname, '../fixtures/audio/chromium-hello-1000ms/source-48k.wav');
+const SPOKEN_WAV = path.resolve(__dirname, '../fixtures/audio/chromium-hello-1000ms/source-48k.wav');
 const RESULTS_DIR = path.resolve(__dirname, '../../test-results');
 const TOOLS = [{ name: 'get_time', description: 'The time', parameters: { type: 'object', properties: { city: { type: 'string' } } } }];
 
@@ -28,7 +35,10 @@ beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'live-audio-browser-tools-'));
   web = await buildWebAssets({ outDir: path.join(tmp, 'web') });
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
-  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(FAKE_MIC_WAV, ['--autoplay-policy=no-user-gesture-required']) });
+  // The sentence, then silence for longer than a test may last (Chromium starts the file again only after it).
+  const fakeMicWav = path.join(tmp, 'hello-then-silence.wav');
+  execFileSync(ffmpegBinary(), ['-hide_banner', '-loglevel', 'error', '-i', SPOKEN_WAV, '-af', 'apad=whole_dur=300', '-y', fakeMicWav]);
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(fakeMicWav, ['--autoplay-policy=no-user-gesture-required']) });
 });
 afterAll(async () => {
   await browser?.close();
@@ -80,9 +90,9 @@ describe('the page answers function calls by hand, in real Chromium', () => {
         polling: 50,
       });
       expect(await byId(page, 'tool-call').count()).toBe(0);
-      // The answer reached the model once, under the declared name.
+      // The answer reached the model once, under the declared name (one utterance, so one call).
       const answers = ts.server.emulator!.connections.flatMap((c) => c.toolResponses);
-      expect(answers.filter((a) => a.name === 'get_time').map((a) => a.response)).toContainEqual({ output: 'half past four' });
+      expect(answers.filter((a) => a.name === 'get_time').map((a) => a.response)).toEqual([{ output: 'half past four' }]);
       await page.screenshot({ path: path.join(RESULTS_DIR, `browser-tools-${transport}-answered.png`), fullPage: true });
       await byId(page, 'stop').click();
       expect(problems).toEqual([]);
