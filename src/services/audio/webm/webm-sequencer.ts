@@ -532,7 +532,8 @@ export class WebmSequencer {
       recording: rec.head,
       startsRecording: false,
       bytes: prefix.length ? Buffer.concat([prefix, body]) : body,
-      restartBytes: Buffer.concat([restartPrefix, body]),
+      // No copy of the body when nothing goes before it (a chunk that starts at an element: Chromium's do).
+      restartBytes: restartPrefix.length ? Buffer.concat([restartPrefix, body]) : body,
       blocks: w.layout.blockCount,
       durationMs: span.endMs - span.startMs,
     });
