@@ -32,7 +32,7 @@ export interface ProfileSummary {
 export function areaOf(url: string, fn: string): string {
   if (!url) return fn.startsWith('(') ? fn : '(native)';
   // The bench's bundle of backend-server.ts (own code; packages stay external), or the sources themselves.
-  if (/live-audio-bench\/server\.js$/.test(url) || /\/src\/.*\.ts$/.test(url) || /backend-server\.[jt]s$/.test(url)) return 'live-audio (own code)';
+  if (/live-audio-bench[^/]*\/server\.js$/.test(url) || /\/src\/.*\.ts$/.test(url) || /backend-server\.[jt]s$/.test(url)) return 'live-audio (own code)';
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return nm[1];
   if (url.startsWith('node:')) return url.replace(/^node:(internal\/)?/, 'node:').split('/').slice(0, 2).join('/');

@@ -8,14 +8,24 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { generateApiKey } from '../src/services/auth/api-key';
 import { ffmpegPath } from './fixture';
 import type { EmulatorHostPlan } from './emulator-host';
 import { httpGet } from './prom';
 
 export const REPO_ROOT = path.resolve(__dirname, '..');
-/** Under node_modules so that the bundles resolve their (external) packages from the repository. */
-export const BUILD_DIR = path.join(REPO_ROOT, 'node_modules', '.cache', 'live-audio-bench');
+/**
+ * Under node_modules so that the bundles resolve their (external) packages from the repository; one folder per
+ * checkout: worktrees that share one node_modules (a symlink) would otherwise overwrite each other's bundles while
+ * their benches run (a server then starts another branch's code, or a half-written file).
+ */
+export const BUILD_DIR = path.join(
+  REPO_ROOT,
+  'node_modules',
+  '.cache',
+  `live-audio-bench-${createHash('sha256').update(REPO_ROOT).digest('hex').slice(0, 12)}`,
+);
 
 export interface Bundles {
   server: string;

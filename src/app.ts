@@ -78,6 +78,9 @@ export interface AppDeps {
 export function createApp(deps: AppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
+  // No ETag computed (a SHA-1 of the body) for every API answer: nothing revalidates them, and it was 0.5 % of the
+  // main thread under REST load (/transcribe). The web page sets its own (src/routes/web-routes.ts).
+  app.set('etag', false);
   app.set('trust proxy', deps.trustProxy ?? false);
   const unread = createUnreadBodyGuard(deps.unreadBody ?? DEFAULT_UNREAD_BODY_POLICY);
   app.use(unread.middleware);

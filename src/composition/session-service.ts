@@ -66,6 +66,7 @@ export function buildService(
       realtimeFactor: config.audio.maxRealtimeFactor,
       burstMs: config.audio.pacingBurstMs,
       maxBufferedBytes: config.audio.upstreamMaxBufferedBytes,
+      maxFrameMs: config.audio.maxUpstreamFrameMs,
     },
   });
 }

@@ -68,7 +68,10 @@ export function loadConfig(env: Record<string, string | undefined>, opts: { isTT
 /** The rules across variables, and the values computed from several (each keeps its variable's field path). */
 function deriveConfig(s: Settings, opts: { isTTY?: boolean }) {
   const isProduction = s.nodeEnv === 'production';
-  const { upstream, http, ops } = s;
+  const { upstream, http, ops, audio } = s;
+  if (audio.maxUpstreamFrameMs > audio.pacingBurstMs) {
+    throw new ConfigError(['LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS: must not exceed LIVE_AUDIO_PACING_BURST_MS (a larger frame would never be sent)']);
+  }
   if (upstream.contextTriggerTokens > 0 && upstream.contextTargetTokens > 0 && upstream.contextTargetTokens >= upstream.contextTriggerTokens) {
     throw new ConfigError(['LIVE_AUDIO_CONTEXT_TARGET_TOKENS: must be below LIVE_AUDIO_CONTEXT_TRIGGER_TOKENS']);
   }

@@ -161,6 +161,12 @@ export const SETTINGS = {
       LIVE_AUDIO_REORDER_MAX_BYTES: int('Most bytes of early chunks held per session; beyond it the oldest gap is skipped at once', 1024 * 1024, 16 * 1024, 64 * 1024 * 1024),
       LIVE_AUDIO_MAX_REALTIME_FACTOR: num('Decoded audio goes upstream at most this many times real time (a backlog catches up at that rate)', 2, 1, 100),
       LIVE_AUDIO_PACING_BURST_MS: int('Audio that may go upstream at once before pacing applies (a whole chunk decoded at once always goes at once)', 5_000, 100, 600_000),
+      LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS: int(
+        'Largest upstream audio message, ms of PCM: audio decoded at the same moment goes as one message up to this size (never waiting for more; trickling audio leaves in 20 ms+ frames as it comes); 100 gives the 20-100 ms messages Google suggests for audio captured live; at most LIVE_AUDIO_PACING_BURST_MS',
+        1_000,
+        20,
+        60_000,
+      ),
       LIVE_AUDIO_UPSTREAM_MAX_BUFFERED_BYTES: int(
         'No audio is sent while the upstream socket holds more than this (bytes not yet written to the network)',
         256 * 1024,

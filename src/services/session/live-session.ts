@@ -78,11 +78,17 @@ export interface AudioBudget {
   take(seconds: number): { granted: number; retryAfterSec: number };
 }
 
-/** Pacing of decoded PCM to the upstream (see PcmPacer). */
-export type AudioPacing = Omit<PcmPacerOptions, 'now'>;
+/** Framing and pacing of decoded PCM to the upstream (see PcmFramer, PcmPacer). */
+export type AudioPacing = Omit<PcmPacerOptions, 'now'> & {
+  /**
+   * Largest upstream audio message (ms): the framer hands on everything decoded at once in frames up to this size
+   * (LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS; default 1000; at most `burstMs`, or a frame could never get the credit).
+   */
+  maxFrameMs?: number;
+};
 
-/** The default pacing: at most twice real time, 5 s at once, nothing while 256 KiB wait in the socket. */
-export const DEFAULT_PACING: AudioPacing = { realtimeFactor: 2, burstMs: 5000, maxBufferedBytes: 256 * 1024 };
+/** The default pacing: at most twice real time, 5 s at once, nothing while 256 KiB wait in the socket, 1 s messages. */
+export const DEFAULT_PACING: AudioPacing = { realtimeFactor: 2, burstMs: 5000, maxBufferedBytes: 256 * 1024, maxFrameMs: 1000 };
 
 /** The stream was cut because the owner's audio budget is spent. */
 export interface AudioCut {
@@ -222,12 +228,16 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     this.log = deps.logger.child({ sessionId: params.sessionId, owner: params.owner.id });
     this.expiresAt = new Date(this.startTime.getTime() + deps.maxAgeMs);
     this.turn = new TurnTracker({ keepAudio: params.responseModality === 'audio' });
+    const pacing = deps.pacing ?? DEFAULT_PACING;
     this.pacer = new PcmPacer(
       { send: (frame) => this.forwardFrame(frame), bufferedAmount: () => deps.upstream.bufferedAmount },
       { pause: () => deps.decoder.pauseOutput(), resume: () => deps.decoder.resumeOutput() },
-      deps.pacing ?? DEFAULT_PACING,
+      pacing,
     );
-    this.framer = new PcmFramer((frame) => this.pacer.push(frame));
+    // Audio decoded at the same moment leaves as one message (one base64, one JSON, one WebSocket frame and one
+    // socket write instead of ten for a 1 s chunk), never larger than the pacer's burst.
+    const maxFrameMs = Math.min(pacing.maxFrameMs ?? DEFAULT_PACING.maxFrameMs!, pacing.burstMs);
+    this.framer = new PcmFramer((frame) => this.pacer.push(frame), { maxMs: Math.max(20, maxFrameMs) });
     this.tools = new ToolCallLedger(deps.tools?.limits ?? DEFAULT_TOOL_LIMITS, deps.tools?.behaviors ?? new Map());
     this.wireTools();
     this.markers = new ActivityMarkers({

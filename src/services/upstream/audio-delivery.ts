@@ -63,7 +63,10 @@ export class AudioDelivery {
     private readonly onFirstSend: (bytes: number) => void,
     private readonly log: Logger,
   ) {
-    this.backlog = new PcmBacklog(opts.backlogMs * UPSTREAM_BYTES_PER_MS);
+    // A resent frame cut to fit keeps its mark (its rest is not counted or charged a second time).
+    this.backlog = new PcmBacklog(opts.backlogMs * UPSTREAM_BYTES_PER_MS, (frame, rest) => {
+      if (this.resends.has(frame)) this.resends.add(rest);
+    });
   }
 
   /** Starts tracking the audio handed to a new connection. */

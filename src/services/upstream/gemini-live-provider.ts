@@ -27,21 +27,24 @@ export interface GeminiLiveProviderOptions {
 
 type SdkSocket = SdkLiveSocket<RawSocket>;
 
-/** True when a server frame is JSON; the SDK turns a non-JSON frame into an unhandled rejection. */
-function isJsonFrame(data: unknown): boolean {
+/**
+ * A server frame's text when it is JSON, `null` when it is not (the SDK would turn it into an unhandled rejection),
+ * `undefined` for a frame that is not text or bytes (a Blob etc.: left to the SDK).
+ */
+function jsonFrameText(data: unknown): string | null | undefined {
+  const text = Buffer.isBuffer(data)
+    ? data.toString('utf8')
+    : data instanceof ArrayBuffer
+      ? Buffer.from(data).toString('utf8')
+      : typeof data === 'string'
+        ? data
+        : undefined;
+  if (text === undefined) return undefined;
   try {
-    const text = Buffer.isBuffer(data)
-      ? data.toString('utf8')
-      : data instanceof ArrayBuffer
-        ? Buffer.from(data).toString('utf8')
-        : typeof data === 'string'
-          ? data
-          : undefined;
-    if (text === undefined) return true; // Blob etc.: let the SDK handle it
     JSON.parse(text);
-    return true;
+    return text;
   } catch {
-    return false;
+    return null;
   }
 }
 
@@ -86,7 +89,11 @@ export class GeminiLiveProvider implements UpstreamProvider {
       const guarded: SdkSocketCallbacks = {
         ...callbacks,
         onmessage: (e) => {
-          if (isJsonFrame(e.data)) callbacks.onmessage(e);
+          const text = jsonFrameText(e.data);
+          // The SDK reads only `data`, and parses a string as it is: it gets the text decoded here (a frame is
+          // decoded from UTF-8 once, not twice).
+          if (text) callbacks.onmessage({ data: text });
+          else if (text === undefined) callbacks.onmessage(e);
           else this.log.warn('dropped a non-JSON frame from Gemini');
         },
       };

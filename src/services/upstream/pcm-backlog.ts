@@ -22,7 +22,11 @@ export class PcmBacklog {
   private bytes = 0;
   private droppedBytes = 0;
 
-  constructor(private readonly maxBytes: number) {}
+  /** `onTrim(frame, rest)`: the oldest audio was cut from the head of `frame`; `rest` replaces it. */
+  constructor(
+    private readonly maxBytes: number,
+    private readonly onTrim?: (frame: Buffer, rest: Buffer) => void,
+  ) {}
 
   push(frame: Buffer): void {
     if (frame.length === 0) return;
@@ -79,11 +83,26 @@ export class PcmBacklog {
     return this.frames.length;
   }
 
+  /**
+   * Drops the oldest audio beyond the bound: whole frames, then the head of the oldest frame left (a frame can hold
+   * up to LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS, more than the backlog may keep: its newest part is what is kept).
+   */
   private enforceLimit(): void {
     while (this.bytes > this.maxBytes) {
       const i = this.frames.findIndex((f) => !isHeldActivity(f));
       if (i < 0) break;
-      const old = this.frames.splice(i, 1)[0] as Buffer;
+      const old = this.frames[i] as Buffer;
+      const excess = this.bytes - this.maxBytes;
+      const cut = excess + (excess & 1); // whole 16-bit samples
+      if (cut < old.length) {
+        const rest = old.subarray(cut);
+        this.frames[i] = rest;
+        this.onTrim?.(old, rest);
+        this.bytes -= cut;
+        this.droppedBytes += cut;
+        break;
+      }
+      this.frames.splice(i, 1);
       this.bytes -= old.length;
       this.droppedBytes += old.length;
     }

@@ -528,11 +528,14 @@ export class WebmSequencer {
     rec.endMs = span.endMs;
     rec.lastFrameMs = span.lastFrameMs;
     rec.clusterTc = span.endClusterTc ?? rec.clusterTc;
+    const bytes = prefix.length ? Buffer.concat([prefix, body]) : body;
     const written = this.o.write({
       recording: rec.head,
       startsRecording: false,
-      bytes: prefix.length ? Buffer.concat([prefix, body]) : body,
-      restartBytes: Buffer.concat([restartPrefix, body]),
+      bytes,
+      // One copy of the body, not two, when both forms have the same prefix (in order, the previous chunk's tail is
+      // what the chunk implies: Chromium's chunks start after a SimpleBlock id, and both prefixes are that byte).
+      restartBytes: restartPrefix.equals(prefix) ? bytes : restartPrefix.length ? Buffer.concat([restartPrefix, body]) : body,
       blocks: w.layout.blockCount,
       durationMs: span.endMs - span.startMs,
     });
