@@ -22,6 +22,7 @@ export async function buildDecoders(
     restartsPerMinute: config.audio.decoderRestartsPerMinute,
     poolSize: config.audio.decoderPoolSize,
     poolMaxAgeMs: config.audio.decoderPoolMaxAgeMs,
+    useLauncher: config.audio.decoderLauncher,
   });
   return { decoders, ffmpeg };
 }

@@ -1,5 +1,6 @@
 import { silentLogger, type Logger } from '../../util/logger';
 import { FfmpegPcmStream } from './ffmpeg-stream';
+import type { DecoderProcessLauncher } from './decoder-process';
 
 /** The ffmpeg processes a pool starts and hands over; the decoder factory's counters see them through it. */
 export interface PoolProcessCounters {
@@ -22,6 +23,8 @@ export interface DecoderPoolOptions {
   maxAgeMs: number;
   counters: PoolProcessCounters;
   logger?: Logger;
+  /** Starts the processes off the main thread (see `FfmpegPcmStream`); without it they are spawned in-process. */
+  launcher?: DecoderProcessLauncher;
   /** After a pooled process died unused, the next start waits this long, doubling up to `maxBackoffMs`. */
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -291,6 +294,7 @@ export class DecoderPool {
       ffmpegPath: this.o.ffmpegPath,
       inputFormat: this.o.inputFormat,
       codec: this.o.codec,
+      launcher: this.o.launcher,
       logger: this.log,
       onPcm: () => undefined, // no input before it is bound: no output
       onFailure: () => undefined, // reported through `done` below while unbound; the owner's once bound
