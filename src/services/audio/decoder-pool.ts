@@ -77,6 +77,8 @@ export interface DecoderPoolStats {
   aged: number;
   /** Starts put off because the event loop was busy when they were due (`StartPacing`). */
   startsDeferred: number;
+  /** Starts put off because the ffmpeg launcher was not ready (restarting). */
+  waitedForLauncher: number;
 }
 
 interface Entry {
@@ -124,7 +126,7 @@ export class DecoderPool {
   private readonly pacing: StartPacing;
   /** When the pool was last drained for want of sessions (a new session within `REFILL_AFTER_DRAIN_MS` waits). */
   private drainedAt = -Infinity;
-  private readonly counts = { handedOver: 0, misses: 0, spawned: 0, diedUnused: 0, aged: 0, spawnsRefused: 0, startsDeferred: 0 };
+  private readonly counts = { handedOver: 0, misses: 0, spawned: 0, diedUnused: 0, aged: 0, spawnsRefused: 0, startsDeferred: 0, waitedForLauncher: 0 };
   private tokens: number;
   private tokensAt: number;
   private readonly spawnRate: number;
@@ -287,6 +289,13 @@ export class DecoderPool {
   }
 
   private spawnOne(): void {
+    // A start is background work: while the launcher is down (restarting) it waits for it rather than fork the
+    // server in-process; a session that finds the pool empty meanwhile starts its own.
+    if (this.o.launcher && !this.o.launcher.available) {
+      this.counts.waitedForLauncher++;
+      this.retryAfter(this.backoffMs);
+      return;
+    }
     // eslint-disable-next-line prefer-const -- the stream's callbacks (created with it) read the entry
     let entry!: Entry;
     const counters = this.o.counters;

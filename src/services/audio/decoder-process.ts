@@ -41,6 +41,8 @@ export interface LaunchHandlers {
 
 /** Starts ffmpeg processes outside the server's main thread. */
 export interface DecoderProcessLauncher {
+  /** It would take a start now (a launcher process is ready). */
+  readonly available: boolean;
   /** Starts `ffmpegPath args`; false when it cannot take a start now (the caller then spawns in-process). */
   launch(ffmpegPath: string, args: string[], handlers: LaunchHandlers): boolean;
 }

@@ -198,6 +198,10 @@ export class FfmpegLauncher implements DecoderProcessLauncher {
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
+  get available(): boolean {
+    return this.ready && !this.closed && !!this.child?.connected;
+  }
+
   get pid(): number | undefined {
     return this.ready ? this.child?.pid : undefined;
   }
@@ -207,8 +211,7 @@ export class FfmpegLauncher implements DecoderProcessLauncher {
   }
 
   launch(ffmpegPath: string, args: string[], handlers: LaunchHandlers): boolean {
-    const child = this.child;
-    if (!this.ready || this.closed || !child?.connected) {
+    if (!this.available) {
       this.counts.refused++;
       return false;
     }
