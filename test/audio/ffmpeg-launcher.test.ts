@@ -175,8 +175,8 @@ describe('ffmpeg launcher', () => {
         ...Array.from({ length: 20 }, () => attempt(Buffer.alloc(36))),
       ]);
       for (const r of results) expect(r.received).toBe(0);
-      expect(results[0]!.closedMs).toBeGreaterThanOrEqual(1500); // the silent one: at the handshake deadline (2 s)
-      expect(results[0]!.closedMs).toBeLessThan(8000);
+      expect(results[0]!.closedMs).toBeGreaterThanOrEqual(4500); // the silent one: at the handshake deadline (5 s)
+      expect(results[0]!.closedMs).toBeLessThan(15_000);
       expect(f.launcher!.stats().connectionsRejected).toBe(23);
       for (const c of hello.slice(1)) await d.write(c, { format: 'webm' });
       await d.close();

@@ -37,7 +37,7 @@ export interface FfmpegLauncherStats {
   inFlight: number;
 }
 
-const DEFAULTS = { restartBackoffMs: 200, maxRestartBackoffMs: 10_000, handshakeTimeoutMs: 2_000, maxPendingHandshakes: 64, readyTimeoutMs: 20_000 };
+const DEFAULTS = { restartBackoffMs: 200, maxRestartBackoffMs: 10_000, handshakeTimeoutMs: 5_000, maxPendingHandshakes: 64, readyTimeoutMs: 20_000 };
 /** A launcher that lived this long before dying was healthy: the restart back-off starts over. */
 const HEALTHY_LIFETIME_MS = 30_000;
 /** The launcher's V8 heap: it holds a few maps of small objects. */

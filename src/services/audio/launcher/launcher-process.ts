@@ -37,11 +37,35 @@ export function runLauncher(): void {
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', () => undefined); // a Ctrl-C reaches the whole group: the server decides when we go
 
-  const start = (id: number, ffmpegPath: string, args: string[]) => {
-    inFlight.add(id);
+  // One start at a time: connect, header, spawn. (Connecting ahead of the spawns would leave the server holding
+  // connections whose header waits behind every spawn before it: seconds for a burst on a loaded machine.)
+  const queue: Array<{ id: number; ffmpegPath: string; args: string[] }> = [];
+  let busy = false;
+  const pump = () => {
+    if (busy) return;
+    const next = queue.shift();
+    if (!next) return;
+    busy = true;
+    let released = false;
+    start(next.id, next.ffmpegPath, next.args, () => {
+      if (released) return;
+      released = true;
+      busy = false;
+      setImmediate(pump);
+    });
+  };
+
+  const start = (id: number, ffmpegPath: string, args: string[], done: () => void) => {
+    if (killed.delete(id)) {
+      inFlight.delete(id); // killed while it waited its turn: never started
+      post({ t: 'exit', id, code: null, signal: 'SIGKILL' });
+      done();
+      return;
+    }
     const sock = connect({ path: socketPath });
     sock.pause(); // never read: the bytes on this socket are ffmpeg's input
     sock.on('error', (err) => {
+      done();
       if (!inFlight.delete(id)) return;
       killed.delete(id);
       post({ t: 'failed', id, message: `launcher could not connect: ${err.message}` });
@@ -50,6 +74,7 @@ export function runLauncher(): void {
       sock.write(encodeHeader(token, id), (err) => {
         if (err) return; // 'error' reports it
         inFlight.delete(id);
+        done();
         if (killed.delete(id)) {
           sock.destroy();
           post({ t: 'exit', id, code: null, signal: 'SIGKILL' });
@@ -96,7 +121,9 @@ export function runLauncher(): void {
         post({ t: 'ready' });
         return;
       case 'start':
-        start(m.id, m.ffmpegPath, m.args);
+        inFlight.add(m.id);
+        queue.push({ id: m.id, ffmpegPath: m.ffmpegPath, args: m.args });
+        pump();
         return;
       case 'kill': {
         const child = children.get(m.id);
