@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,6 +42,11 @@ const DEFAULTS = { restartBackoffMs: 200, maxRestartBackoffMs: 10_000, handshake
 const HEALTHY_LIFETIME_MS = 30_000;
 /** The launcher's V8 heap: it holds a few maps of small objects. */
 const LAUNCHER_HEAP_MB = 32;
+
+/** The launcher's entry, beside this file (compiled: dist/…/launcher; bundled: the bundle's folder holds it too). */
+function launcherEntry(): string {
+  return join(__dirname, __filename.endsWith('.ts') ? 'launcher-entry.ts' : 'launcher-entry.js');
+}
 
 /** One decoder process asked of the launcher. */
 class LaunchedProcess implements RunningDecoderProcess {
@@ -160,6 +165,8 @@ export class FfmpegLauncher implements DecoderProcessLauncher {
   private generation = 0;
   private ready = false;
   private closed = false;
+  /** Its entry file is not there (e.g. a bundle without it): it never runs. */
+  private missing = false;
   private failures = 0;
   private nextId = 1;
   private restartTimer: NodeJS.Timeout | undefined;
@@ -175,7 +182,12 @@ export class FfmpegLauncher implements DecoderProcessLauncher {
 
   /** Listens on the private socket and starts the launcher; resolves once it is ready (or was closed). */
   async start(): Promise<void> {
-    if (this.server || this.closed) return this.whenReady();
+    if (this.server || this.closed || this.missing) return this.whenReady();
+    if (!existsSync(launcherEntry())) {
+      this.log.error({ entry: launcherEntry() }, 'the ffmpeg launcher is not installed beside the server; decoders start in-process');
+      this.missing = true;
+      return;
+    }
     this.dir = mkdtempSync(join(tmpdir(), 'live-audio-launcher-')); // mode 0700: only this user may connect
     const server = createServer({ allowHalfOpen: true }, (sock) => this.onConnection(sock));
     this.server = server;
@@ -194,7 +206,7 @@ export class FfmpegLauncher implements DecoderProcessLauncher {
 
   /** Resolves when a launcher is ready (or the launcher was closed). */
   whenReady(): Promise<void> {
-    if (this.ready || this.closed) return Promise.resolve();
+    if (this.ready || this.closed || this.missing) return Promise.resolve();
     return new Promise((resolve) => this.readyWaiters.push(resolve));
   }
 
@@ -278,7 +290,7 @@ export class FfmpegLauncher implements DecoderProcessLauncher {
     this.generation++;
     const generation = this.generation;
     const ts = __filename.endsWith('.ts');
-    const entry = join(__dirname, ts ? 'launcher-entry.ts' : 'launcher-entry.js');
+    const entry = launcherEntry();
     const nodeArgs = [`--max-old-space-size=${LAUNCHER_HEAP_MB}`, ...(ts ? ['--require', require.resolve('tsx/cjs')] : [])];
     let child: ChildProcess;
     try {
