@@ -6,6 +6,7 @@
  * recording's first chunk (1 s of audio, WebM head included); the figure is from the moment the request is sent
  * to the emulator's receipt of the first audio of that session. Trials are spaced so that the pool has refilled,
  * as it has between two users' recordings. Small N, meant for a quiet-ish machine; the load average is printed.
+ * `LIVE_AUDIO_DECODER_LAUNCHER=false` in the environment: decoders forked in-process (default: the ffmpeg launcher).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -52,6 +53,7 @@ async function trialRun(poolSize: number, trials: number, chunk0: string): Promi
     ...BENCH_LIMITS_ENV,
     LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0',
     LIVE_AUDIO_DECODER_POOL_SIZE: String(poolSize),
+    LIVE_AUDIO_DECODER_LAUNCHER: process.env.LIVE_AUDIO_DECODER_LAUNCHER ?? 'true',
   });
   const server = await createLiveAudioServer(config);
   const port = await server.listen(0, '127.0.0.1');

@@ -31,6 +31,8 @@ export interface Bundles {
   server: string;
   emulatorHost: string;
   naiveWorker: string;
+  /** The ffmpeg launcher's entry, beside server.js: the server forks it by that name next to its own file. */
+  'launcher-entry': string;
 }
 
 /** Bundles the entry points the bench runs as child processes (esbuild, ~1 s). */
@@ -42,6 +44,7 @@ export async function buildBundles(): Promise<Bundles> {
     server: path.join(REPO_ROOT, 'backend-server.ts'),
     emulatorHost: path.join(REPO_ROOT, 'bench', 'emulator-host.ts'),
     naiveWorker: path.join(REPO_ROOT, 'bench', 'naive', 'worker.ts'),
+    'launcher-entry': path.join(REPO_ROOT, 'src', 'services', 'audio', 'launcher', 'launcher-entry.ts'),
   };
   const out = {} as Bundles;
   await Promise.all(

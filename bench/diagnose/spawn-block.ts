@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/diagnose/spawn-block.ts [recordings=30] [pool size=2] [ballast MB=150]`: how long starting ffmpeg
+ * `npx tsx bench/diagnose/spawn-block.ts [recordings=30] [pool size=2] [ballast MB=150] [launcher=0|1]`: how long starting ffmpeg
  * blocks Node's main thread, and what that costs the work around it (issue 13's open finding).
  *
  * `child_process.spawn` is synchronous in the parent: libuv forks (page tables proportional to the parent's memory,
@@ -9,7 +9,8 @@
  * destroy, a 300 ms pause), while a probe timer due every 10 ms stands for the relay's frames. Printed: each spawn
  * call's own duration (measured around `ChildProcess.prototype.spawn`: an instrument of this script only), the
  * probe's lateness (what a frame due then waited), the longest gap between two probe runs, the time from a
- * recording's first chunk to its first PCM, and the load average.
+ * recording's first chunk to its first PCM, and the load average. `launcher=1`: the decoders are started by the
+ * ffmpeg launcher (LIVE_AUDIO_DECODER_LAUNCHER), so the spawn calls counted here are the launcher's own start only.
  */
 import { ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -25,6 +26,7 @@ async function main(): Promise<void> {
   const recordings = Number(process.argv[2] ?? 30);
   const poolSize = Number(process.argv[3] ?? 2);
   const ballastMb = Number(process.argv[4] ?? 150);
+  const useLauncher = process.argv[5] === '1';
   const loadBefore = loadAverages();
 
   // A server's memory: half in Buffers, half in small JS objects (both touched, so resident).
@@ -45,7 +47,8 @@ async function main(): Promise<void> {
   };
 
   const chunks = loadChunks('chromium-hello-1000ms');
-  const factory = createFfmpegDecoderFactory({ ffmpegPath: benchFfmpeg(), poolSize, poolMaxAgeMs: 600_000 });
+  const factory = createFfmpegDecoderFactory({ ffmpegPath: benchFfmpeg(), poolSize, poolMaxAgeMs: 600_000, useLauncher });
+  await factory.launcher?.whenReady();
   // One session open throughout (a server in use): the pool runs.
   const keep = factory.create('keepalive');
   await sleep(2000);
@@ -87,6 +90,7 @@ async function main(): Promise<void> {
   const out = {
     recordings,
     pool_size: poolSize,
+    launcher: useLauncher,
     ballast_mb: ballastMb,
     rss_mb: Math.round(process.memoryUsage().rss / 1e6),
     spawns: starts.length,

@@ -4,6 +4,9 @@ import { createFfmpegDecoderFactory } from '../services/audio/ffmpeg-session-dec
 import type { DecoderFactory } from '../services/live-audio-service';
 import type { Logger } from '../util/logger';
 
+/** How long the server's start waits for the ffmpeg launcher (it then listens anyway; decoders fork in-process). */
+const LAUNCHER_READY_WAIT_MS = 10_000;
+
 /** The audio decoders: ffmpeg processes (the system ffmpeg preferred; its path and version are logged once here). */
 export async function buildDecoders(
   config: AppConfig,
@@ -22,6 +25,14 @@ export async function buildDecoders(
     restartsPerMinute: config.audio.decoderRestartsPerMinute,
     poolSize: config.audio.decoderPoolSize,
     poolMaxAgeMs: config.audio.decoderPoolMaxAgeMs,
+    useLauncher: config.audio.decoderLauncher,
   });
+  // The first sessions' decoders should not fork the server either: wait (bounded) for the launcher to be ready.
+  if (decoders.launcher) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([decoders.launcher.whenReady(), new Promise<void>((resolve) => (timer = setTimeout(resolve, LAUNCHER_READY_WAIT_MS)))]);
+    clearTimeout(timer);
+    if (!decoders.launcher.available) logger.warn({ waitedMs: LAUNCHER_READY_WAIT_MS }, 'the ffmpeg launcher is not ready yet; decoders start in-process meanwhile');
+  }
   return { decoders, ffmpeg };
 }

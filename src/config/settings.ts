@@ -187,6 +187,10 @@ export const SETTINGS = {
         64,
       ),
       LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS: int('A warm decoder that waited this long is replaced (ms)', 600_000, 1_000, 86_400_000),
+      LIVE_AUDIO_DECODER_LAUNCHER: bool(
+        "Start ffmpeg decoders from a small launcher process, so that forking never blocks the server's event loop (audio goes over a private Unix socket straight to ffmpeg); off: spawned in-process. While the launcher restarts, decoders are spawned in-process",
+        true,
+      ),
     },
   },
   http: {

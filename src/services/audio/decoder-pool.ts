@@ -1,5 +1,6 @@
 import { silentLogger, type Logger } from '../../util/logger';
 import { FfmpegPcmStream } from './ffmpeg-stream';
+import type { DecoderProcessLauncher } from './decoder-process';
 
 /** The ffmpeg processes a pool starts and hands over; the decoder factory's counters see them through it. */
 export interface PoolProcessCounters {
@@ -22,6 +23,8 @@ export interface DecoderPoolOptions {
   maxAgeMs: number;
   counters: PoolProcessCounters;
   logger?: Logger;
+  /** Starts the processes off the main thread (see `FfmpegPcmStream`); without it they are spawned in-process. */
+  launcher?: DecoderProcessLauncher;
   /** After a pooled process died unused, the next start waits this long, doubling up to `maxBackoffMs`. */
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -74,6 +77,8 @@ export interface DecoderPoolStats {
   aged: number;
   /** Starts put off because the event loop was busy when they were due (`StartPacing`). */
   startsDeferred: number;
+  /** Starts put off because the ffmpeg launcher was not ready (restarting). */
+  waitedForLauncher: number;
 }
 
 interface Entry {
@@ -121,7 +126,7 @@ export class DecoderPool {
   private readonly pacing: StartPacing;
   /** When the pool was last drained for want of sessions (a new session within `REFILL_AFTER_DRAIN_MS` waits). */
   private drainedAt = -Infinity;
-  private readonly counts = { handedOver: 0, misses: 0, spawned: 0, diedUnused: 0, aged: 0, spawnsRefused: 0, startsDeferred: 0 };
+  private readonly counts = { handedOver: 0, misses: 0, spawned: 0, diedUnused: 0, aged: 0, spawnsRefused: 0, startsDeferred: 0, waitedForLauncher: 0 };
   private tokens: number;
   private tokensAt: number;
   private readonly spawnRate: number;
@@ -284,6 +289,13 @@ export class DecoderPool {
   }
 
   private spawnOne(): void {
+    // A start is background work: while the launcher is down (restarting) it waits for it rather than fork the
+    // server in-process; a session that finds the pool empty meanwhile starts its own.
+    if (this.o.launcher && !this.o.launcher.available) {
+      this.counts.waitedForLauncher++;
+      this.retryAfter(this.backoffMs);
+      return;
+    }
     // eslint-disable-next-line prefer-const -- the stream's callbacks (created with it) read the entry
     let entry!: Entry;
     const counters = this.o.counters;
@@ -291,6 +303,7 @@ export class DecoderPool {
       ffmpegPath: this.o.ffmpegPath,
       inputFormat: this.o.inputFormat,
       codec: this.o.codec,
+      launcher: this.o.launcher,
       logger: this.log,
       onPcm: () => undefined, // no input before it is bound: no output
       onFailure: () => undefined, // reported through `done` below while unbound; the owner's once bound

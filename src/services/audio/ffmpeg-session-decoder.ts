@@ -22,6 +22,8 @@ import { checkMp4Head, mp4CarriesAudio } from './containers/mp4-boxes';
 import { WebmSequencer, type ChunkOutcome, type SequencedWrite } from './webm/webm-sequencer';
 import { DecoderRestartBudget } from './decoder-restart-budget';
 import { DecoderPool } from './decoder-pool';
+import type { DecoderProcessLauncher } from './decoder-process';
+import { FfmpegLauncher } from './launcher/ffmpeg-launcher';
 
 export const DEFAULT_MAX_CHUNK_BYTES = 5 * 1024 * 1024;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
@@ -62,6 +64,8 @@ export interface FfmpegSessionDecoderOptions extends AudioPathSettings {
   sessionLabel?: string;
   /** Warm WebM/Opus decoders: a new recording takes one instead of starting a process. */
   pool?: DecoderPool;
+  /** Starts the processes outside the main thread (the ffmpeg launcher); without it they are spawned in-process. */
+  launcher?: DecoderProcessLauncher;
   /** Called once when the decoder is closed or destroyed (the factory counts open decoders). */
   onRetired?: () => void;
 }
@@ -157,11 +161,13 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   private passThroughWhilePaused = 0;
   private readonly counts = { spawns: 0, restarts: 0, stalls: 0 };
   private readonly pool: DecoderPool | undefined;
+  private readonly launcher: DecoderProcessLauncher | undefined;
   private onRetired: (() => void) | undefined;
 
   constructor(opts: FfmpegSessionDecoderOptions) {
     super();
     this.pool = opts.pool;
+    this.launcher = opts.launcher;
     this.onRetired = opts.onRetired;
     this.ffmpegPath = opts.ffmpegPath;
     this.log = (opts.logger ?? silentLogger).child({ component: 'audio-decoder', session: opts.sessionLabel });
@@ -550,6 +556,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
         inputFormat: spec.format,
         codec: spec.codec,
         inputOptions: spec.options,
+        launcher: this.launcher,
         ...handlers,
         onSpawn: () => {
           counters.processesSpawned++;
@@ -662,6 +669,12 @@ export interface FfmpegDecoderFactoryOptions extends AudioPathSettings {
   poolSize?: number;
   /** A warm decoder older than this is replaced (LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS). */
   poolMaxAgeMs?: number;
+  /**
+   * Start ffmpeg from a small launcher process, off the main thread (LIVE_AUDIO_DECODER_LAUNCHER); off (the default
+   * here): spawned in-process. The launcher starts with the factory; until it is ready, and while it restarts,
+   * processes are spawned in-process.
+   */
+  useLauncher?: boolean;
 }
 
 /** The server's default comes from the config (LIVE_AUDIO_DECODER_POOL_SIZE); a factory made without one has none. */
@@ -673,9 +686,11 @@ export interface FfmpegDecoderFactory extends DecoderFactory, DecoderProcessCoun
   readonly counters: DecoderProcessCounters;
   /** The warm pool (undefined when its size is 0). */
   readonly pool: DecoderPool | undefined;
+  /** The ffmpeg launcher (undefined unless `useLauncher`). */
+  readonly launcher: FfmpegLauncher | undefined;
   /** Decoders created and not yet closed. */
   readonly openDecoders: number;
-  /** Stops the pool; resolves once its processes are gone. */
+  /** Stops the pool and the launcher; resolves once their processes are gone. */
   close(): Promise<void>;
 }
 
@@ -689,6 +704,8 @@ export interface FfmpegDecoderFactory extends DecoderFactory, DecoderProcessCoun
 export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): FfmpegDecoderFactory {
   const counters: DecoderCounters = { processesAlive: 0, processesSpawned: 0, decodeErrors: 0 };
   const poolSize = opts.poolSize ?? 0;
+  const launcher = opts.useLauncher ? new FfmpegLauncher({ logger: opts.logger }) : undefined;
+  void launcher?.start().catch((err: Error) => opts.logger?.error({ err: err.message }, 'the ffmpeg launcher could not start; decoders start in-process'));
   const pool =
     poolSize > 0
       ? new DecoderPool({
@@ -698,6 +715,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
           size: poolSize,
           maxAgeMs: opts.poolMaxAgeMs ?? DEFAULT_DECODER_POOL_MAX_AGE_MS,
           logger: opts.logger,
+          launcher,
           // A warm process counts as a decoder (spawned, alive) once a session takes it; until then it is pooled.
           counters: {
             spawned: () => undefined,
@@ -719,6 +737,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
         counters,
         sessionLabel,
         pool,
+        launcher,
         onRetired: () => {
           open--;
           if (open === 0) pool?.setActive(false);
@@ -730,6 +749,9 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     },
     get pool() {
       return pool;
+    },
+    get launcher() {
+      return launcher;
     },
     get openDecoders() {
       return open;
@@ -750,8 +772,9 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     get poolSpawned() {
       return pool?.stats().spawned ?? 0;
     },
-    close() {
-      return pool ? pool.close() : Promise.resolve();
+    async close() {
+      await pool?.close();
+      await launcher?.close();
     },
   };
 }

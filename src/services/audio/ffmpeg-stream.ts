@@ -1,10 +1,10 @@
-import type { ChildProcess } from 'node:child_process';
 import { PassThrough, Writable } from 'node:stream';
 import ffmpeg from 'fluent-ffmpeg';
 import type { Logger } from '../../util/logger';
 import { UPSTREAM_SAMPLE_RATE } from './audio-types';
 import { AudioDecodeError } from './session-audio-decoder';
-import { childOfStartedCommand } from './fluent-ffmpeg-child';
+import { argumentsOfCommand, childOfStartedCommand } from './fluent-ffmpeg-child';
+import { childAsDecoderProcess, type DecoderProcessLauncher, type RunningDecoderProcess } from './decoder-process';
 
 export interface FfmpegPcmStreamOptions {
   ffmpegPath: string;
@@ -27,6 +27,11 @@ export interface FfmpegPcmStreamOptions {
   logger: Logger;
   /** Decoded 16 kHz mono s16le, even-length. */
   onPcm: (pcm: Buffer) => void;
+  /**
+   * Starts the process outside the server's main thread (the ffmpeg launcher); without one, or when it cannot take
+   * the start, fluent-ffmpeg spawns it in this process.
+   */
+  launcher?: DecoderProcessLauncher;
   /** A process was spawned (pid known). */
   onSpawn?: (pid: number) => void;
   /** The spawned process exited. */
@@ -92,7 +97,7 @@ export class FfmpegPcmStream {
   private readonly output: Writable;
   private readonly command: ffmpeg.FfmpegCommand;
   private log: Logger;
-  private proc: ChildProcess | null = null;
+  private proc: RunningDecoderProcess | null = null;
   private resolveDone!: () => void;
 
   private spawned = false;
@@ -157,7 +162,11 @@ export class FfmpegPcmStream {
     if (opts.inputOptions?.length) this.command.inputOptions(opts.inputOptions);
     this.command.noVideo().audioChannels(1).audioFrequency(UPSTREAM_SAMPLE_RATE).format('s16le');
 
-    this.command.on('start', (commandLine: string) => this.onStart(commandLine));
+    if (opts.launcher && this.launch(opts.launcher)) return;
+    this.command.on('start', (commandLine: string) => {
+      const child = childOfStartedCommand(this.command);
+      this.onStart(child && child.pid !== undefined ? childAsDecoderProcess(child as typeof child & { pid: number }) : null, commandLine);
+    });
     this.command.on('stderr', (line: string) => this.onStderrLine(line));
     this.command.on('error', (err: Error) => this.onCommandEnd(err));
     this.command.on('end', () => this.onCommandEnd(null));
@@ -166,6 +175,21 @@ export class FfmpegPcmStream {
     } catch (err) {
       this.onCommandEnd(err as Error);
     }
+  }
+
+  /** Has the launcher start the process (same arguments, built by fluent-ffmpeg); false if it cannot. */
+  private launch(launcher: DecoderProcessLauncher): boolean {
+    const args = argumentsOfCommand(this.command);
+    return launcher.launch(this.opts.ffmpegPath, args, {
+      // Its stdin and stdout are one socket: input goes in (and `end()` is EOF), PCM comes out.
+      started: (proc, io) => {
+        this.input.pipe(io);
+        io.pipe(this.output, { end: true });
+        this.onStart(proc, `ffmpeg ${args.join(' ')}`);
+      },
+      stderr: (line) => this.onStderrLine(line),
+      ended: (err) => this.onCommandEnd(err),
+    });
   }
 
   /**
@@ -198,8 +222,7 @@ export class FfmpegPcmStream {
 
   /** Bytes handed to this stream and not yet taken by the process. */
   get queuedBytes(): number {
-    const stdin = this.proc?.stdin;
-    return this.input.writableLength + this.input.readableLength + (stdin ? stdin.writableLength : 0);
+    return this.input.writableLength + this.input.readableLength + (this.proc ? this.proc.stdinBuffered() : 0);
   }
 
   /** Input that must produce audio is not answered yet: bytes not taken, or no output since audio was written. */
@@ -337,7 +360,7 @@ export class FfmpegPcmStream {
     this.killRequested = true;
     if (this.proc && this.spawned && !this.exited) {
       try {
-        this.proc.kill('SIGKILL');
+        this.proc.kill();
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not kill ffmpeg');
       }
@@ -352,16 +375,15 @@ export class FfmpegPcmStream {
     }, KILL_GRACE_MS);
   }
 
-  private onStart(commandLine: string): void {
-    const proc = childOfStartedCommand(this.command);
+  private onStart(proc: RunningDecoderProcess | null, commandLine: string): void {
     this.proc = proc;
-    if (!proc || proc.pid === undefined) return; // spawn failed; 'error' follows
+    if (!proc) return; // spawn failed; 'error' follows
     this.spawned = true;
     this.lastProgressAt = performance.now();
-    proc.stdin?.on('drain', () => {
+    proc.onStdinDrain(() => {
       this.lastProgressAt = performance.now();
     });
-    proc.once('exit', () => {
+    proc.onExit(() => {
       this.exited = true;
       this.opts.onExit?.();
     });
@@ -371,7 +393,7 @@ export class FfmpegPcmStream {
     // kill safety net): no one else will ever end it, and its stdin may never close.
     if (this.killRequested) {
       try {
-        proc.kill('SIGKILL');
+        proc.kill();
       } catch (err) {
         this.log.warn({ err: (err as Error).message }, 'could not kill ffmpeg');
       }

@@ -1,4 +1,5 @@
 import { ChildProcess } from 'node:child_process';
+import { PassThrough } from 'node:stream';
 import type { FfmpegCommand } from 'fluent-ffmpeg';
 
 /**
@@ -11,4 +12,18 @@ import type { FfmpegCommand } from 'fluent-ffmpeg';
 export function childOfStartedCommand(command: FfmpegCommand): ChildProcess | null {
   const proc: unknown = Reflect.get(command, 'ffmpegProc');
   return proc instanceof ChildProcess ? proc : null;
+}
+
+/**
+ * The argument list fluent-ffmpeg would run for `command` with its output piped (`… pipe:1`), for a process started
+ * elsewhere (the ffmpeg launcher). fluent-ffmpeg builds it in `_getArguments`, not public either; the command is
+ * cloned so that the original can still be run in-process. test/audio/fluent-ffmpeg-child.test.ts checks the list.
+ */
+export function argumentsOfCommand(command: FfmpegCommand): string[] {
+  const copy = command.clone().output(new PassThrough());
+  const build: unknown = Reflect.get(copy, '_getArguments');
+  if (typeof build !== 'function') throw new Error('fluent-ffmpeg has no _getArguments: the ffmpeg launcher cannot build the command');
+  const args: unknown = build.call(copy);
+  if (!Array.isArray(args)) throw new Error('fluent-ffmpeg _getArguments did not return a list');
+  return args.map(String);
 }
