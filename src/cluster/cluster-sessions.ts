@@ -1,12 +1,13 @@
 import type { Principal } from '../services/auth/principal';
 import { webmPrimingBytes, WebmResumeTracker } from '../services/audio/webm-resume';
 import type { LiveAudioService, SessionClaim, SessionDirectory } from '../services/live-audio-service';
-import type { LiveSession, LiveSessionParams, SessionEndInfo } from '../services/session/live-session';
+import type { HandOverReason, LiveSession, LiveSessionParams, SessionEndInfo } from '../services/session/live-session';
 import { SessionRegistry } from '../services/session/session-registry';
 import { AppError, Errors } from '../util/app-error';
 import type { Logger } from '../util/logger';
 import { TypedEmitter } from '../util/typed-emitter';
-import { isClusterUnavailable } from './cluster-errors';
+import { isClusterUnavailable, PeerUnavailableError } from './cluster-errors';
+import type { OwnerCalls, OwnerQuery } from './owner-calls';
 import { compactEcho, type EffectiveSessionSetup, type SetupEcho } from '../services/session-setup/effective-setup';
 import type { PreparedSession } from '../services/session-setup/session-planner';
 import type { ClusterNode } from './cluster-node';
@@ -123,6 +124,16 @@ export interface ClusterSessionsOptions {
   service: () => LiveAudioService;
   sessionMaxAgeMs: number;
   logger: Logger;
+  /** Calls to the live owner of a session (hand-over on a client's resume elsewhere, WebSocket end/reads). */
+  owners?: OwnerCalls;
+  /**
+   * Charged once per hand-over a client's resume asks of a live owner (it opens a new upstream): throws the 429
+   * when the owner's budget is spent (the session-start rate), so ping-ponging resumes cannot reopen upstreams
+   * without bound.
+   */
+  chargeHandOver?: (owner: Principal) => void;
+  /** Longest wait for a live owner's audio to reach its upstream before it lets a session go (default 5000 ms). */
+  liveHandOverSettleMs?: number;
 }
 
 /** How often a streaming session's record figures are rewritten (see `track`). */
@@ -219,7 +230,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
    * WebM bytes. Resolves with the local session, or undefined when there is nothing to take (unknown, ended, or
    * alive elsewhere: `aliveOwner` says where).
    */
-  bringHere(owner: Principal, sessionId: string, opts: { waitForRelease?: boolean } = {}): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+  bringHere(owner: Principal, sessionId: string, opts: BringHereOptions = {}): Promise<{ session?: LiveSession; aliveOwner?: string }> {
     // A draining instance takes nothing over (the client's next try lands on another instance).
     if (this.o.registry.isDraining) return Promise.reject(Errors.shuttingDown());
     // Calls for the same session that arrive together (on this instance, or forwarded here by instances that lost
@@ -229,22 +240,43 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     if (pending) return pending;
     // Waiting for a release covers a hand-over (moments) and a crash (until the owner's heartbeat expires).
     const waitMs = opts.waitForRelease ? this.o.node.registry.deadAfterMs + 1000 : 0;
-    const p = this.bringHereOnce(owner, sessionId, waitMs).finally(() => this.bringing.delete(key));
+    const p = this.bringHereOnce(owner, sessionId, waitMs, opts.fromLiveOwner === true).finally(() => this.bringing.delete(key));
     this.bringing.set(key, p);
     return p;
   }
 
-  private async bringHereOnce(owner: Principal, sessionId: string, waitForReleaseMs: number): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+  private async bringHereOnce(
+    owner: Principal,
+    sessionId: string,
+    waitForReleaseMs: number,
+    fromLiveOwner: boolean,
+  ): Promise<{ session?: LiveSession; aliveOwner?: string }> {
     const ref = { principal: owner.id, sessionId };
     const records = this.o.node.records;
     const self = this.o.node.id;
-    const waitUntil = Date.now() + waitForReleaseMs;
+    let waitUntil = Date.now() + waitForReleaseMs;
+    let asked = false;
     for (let attempt = 0; attempt < 3; attempt++) {
       const local = this.o.registry.lookup(owner, sessionId);
       if (local.kind === 'live') return { session: local.session };
       const rec = await records.get(ref);
       if (!rec || rec.status !== 'live') return {};
       if (rec.owner !== '' && rec.owner !== self && (await this.o.node.registry.isAlive(rec.owner))) {
+        if (fromLiveOwner && !asked && this.o.owners) {
+          // The client resumed here while its owner lives (its socket there died, or it opened another): the owner
+          // hands the session over (audio flushed, record written, released), once per call, charged first.
+          asked = true;
+          this.o.chargeHandOver?.(owner);
+          waitUntil = Math.max(waitUntil, Date.now() + (this.o.liveHandOverSettleMs ?? 5000) + 2000);
+          try {
+            await this.o.owners.ask(rec.owner, 'release', owner.id, sessionId);
+          } catch (err) {
+            // Unreachable (it may just have died): wait for its release or its heartbeat to expire, as after a crash.
+            if (!(err instanceof PeerUnavailableError)) throw err;
+          }
+          attempt--;
+          continue;
+        }
         // A client told to reconnect may be here before its old instance has released the session: wait for it.
         if (Date.now() >= waitUntil) return { aliveOwner: rec.owner };
         await new Promise((r) => setTimeout(r, 50));
@@ -537,29 +569,87 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
    */
   async handOver(settleMs: number): Promise<number> {
     if (this.o.node.registry.peers().length === 0) return 0;
-    let n = 0;
-    await Promise.all(
-      [...this.entries.values()].map(async (e) => {
-        e.session.beginHandOver();
-        // Audio the client sent before it read `reconnect` is still on its way: let it arrive, then let it out.
-        await new Promise((r) => setTimeout(r, 150));
-        await e.session.settle(settleMs);
-        while (e.writing) await new Promise((r) => setTimeout(r, 5));
-        e.dirty = true;
-        await this.write(e);
-        e.detached = true;
-        try {
-          const r = await this.o.node.records.transfer(e.ref, e.holder, '');
-          if (!r.ok) return;
-        } catch {
-          return; // Redis down: the session ends here as without a cluster
-        }
-        n++;
-        this.emit('handedOver', { sessionId: e.ref.sessionId });
-        e.session.end('handed_over', 'Reconnect and resume');
-      }),
-    );
-    return n;
+    const results = await Promise.all([...this.entries.values()].map((e) => this.handOverEntry(e, settleMs, 'redeploy')));
+    return results.filter(Boolean).length;
+  }
+
+  /**
+   * The client resumed one of this instance's sessions on another instance (`ref.principal`'s session; any other
+   * key's id is simply not here): the session is handed over as on a redeploy (break-then-make: its accepted audio
+   * is flushed upstream, its record written a last time with the latest handle, pending calls and WebM header,
+   * released, and the local copy ends with `handed_over`, closing its upstream), and its sockets here get
+   * `session_detached` (the newest socket wins). `not_here` when it is not live here (ended, moving, unknown).
+   */
+  async releaseLive(ref: SessionRef): Promise<'released' | 'not_here'> {
+    const e = this.entries.get(keyOf(ref));
+    if (!e || e.detached || e.session.ended || e.session.handingOver) return 'not_here';
+    const t0 = performance.now();
+    const released = await this.handOverEntry(e, this.o.liveHandOverSettleMs ?? 5000, 'resumed_elsewhere');
+    this.log.info({ sessionId: ref.sessionId, released, ms: Math.round(performance.now() - t0) }, 'session handed over to a client resuming it elsewhere');
+    return released ? 'released' : 'not_here';
+  }
+
+  /**
+   * One session's hand-over: pending audio sent upstream (bounded wait), the record written a last time and
+   * released for any instance to take over, then the local copy ends with `handed_over`. False when the record
+   * could not be released (Redis down, or another instance holds it now).
+   */
+  private async handOverEntry(e: Entry, settleMs: number, why: HandOverReason): Promise<boolean> {
+    e.session.beginHandOver(why);
+    // Audio the client sent before it read `reconnect` is still on its way: let it arrive, then let it out.
+    await new Promise((r) => setTimeout(r, 150));
+    await e.session.settle(settleMs);
+    while (e.writing) await new Promise((r) => setTimeout(r, 5));
+    e.dirty = true;
+    await this.write(e);
+    if (e.detached || e.session.ended) return false; // lost meanwhile (owned elsewhere now, or ended)
+    e.detached = true;
+    let released = false;
+    try {
+      released = (await this.o.node.records.transfer(e.ref, e.holder, '')).ok;
+    } catch {
+      // Redis down: on a redeploy the session ends here as without a cluster; a live one stays here
+    }
+    if (!released) {
+      if (why === 'resumed_elsewhere' && !e.session.ended) {
+        e.detached = false;
+        e.session.cancelHandOver();
+        this.touch(e);
+      }
+      return false;
+    }
+    this.emit('handedOver', { sessionId: e.ref.sessionId });
+    e.session.end('handed_over', 'Reconnect and resume');
+    return true;
+  }
+
+  // ------------------------------------------------------------------ the live owner, asked by its peers
+
+  /**
+   * For a WebSocket call naming a session a live peer serves (`end_session`, `get_transcript`, `get_status`): asks
+   * that owner (fresh) and resolves with its answer; `none` when no live peer serves it (unknown, another key's,
+   * ended, this instance's, or the owner is dead or unreachable: the caller answers from here or the record).
+   */
+  async askOwner(owner: Principal, sessionId: string, query: OwnerQuery): Promise<{ kind: 'answered'; data: unknown } | { kind: 'none' }> {
+    const calls = this.o.owners;
+    if (!calls) return { kind: 'none' };
+    const ref = { principal: owner.id, sessionId };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const rec = await this.o.node.records.get(ref);
+      if (!rec || rec.status !== 'live' || rec.owner === '' || rec.owner === this.o.node.id) return { kind: 'none' };
+      if (!(await this.o.node.registry.isAlive(rec.owner))) return { kind: 'none' };
+      let a;
+      try {
+        a = await calls.ask(rec.owner, query, owner.id, sessionId);
+      } catch (err) {
+        if (err instanceof PeerUnavailableError) return { kind: 'none' };
+        throw err;
+      }
+      if (a.kind === 'answered') return a;
+      // Not there any more (ended, or handed over while the call travelled): read the record again.
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new AppError(503, 'CLUSTER_UNAVAILABLE', 'The session is changing hands; try again shortly', { retryAfterSec: 1 });
   }
 
   // ------------------------------------------------------------------ listing
@@ -582,6 +672,14 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       };
     });
   }
+}
+
+/** How `bringHere` may bring a session here. */
+export interface BringHereOptions {
+  /** Wait for an owner that is letting the session go (a hand-over) or dying (until its heartbeat expires). */
+  waitForRelease?: boolean;
+  /** Ask a live owner to hand the session over (a client's resume on this instance). */
+  fromLiveOwner?: boolean;
 }
 
 export type RemoteSessionItem = {
