@@ -76,7 +76,7 @@ export function createOwnerCallRouter(d: OwnerCallDeps): Router {
     const call = req.params.call as OwnerCall;
     const b = (req.body ?? {}) as Partial<Record<keyof OwnerCallBody, unknown>>;
     if (!CALLS.includes(call) || typeof b.principal !== 'string' || !PRINCIPAL_RE.test(b.principal) || typeof b.sessionId !== 'string' || !SESSION_ID_RE.test(b.sessionId)) {
-      res.status(400).json({ success: false, error: 'Invalid owner call', code: 'INVALID_REQUEST' });
+      res.status(400).json({ success: false, error: 'Invalid owner call', code: 'INVALID_BODY' });
       return;
     }
     const ref = { principal: b.principal, sessionId: b.sessionId };
