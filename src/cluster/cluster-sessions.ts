@@ -7,7 +7,7 @@ import { AppError, Errors } from '../util/app-error';
 import type { Logger } from '../util/logger';
 import { TypedEmitter } from '../util/typed-emitter';
 import { isClusterUnavailable, PeerUnavailableError } from './cluster-errors';
-import type { OwnerCalls, OwnerQuery } from './owner-calls';
+import type { OwnerAnswer, OwnerCalls, OwnerQuery } from './owner-calls';
 import { compactEcho, type EffectiveSessionSetup, type SetupEcho } from '../services/session-setup/effective-setup';
 import type { PreparedSession } from '../services/session-setup/session-planner';
 import type { ClusterNode } from './cluster-node';
@@ -129,9 +129,9 @@ export interface ClusterSessionsOptions {
   /**
    * Charged once per hand-over a client's resume asks of a live owner (it opens a new upstream): throws the 429
    * when the owner's budget is spent (the session-start rate), so ping-ponging resumes cannot reopen upstreams
-   * without bound.
+   * without bound. Returns the refund, for a call the owner did not hand over (it was moving anyway: a redeploy).
    */
-  chargeHandOver?: (owner: Principal) => void;
+  chargeHandOver?: (owner: Principal) => () => void;
   /** Longest wait for a live owner's audio to reach its upstream before it lets a session go (default 5000 ms). */
   liveHandOverSettleMs?: number;
 }
@@ -266,14 +266,18 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
           // The client resumed here while its owner lives (its socket there died, or it opened another): the owner
           // hands the session over (audio flushed, record written, released), once per call, charged first.
           asked = true;
-          this.o.chargeHandOver?.(owner);
+          const refund = this.o.chargeHandOver?.(owner);
           waitUntil = Math.max(waitUntil, Date.now() + (this.o.liveHandOverSettleMs ?? 5000) + 2000);
+          let answer: OwnerAnswer | undefined;
           try {
-            await this.o.owners.ask(rec.owner, 'release', owner.id, sessionId);
+            answer = await this.o.owners.ask(rec.owner, 'release', owner.id, sessionId);
           } catch (err) {
+            refund?.();
             // Unreachable (it may just have died): wait for its release or its heartbeat to expire, as after a crash.
             if (!(err instanceof PeerUnavailableError)) throw err;
           }
+          // Not handed over by this call (already moving: a redeploy's hand-over, or ended): no upstream on its account.
+          if (answer?.kind === 'not_here') refund?.();
           attempt--;
           continue;
         }
