@@ -8,6 +8,7 @@ import type { Logger } from '../util/logger';
 import { TypedEmitter } from '../util/typed-emitter';
 import { isClusterUnavailable, PeerUnavailableError } from './cluster-errors';
 import type { OwnerAnswer, OwnerCalls, OwnerQuery } from './owner-calls';
+import { endedStatusOf, liveStatusOf } from './record-views';
 import { compactEcho, type EffectiveSessionSetup, type SetupEcho } from '../services/session-setup/effective-setup';
 import type { PreparedSession } from '../services/session-setup/session-planner';
 import type { ClusterNode } from './cluster-node';
@@ -632,7 +633,8 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
   /**
    * For a WebSocket call naming a session a live peer serves (`end_session`, `get_transcript`, `get_status`): asks
    * that owner (fresh) and resolves with its answer; `none` when no live peer serves it (unknown, another key's,
-   * ended, this instance's, or the owner is dead or unreachable: the caller answers from here or the record).
+   * ended, this instance's, or the owner is dead or unreachable: the caller answers from here or the record). A
+   * status without a live owner is answered from the record (ended, or live with `upstream.state: 'detached'`).
    */
   async askOwner(owner: Principal, sessionId: string, query: OwnerQuery): Promise<{ kind: 'answered'; data: unknown } | { kind: 'none' }> {
     const calls = this.o.owners;
@@ -640,13 +642,17 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     const ref = { principal: owner.id, sessionId };
     for (let attempt = 0; attempt < 3; attempt++) {
       const rec = await this.o.node.records.get(ref);
-      if (!rec || rec.status !== 'live' || rec.owner === '' || rec.owner === this.o.node.id) return { kind: 'none' };
-      if (!(await this.o.node.registry.isAlive(rec.owner))) return { kind: 'none' };
+      if (!rec || NEVER_SESSIONS.has(rec.endReason ?? '') || rec.owner === this.o.node.id) return { kind: 'none' };
+      // A status needs no owner: an ended session's is its record's (as on every instance), a dead owner's live
+      // session's is read from its record (nothing is taken over for a read).
+      const fromRecord = query === 'status' ? { kind: 'answered' as const, data: rec.status === 'live' ? liveStatusOf(rec) : endedStatusOf(rec) } : { kind: 'none' as const };
+      if (rec.status !== 'live' || rec.owner === '') return fromRecord;
+      if (!(await this.o.node.registry.isAlive(rec.owner))) return fromRecord;
       let a;
       try {
         a = await calls.ask(rec.owner, query, owner.id, sessionId);
       } catch (err) {
-        if (err instanceof PeerUnavailableError) return { kind: 'none' };
+        if (err instanceof PeerUnavailableError) return fromRecord;
         throw err;
       }
       if (a.kind === 'answered') return a;

@@ -447,15 +447,18 @@ export class LiveAudioService {
    * record.
    */
   async endSessionAnywhere(owner: Principal, sessionIdRaw: unknown, reason: SessionEndReason = 'client_end'): Promise<EndSessionOutcome> {
-    const local = this.endSession(owner, sessionIdRaw, reason);
-    if (local.kind !== 'not_found' || !this.o.directory) return local;
-    const asked = await this.o.directory.askOwner(owner, local.sessionId, 'end');
+    const sessionId = SessionRegistry.validateId(sessionIdRaw);
+    const l = this.o.registry.lookup(owner, sessionId);
+    // Served elsewhere: unknown here, or handed over from here (its tombstone here says nothing of its end).
+    const elsewhere = l.kind === 'unknown' || (l.kind === 'ended' && l.tombstone.info.reason === 'handed_over');
+    if (!this.o.directory || !elsewhere) return this.endSession(owner, sessionId, reason);
+    const asked = await this.o.directory.askOwner(owner, sessionId, 'end');
     if (asked.kind === 'answered') return asked.data as EndSessionOutcome;
-    const r = await this.o.directory.endFromRecord(owner, local.sessionId);
-    if (r.kind === 'ended') return { kind: 'ended', sessionId: local.sessionId, info: r.info, alreadyEnded: r.alreadyEnded };
+    const r = await this.o.directory.endFromRecord(owner, sessionId);
+    if (r.kind === 'ended') return { kind: 'ended', sessionId, info: r.info, alreadyEnded: r.alreadyEnded };
     // (Its owner stopped answering but is not yet counted dead: try again shortly.)
     if (r.kind === 'alive') throw new AppError(503, 'CLUSTER_UNAVAILABLE', 'The service is briefly unavailable; try again shortly', { retryAfterSec: 1 });
-    return local;
+    return this.endSession(owner, sessionId, reason);
   }
 
   /**

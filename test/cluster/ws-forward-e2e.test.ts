@@ -213,7 +213,22 @@ it('a second socket resuming on B wins over the first one on A (session_detached
   expect((await turn(b, 'still there?')).type).toBe('turn_complete');
   const tr = await b.ask({ type: 'get_transcript' }, ['transcript'], 10_000);
   expect((tr.data.turns as unknown[]).length).toBeGreaterThanOrEqual(3);
-  await b.ask({ type: 'end_session' }, ['session_ended'], 10_000);
+  // Back on A, which handed it over (its tombstone here says `handed_over`, not how the session ended): reads and
+  // the end by id are B's answers, the session is not "already ended".
+  const back = await open(A, 'alice');
+  const st = await back.ask({ type: 'get_status', session_id: sessionId }, ['session_status', 'error'], 10_000);
+  expect(st.data).toMatchObject({ sessionId, status: 'active', upstream: { state: 'open' } });
+  const tA = await back.ask({ type: 'get_transcript', session_id: sessionId }, ['transcript', 'error'], 10_000);
+  expect(tA.data).toMatchObject({ live: true });
+  expect(tA.data.turns).toEqual(tr.data.turns);
+  const ended = await back.ask({ type: 'end_session', session_id: sessionId }, ['session_ended', 'error'], 10_000);
+  expect(ended).toMatchObject({ type: 'session_ended', data: { status: 'ended', reason: 'client_end' } });
+  expect(ended.data.alreadyEnded).toBeUndefined();
+  expect((await b.waitFor((m) => m.type === 'session_ended', 10_000)).data).toMatchObject({ reason: 'client_end' });
+  // Ended: its status is the record's, on either instance.
+  await untilAsync(async () => (await records.get({ principal: 'key:alice', sessionId }))?.status === 'ended');
+  const endedA = await back.ask({ type: 'get_status', session_id: sessionId }, ['session_status'], 10_000);
+  expect(endedA.data).toMatchObject({ sessionId, status: 'ended', endReason: 'client_end' });
 });
 
 it(`one key ping-ponging resume between A and B reopens at most ${STARTS_PER_MINUTE} upstreams a minute (the session-start rate)`, async () => {
