@@ -257,6 +257,8 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     const self = this.o.node.id;
     let waitUntil = Date.now() + waitForReleaseMs;
     let asked = false;
+    /** The live owner that handed the session to this instance (its record now names this instance). */
+    let handedFrom: string | undefined;
     for (let attempt = 0; attempt < 3; attempt++) {
       const local = this.o.registry.lookup(owner, sessionId);
       if (local.kind === 'live') return { session: local.session };
@@ -279,6 +281,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
           }
           // Not handed over by this call (already moving: a redeploy's hand-over, or ended): no upstream on its account.
           if (answer?.kind === 'not_here') refund?.();
+          if (answer?.kind === 'answered') handedFrom = rec.owner;
           attempt--;
           continue;
         }
@@ -291,7 +294,8 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       const t0 = performance.now();
       let holder: Ownership;
       if (rec.owner === self) {
-        // Ours on record but not here (this instance restarted under the same id): re-fence it to ourselves.
+        // Handed to this instance by its live owner (released to us, so that no other call takes it meanwhile), or
+        // ours on record but not here (this instance restarted under the same id): re-fence it to ourselves.
         const tr = await records.transfer(ref, rec, self);
         if (!tr.ok) continue;
         holder = tr.ownership;
@@ -303,19 +307,21 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         }
         holder = t.ownership;
       }
-      return { session: await this.resume(ref, rec, holder, t0) };
+      return { session: await this.resume(ref, rec, holder, t0, rec.owner === self ? handedFrom : undefined) };
     }
     throw new AppError(503, 'CLUSTER_UNAVAILABLE', 'The session is changing hands; try again shortly', { retryAfterSec: 1 });
   }
 
-  private async resume(ref: SessionRef, rec: SessionRecord, holder: Ownership, t0: number): Promise<LiveSession> {
+  /** `handedFrom`: the live owner that released the session to this instance (a hand-over, nothing lost). */
+  private async resume(ref: SessionRef, rec: SessionRecord, holder: Ownership, t0: number, handedFrom?: string): Promise<LiveSession> {
     const setup = rec.setup as StoredSetup | undefined;
     const turn = (rec.turn as StoredTurn | undefined) ?? emptyTurn();
     if (!setup || !setup.owner || setup.owner.id !== ref.principal || !setup.effective || !setup.echo) {
       await this.o.node.records.end(ref, holder, 'unresumable').catch(() => undefined);
       throw Errors.sessionNotFound();
     }
-    const released = rec.owner === '';
+    const released = rec.owner === '' || handedFrom !== undefined;
+    const from = handedFrom ?? rec.owner;
     const lostMs = released ? 0 : msOf(turn.unsentMs);
     const params: LiveSessionParams = {
       sessionId: ref.sessionId,
@@ -357,8 +363,8 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       await session.prime(priming).catch((err: unknown) => this.log.warn({ sessionId: ref.sessionId, err: (err as Error).message }, 'could not prime the decoder'));
     }
     const ms = performance.now() - t0;
-    this.log.info({ sessionId: ref.sessionId, from: rec.owner || '(released)', epoch: holder.epoch, lostMs, ms: Math.round(ms), resumed: !!rec.resumptionHandle }, 'session taken over');
-    this.emit('tookOver', { sessionId: ref.sessionId, from: rec.owner, lostMs, ms, released });
+    this.log.info({ sessionId: ref.sessionId, from: from || '(released)', epoch: holder.epoch, lostMs, ms: Math.round(ms), resumed: !!rec.resumptionHandle }, 'session taken over');
+    this.emit('tookOver', { sessionId: ref.sessionId, from, lostMs, ms, released });
     return session;
   }
 
@@ -583,23 +589,25 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
    * key's id is simply not here): the session is handed over as on a redeploy (break-then-make: its accepted audio
    * is flushed upstream, its record written a last time with the latest handle, pending calls and WebM header,
    * released, and the local copy ends with `handed_over`, closing its upstream), and its sockets here get
-   * `session_detached` (the newest socket wins). `not_here` when it is not live here (ended, moving, unknown).
+   * `session_detached` (the newest socket wins). The record is released to `to`, the instance the client resumed
+   * on, so that no other call (a REST call waiting here) takes it meanwhile. `not_here` when it is not live here
+   * (ended, moving, unknown).
    */
-  async releaseLive(ref: SessionRef): Promise<'released' | 'not_here'> {
+  async releaseLive(ref: SessionRef, to: string): Promise<'released' | 'not_here'> {
     const e = this.entries.get(keyOf(ref));
     if (!e || e.detached || e.session.ended || e.session.handingOver) return 'not_here';
     const t0 = performance.now();
-    const released = await this.handOverEntry(e, this.o.liveHandOverSettleMs ?? 5000, 'resumed_elsewhere');
-    this.log.info({ sessionId: ref.sessionId, released, ms: Math.round(performance.now() - t0) }, 'session handed over to a client resuming it elsewhere');
+    const released = await this.handOverEntry(e, this.o.liveHandOverSettleMs ?? 5000, 'resumed_elsewhere', to);
+    this.log.info({ sessionId: ref.sessionId, to, released, ms: Math.round(performance.now() - t0) }, 'session handed over to a client resuming it elsewhere');
     return released ? 'released' : 'not_here';
   }
 
   /**
    * One session's hand-over: pending audio sent upstream (bounded wait), the record written a last time and
-   * released for any instance to take over, then the local copy ends with `handed_over`. False when the record
-   * could not be released (Redis down, or another instance holds it now).
+   * released for any instance (`to` '') or for instance `to` to take over, then the local copy ends with
+   * `handed_over`. False when the record could not be released (Redis down, or another instance holds it now).
    */
-  private async handOverEntry(e: Entry, settleMs: number, why: HandOverReason): Promise<boolean> {
+  private async handOverEntry(e: Entry, settleMs: number, why: HandOverReason, to = ''): Promise<boolean> {
     e.session.beginHandOver(why);
     // Audio the client sent before it read `reconnect` is still on its way: let it arrive, then let it out.
     await new Promise((r) => setTimeout(r, 150));
@@ -611,7 +619,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     e.detached = true;
     let released = false;
     try {
-      released = (await this.o.node.records.transfer(e.ref, e.holder, '')).ok;
+      released = (await this.o.node.records.transfer(e.ref, e.holder, to)).ok;
     } catch {
       // Redis down: on a redeploy the session ends here as without a cluster; a live one stays here
     }

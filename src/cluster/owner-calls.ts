@@ -2,7 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import type { LiveAudioService } from '../services/live-audio-service';
 import { SESSION_ID_RE } from '../services/session/session-registry';
 import { AppError } from '../util/app-error';
-import { isForwarded } from './cluster-guard';
+import { forwardedBy, isForwarded } from './cluster-guard';
 import type { Forwarder } from './forwarder';
 import type { SessionRef } from './session-records';
 
@@ -54,7 +54,7 @@ export class OwnerCalls {
 
 /** What the owner side needs: its live sessions' hand-over, and the one door to its sessions. */
 export interface OwnerCallDeps {
-  sessions: { releaseLive(ref: SessionRef): Promise<'released' | 'not_here'> };
+  sessions: { releaseLive(ref: SessionRef, to: string): Promise<'released' | 'not_here'> };
   service: Pick<LiveAudioService, 'lookupSession' | 'endSession' | 'transcriptOf' | 'sessionStatus'>;
   /** The JSON body parser of the control routes (caps, budget). */
   body: RequestHandler;
@@ -82,12 +82,14 @@ export function createOwnerCallRouter(d: OwnerCallDeps): Router {
     const ref = { principal: b.principal, sessionId: b.sessionId };
     const notHere = () => res.status(409).json({ success: false, error: 'The session is not live here', code: 'SESSION_NOT_HERE' });
     void (async () => {
+      // (Sessions are looked up by the principal id only.)
       const l = d.service.lookupSession({ id: ref.principal, userId: '', username: '', authMethod: 'api_key' }, ref.sessionId);
       if (l.kind !== 'live' || l.session.ended || l.session.handingOver) return notHere();
       const owner = l.session.params.owner;
       switch (call) {
         case 'release':
-          return (await d.sessions.releaseLive(ref)) === 'released' ? res.json({ success: true, data: { released: true } }) : notHere();
+          // Released to the calling instance (verified by the cluster guard), which takes it over at once.
+          return (await d.sessions.releaseLive(ref, forwardedBy(req)!)) === 'released' ? res.json({ success: true, data: { released: true } }) : notHere();
         case 'end':
           return res.json({ success: true, data: d.service.endSession(owner, ref.sessionId) });
         case 'transcript':

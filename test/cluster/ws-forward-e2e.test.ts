@@ -252,7 +252,12 @@ it(`one key ping-ponging resume between A and B reopens at most ${STARTS_PER_MIN
     // Let the shared counters settle between tries (reconciled every 200 ms).
     await new Promise((r) => setTimeout(r, 400));
   }
-  console.log(`ping-pong answers: ${answers.map((m) => (m.type === 'error' ? `${String(m.code ?? m.data?.code)}` : `${m.type}(resumed=${String(m.data.resumed)})`)).join(', ')}`);
+  console.log(`ping-pong answers: ${answers.map((m) => (m.type === 'error' ? `${String(m.code ?? m.data?.code)} (${String(m.error ?? m.data?.error)})` : `${m.type}(resumed=${String(m.data.resumed)})`)).join(', ')}`);
+  // What each owner answered to the release calls, and how its hand-overs went (for a failure's diagnosis).
+  for (const inst of [A, B]) {
+    const lines = inst.server.logLines().filter((l) => l.sessionId === sessionId || String((l.req as { url?: string } | undefined)?.url ?? '').includes('owner-calls/release'));
+    console.log(`${inst.id}: ${lines.map((l) => `${String(l.msg)}${l.res ? ` ${String((l.res as { statusCode?: number }).statusCode)}` : ''}${l.released !== undefined ? ` released=${String(l.released)}` : ''}`).join('; ')}`);
+  }
   const served = answers.filter((m) => m.type === 'session_started');
   expect(served).toHaveLength(STARTS_PER_MINUTE);
   for (const m of served) expect(m.data.resumed).toBe(true);
