@@ -580,7 +580,9 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
    */
   async handOver(settleMs: number): Promise<number> {
     if (this.o.node.registry.peers().length === 0) return 0;
-    const results = await Promise.all([...this.entries.values()].map((e) => this.handOverEntry(e, settleMs, 'redeploy')));
+    // (A session already being handed to a client's resume elsewhere finishes that hand-over; drain waits for its end.)
+    const moving = [...this.entries.values()].filter((e) => !e.session.handingOver);
+    const results = await Promise.all(moving.map((e) => this.handOverEntry(e, settleMs, 'redeploy')));
     return results.filter(Boolean).length;
   }
 
