@@ -67,6 +67,8 @@ export interface AppDeps {
     readiness: () => Record<string, unknown>;
     /** The caller's sessions on other instances, for `GET /sessions`. */
     listRemote: (principalId: string) => Promise<Array<{ sessionId: string } & Record<string, unknown>>>;
+    /** Internal routes only peers may call (given the control routes' JSON body parser). */
+    routes?: (controlBody: RequestHandler) => Router;
   };
 }
 
@@ -105,6 +107,7 @@ export function createApp(deps: AppDeps): Express {
   const controller = createLiveAudioController({ service: deps.service, emulatedNotice: deps.emulatedNotice, listRemote: deps.cluster?.listRemote });
   const budget = new BodyBudget(deps.bodyBudget);
   const parserDeps = { budget, onRead: unread.markRead };
+  if (deps.cluster?.routes) app.use(deps.cluster.routes(jsonBody(deps.bodies.control, parserDeps)));
   app.use(
     '/api/v1/live-audio',
     createLiveAudioRouter(controller, deps.requireAuth, deps.routeGuards ?? {}, {

@@ -17,6 +17,8 @@ import { buildService } from './composition/session-service';
 import { buildUpstreamProvider } from './composition/upstream-provider';
 import type { ClusterNode } from './cluster/cluster-node';
 import { ClusterSessions } from './cluster/cluster-sessions';
+import { sessionStartCharge } from './cluster/hand-over-budget';
+import { OwnerCalls } from './cluster/owner-calls';
 import { Metrics } from './observability/metrics';
 import { trackHttpRequests, waitFor, waitForSessionsToEnd } from './observability/shutdown';
 import type { FfmpegIdentity } from './services/audio/ffmpeg-path';
@@ -119,7 +121,17 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   // (The cluster's sessions need the service to adopt sessions; the service needs them as its directory.)
   const late: { service?: LiveAudioService } = {};
   const clusterSessions = clusterNode
-    ? new ClusterSessions({ node: clusterNode, registry, service: () => late.service!, sessionMaxAgeMs: config.sessions.maxMs, logger, archive })
+    ? new ClusterSessions({
+        node: clusterNode,
+        registry,
+        service: () => late.service!,
+        sessionMaxAgeMs: config.sessions.maxMs,
+        logger,
+        archive,
+        owners: new OwnerCalls(clusterNode.forwarder),
+        // A hand-over a client's resume asks of a live owner opens an upstream: it costs a session start.
+        chargeHandOver: sessionStartCharge(limitStore, config.limits.maxSessionCreatesPerMinute),
+      })
     : undefined;
   const service = buildService(config, { registry, directory: clusterSessions, decoders, provider, planner, usage, archive, limits, metrics, logger }, o);
   late.service = service;

@@ -1,12 +1,14 @@
 import type { Principal } from '../services/auth/principal';
 import { webmPrimingBytes, WebmResumeTracker } from '../services/audio/webm-resume';
 import type { LiveAudioService, SessionClaim, SessionDirectory } from '../services/live-audio-service';
-import type { LiveSession, LiveSessionParams, SessionEndInfo } from '../services/session/live-session';
+import type { HandOverReason, LiveSession, LiveSessionParams, SessionEndInfo } from '../services/session/live-session';
 import { SessionRegistry } from '../services/session/session-registry';
 import { AppError, Errors } from '../util/app-error';
 import type { Logger } from '../util/logger';
 import { TypedEmitter } from '../util/typed-emitter';
-import { isClusterUnavailable } from './cluster-errors';
+import { isClusterUnavailable, PeerUnavailableError } from './cluster-errors';
+import type { OwnerAnswer, OwnerCalls, OwnerQuery } from './owner-calls';
+import { endedStatusOf, liveStatusOf } from './record-views';
 import { compactEcho, type EffectiveSessionSetup, type SetupEcho } from '../services/session-setup/effective-setup';
 import type { PreparedSession } from '../services/session-setup/session-planner';
 import type { ClusterNode } from './cluster-node';
@@ -123,6 +125,16 @@ export interface ClusterSessionsOptions {
   service: () => LiveAudioService;
   sessionMaxAgeMs: number;
   logger: Logger;
+  /** Calls to the live owner of a session (hand-over on a client's resume elsewhere, WebSocket end/reads). */
+  owners?: OwnerCalls;
+  /**
+   * Charged once per hand-over a client's resume asks of a live owner (it opens a new upstream): throws the 429
+   * when the owner's budget is spent (the session-start rate), so ping-ponging resumes cannot reopen upstreams
+   * without bound. Returns the refund, for a call the owner did not hand over (it was moving anyway: a redeploy).
+   */
+  chargeHandOver?: (owner: Principal) => () => void;
+  /** Longest wait for a live owner's audio to reach its upstream before it lets a session go (default 5000 ms). */
+  liveHandOverSettleMs?: number;
 }
 
 /** How often a streaming session's record figures are rewritten (see `track`). */
@@ -219,7 +231,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
    * WebM bytes. Resolves with the local session, or undefined when there is nothing to take (unknown, ended, or
    * alive elsewhere: `aliveOwner` says where).
    */
-  bringHere(owner: Principal, sessionId: string, opts: { waitForRelease?: boolean } = {}): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+  bringHere(owner: Principal, sessionId: string, opts: BringHereOptions = {}): Promise<{ session?: LiveSession; aliveOwner?: string }> {
     // A draining instance takes nothing over (the client's next try lands on another instance).
     if (this.o.registry.isDraining) return Promise.reject(Errors.shuttingDown());
     // Calls for the same session that arrive together (on this instance, or forwarded here by instances that lost
@@ -229,22 +241,50 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     if (pending) return pending;
     // Waiting for a release covers a hand-over (moments) and a crash (until the owner's heartbeat expires).
     const waitMs = opts.waitForRelease ? this.o.node.registry.deadAfterMs + 1000 : 0;
-    const p = this.bringHereOnce(owner, sessionId, waitMs).finally(() => this.bringing.delete(key));
+    const p = this.bringHereOnce(owner, sessionId, waitMs, opts.fromLiveOwner === true).finally(() => this.bringing.delete(key));
     this.bringing.set(key, p);
     return p;
   }
 
-  private async bringHereOnce(owner: Principal, sessionId: string, waitForReleaseMs: number): Promise<{ session?: LiveSession; aliveOwner?: string }> {
+  private async bringHereOnce(
+    owner: Principal,
+    sessionId: string,
+    waitForReleaseMs: number,
+    fromLiveOwner: boolean,
+  ): Promise<{ session?: LiveSession; aliveOwner?: string }> {
     const ref = { principal: owner.id, sessionId };
     const records = this.o.node.records;
     const self = this.o.node.id;
-    const waitUntil = Date.now() + waitForReleaseMs;
+    let waitUntil = Date.now() + waitForReleaseMs;
+    let asked = false;
+    /** The live owner that handed the session to this instance (its record now names this instance). */
+    let handedFrom: string | undefined;
     for (let attempt = 0; attempt < 3; attempt++) {
       const local = this.o.registry.lookup(owner, sessionId);
       if (local.kind === 'live') return { session: local.session };
       const rec = await records.get(ref);
       if (!rec || rec.status !== 'live') return {};
       if (rec.owner !== '' && rec.owner !== self && (await this.o.node.registry.isAlive(rec.owner))) {
+        if (fromLiveOwner && !asked && this.o.owners) {
+          // The client resumed here while its owner lives (its socket there died, or it opened another): the owner
+          // hands the session over (audio flushed, record written, released), once per call, charged first.
+          asked = true;
+          const refund = this.o.chargeHandOver?.(owner);
+          waitUntil = Math.max(waitUntil, Date.now() + (this.o.liveHandOverSettleMs ?? 5000) + 2000);
+          let answer: OwnerAnswer | undefined;
+          try {
+            answer = await this.o.owners.ask(rec.owner, 'release', owner.id, sessionId);
+          } catch (err) {
+            refund?.();
+            // Unreachable (it may just have died): wait for its release or its heartbeat to expire, as after a crash.
+            if (!(err instanceof PeerUnavailableError)) throw err;
+          }
+          // Not handed over by this call (already moving: a redeploy's hand-over, or ended): no upstream on its account.
+          if (answer?.kind === 'not_here') refund?.();
+          if (answer?.kind === 'answered') handedFrom = rec.owner;
+          attempt--;
+          continue;
+        }
         // A client told to reconnect may be here before its old instance has released the session: wait for it.
         if (Date.now() >= waitUntil) return { aliveOwner: rec.owner };
         await new Promise((r) => setTimeout(r, 50));
@@ -254,7 +294,8 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       const t0 = performance.now();
       let holder: Ownership;
       if (rec.owner === self) {
-        // Ours on record but not here (this instance restarted under the same id): re-fence it to ourselves.
+        // Handed to this instance by its live owner (released to us, so that no other call takes it meanwhile), or
+        // ours on record but not here (this instance restarted under the same id): re-fence it to ourselves.
         const tr = await records.transfer(ref, rec, self);
         if (!tr.ok) continue;
         holder = tr.ownership;
@@ -266,19 +307,21 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         }
         holder = t.ownership;
       }
-      return { session: await this.resume(ref, rec, holder, t0) };
+      return { session: await this.resume(ref, rec, holder, t0, rec.owner === self ? handedFrom : undefined) };
     }
     throw new AppError(503, 'CLUSTER_UNAVAILABLE', 'The session is changing hands; try again shortly', { retryAfterSec: 1 });
   }
 
-  private async resume(ref: SessionRef, rec: SessionRecord, holder: Ownership, t0: number): Promise<LiveSession> {
+  /** `handedFrom`: the live owner that released the session to this instance (a hand-over, nothing lost). */
+  private async resume(ref: SessionRef, rec: SessionRecord, holder: Ownership, t0: number, handedFrom?: string): Promise<LiveSession> {
     const setup = rec.setup as StoredSetup | undefined;
     const turn = (rec.turn as StoredTurn | undefined) ?? emptyTurn();
     if (!setup || !setup.owner || setup.owner.id !== ref.principal || !setup.effective || !setup.echo) {
       await this.o.node.records.end(ref, holder, 'unresumable').catch(() => undefined);
       throw Errors.sessionNotFound();
     }
-    const released = rec.owner === '';
+    const released = rec.owner === '' || handedFrom !== undefined;
+    const from = handedFrom ?? rec.owner;
     const lostMs = released ? 0 : msOf(turn.unsentMs);
     const params: LiveSessionParams = {
       sessionId: ref.sessionId,
@@ -320,8 +363,8 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       await session.prime(priming).catch((err: unknown) => this.log.warn({ sessionId: ref.sessionId, err: (err as Error).message }, 'could not prime the decoder'));
     }
     const ms = performance.now() - t0;
-    this.log.info({ sessionId: ref.sessionId, from: rec.owner || '(released)', epoch: holder.epoch, lostMs, ms: Math.round(ms), resumed: !!rec.resumptionHandle }, 'session taken over');
-    this.emit('tookOver', { sessionId: ref.sessionId, from: rec.owner, lostMs, ms, released });
+    this.log.info({ sessionId: ref.sessionId, from: from || '(released)', epoch: holder.epoch, lostMs, ms: Math.round(ms), resumed: !!rec.resumptionHandle }, 'session taken over');
+    this.emit('tookOver', { sessionId: ref.sessionId, from, lostMs, ms, released });
     return session;
   }
 
@@ -537,29 +580,96 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
    */
   async handOver(settleMs: number): Promise<number> {
     if (this.o.node.registry.peers().length === 0) return 0;
-    let n = 0;
-    await Promise.all(
-      [...this.entries.values()].map(async (e) => {
-        e.session.beginHandOver();
-        // Audio the client sent before it read `reconnect` is still on its way: let it arrive, then let it out.
-        await new Promise((r) => setTimeout(r, 150));
-        await e.session.settle(settleMs);
-        while (e.writing) await new Promise((r) => setTimeout(r, 5));
-        e.dirty = true;
-        await this.write(e);
-        e.detached = true;
-        try {
-          const r = await this.o.node.records.transfer(e.ref, e.holder, '');
-          if (!r.ok) return;
-        } catch {
-          return; // Redis down: the session ends here as without a cluster
-        }
-        n++;
-        this.emit('handedOver', { sessionId: e.ref.sessionId });
-        e.session.end('handed_over', 'Reconnect and resume');
-      }),
-    );
-    return n;
+    // (A session already being handed to a client's resume elsewhere finishes that hand-over; drain waits for its end.)
+    const moving = [...this.entries.values()].filter((e) => !e.session.handingOver);
+    const results = await Promise.all(moving.map((e) => this.handOverEntry(e, settleMs, 'redeploy')));
+    return results.filter(Boolean).length;
+  }
+
+  /**
+   * The client resumed one of this instance's sessions on another instance (`ref.principal`'s session; any other
+   * key's id is simply not here): the session is handed over as on a redeploy (break-then-make: its accepted audio
+   * is flushed upstream, its record written a last time with the latest handle, pending calls and WebM header,
+   * released, and the local copy ends with `handed_over`, closing its upstream), and its sockets here get
+   * `session_detached` (the newest socket wins). The record is released to `to`, the instance the client resumed
+   * on, so that no other call (a REST call waiting here) takes it meanwhile. `not_here` when it is not live here
+   * (ended, moving, unknown).
+   */
+  async releaseLive(ref: SessionRef, to: string): Promise<'released' | 'not_here'> {
+    const e = this.entries.get(keyOf(ref));
+    if (!e || e.detached || e.session.ended || e.session.handingOver) return 'not_here';
+    const t0 = performance.now();
+    const released = await this.handOverEntry(e, this.o.liveHandOverSettleMs ?? 5000, 'resumed_elsewhere', to);
+    this.log.info({ sessionId: ref.sessionId, to, released, ms: Math.round(performance.now() - t0) }, 'session handed over to a client resuming it elsewhere');
+    return released ? 'released' : 'not_here';
+  }
+
+  /**
+   * One session's hand-over: pending audio sent upstream (bounded wait), the record written a last time and
+   * released for any instance (`to` '') or for instance `to` to take over, then the local copy ends with
+   * `handed_over`. False when the record could not be released (Redis down, or another instance holds it now).
+   */
+  private async handOverEntry(e: Entry, settleMs: number, why: HandOverReason, to = ''): Promise<boolean> {
+    e.session.beginHandOver(why);
+    // Audio the client sent before it read `reconnect` is still on its way: let it arrive, then let it out.
+    await new Promise((r) => setTimeout(r, 150));
+    await e.session.settle(settleMs);
+    while (e.writing) await new Promise((r) => setTimeout(r, 5));
+    e.dirty = true;
+    await this.write(e);
+    if (e.detached || e.session.ended) return false; // lost meanwhile (owned elsewhere now, or ended)
+    e.detached = true;
+    let released = false;
+    try {
+      released = (await this.o.node.records.transfer(e.ref, e.holder, to)).ok;
+    } catch {
+      // Redis down: on a redeploy the session ends here as without a cluster; a live one stays here
+    }
+    if (!released) {
+      if (why === 'resumed_elsewhere' && !e.session.ended) {
+        e.detached = false;
+        e.session.cancelHandOver();
+        this.touch(e);
+      }
+      return false;
+    }
+    this.emit('handedOver', { sessionId: e.ref.sessionId });
+    e.session.end('handed_over', 'Reconnect and resume');
+    return true;
+  }
+
+  // ------------------------------------------------------------------ the live owner, asked by its peers
+
+  /**
+   * For a WebSocket call naming a session a live peer serves (`end_session`, `get_transcript`, `get_status`): asks
+   * that owner (fresh) and resolves with its answer; `none` when no live peer serves it (unknown, another key's,
+   * ended, this instance's, or the owner is dead or unreachable: the caller answers from here or the record). A
+   * status without a live owner is answered from the record (ended, or live with `upstream.state: 'detached'`).
+   */
+  async askOwner(owner: Principal, sessionId: string, query: OwnerQuery): Promise<{ kind: 'answered'; data: unknown } | { kind: 'none' }> {
+    const calls = this.o.owners;
+    if (!calls) return { kind: 'none' };
+    const ref = { principal: owner.id, sessionId };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const rec = await this.o.node.records.get(ref);
+      if (!rec || NEVER_SESSIONS.has(rec.endReason ?? '') || rec.owner === this.o.node.id) return { kind: 'none' };
+      // A status needs no owner: an ended session's is its record's (as on every instance), a dead owner's live
+      // session's is read from its record (nothing is taken over for a read).
+      const fromRecord = query === 'status' ? { kind: 'answered' as const, data: rec.status === 'live' ? liveStatusOf(rec) : endedStatusOf(rec) } : { kind: 'none' as const };
+      if (rec.status !== 'live' || rec.owner === '') return fromRecord;
+      if (!(await this.o.node.registry.isAlive(rec.owner))) return fromRecord;
+      let a;
+      try {
+        a = await calls.ask(rec.owner, query, owner.id, sessionId);
+      } catch (err) {
+        if (err instanceof PeerUnavailableError) return fromRecord;
+        throw err;
+      }
+      if (a.kind === 'answered') return a;
+      // Not there any more (ended, or handed over while the call travelled): read the record again.
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new AppError(503, 'CLUSTER_UNAVAILABLE', 'The session is changing hands; try again shortly', { retryAfterSec: 1 });
   }
 
   // ------------------------------------------------------------------ listing
@@ -582,6 +692,14 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       };
     });
   }
+}
+
+/** How `bringHere` may bring a session here. */
+export interface BringHereOptions {
+  /** Wait for an owner that is letting the session go (a hand-over) or dying (until its heartbeat expires). */
+  waitForRelease?: boolean;
+  /** Ask a live owner to hand the session over (a client's resume on this instance). */
+  fromLiveOwner?: boolean;
 }
 
 export type RemoteSessionItem = {

@@ -51,6 +51,34 @@ export interface ForwarderOptions {
   logger?: Logger;
 }
 
+/** The whole body of a peer's answer (at most `maxBytes`, no silence longer than `idleMs`). */
+function readWhole(r: http.IncomingMessage, maxBytes: number, idleMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    let idle = setTimeout(() => fail('idle timeout'), idleMs);
+    const fail = (reason: string) => {
+      clearTimeout(idle);
+      r.destroy();
+      reject(new ForwardFailure(reason));
+    };
+    r.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > maxBytes) return fail('answer too large');
+      parts.push(c);
+      clearTimeout(idle);
+      idle = setTimeout(() => fail('idle timeout'), idleMs);
+    });
+    r.once('end', () => {
+      clearTimeout(idle);
+      if (!r.complete) return reject(new ForwardFailure('peer closed mid-answer'));
+      resolve(Buffer.concat(parts).toString('utf8'));
+    });
+    r.once('aborted', () => fail('peer closed mid-answer'));
+    r.once('error', () => fail('peer connection error'));
+  });
+}
+
 class ForwardFailure extends Error {
   constructor(readonly reason: string) {
     super(reason);
@@ -121,6 +149,34 @@ export class Forwarder {
       throw new SessionMovedError(target);
     }
     return this.relay(target, upstream, res);
+  }
+
+  /**
+   * An instance-to-instance call of this instance's own (not a client's request): POSTs `body` as JSON to `path`
+   * on live peer `target` with the cluster secret and resolves with the peer's status and parsed JSON answer.
+   * Rejects with `PeerUnavailableError` when the peer is not a live registered one, cannot be reached, or does not
+   * answer (whole) within `responseTimeoutMs`.
+   */
+  async call(target: string, path: string, body: object, responseTimeoutMs?: number): Promise<{ status: number; body: unknown }> {
+    const origin = await this.o.peers.urlOf(target);
+    if (!origin) throw new PeerUnavailableError(target, 'not a live registered peer');
+    const base = new URL(origin);
+    const bytes = Buffer.from(JSON.stringify(body));
+    const headers = {
+      host: base.host,
+      'content-type': 'application/json',
+      'content-length': String(bytes.length),
+      [CLUSTER_SECRET_HEADER]: this.o.secret,
+      [FORWARDED_BY_HEADER]: this.o.selfId,
+    };
+    try {
+      const answer = await this.send(base, 'POST', path, headers, bytes, responseTimeoutMs ?? this.responseTimeoutMs);
+      const text = await readWhole(answer, 4 * 1024 * 1024, this.idleTimeoutMs);
+      return { status: answer.statusCode ?? 502, body: text === '' ? undefined : (JSON.parse(text) as unknown) };
+    } catch (err) {
+      const reason = err instanceof ForwardFailure ? err.reason : (err as Error).message;
+      throw new PeerUnavailableError(target, reason);
+    }
   }
 
   /** Closes idle keep-alive sockets. */

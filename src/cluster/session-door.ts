@@ -6,10 +6,10 @@ import { isForwarded } from './cluster-guard';
 import { ClusterUnavailableError, PeerUnavailableError, SessionMovedError } from './cluster-errors';
 import { SESSION_MOVED_HEADER } from './cluster-headers';
 import type { Principal } from '../services/auth/principal';
-import { END_MESSAGES, NEVER_SESSIONS, type ClusterSessions, type StoredSetup, type StoredTurn } from './cluster-sessions';
+import { NEVER_SESSIONS, type ClusterSessions } from './cluster-sessions';
 import type { SessionRecord } from './session-records';
 import { Errors } from '../util/app-error';
-import { parseStoredToolCalls } from './stored-tool-calls';
+import { endedStatusOf, endedViewOf, liveStatusOf } from './record-views';
 
 
 /** Which call the door guards: where its session id is, and whether a dead owner's session is taken over for it. */
@@ -62,75 +62,16 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
 
   /** What the controller answers for a session it remembers as ended (its tombstone), from the record. */
   const answerEnded = (res: Response, route: DoorRoute, rec: SessionRecord): void => {
-    const reason = rec.endReason ?? 'ended';
-    if (route === 'transcribe') throw reason === 'server_shutdown' ? Errors.shuttingDown() : Errors.sessionExpired();
-    const endTime = new Date(rec.endedAt ?? rec.expiresAt).toISOString();
-    const setup = (rec.summary ?? rec.setup ?? {}) as Partial<StoredSetup>;
-    const view = {
-      sessionId: rec.sessionId,
-      status: rec.status === 'expired' || reason === 'expired' ? 'expired' : 'ended',
-      reason,
-      message: END_MESSAGES[reason] ?? reason,
-      endTime,
-      duration: new Date(endTime).getTime() - rec.createdAt,
-    };
-    if (route === 'end') {
-      res.json({ success: true, data: { ...view, alreadyEnded: true } });
-      return;
-    }
-    const summary = rec.summary ?? {};
-    const parsed = (v: string | undefined): unknown => {
-      try {
-        return v === undefined ? null : (JSON.parse(v) as unknown);
-      } catch {
-        return null;
-      }
-    };
-    res.json({
-      success: true,
-      data: {
-        ...view,
-        startTime: new Date(rec.createdAt).toISOString(),
-        model: setup.model,
-        responseModality: setup.responseModality,
-        // As the owner's tombstone answers (endedSessionStatusView).
-        transport: summary.transport ?? (rec.setup as Partial<StoredSetup> | undefined)?.transport ?? 'rest',
-        endReason: reason,
-        setup: parsed(summary.setup),
-        usage: parsed(summary.usage),
-      },
-    });
+    if (route === 'transcribe') throw (rec.endReason ?? 'ended') === 'server_shutdown' ? Errors.shuttingDown() : Errors.sessionExpired();
+    res.json({ success: true, data: route === 'end' ? { ...endedViewOf(rec), alreadyEnded: true } : endedStatusOf(rec) });
   };
 
   /**
-   * The status of a live session whose owner is dead, from its record (no takeover, no upstream): `active`, with the
-   * setup it runs with and `upstream.state: 'detached'` (the next call that needs it, a chunk or a resume, takes it
-   * over and resumes its upstream with the stored handle).
+   * The status of a live session whose owner is dead, from its record (no takeover, no upstream): see
+   * `liveStatusOf`.
    */
   const answerFromRecord = (res: Response, rec: SessionRecord): void => {
-    const setup = (rec.setup ?? {}) as Partial<StoredSetup>;
-    res.json({
-      success: true,
-      data: {
-        sessionId: rec.sessionId,
-        status: 'active',
-        startTime: new Date(rec.createdAt).toISOString(),
-        expiresAt: new Date(rec.expiresAt).toISOString(),
-        idleExpiresAt: new Date(rec.expiresAt).toISOString(),
-        lastActivity: new Date(rec.updatedAt).toISOString(),
-        model: setup.model ?? null,
-        responseModality: setup.responseModality ?? 'text',
-        transport: setup.transport ?? 'rest',
-        audio: { chunks: 0, bytesIn: 0, decodedSeconds: 0 },
-        upstream: { state: 'detached', connected: false, reconnects: 0, hasResumptionHandle: rec.resumptionHandle !== undefined },
-        turn: { turnId: 0, turnComplete: true },
-        setup: setup.echo ?? null,
-        toolCalls: parseStoredToolCalls(rec.tools).pending.map((c) => ({ id: c.id, name: c.name, ageMs: Math.max(0, Date.now() - c.askedAt) })),
-        // What the session used so far, as its owner last recorded it (every owner together).
-        usage: (rec.turn as StoredTurn | undefined)?.usage ?? null,
-        ownerAvailable: false,
-      },
-    });
+    res.json({ success: true, data: liveStatusOf(rec) });
   };
 
   /** To a peer's call for a session that left this (draining) instance: 503 marked "moved", consumed by the peer. */

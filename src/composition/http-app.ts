@@ -5,6 +5,7 @@ import { isForwarded } from '../cluster/cluster-guard';
 import type { ClusterNode } from '../cluster/cluster-node';
 import type { ClusterSessions } from '../cluster/cluster-sessions';
 import { createSessionDoor } from '../cluster/session-door';
+import { createOwnerCallRouter } from '../cluster/owner-calls';
 import { routeBodySpecs } from '../middleware/body-limits';
 import { createHttpLimits } from '../middleware/rate-limits';
 import { requireAuth } from '../middleware/require-auth';
@@ -95,6 +96,8 @@ export function buildHttpApp(config: AppConfig, p: HttpAppParts): Express {
               peers: clusterNode.registry.peers().length,
             }),
             listRemote: (principalId) => clusterSessions.listFor(principalId),
+            // Peers' calls to the live owner of a session (hand-over on a resume elsewhere, WebSocket end/reads).
+            routes: (json) => createOwnerCallRouter({ sessions: clusterSessions, service: p.service, body: json }),
           }
         : undefined,
   });

@@ -95,9 +95,12 @@ async function startElkSession(service: LiveAudioService, owner: Principal, prof
   );
 }
 
-/** The caller's live session `sessionId` (another key's id answers exactly like an unknown one: 404). */
-async function locateOwned(service: LiveAudioService, owner: Principal, sessionId: string): Promise<LiveSession> {
-  const s = service.findLiveSession(owner, sessionId) ?? (await service.locate(owner, sessionId));
+/**
+ * The caller's live session `sessionId` (another key's id answers exactly like an unknown one: 404). `attach`: a
+ * socket attaching to it (`initialize_session` with its id): a live instance serving it elsewhere hands it over.
+ */
+async function locateOwned(service: LiveAudioService, owner: Principal, sessionId: string, attach = false): Promise<LiveSession> {
+  const s = service.findLiveSession(owner, sessionId) ?? (await service.locate(owner, sessionId, attach ? { fromLiveOwner: true } : {}));
   if (!s) throw Errors.sessionNotFound();
   return s;
 }
@@ -140,7 +143,7 @@ class ElkConnection implements DialectHandler {
   private async initialize(msg: z.infer<typeof elkClientMessages.initialize_session>): Promise<void> {
     if (this.session && !this.session.ended) return this.error('SESSION_ACTIVE', 'A session is already initialized on this connection');
     const session = msg.sessionId
-      ? await locateOwned(this.c.service, this.c.principal, msg.sessionId)
+      ? await locateOwned(this.c.service, this.c.principal, msg.sessionId, true)
       : await startElkSession(this.c.service, this.c.principal, msg.profile, msg.language);
     this.session = session;
     this.sentUser = { turnId: session.snapshot().turnId, text: session.snapshot().userText };

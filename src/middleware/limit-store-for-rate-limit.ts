@@ -1,6 +1,11 @@
 import type { ClientRateLimitInfo, Options, Store } from 'express-rate-limit';
 import type { LimitStore } from '../services/limits/limit-store';
 
+/** The key an HTTP limiter (`prefix`, e.g. `session_starts`) counts `key` (a principal id) under in the store. */
+export function rateLimitStoreKey(prefix: string, key: string): string {
+  return `http_${prefix}:${key}`;
+}
+
 /**
  * express-rate-limit's store interface over our `LimitStore` seam, so HTTP request counts live in the same store as
  * every other budget (a shared store for several instances plugs in once, in `Limits`' store, for both).
@@ -21,7 +26,7 @@ export class LimitStoreForRateLimit implements Store {
   }
 
   private k(key: string): string {
-    return `http_${this.prefix}:${key}`;
+    return rateLimitStoreKey(this.prefix, key);
   }
 
   get(key: string): ClientRateLimitInfo | undefined {

@@ -91,7 +91,17 @@ export interface SessionDirectory {
    * resolves with the local session, or without one (unknown, ended, another key's; `aliveOwner` when another live
    * instance serves it).
    */
-  bringHere(owner: Principal, sessionId: string, opts?: { waitForRelease?: boolean }): Promise<{ session?: LiveSession; aliveOwner?: string }>;
+  bringHere(
+    owner: Principal,
+    sessionId: string,
+    opts?: { waitForRelease?: boolean; fromLiveOwner?: boolean },
+  ): Promise<{ session?: LiveSession; aliveOwner?: string }>;
+  /**
+   * A WebSocket call for a session a live peer serves, asked of that owner (fresh): its answer's data (`end`: an
+   * `EndSessionOutcome`, `transcript`: a `TranscriptView`, `status`: a `SessionStatus`), or `none` when no live
+   * peer serves it (the caller answers from here, or from the record).
+   */
+  askOwner(owner: Principal, sessionId: string, query: 'end' | 'transcript' | 'status'): Promise<{ kind: 'answered'; data: unknown } | { kind: 'none' }>;
   /**
    * Ends a session this process does not serve, from its record, when its owner is gone (no upstream is opened);
    * `alive` when another live instance serves it, `local` when the record names this instance.
@@ -225,15 +235,17 @@ export class LiveAudioService {
 
   /**
    * The caller's live session `sessionId`, here or (cluster mode) brought here from a dead or departed instance;
-   * undefined when there is none to continue here.
+   * undefined when there is none to continue here. `fromLiveOwner` (a client re-attaching its socket: WebSocket
+   * `resume`, a dialect's attach by id): a live owner elsewhere hands the session over to this instance.
    */
-  async locate(owner: Principal, sessionId: string): Promise<LiveSession | undefined> {
+  async locate(owner: Principal, sessionId: string, opts: { fromLiveOwner?: boolean } = {}): Promise<LiveSession | undefined> {
     const l = this.o.registry.lookup(owner, sessionId);
     if (l.kind === 'live') return l.session;
     if (!this.o.directory) return undefined;
     // A client told to `reconnect` may resume before its old instance has released the session (or, after a crash,
     // before the old instance counts as dead): wait for it.
-    const r = await this.o.directory.bringHere(owner, sessionId, { waitForRelease: true });
+    const r = await this.o.directory.bringHere(owner, sessionId, { waitForRelease: true, ...(opts.fromLiveOwner ? { fromLiveOwner: true } : {}) });
+    // (Still served by a live instance that did not let it go in time: try again shortly.)
     if (r.aliveOwner) throw new AppError(409, 'SESSION_BUSY', 'The session is being served on another connection; end it there or try again');
     return r.session;
   }
@@ -431,15 +443,45 @@ export class LiveAudioService {
 
   /**
    * `endSession` on any instance (WebSocket `end_session` by id): a session not known here is, in cluster mode,
-   * ended from its record when its owner is gone; one a live peer serves answers 409 `SESSION_BUSY`.
+   * ended by the live peer that serves it (asked, its answer is the caller's) or, when its owner is gone, from its
+   * record.
    */
   async endSessionAnywhere(owner: Principal, sessionIdRaw: unknown, reason: SessionEndReason = 'client_end'): Promise<EndSessionOutcome> {
-    const local = this.endSession(owner, sessionIdRaw, reason);
-    if (local.kind !== 'not_found' || !this.o.directory) return local;
-    const r = await this.o.directory.endFromRecord(owner, local.sessionId);
-    if (r.kind === 'ended') return { kind: 'ended', sessionId: local.sessionId, info: r.info, alreadyEnded: r.alreadyEnded };
-    if (r.kind === 'alive') throw new AppError(409, 'SESSION_BUSY', 'The session is being served on another connection; end it there or over REST');
-    return local;
+    const sessionId = SessionRegistry.validateId(sessionIdRaw);
+    const l = this.o.registry.lookup(owner, sessionId);
+    // Served elsewhere: unknown here, or handed over from here (its tombstone here says nothing of its end).
+    const elsewhere = l.kind === 'unknown' || (l.kind === 'ended' && l.tombstone.info.reason === 'handed_over');
+    if (!this.o.directory || !elsewhere) return this.endSession(owner, sessionId, reason);
+    const asked = await this.o.directory.askOwner(owner, sessionId, 'end');
+    if (asked.kind === 'answered') return asked.data as EndSessionOutcome;
+    const r = await this.o.directory.endFromRecord(owner, sessionId);
+    if (r.kind === 'ended') return { kind: 'ended', sessionId, info: r.info, alreadyEnded: r.alreadyEnded };
+    // (Its owner stopped answering but is not yet counted dead: try again shortly.)
+    if (r.kind === 'alive') throw new AppError(503, 'CLUSTER_UNAVAILABLE', 'The service is briefly unavailable; try again shortly', { retryAfterSec: 1 });
+    return this.endSession(owner, sessionId, reason);
+  }
+
+  /**
+   * `transcriptOf` on any instance (WebSocket `get_transcript` by id): a session a live peer serves is read from
+   * that owner (fresh, the open turn included), otherwise from here or the copy stored at the last turn boundary.
+   */
+  async transcriptAnywhere(owner: Principal, sessionIdRaw: unknown): Promise<TranscriptView> {
+    const sessionId = SessionRegistry.validateId(sessionIdRaw);
+    if (this.o.directory && this.o.registry.lookup(owner, sessionId).kind !== 'live') {
+      const asked = await this.o.directory.askOwner(owner, sessionId, 'transcript');
+      if (asked.kind === 'answered') return asked.data as TranscriptView;
+    }
+    return this.transcriptOf(owner, sessionId);
+  }
+
+  /** `sessionStatus` on any instance (WebSocket `get_status` by id): a live peer's session is its owner's status. */
+  async statusAnywhere(owner: Principal, sessionIdRaw: unknown): Promise<SessionStatus> {
+    const sessionId = SessionRegistry.validateId(sessionIdRaw);
+    if (this.o.directory && this.o.registry.lookup(owner, sessionId).kind !== 'live') {
+      const asked = await this.o.directory.askOwner(owner, sessionId, 'status');
+      if (asked.kind === 'answered') return asked.data as SessionStatus;
+    }
+    return this.sessionStatus(owner, sessionId);
   }
 
   /** Ends a session the caller holds (a socket's relayed session). Idempotent. */

@@ -24,7 +24,7 @@ export class SessionRelay {
   private lastVersion: number;
   private readonly off: Array<() => void> = [];
 
-  /** `onEnded` runs after `session_ended` was sent (the owner then releases the relay). */
+  /** `onEnded` runs after `session_ended` (or `session_detached`) was sent (the owner then releases the relay). */
   constructor(
     readonly session: LiveSession,
     readonly keepAliveOnClose: boolean,
@@ -50,7 +50,13 @@ export class SessionRelay {
     // The owner's audio budget ran out mid-stream: the stream was cut there (same message as a refused chunk).
     this.listen('audioCut', (cut) => this.send(ServerMessages.rateLimited('audio', cut.retryAfterSec)));
     // Rolling deploy: the session goes on on another instance; the client reconnects (anywhere) and resumes it.
-    this.listen('handingOver', () => this.send(ServerMessages.reconnect(session.id)));
+    // Resumed by the client on another instance (a newer socket): this socket lets go, as when a second socket on
+    // this instance resumes it (the newest socket wins).
+    this.listen('handingOver', (why) => {
+      if (why === 'redeploy') return this.send(ServerMessages.reconnect(session.id));
+      this.send(ServerMessages.sessionDetached(session.id));
+      this.onEnded(this);
+    });
     // Function calls (issue 16): rendered from the session's ledger events.
     this.listen('toolCall', (calls, turnId) => this.send(ServerMessages.toolCall(session.id, turnId, calls)));
     this.listen('toolCallCancelled', (ids, reason) => this.send(ServerMessages.toolCallCancelled(session.id, ids, reason)));

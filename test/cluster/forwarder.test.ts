@@ -229,6 +229,34 @@ describe('forwarding', () => {
   });
 });
 
+describe("an instance's own calls (Forwarder.call)", () => {
+  it('POSTs JSON with the secret (marked forwarded by A at B) and resolves with the status and parsed answer', async () => {
+    const r = await forwarder.call('b', '/internal/owner?x=1', { principal: 'key:alice', sessionId: 's1' });
+    expect(r.status).toBe(201);
+    const seen = r.body as { method: string; url: string; forwarded: boolean; by: string; headers: Record<string, string>; bodySha: string };
+    expect(seen).toMatchObject({ method: 'POST', url: '/internal/owner?x=1', forwarded: true, by: 'a' });
+    expect(seen.bodySha).toBe(createHash('sha256').update(JSON.stringify({ principal: 'key:alice', sessionId: 's1' })).digest('hex'));
+    // The secret went to B's guard only: stripped before the handler saw the headers.
+    expect(JSON.stringify(seen.headers)).not.toContain(SECRET);
+  });
+
+  it("the peer's refusal comes back as it is (status and body); only a failure to answer rejects", async () => {
+    const r = await forwarder.call('b', '/slow', {});
+    expect(r).toEqual({ status: 429, body: { success: false, error: 'Too many', code: 'RATE_LIMITED', retryAfter: 7 } });
+  });
+
+  it('an unknown peer is never dialled, a silent one times out: PeerUnavailableError (503 CLUSTER_UNAVAILABLE)', async () => {
+    const before = trapConnections;
+    const unknown = await forwarder.call('nobody', '/x', {}).catch((e: unknown) => e);
+    expect(isClusterUnavailable(unknown)).toBe(true);
+    const t0 = performance.now();
+    const hang = await forwarder.call('b', '/hang', {}, 600).catch((e: unknown) => e);
+    expect(isClusterUnavailable(hang)).toBe(true);
+    expect(performance.now() - t0).toBeLessThan(5000);
+    expect(trapConnections).toBe(before);
+  });
+});
+
 describe('peers that fail', () => {
   it('a registered peer whose port is closed: 503 CLUSTER_UNAVAILABLE with Retry-After, at once', async () => {
     const port = await freePort();

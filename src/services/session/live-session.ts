@@ -20,6 +20,9 @@ import type { ToolBehavior } from '../models/capabilities';
 /** A chunk receive time still unmatched by a sent frame after this long produced no audio. */
 const STALE_CHUNK_TIME_MS = 10_000;
 
+/** Why a session leaves this instance for another one (see `LiveSession.beginHandOver`). */
+export type HandOverReason = 'redeploy' | 'resumed_elsewhere';
+
 export type SessionEndReason =
   | 'client_end'
   | 'expired'
@@ -143,8 +146,11 @@ export type LiveSessionEvents = {
   audioEvent: (e: AudioPathEvent) => void;
   /** The audio stream was cut at the owner's audio budget. */
   audioCut: (cut: AudioCut) => void;
-  /** Cluster mode, rolling deploy: this instance is handing the session to another one (clients reconnect and resume). */
-  handingOver: () => void;
+  /**
+   * Cluster mode: this instance is handing the session to another one. `redeploy` (SIGTERM): clients reconnect and
+   * resume; `resumed_elsewhere`: the client resumed it on another instance (this instance's sockets let go of it).
+   */
+  handingOver: (why: HandOverReason) => void;
   /** WebM bytes written to the decoder, in stream order (see `SessionAudioDecoderEvents.webmWritten`). */
   webmWritten: (bytes: Buffer, startsRecording: boolean, durationMs: number | undefined) => void;
   /** The decoder refused a chunk up front (no header, bad WAV, backlog full, ...); `pushAudio` rejects with it too. */
@@ -632,11 +638,19 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     return this.handOverBegun;
   }
 
-  /** Starts a hand-over: clients are told to reconnect and resume (WebSocket `reconnect`). */
-  beginHandOver(): void {
+  /**
+   * Starts a hand-over: on a redeploy clients are told to reconnect and resume (WebSocket `reconnect`); when the
+   * client resumed the session on another instance, this instance's sockets let go of it (`session_detached`).
+   */
+  beginHandOver(why: HandOverReason = 'redeploy'): void {
     if (this.handOverBegun || this.endInfo) return;
     this.handOverBegun = true;
-    this.emit('handingOver');
+    this.emit('handingOver', why);
+  }
+
+  /** A hand-over that could not complete (the record could not be released): the session goes on here. */
+  cancelHandOver(): void {
+    this.handOverBegun = false;
   }
 
   /** Audio decoded and not (yet) handed to the upstream nor cut (framed, paced, waiting for a connection), ms. */

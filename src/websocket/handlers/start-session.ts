@@ -28,10 +28,12 @@ export const startSession: MessageHandler<'start_session'> = async (ctx, owner, 
     return;
   }
   if (msg.resume) {
-    // Here, or (cluster mode) taken over from an instance that died or handed it over in a rolling deploy.
+    // Here, or (cluster mode) taken over from an instance that died or handed it over in a rolling deploy, or
+    // handed over by the live instance serving it (the client's socket there died, or it opened this one: the
+    // newest socket wins, as on one instance).
     let found: LiveSession | undefined;
     try {
-      found = await service.locate(owner, sessionId);
+      found = await service.locate(owner, sessionId, { fromLiveOwner: true });
     } catch (err) {
       ctx.reportError(err, sessionId);
       return;
