@@ -473,6 +473,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
           // Someone took it over (we were thought dead): the session is theirs now; stop serving it here.
           this.log.warn({ sessionId: e.ref.sessionId }, 'session record owned elsewhere now; ending the local copy');
           e.detached = true;
+          e.session.markMovedAway();
           e.session.end('replaced', 'The session moved to another instance');
         } else if (r === 'gone') {
           e.needsRestore = true;

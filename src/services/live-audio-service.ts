@@ -308,6 +308,8 @@ export class LiveAudioService {
     });
     const archive = this.o.archive;
     session.on('ended', (info) => {
+      // Handed over or moved: the session goes on elsewhere; where it really ends, it is archived (once).
+      if (session.continuesElsewhere) return;
       void archive?.sessionEnded(conversation, {
         sessionId: params.sessionId,
         owner: params.owner,

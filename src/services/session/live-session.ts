@@ -630,12 +630,27 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   }
 
   private handOverBegun = false;
+  private movedAway = false;
   /** Audio in the WebM written to the decoder so far (accepted, maybe not decoded yet), ms. */
   private webmWrittenMs = 0;
 
   /** The session is being handed to another instance (it ends here with `handed_over` once its audio is out). */
   get handingOver(): boolean {
     return this.handOverBegun;
+  }
+
+  /**
+   * The session goes on on another instance (handed over in a rolling deploy, or its record taken over by another
+   * instance): ending this copy does not end the session, so nothing is archived for it here (no transcript, no
+   * `session.ended`: the instance where it really ends sends the one delivery, with the usage of every owner).
+   */
+  get continuesElsewhere(): boolean {
+    return this.movedAway || this.endInfo?.reason === 'handed_over';
+  }
+
+  /** Cluster mode: the session's record is owned elsewhere now; call before ending this copy. */
+  markMovedAway(): void {
+    this.movedAway = true;
   }
 
   /** Starts a hand-over: clients are told to reconnect and resume (WebSocket `reconnect`). */
