@@ -9,13 +9,11 @@
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
-import { RedisConnection, SessionRecordStore } from '../../src/cluster';
 import type { StoredTurn } from '../../src/cluster/cluster-sessions';
 import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API } from '../helpers/frontend-client';
-import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { clusterWithWebhooksForFile, FAST_HEARTBEATS, sessionEndedOf, until as untilDefined } from '../helpers/cluster';
 import { prng } from '../ops/helpers';
-import { startReceiver } from '../webhook/receiver';
 
 jest.setTimeout(180_000);
 
@@ -23,47 +21,12 @@ const rec = loadRecording('chromium-long-22s');
 const SECRET = 'whsec-handover-0123456789abcdef';
 const SEED = Number(process.env.TEST_SEED ?? Date.now() % 100_000);
 
-let cluster: TestCluster;
-let redis: RedisConnection;
-let records: SessionRecordStore;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
+const file = clusterWithWebhooksForFile(SECRET, { instances: 2, nginx: false, env: { ...FAST_HEARTBEATS, LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '1000' } });
+const { cluster } = file;
 
-beforeAll(async () => {
-  rx = await startReceiver(SECRET, (_n, _req, res) => res.writeHead(204).end());
-  cluster = await startCluster({
-    instances: 2,
-    nginx: false,
-    env: {
-      LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300',
-      LIVE_AUDIO_MISSED_HEARTBEATS: '3',
-      LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '1000',
-      LIVE_AUDIO_WEBHOOK_URL: rx.url,
-      LIVE_AUDIO_WEBHOOK_SECRET: SECRET,
-    },
-  });
-  cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Understood.' } }));
-  redis = new RedisConnection({ url: cluster.redis.url });
-  redis.start();
-  await redis.waitUntilConnected(5000);
-  records = new SessionRecordStore({ connection: redis, liveness: { heartbeatKey: (id) => redis.key('instance', id) } });
-}, 180_000);
+beforeAll(() => cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: 'Understood.' } })));
 
-afterAll(async () => {
-  await redis?.close();
-  await rx?.stop();
-  if (!cluster) return;
-  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
-});
-
-async function until<T>(f: () => Promise<T | undefined> | T | undefined, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (seed ${SEED})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(f: () => Promise<T | undefined> | T | undefined, ms: number, what: string) => untilDefined(f, ms, `${what} (seed ${SEED})`);
 
 interface EndedEvent {
   type: string;
@@ -78,7 +41,7 @@ it(`SIGTERM of the owner mid-session, ended on the new owner: one session.ended,
   const ref = { principal: 'key:alice', sessionId };
   const connsBefore = cluster.emulator.connections.length;
   expect((await request(owner.advertiseUrl).post(`${API}/session/start`).set(headers).send({ session_id: sessionId, response_modality: 'text' })).status).toBe(200);
-  const created = (await records.get(ref))!;
+  const created = (await file.records.get(ref))!;
   const post = (url: string, i: number) =>
     request(url).post(`${API}/transcribe`).set(headers).send({ session_id: sessionId, audio_data: rec.chunks[i].toString('base64'), format: 'webm' });
 
@@ -91,16 +54,16 @@ it(`SIGTERM of the owner mid-session, ended on the new owner: one session.ended,
   const first = () => cluster.emulator.connections[connsBefore];
   await until(() => (first().turns >= 1 ? true : undefined), 20_000, 'a turn on the first owner');
   await until(async () => {
-    const turn = (await records.get(ref))?.turn as StoredTurn | undefined;
+    const turn = (await file.records.get(ref))?.turn as StoredTurn | undefined;
     return turn?.usage?.tokens.reports === first().usage.messages ? true : undefined;
   }, 10_000, "the first owner's usage in the record");
 
   // Rolling deploy: SIGTERM; the session is handed over (released for any instance), the process exits cleanly.
   await owner.server.stop(30_000);
   expect((await owner.server.exited).code).toBe(0);
-  const hooksOf = () => rx.received.filter((r) => r.verified).map((r) => JSON.parse(r.body) as EndedEvent).filter((e) => e.data.session_id === sessionId);
+  const hooksOf = () => sessionEndedOf<EndedEvent>(file.receiver, sessionId);
   expect(hooksOf()).toEqual([]); // the instance that handed it over sent nothing: the session did not end
-  expect((await records.get(ref))!).toMatchObject({ status: 'live', owner: '' });
+  expect((await file.records.get(ref))!).toMatchObject({ status: 'live', owner: '' });
 
   // The frontend goes on: the next chunks take it over on the heir; then the client ends it there.
   for (let i = SPLIT; i < rec.chunks.length; i++) {
@@ -125,7 +88,7 @@ it(`SIGTERM of the owner mid-session, ended on the new owner: one session.ended,
   // One delivery, from the heir, when it ended, with both owners' usage.
   await until(() => (hooksOf().length > 0 ? true : undefined), 15_000, 'the session.ended webhook');
   await new Promise((r) => setTimeout(r, 1000));
-  expect(rx.received.filter((r) => !r.verified)).toEqual([]);
+  expect(file.receiver.received.filter((r) => !r.verified)).toEqual([]);
   const hooks = hooksOf();
   const e = emulator();
   console.log(
