@@ -51,6 +51,8 @@ export interface StoredTurn {
   handovers: number;
   /** What the session used so far (tokens, audio seconds, turns), every owner together: status from any instance. */
   usage?: ConversationUsage;
+  /** The client's last activity (ms since the epoch): a new owner's idle timer counts from it, not from the takeover. */
+  lastActivityAt?: number;
 }
 
 /** One session this instance serves, and what it last wrote to its record. */
@@ -72,6 +74,8 @@ interface Entry {
   toolsVersion: number;
   /** The transcript's `boundaryVersion` last written beside the record (-1: write it on the next write). */
   transcriptVersion: number;
+  /** The client activity time last written (the record follows it, see `StoredTurn.lastActivityAt`). */
+  activityWritten: number;
 }
 
 export type ClusterSessionsEvents = {
@@ -343,6 +347,8 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       session = await this.o.service().adoptSession({ params, setup: setup.effective, echo: setup.echo }, rec.resumptionHandle, {
         ...(transcript ? { transcript } : {}),
         ...(turn.usage ? { usage: turn.usage } : {}),
+        // The original max age and the client's last activity: a takeover neither extends nor refreshes them.
+        clock: { startedAt: rec.createdAt, expiresAt: rec.expiresAt, lastActivityAt: msOf(turn.lastActivityAt ?? rec.createdAt) },
       });
     } catch (err) {
       // Give it back for the next call to try again (released: anyone may take it).
@@ -431,6 +437,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       needsRestore: false,
       toolsVersion: -1,
       transcriptVersion: -1,
+      activityWritten: 0,
     };
     this.entries.set(key, e);
     session.on('webmWritten', (bytes, startsRecording) => {
@@ -446,7 +453,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     // is counted from a recent state (the cost: one small write per session per interval, only while it streams).
     // The transcript's copy is rewritten at turn boundaries (a usage report follows its turn's end: caught here).
     const refresh = setInterval(() => {
-      if (e.session.pendingAudioMs() > 0 || transcriptChanged(e)) this.touch(e);
+      if (e.session.pendingAudioMs() > 0 || transcriptChanged(e) || e.session.lastActivity.getTime() !== e.activityWritten) this.touch(e);
     }, RECORD_REFRESH_MS);
     refresh.unref();
     session.once('ended', (info) => {
@@ -478,6 +485,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       takeovers: e.base.takeovers,
       handovers: e.base.handovers,
       ...(e.session.conversation ? { usage: e.session.conversation.usage() } : {}),
+      lastActivityAt: e.session.lastActivity.getTime(),
     };
   }
 
@@ -492,6 +500,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         const conversation = e.session.conversation;
         const version = conversation?.transcript.boundaryVersion ?? -1;
         const transcript = conversation && transcriptChanged(e) ? storedTranscriptOf(e.session) : undefined;
+        e.activityWritten = e.session.lastActivity.getTime();
         const r = await this.o.node.records.update(e.ref, e.holder, {
           ...(transcript ? { transcript } : {}),
           turn: this.turnOf(e),
@@ -507,6 +516,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
           // Someone took it over (we were thought dead): the session is theirs now; stop serving it here.
           this.log.warn({ sessionId: e.ref.sessionId }, 'session record owned elsewhere now; ending the local copy');
           e.detached = true;
+          e.session.markMovedAway();
           e.session.end('replaced', 'The session moved to another instance');
         } else if (r === 'gone') {
           e.needsRestore = true;

@@ -58,7 +58,7 @@ export function liveStatusOf(rec: SessionRecord) {
     startTime: new Date(rec.createdAt).toISOString(),
     expiresAt: new Date(rec.expiresAt).toISOString(),
     idleExpiresAt: new Date(rec.expiresAt).toISOString(),
-    lastActivity: new Date(rec.updatedAt).toISOString(),
+    lastActivity: new Date((rec.turn as StoredTurn | undefined)?.lastActivityAt ?? rec.updatedAt).toISOString(),
     model: setup.model ?? null,
     responseModality: setup.responseModality ?? 'text',
     transport: setup.transport ?? 'rest',

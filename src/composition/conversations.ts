@@ -26,7 +26,7 @@ export function buildConversations(config: AppConfig, logger: Logger, metrics: M
     log: logger,
   });
   const usage = new UsageMeter({
-    store: cluster ? new RedisUsageStore({ connection: cluster.connection }) : new MemoryUsageStore(),
+    store: cluster ? new RedisUsageStore({ connection: cluster.connection, writer: cluster.id }) : new MemoryUsageStore(),
     metrics: new UsageMetrics(metrics.registry),
     budget: { serverDailyTokens: config.conversations.maxTokensPerDay },
   });

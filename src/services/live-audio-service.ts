@@ -13,6 +13,9 @@ import type { SessionConversationOptions } from './conversation/session-conversa
 
 /** What a session continued from another instance brings along (its transcript and usage so far). */
 export type ConversationPrior = NonNullable<SessionConversationOptions['prior']>;
+
+/** What a session continued from another instance brings: its conversation so far and its original clock. */
+export type AdoptedPrior = ConversationPrior & { clock?: SessionClock };
 import { greetingToSend, toModelSessionConfig } from './session-setup/build-live-connect-config';
 import type { PreparedSession, SessionPlanner, StartSessionInput } from './session-setup/session-planner';
 import type { SetupEcho } from './session-setup/effective-setup';
@@ -26,6 +29,7 @@ import {
   type AudioPacing,
   type LiveSessionEvents,
   type SessionEndInfo,
+  type SessionClock,
   type SessionEndReason,
 } from './session/live-session';
 import { endedSessionError } from './session/ended-session-error';
@@ -255,11 +259,12 @@ export class LiveAudioService {
    * connection resumed with `resumptionHandle` (the model keeps the conversation; no greeting), in this process's
    * registry, with the effective setup the session started with.
    */
-  adoptSession(p: PreparedSession, resumptionHandle: string | undefined, prior?: ConversationPrior): Promise<LiveSession> {
+  adoptSession(p: PreparedSession, resumptionHandle: string | undefined, prior?: AdoptedPrior): Promise<LiveSession> {
     return this.o.registry.start(p.params.owner, p.params.sessionId, () => this.createSession(p, resumptionHandle, prior));
   }
 
-  private async createSession(p: PreparedSession, resumptionHandle?: string, prior?: ConversationPrior): Promise<LiveSession> {
+  private async createSession(p: PreparedSession, resumptionHandle?: string, adopted?: AdoptedPrior): Promise<LiveSession> {
+    const { clock, ...prior } = adopted ?? {};
     const { params, setup, echo } = p;
     const log = this.o.logger.child({ sessionId: params.sessionId });
     const upstream = new ResilientUpstream(
@@ -291,7 +296,7 @@ export class LiveAudioService {
       onBudgetSpent: (message) => session.end('token_budget_exhausted', message),
       logger: this.o.logger,
       transcriptBudget: this.transcriptBudget,
-      ...(prior ? { prior } : {}),
+      ...(adopted ? { prior } : {}),
     });
     // Listening before the held events are delivered (LiveSession starts the delivery).
     conversation.attach(upstream);
@@ -300,6 +305,7 @@ export class LiveAudioService {
       upstream,
       maxAgeMs: this.o.sessionMaxAgeMs,
       idleTimeoutMs: this.o.idleTimeoutMs,
+      ...(clock ? { clock } : {}),
       logger: this.o.logger,
       logTranscripts: this.o.logTranscripts,
       onRelayLatency: this.o.onRelayLatency,
@@ -314,6 +320,8 @@ export class LiveAudioService {
     });
     const archive = this.o.archive;
     session.on('ended', (info) => {
+      // Handed over or moved: the session goes on elsewhere; where it really ends, it is archived (once).
+      if (session.continuesElsewhere) return;
       void archive?.sessionEnded(conversation, {
         sessionId: params.sessionId,
         owner: params.owner,

@@ -10,13 +10,11 @@
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
-import { RedisConnection, SessionRecordStore } from '../../src/cluster';
 import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API } from '../helpers/frontend-client';
-import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { clusterWithWebhooksForFile, FAST_HEARTBEATS, sessionEndedOf, until as untilDefined } from '../helpers/cluster';
 import { prng } from '../ops/helpers';
 import { connect, wsUrl } from '../helpers/ws-test-client';
-import { startReceiver } from '../webhook/receiver';
 
 jest.setTimeout(120_000);
 
@@ -25,47 +23,12 @@ const REPLY = 'Noted.';
 const SECRET = 'whsec-cluster-end-0123456789abcdef';
 const SEED = Number(process.env.TEST_SEED ?? Date.now() % 100_000);
 
-let cluster: TestCluster;
-let redis: RedisConnection;
-let records: SessionRecordStore;
-let rx: Awaited<ReturnType<typeof startReceiver>>;
+const file = clusterWithWebhooksForFile(SECRET, { instances: 3, nginx: false, env: { ...FAST_HEARTBEATS, LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '1000' } });
+const { cluster } = file;
 
-beforeAll(async () => {
-  rx = await startReceiver(SECRET, (_n, _req, res) => res.writeHead(204).end());
-  cluster = await startCluster({
-    instances: 3,
-    nginx: false,
-    env: {
-      LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300',
-      LIVE_AUDIO_MISSED_HEARTBEATS: '3',
-      LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '1000',
-      LIVE_AUDIO_WEBHOOK_URL: rx.url,
-      LIVE_AUDIO_WEBHOOK_SECRET: SECRET,
-    },
-  });
-  cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: REPLY } }));
-  redis = new RedisConnection({ url: cluster.redis.url });
-  redis.start();
-  await redis.waitUntilConnected(5000);
-  records = new SessionRecordStore({ connection: redis, liveness: { heartbeatKey: (id) => redis.key('instance', id) } });
-}, 120_000);
+beforeAll(() => cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: REPLY } })));
 
-afterAll(async () => {
-  await redis?.close();
-  await rx?.stop();
-  if (!cluster) return;
-  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
-});
-
-async function until<T>(f: () => Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (seed ${SEED})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const until = <T>(f: () => Promise<T | undefined>, ms: number, what: string) => untilDefined(f, ms, `${what} (seed ${SEED})`);
 
 it(`a dead owner's session is ended from its record on any instance, over REST and WebSocket, without an upstream (seed ${SEED})`, async () => {
   const rnd = prng(SEED);
@@ -80,19 +43,19 @@ it(`a dead owner's session is ended from its record on any instance, over REST a
       expect(r.status).toBe(200);
       await new Promise((res) => setTimeout(res, 50 + rnd() * 100));
     }
-    await until(async () => ((await records.getTranscript({ principal: 'key:alice', sessionId: id }))?.turns.some((t) => t.replyText.includes(REPLY) && t.endedAt !== null) ? true : undefined), 20_000, `a stored turn of ${id}`);
+    await until(async () => ((await file.records.getTranscript({ principal: 'key:alice', sessionId: id }))?.turns.some((t) => t.replyText.includes(REPLY) && t.endedAt !== null) ? true : undefined), 20_000, `a stored turn of ${id}`);
   }
   owner.server.child.kill('SIGKILL');
   await owner.server.exited;
   const conns = cluster.emulator.connections.length;
 
   // Bob ending alice's session id: exactly an unknown id, and nothing ends (wait until the owner counts as dead).
-  await until(async () => ((await redis.run((cl) => cl.exists(redis.key('instance', owner.id)))) === 0 ? true : undefined), 5000, 'the owner to count as dead');
+  await until(async () => ((await file.redis.run((cl) => cl.exists(file.redis.key('instance', owner.id)))) === 0 ? true : undefined), 5000, 'the owner to count as dead');
   const bob = await request(other.advertiseUrl).post(`${API}/session/end`).set({ 'X-API-Key': cluster.keys.bob }).send({ session_id: ids[0] });
   const bobNever = await request(other.advertiseUrl).post(`${API}/session/end`).set({ 'X-API-Key': cluster.keys.bob }).send({ session_id: `never_${SEED}` });
   expect(bob.status).toBe(bobNever.status);
   expect(bob.body.data).toEqual({ ...bobNever.body.data, sessionId: ids[0] });
-  expect((await records.get({ principal: 'key:alice', sessionId: ids[0] }))!.status).toBe('live');
+  expect((await file.records.get({ principal: 'key:alice', sessionId: ids[0] }))!.status).toBe('live');
 
   // Alice ends it on another instance: ended from the record, no upstream opened.
   const end = await request(other.advertiseUrl).post(`${API}/session/end`).set(alice).send({ session_id: ids[0] });
@@ -100,7 +63,7 @@ it(`a dead owner's session is ended from its record on any instance, over REST a
   expect(end.body.data).toMatchObject({ sessionId: ids[0], status: 'ended', reason: 'client_end' });
   expect(end.body.data.alreadyEnded).toBeUndefined();
   expect(cluster.emulator.connections.length).toBe(conns);
-  const tomb = await records.get({ principal: 'key:alice', sessionId: ids[0] });
+  const tomb = await file.records.get({ principal: 'key:alice', sessionId: ids[0] });
   expect(tomb).toMatchObject({ status: 'ended', endReason: 'client_end' });
   expect(tomb!.owner).toBe(other.id);
 
@@ -125,11 +88,11 @@ it(`a dead owner's session is ended from its record on any instance, over REST a
   expect(again.body.data).toMatchObject({ sessionId: ids[0], status: 'ended', alreadyEnded: true });
 
   // The webhook: one signed session.ended for it, with its transcript.
-  const hooks = () => rx.received.filter((r) => r.verified && (JSON.parse(r.body) as { data: { session_id: string } }).data.session_id === ids[0]);
+  const hooks = () => sessionEndedOf<{ type: string; data: { session_id: string; reason: string; transcript: { turns: unknown[] } } }>(file.receiver, ids[0]);
   await until(async () => (hooks().length > 0 ? true : undefined), 10_000, 'the session.ended webhook');
   await new Promise((r) => setTimeout(r, 500));
   expect(hooks()).toHaveLength(1);
-  const event = JSON.parse(hooks()[0].body) as { type: string; data: { reason: string; transcript: { turns: unknown[] } } };
+  const event = hooks()[0];
   expect(event).toMatchObject({ type: 'session.ended', data: { reason: 'client_end' } });
   expect(event.data.transcript.turns.length).toBeGreaterThan(0);
 
@@ -140,5 +103,5 @@ it(`a dead owner's session is ended from its record on any instance, over REST a
   expect(ended).toMatchObject({ type: 'session_ended', data: { sessionId: ids[1], status: 'ended', reason: 'client_end' } });
   await ws.close();
   expect(cluster.emulator.connections.length).toBe(conns);
-  expect(await records.get({ principal: 'key:alice', sessionId: ids[1] })).toMatchObject({ status: 'ended', endReason: 'client_end' });
+  expect(await file.records.get({ principal: 'key:alice', sessionId: ids[1] })).toMatchObject({ status: 'ended', endReason: 'client_end' });
 });

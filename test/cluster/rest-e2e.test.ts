@@ -12,7 +12,7 @@ import { scriptedScenario } from '../../src/emulator';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend, LIVE_AUDIO_API as API } from '../helpers/frontend-client';
-import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { clusterForFile, keyHeaders, upstreamPortOf } from '../helpers/cluster';
 
 jest.setTimeout(180_000);
 
@@ -21,32 +21,22 @@ const reference = referenceDecode(Buffer.concat(rec.chunks));
 const REPLY = 'Nice to meet you. Let us begin.';
 const CHUNK_GAP_MS = 250;
 
-let cluster: TestCluster;
-const json = { 'Content-Type': 'application/json' };
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    instances: 2,
-    nginx: true,
-    env: {
-      LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300',
-      LIVE_AUDIO_MAX_SESSIONS_PER_USER: '2',
-      LIVE_AUDIO_MAX_SESSION_CREATES_PER_MINUTE: '6',
-      LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '2000',
-      LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '1000',
-    },
-  });
-  cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: REPLY } }));
-}, 180_000);
-
-afterAll(async () => {
-  if (!cluster) return;
-  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
+const { cluster } = clusterForFile({
+  instances: 2,
+  nginx: true,
+  env: {
+    LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300',
+    LIVE_AUDIO_MAX_SESSIONS_PER_USER: '2',
+    LIVE_AUDIO_MAX_SESSION_CREATES_PER_MINUTE: '6',
+    LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '2000',
+    LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '1000',
+  },
 });
+const json = { 'Content-Type': 'application/json' };
+const { alice, bob } = keyHeaders(cluster);
+const portOf = upstreamPortOf;
 
-const alice = () => ({ ...json, 'X-API-Key': cluster.keys.alice });
-const bob = () => ({ ...json, 'X-API-Key': cluster.keys.bob });
-const portOf = (upstream: string) => Number(upstream.split(',').pop()!.trim().split(':').pop());
+beforeAll(() => cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: REPLY } })));
 
 async function settledAccessLog(count: number) {
   const deadline = Date.now() + 5000;

@@ -9,12 +9,11 @@
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
-import { RedisConnection, SessionRecordStore } from '../../src/cluster';
 import { webmPrimingBytes, WebmResumeTracker } from '../../src/services/audio/webm-resume';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API } from '../helpers/frontend-client';
-import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { clusterForFile, FAST_HEARTBEATS } from '../helpers/cluster';
 import { prng } from '../ops/helpers';
 import { connect, type WsTestClient, wsUrl } from '../helpers/ws-test-client';
 
@@ -25,39 +24,22 @@ const REPLY = 'Still here. Go on.';
 const SEED = Number(process.env.TEST_SEED ?? Date.now() % 100_000);
 const BYTES_PER_MS = 32;
 
-let cluster: TestCluster;
-let redis: RedisConnection;
-let records: SessionRecordStore;
+const file = clusterForFile({ instances: 3, nginx: true, env: { ...FAST_HEARTBEATS, LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '1000' } });
+const { cluster } = file;
 
-beforeAll(async () => {
-  cluster = await startCluster({
-    instances: 3,
-    nginx: true,
-    env: { LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300', LIVE_AUDIO_MISSED_HEARTBEATS: '3', LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '1000' },
-  });
-  cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: REPLY } }));
-  redis = new RedisConnection({ url: cluster.redis.url });
-  redis.start();
-  await redis.waitUntilConnected(5000);
-  records = new SessionRecordStore({ connection: redis, liveness: { heartbeatKey: (id) => redis.key('instance', id) } });
-}, 180_000);
+beforeAll(() => cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: REPLY } })));
 
 /** The session's record once it holds a resumption handle (polled up to 10 s; the record as it is then). */
 async function storedHandle(sessionId: string) {
   const deadline = Date.now() + 10_000;
-  let rec = await records.get({ principal: 'key:alice', sessionId });
+  let rec = await file.records.get({ principal: 'key:alice', sessionId });
   while (!rec?.resumptionHandle && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 50));
-    rec = await records.get({ principal: 'key:alice', sessionId });
+    rec = await file.records.get({ principal: 'key:alice', sessionId });
   }
   return rec!;
 }
 
-afterAll(async () => {
-  await redis?.close();
-  if (!cluster) return;
-  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
-});
 
 it(`kill -9 of the owner mid-recording: the next chunk on another instance takes over, resumed with the handle, and the rest of the recording arrives (seed ${SEED})`, async () => {
   const rnd = prng(SEED);
@@ -67,7 +49,7 @@ it(`kill -9 of the owner mid-recording: the next chunk on another instance takes
   const connsBefore = cluster.emulator.connections.length;
   const start = await request(cluster.url).post(`${API}/session/start`).set(headers).send({ session_id: sessionId, response_modality: 'text' });
   expect(start.status).toBe(200);
-  const before = await records.get({ principal: 'key:alice', sessionId });
+  const before = await file.records.get({ principal: 'key:alice', sessionId });
   const ownerId = before!.owner;
   const owner = cluster.instances.find((i) => i.id === ownerId)!;
   expect(owner).toBeDefined();
@@ -104,7 +86,7 @@ it(`kill -9 of the owner mid-recording: the next chunk on another instance takes
       expect(st.body.data).toMatchObject({ sessionId, status: 'active', upstream: { state: 'detached', hasResumptionHandle: true }, ownerAvailable: false });
       expect(st.body.data.setup).toMatchObject({ model: expect.any(String) });
       expect(cluster.emulator.connections.length).toBe(conns);
-      expect((await records.get({ principal: 'key:alice', sessionId }))!.owner).toBe(ownerId);
+      expect((await file.records.get({ principal: 'key:alice', sessionId }))!.owner).toBe(ownerId);
     }
     const t0 = performance.now();
     pending.push(
@@ -127,7 +109,7 @@ it(`kill -9 of the owner mid-recording: the next chunk on another instance takes
   console.log(`seed ${SEED}: killed ${ownerId} before chunk ${KILL_BEFORE}; first call after the kill answered in ${firstAfter.ms.toFixed(0)} ms (dead after ${300 * 3} ms of missed heartbeats)`);
 
   // Taken over by a live instance, resumed with the stored handle (the emulator saw the resume).
-  const rec2 = await records.get({ principal: 'key:alice', sessionId });
+  const rec2 = await file.records.get({ principal: 'key:alice', sessionId });
   expect(rec2).toMatchObject({ status: 'live', takeovers: 1 });
   expect(rec2!.owner).not.toBe(ownerId);
   const newConns = cluster.emulator.connections.slice(connsBefore + 1);

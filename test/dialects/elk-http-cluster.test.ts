@@ -10,11 +10,9 @@
  * change nothing; forged instance-to-instance headers are refused; the cluster secret is in no log.
  */
 import request from 'supertest';
-import { RedisConnection } from '../../src/cluster/redis-connection';
-import { SessionRecordStore } from '../../src/cluster/session-records';
 import { scriptedScenario } from '../../src/emulator';
 import { loadRecording } from '../helpers/fixtures';
-import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { clusterForFile, keyHeaders, upstreamPortOf } from '../helpers/cluster';
 import { prng } from '../ops/helpers';
 import { connect, dialectUrl, pcmChunks, recordingAsPcm, runSeed, sleep, type WsTestClient } from './dialect-helpers';
 
@@ -26,32 +24,25 @@ const REPLY = 'Thanks, that was a thorough answer. Next question.';
 const ELK = '/api/ai/gemini';
 const json = { 'Content-Type': 'application/json' };
 
-let cluster: TestCluster;
-const sockets: WsTestClient[] = [];
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    instances: 2,
-    nginx: true,
-    env: {
-      LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300',
-      LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '2000',
-      LIVE_AUDIO_MAX_AUDIO_SECONDS_PER_MINUTE: '600',
-      // Shorter than a slow reply (below): a forwarded conversation call must still wait for the owner's answer.
-      LIVE_AUDIO_FORWARD_TIMEOUT_MS: '4000',
-    },
-  });
-}, 180_000);
-
-afterAll(async () => {
-  for (const s of sockets.splice(0)) s.close();
-  if (!cluster) return;
-  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
+const file = clusterForFile({
+  instances: 2,
+  nginx: true,
+  env: {
+    LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300',
+    LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '2000',
+    LIVE_AUDIO_MAX_AUDIO_SECONDS_PER_MINUTE: '600',
+    // Shorter than a slow reply (below): a forwarded conversation call must still wait for the owner's answer.
+    LIVE_AUDIO_FORWARD_TIMEOUT_MS: '4000',
+  },
 });
+const { cluster } = file;
+const sockets: WsTestClient[] = [];
+const { alice, bob } = keyHeaders(cluster);
+const portOf = upstreamPortOf;
 
-const alice = () => ({ ...json, 'X-API-Key': cluster.keys.alice });
-const bob = () => ({ ...json, 'X-API-Key': cluster.keys.bob });
-const portOf = (upstream: string) => Number(upstream.split(',').pop()!.trim().split(':').pop());
+afterAll(() => {
+  for (const s of sockets.splice(0)) s.close();
+});
 
 async function openElk(baseUrl: string, token: string): Promise<WsTestClient> {
   const c = await connect(dialectUrl(baseUrl, `${ELK}/realtime`, token));
@@ -217,17 +208,9 @@ it('kill -9 of the owner: the next conversation call on the survivor takes the E
   expect(first.body).toMatchObject({ success: true, sessionId, response: 'First answer.' });
   const conns = cluster.emulator.connections.length;
   // Wait until the owner has stored the handle in the session's record (as a takeover needs).
-  const redis = new RedisConnection({ url: cluster.redis.url });
-  redis.start();
-  try {
-    await redis.waitUntilConnected(5000);
-    const records = new SessionRecordStore({ connection: redis, liveness: { heartbeatKey: (id) => redis.key('instance', id) } });
-    const deadline = Date.now() + 10_000;
-    while (!(await records.get({ principal: 'key:alice', sessionId }))?.resumptionHandle && Date.now() < deadline) await sleep(50);
-    expect((await records.get({ principal: 'key:alice', sessionId }))?.resumptionHandle).toBeDefined();
-  } finally {
-    await redis.close();
-  }
+  const deadline = Date.now() + 10_000;
+  while (!(await file.records.get({ principal: 'key:alice', sessionId }))?.resumptionHandle && Date.now() < deadline) await sleep(50);
+  expect((await file.records.get({ principal: 'key:alice', sessionId }))?.resumptionHandle).toBeDefined();
   owner.server.child.kill('SIGKILL');
   cluster.emulator.setScenario(scriptedScenario([{ userTranscript: '', reply: 'Second answer, after the move.' }]));
   const t0 = performance.now();

@@ -13,9 +13,8 @@
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
-import { RedisConnection, SessionRecordStore } from '../../src/cluster';
 import { parseStoredToolCalls } from '../../src/cluster/stored-tool-calls';
-import { startCluster, type ClusterInstance, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { clusterForFile, type ClusterInstance, FAST_HEARTBEATS, until as untilDefined } from '../helpers/cluster';
 import { prng } from '../ops/helpers';
 import { connectAuthed } from '../helpers/ws-test-client';
 import { API, GET_TIME, speechPcm, suiteSeed, withSeed } from './helpers';
@@ -25,39 +24,17 @@ jest.setTimeout(180_000);
 const SEED = suiteSeed();
 const TOOL_TURN = { userTranscript: 'what time is it', reply: 'The time is', toolCalls: [{ name: 'get_time', args: { city: 'Oslo' } }] };
 
-let cluster: TestCluster;
-let redis: RedisConnection;
-let records: SessionRecordStore;
-
-beforeAll(async () => {
-  cluster = await startCluster({
-    instances: 3,
-    nginx: false,
-    env: { LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300', LIVE_AUDIO_MISSED_HEARTBEATS: '3', LIVE_AUDIO_TOOL_TIMEOUT_MS: '60000', LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '300' },
-  });
-  redis = new RedisConnection({ url: cluster.redis.url });
-  redis.start();
-  await redis.waitUntilConnected(5000);
-  records = new SessionRecordStore({ connection: redis, liveness: { heartbeatKey: (id) => redis.key('instance', id) } });
-}, 180_000);
-
-afterAll(async () => {
-  await redis?.close();
-  if (!cluster) return;
-  expect(await stopClusterLeavingNone(cluster)).toEqual([]);
+const file = clusterForFile({
+  instances: 3,
+  nginx: false,
+  env: { ...FAST_HEARTBEATS, LIVE_AUDIO_TOOL_TIMEOUT_MS: '60000', LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '300' },
 });
+const { cluster } = file;
 
 const headers = (key: string) => ({ 'Content-Type': 'application/json', 'X-API-Key': key });
 
-async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** Polls `f` until it answers (15 s unless told); the tests run inside `withSeed`, which names the seed on failure. */
+const until = <T>(what: string, f: () => Promise<T | undefined>, ms = 15_000): Promise<T> => untilDefined(f, ms, what);
 
 /** One spoken turn posted like a client: speech then silence as 16 kHz PCM, in a few jittered pieces. */
 async function speak(inst: ClusterInstance, sessionId: string, rnd: () => number): Promise<void> {
@@ -95,7 +72,7 @@ async function sessionWithPendingCall(inst: ClusterInstance, sessionId: string, 
   const id = listed[0]!.id;
   // The owner wrote it into the session's record (what a takeover restores).
   await until('the call in the record', async () => {
-    const rec = await records.get({ principal: 'key:alice', sessionId });
+    const rec = await file.records.get({ principal: 'key:alice', sessionId });
     return parseStoredToolCalls(rec?.tools).pending.some((c) => c.id === id) ? true : undefined;
   });
   return id;
@@ -114,7 +91,7 @@ it(`owner killed between the call and the answer, model session resumable: the a
     const sessionId = `tools_takeover_${Date.now()}`;
     const connsBefore = cluster.emulator.connections.length;
     const callId = await sessionWithPendingCall(owner, sessionId, rnd, 1);
-    const rec = await records.get({ principal: 'key:alice', sessionId });
+    const rec = await file.records.get({ principal: 'key:alice', sessionId });
     expect(rec).toMatchObject({ owner: owner.id, resumptionHandle: expect.any(String) });
     expect(parseStoredToolCalls(rec!.tools).pending).toEqual([{ id: callId, name: 'get_time', args: { city: 'Oslo' }, askedAt: expect.any(Number) }]);
 
@@ -157,7 +134,7 @@ it(`owner killed between the call and the answer, model session resumable: the a
     const again = await request(other.server.url).post(`${API}/session/tool-response`).set(headers(cluster.keys.alice)).send({ session_id: sessionId, responses: [{ id: callId, response: { output: 'again' } }] });
     expect(again.status).toBe(409);
     expect(again.body.code).toBe('TOOL_CALL_NOT_PENDING');
-    expect(parseStoredToolCalls((await records.get({ principal: 'key:alice', sessionId }))!.tools).pending).toEqual([]);
+    expect(parseStoredToolCalls((await file.records.get({ principal: 'key:alice', sessionId }))!.tools).pending).toEqual([]);
     await request(other.server.url).post(`${API}/session/end`).set(headers(cluster.keys.alice)).send({ session_id: sessionId });
   }));
 
@@ -169,7 +146,7 @@ it(`owner killed before the model session was resumable: the answer posted to an
     const sessionId = `tools_takeover_fresh_${Date.now()}`;
     const connsBefore = cluster.emulator.connections.length;
     const callId = await sessionWithPendingCall(owner, sessionId, rnd, 0);
-    expect((await records.get({ principal: 'key:alice', sessionId }))!.resumptionHandle).toBeUndefined();
+    expect((await file.records.get({ principal: 'key:alice', sessionId }))!.resumptionHandle).toBeUndefined();
     await kill(owner);
 
     const ans = await request(other.server.url).post(`${API}/session/tool-response`).set(headers(cluster.keys.alice)).send({ session_id: sessionId, responses: [{ id: callId, response: { output: 'late' } }] });
@@ -203,7 +180,7 @@ it(`WebSocket: the socket dies with its instance (kill -9) between call and answ
     const call = await first.next('tool_call', () => true, 15_000);
     const callId: string = call.calls[0].id;
     await until('the call and a handle in the record', async () => {
-      const rec = await records.get({ principal: 'key:alice', sessionId });
+      const rec = await file.records.get({ principal: 'key:alice', sessionId });
       return rec?.resumptionHandle && parseStoredToolCalls(rec.tools).pending.some((c) => c.id === callId) ? true : undefined;
     });
     await new Promise((r) => setTimeout(r, rnd() * 200));

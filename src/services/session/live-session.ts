@@ -109,6 +109,11 @@ export interface LiveSessionDeps {
   pacing?: AudioPacing;
   maxAgeMs: number;
   idleTimeoutMs: number;
+  /**
+   * A session continued from another instance (cluster takeover or hand-over) keeps its original start, deadline
+   * and last client activity: its max age counts from the original start, its idle timer from that activity.
+   */
+  clock?: SessionClock;
   /** Silence on the input for this long sends `audioStreamEnd` so the model flushes the turn. */
   streamEndGapMs?: number;
   logger: Logger;
@@ -121,6 +126,13 @@ export interface LiveSessionDeps {
   maxAudioMs?: number;
   /** Function calls: limits, and the behavior of each declared function on the session's model. */
   tools?: { limits: ToolLedgerLimits; behaviors: ReadonlyMap<string, ToolBehavior> };
+}
+
+/** When a session started, when it reaches its max age, and when its client was last active (ms since the epoch). */
+export interface SessionClock {
+  startedAt: number;
+  expiresAt: number;
+  lastActivityAt: number;
 }
 
 /** Why calls stopped waiting for the client: the model withdrew them, or a fresh upstream session never asked. */
@@ -183,9 +195,9 @@ export type LiveSessionEvents = {
  * upstream link; upstream events build the turn state that REST and WebSocket clients read.
  */
 export class LiveSession extends TypedEmitter<LiveSessionEvents> {
-  readonly startTime = new Date();
+  readonly startTime: Date;
   readonly expiresAt: Date;
-  private lastActivityAt = Date.now();
+  private lastActivityAt: number;
   private lastAudioAt = 0;
   private readonly turn: TurnTracker;
   private readonly framer: PcmFramer;
@@ -232,7 +244,10 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   ) {
     super();
     this.log = deps.logger.child({ sessionId: params.sessionId, owner: params.owner.id });
-    this.expiresAt = new Date(this.startTime.getTime() + deps.maxAgeMs);
+    const now = Date.now();
+    this.startTime = new Date(deps.clock?.startedAt ?? now);
+    this.expiresAt = new Date(deps.clock?.expiresAt ?? now + deps.maxAgeMs);
+    this.lastActivityAt = Math.min(now, deps.clock?.lastActivityAt ?? now);
     this.turn = new TurnTracker({ keepAudio: params.responseModality === 'audio' });
     const pacing = deps.pacing ?? DEFAULT_PACING;
     this.pacer = new PcmPacer(
@@ -252,7 +267,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     });
     this.wireDecoder();
     this.wireUpstream();
-    this.maxAgeTimer = setTimeout(() => this.end('expired', 'Session reached its maximum duration'), deps.maxAgeMs);
+    this.maxAgeTimer = setTimeout(() => this.end('expired', 'Session reached its maximum duration'), Math.max(0, this.expiresAt.getTime() - now));
     this.armIdleTimer();
   }
 
@@ -448,7 +463,8 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
 
   private armIdleTimer(): void {
     clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => this.end('idle_timeout', 'No audio received for too long'), this.deps.idleTimeoutMs);
+    const left = Math.max(0, this.lastActivityAt + this.deps.idleTimeoutMs - Date.now());
+    this.idleTimer = setTimeout(() => this.end('idle_timeout', 'No audio received for too long'), left);
   }
 
   /** Hands one paced frame to the upstream, within the owner's audio budget (cuts the stream when it is spent). */
@@ -630,12 +646,27 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   }
 
   private handOverBegun = false;
+  private movedAway = false;
   /** Audio in the WebM written to the decoder so far (accepted, maybe not decoded yet), ms. */
   private webmWrittenMs = 0;
 
   /** The session is being handed to another instance (it ends here with `handed_over` once its audio is out). */
   get handingOver(): boolean {
     return this.handOverBegun;
+  }
+
+  /**
+   * The session goes on on another instance (handed over in a rolling deploy, or its record taken over by another
+   * instance): ending this copy does not end the session, so nothing is archived for it here (no transcript, no
+   * `session.ended`: the instance where it really ends sends the one delivery, with the usage of every owner).
+   */
+  get continuesElsewhere(): boolean {
+    return this.movedAway || this.endInfo?.reason === 'handed_over';
+  }
+
+  /** Cluster mode: the session's record is owned elsewhere now; call before ending this copy. */
+  markMovedAway(): void {
+    this.movedAway = true;
   }
 
   /**
