@@ -162,8 +162,8 @@ export const SETTINGS = {
       LIVE_AUDIO_MAX_REALTIME_FACTOR: num('Decoded audio goes upstream at most this many times real time (a backlog catches up at that rate)', 2, 1, 100),
       LIVE_AUDIO_PACING_BURST_MS: int('Audio that may go upstream at once before pacing applies (a whole chunk decoded at once always goes at once)', 5_000, 100, 600_000),
       LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS: int(
-        'Largest upstream audio message, ms of PCM: audio decoded at the same moment goes as one message up to this size (never waiting for more; trickling audio leaves in 20 ms+ frames as it comes); 100 gives the 20-100 ms messages Google suggests for audio captured live; at most LIVE_AUDIO_PACING_BURST_MS',
-        1_000,
+        'Largest upstream audio message, ms of PCM: audio decoded at the same moment goes as one message up to this size (never waiting for more; trickling audio leaves in 20 ms+ frames as it comes). The default, 100, keeps to the 20-100 ms messages Google recommends for live audio; 1000 sends a decoded MediaRecorder second as one message (fewer sends, less CPU: see BENCHMARKS.md) but is untried against the real service; at most LIVE_AUDIO_PACING_BURST_MS',
+        100,
         20,
         60_000,
       ),

@@ -1,14 +1,14 @@
 /**
  * Upstream coalescing (issue 13): audio decoded at the same moment leaves as one upstream message of at most
- * LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS (default 1000 ms = 32,000 bytes), instead of one `realtimeInput` per 100 ms.
- * On a real spawned server process with the emulator upstream:
+ * LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS (set to 1000 ms = 32,000 bytes here; the default is 100, the size Google recommends),
+ * instead of one `realtimeInput` per 100 ms. On a real spawned server process with the emulator upstream:
  * - raw 16 kHz PCM chunks of seeded sizes, posted with seeded gaps: every byte reaches the model once, in order, in
  *   messages of 20 ms .. 1 s; a 1 s chunk is one message;
  * - a recorded Chromium WebM stream over WebSocket (real ffmpeg): all its audio arrives, no message above the bound;
  * - manual activity markers keep their place around coalesced audio;
  * - the attacker (one key holder posting the largest chunks back to back): messages stay within the bound, the
  *   pacer still holds the stream to its burst plus twice real time, /health answers, nothing is left behind;
- * - LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS=100 gives the 20-100 ms messages of before.
+ * - LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS=100 (the default) gives 20-100 ms messages.
  */
 import fs from 'node:fs';
 import request from 'supertest';
@@ -68,7 +68,7 @@ describe(`upstream coalescing on a spawned server (seed ${SEED})`, () => {
     emu.setScenario(scriptedScenario([], { fallback: { userTranscript: 'x', reply: 'OK.' } }));
     s = await spawnServer({
       geminiBaseUrl: emu.baseUrl,
-      env: { ...NO_RATE_LIMITS, LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0', LIVE_AUDIO_DECODER_POOL_SIZE: '0', LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: '100000' },
+      env: { ...NO_RATE_LIMITS, LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0', LIVE_AUDIO_DECODER_POOL_SIZE: '0', LIVE_AUDIO_MAX_MESSAGES_PER_MINUTE: '100000', LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS: '1000' },
     });
   }, 60_000);
   afterAll(async () => {

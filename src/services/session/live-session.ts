@@ -85,7 +85,7 @@ export interface AudioBudget {
 export type AudioPacing = Omit<PcmPacerOptions, 'now'> & {
   /**
    * Largest upstream audio message (ms): the framer hands on everything decoded at once in frames up to this size
-   * (LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS; default 1000; at most `burstMs`, or a frame could never get the credit).
+   * (LIVE_AUDIO_MAX_UPSTREAM_FRAME_MS; default 100; at most `burstMs`, or a frame could never get the credit).
    */
   maxFrameMs?: number;
 };
