@@ -73,19 +73,35 @@ export function childrenOf(pid: number): ProcStat[] {
   return out;
 }
 
+/**
+ * Children and grandchildren of `pid`, in one scan of /proc: the server's ffmpeg decoders are its grandchildren when
+ * its ffmpeg launcher (LIVE_AUDIO_DECODER_LAUNCHER) starts them.
+ */
+export function childrenAndGrandchildrenOf(pid: number): ProcStat[] {
+  const all: ProcStat[] = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = readStat(Number(name));
+    if (s) all.push(s);
+  }
+  const children = all.filter((s) => s.ppid === pid);
+  const childPids = new Set(children.map((c) => c.pid));
+  return [...children, ...all.filter((s) => childPids.has(s.ppid))];
+}
+
 export interface TreeSample {
   at: number;
   self: ProcStat;
   children: (ProcStat & { pssKb?: number })[];
 }
 
-/** One sample of a process and its direct children; undefined when the process is gone. */
+/** One sample of a process, its children and grandchildren (see `childrenAndGrandchildrenOf`); undefined when the process is gone. */
 export function sampleTree(pid: number, opts: { pss?: boolean } = {}): TreeSample | undefined {
   const self = readStat(pid);
   if (!self) return undefined;
   const rss = readRssKb(pid);
   if (rss !== undefined) self.rssKb = rss;
-  const children = childrenOf(pid).map((c) => {
+  const children = childrenAndGrandchildrenOf(pid).map((c) => {
     const rssKb = readRssKb(c.pid) ?? c.rssKb;
     return opts.pss ? { ...c, rssKb, pssKb: readPssKb(c.pid) } : { ...c, rssKb };
   });
@@ -104,12 +120,13 @@ export interface CpuWindow {
 
 /**
  * CPU used between two samples. Children: reaped CPU (cutime+cstime) grew by what exited children used over their
- * whole life; the live sums at both ends remove what was used before the window.
+ * whole life; the live sums at both ends remove what was used before the window. A child's own reaped CPU counts
+ * too (the ffmpeg launcher's exited ffmpegs), its live children are in the sample.
  */
 export function cpuBetween(a: TreeSample, b: TreeSample): CpuWindow {
   const wallMs = b.at - a.at;
   const selfMs = b.self.cpuMs - a.self.cpuMs;
-  const live = (s: TreeSample) => s.children.reduce((t, c) => t + c.cpuMs, 0);
+  const live = (s: TreeSample) => s.children.reduce((t, c) => t + c.cpuMs + (c.ppid === s.self.pid ? c.reapedChildrenCpuMs : 0), 0);
   const childrenMs = b.self.reapedChildrenCpuMs - a.self.reapedChildrenCpuMs + live(b) - live(a);
   return { selfPct: (100 * selfMs) / wallMs, childrenPct: (100 * childrenMs) / wallMs, selfMs, childrenMs, wallMs };
 }
