@@ -456,7 +456,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     // is counted from a recent state (the cost: one small write per session per interval, only while it streams).
     // The transcript's copy is rewritten at turn boundaries (a usage report follows its turn's end: caught here).
     const refresh = setInterval(() => {
-      if (e.session.pendingAudioMs() > 0 || e.unsentWritten > 0 || transcriptChanged(e) || e.session.lastActivity.getTime() !== e.activityWritten) this.touch(e);
+      if (e.session.pendingAudioMs() > 0 || msOf(e.session.pendingAudioMs()) !== e.unsentWritten || transcriptChanged(e) || e.session.lastActivity.getTime() !== e.activityWritten) this.touch(e);
     }, RECORD_REFRESH_MS);
     refresh.unref();
     session.once('ended', (info) => {
