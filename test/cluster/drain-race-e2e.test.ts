@@ -61,6 +61,7 @@ describe('a forwarded call reaching an instance that does not own the session (t
     const stranger = await request(b.server.url).post(`${API}/transcribe`).set({ ...headers, [FORWARDED_BY_HEADER]: cluster.instances[0].id }).send(chunk(1));
     expect(stranger.status).toBe(403);
     expect(JSON.stringify(stranger.body)).not.toContain(cluster.secret);
+    for (const inst of cluster.instances) expect(JSON.stringify(inst.server.logLines())).not.toContain(cluster.secret);
 
     // A client's own call at B is forwarded to C and answered there (the chunk goes on in order).
     const viaB = await request(b.server.url).post(`${API}/transcribe`).set(headers).send(chunk(1));
