@@ -76,6 +76,8 @@ interface Entry {
   transcriptVersion: number;
   /** The client activity time last written (the record follows it, see `StoredTurn.lastActivityAt`). */
   activityWritten: number;
+  /** `StoredTurn.unsentMs` last written: once the backlog is out, 0 is written too (a takeover counts no stale loss). */
+  unsentWritten: number;
 }
 
 export type ClusterSessionsEvents = {
@@ -438,6 +440,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
       toolsVersion: -1,
       transcriptVersion: -1,
       activityWritten: 0,
+      unsentWritten: 0,
     };
     this.entries.set(key, e);
     session.on('webmWritten', (bytes, startsRecording) => {
@@ -453,7 +456,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
     // is counted from a recent state (the cost: one small write per session per interval, only while it streams).
     // The transcript's copy is rewritten at turn boundaries (a usage report follows its turn's end: caught here).
     const refresh = setInterval(() => {
-      if (e.session.pendingAudioMs() > 0 || transcriptChanged(e) || e.session.lastActivity.getTime() !== e.activityWritten) this.touch(e);
+      if (e.session.pendingAudioMs() > 0 || msOf(e.session.pendingAudioMs()) !== e.unsentWritten || transcriptChanged(e) || e.session.lastActivity.getTime() !== e.activityWritten) this.touch(e);
     }, RECORD_REFRESH_MS);
     refresh.unref();
     session.once('ended', (info) => {
@@ -501,9 +504,10 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         const version = conversation?.transcript.boundaryVersion ?? -1;
         const transcript = conversation && transcriptChanged(e) ? storedTranscriptOf(e.session) : undefined;
         e.activityWritten = e.session.lastActivity.getTime();
+        const turn = this.turnOf(e);
         const r = await this.o.node.records.update(e.ref, e.holder, {
           ...(transcript ? { transcript } : {}),
-          turn: this.turnOf(e),
+          turn,
           ...(toolsVersion !== e.toolsVersion ? { tools: toStoredToolCalls(e.session.tools.snapshot()) } : {}),
           ...(e.session.resumptionHandle ? { resumptionHandle: e.session.resumptionHandle } : {}),
           ...(init && !e.headerSent ? { webmHeader: init } : {}),
@@ -511,6 +515,7 @@ export class ClusterSessions extends TypedEmitter<ClusterSessionsEvents> impleme
         });
         if (init) e.headerSent = true;
         if (r === 'ok') e.toolsVersion = toolsVersion;
+        if (r === 'ok') e.unsentWritten = turn.unsentMs;
         if (r === 'ok' && transcript) e.transcriptVersion = version;
         if (r === 'not_owner') {
           // Someone took it over (we were thought dead): the session is theirs now; stop serving it here.

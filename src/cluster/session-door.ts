@@ -139,6 +139,10 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
         alive = false;
       }
     }
+    // A peer forwarded a call for a session a live third instance serves (a draining instance read the record
+    // released and sent it here while another instance took it over): never forwarded twice, and not ours to
+    // answer (no such session here: the client would see 404). "Moved": the forwarding instance looks again.
+    if (alive && isForwarded(req)) return movedAnswer(res);
     if (route === 'start') return next(); // the start replaces it (the claim takes the dead owner's record)
     // A status read of a dead owner's session answers from the record: reading it must not open an upstream.
     if (route === 'status' && !alive) return answerFromRecord(res, rec);
@@ -163,7 +167,7 @@ export function createSessionDoor(o: SessionDoorOptions): (route: DoorRoute, whe
 
     async function bringHereThenNext(): Promise<void> {
       const r = await o.sessions.bringHere(owner, sessionId);
-      if (r.aliveOwner && !isForwarded(req)) return forward(req, res, r.aliveOwner, answerWithinMs);
+      if (r.aliveOwner) return isForwarded(req) ? movedAnswer(res) : forward(req, res, r.aliveOwner, answerWithinMs);
       next();
     }
   };

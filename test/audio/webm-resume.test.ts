@@ -6,6 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { webmInitSegment, webmPrimingBytes, WebmResumeTracker } from '../../src/services/audio/webm-resume';
+import { WebmSequencer, type SequencedWrite } from '../../src/services/audio/webm/webm-sequencer';
 import { prng } from '../ops/helpers';
 import { loadRecording } from '../helpers/fixtures';
 
@@ -79,4 +80,68 @@ it.each(picks)(`taken up before chunk %i: everything after the split decodes in 
   expect(decode(rest).length).toBe(0);
   const noPending = decode(Buffer.concat([webmPrimingBytes(tracker.initSegment!, { ...point, pending: Buffer.alloc(0) }), rest]));
   expect(noPending.length).toBeLessThan(resumed.length);
+});
+
+describe('the timeline a taker-over resumes (issue 15: no "gap" and no wait after a takeover)', () => {
+  /** A sequencer as a decoder holds one: it collects its writes and its gap events; its clock is the test's. */
+  function sequencer(waitMs: number) {
+    const writes: SequencedWrite[] = [];
+    const skipped: number[] = [];
+    const seq = new WebmSequencer({
+      waitMs,
+      maxBytes: 1024 * 1024,
+      write: async (w) => {
+        writes.push(w);
+      },
+      onEvent: (e) => {
+        if (e.kind === 'skipped') skipped.push(e.lostMs);
+      },
+    });
+    return { seq, writes, skipped };
+  }
+
+  it.each(picks.filter((k) => k > 1))(`before chunk %i: the resume point carries the open Cluster's timestamp, and the primed stream takes the next chunk at once (seed ${SEED})`, async (k) => {
+    const tracker = new WebmResumeTracker();
+    for (const c of rec.chunks.slice(0, k)) tracker.push(c);
+    const point = tracker.resumePoint();
+    // The Cluster the stream is in: the last one the chunks so far opened; its Timecode element follows its header
+    // (Cluster id, 8-byte unknown size, 0xE7 and the size of the timestamp).
+    const bytes = Buffer.concat(rec.chunks.slice(0, k));
+    const at = bytes.lastIndexOf(Buffer.from([0x1f, 0x43, 0xb6, 0x75]));
+    expect(at).toBeGreaterThan(0);
+    const tcAt = at + 4 + 8;
+    expect(bytes[tcAt]).toBe(0xe7);
+    const tcLen = bytes[tcAt + 1]! & 0x7f;
+    expect(point.clusterTc).toBe(bytes.readUIntBE(tcAt + 2, tcLen));
+
+    // The new owner's sequencer: primed, then the client's next chunk. It is written at once (in order), nothing is
+    // counted lost, and no chunk waits (a wait of a minute would hold the test: the chunk's promise resolves now).
+    const s = sequencer(60_000);
+    await s.seq.submit(webmPrimingBytes(tracker.initSegment!, point), { resumesStream: true });
+    const outcomes = [];
+    for (const c of rec.chunks.slice(k, k + 3)) outcomes.push(await s.seq.submit(c));
+    expect(outcomes).toEqual(rec.chunks.slice(k, k + 3).map(() => 'in_order'));
+    expect(s.skipped).toEqual([]);
+    expect(s.seq.stats()).toMatchObject({ waiting: 0, skipped: 0, lostMs: 0, late: 0 });
+    // The bytes written decode to the recording's audio after the split (as the plain priming above).
+    const written = decode(Buffer.concat(s.writes.map((w) => w.bytes)));
+    const direct = decode(Buffer.concat([webmPrimingBytes(tracker.initSegment!, point), ...rec.chunks.slice(k, k + 3)]));
+    expect(Math.abs(written.length - direct.length)).toBeLessThanOrEqual(20 * BYTES_PER_MS);
+    s.seq.close();
+  });
+
+  it(`control: primed without resumesStream, a chunk inside the Cluster waits for the "gap" before it (seed ${SEED})`, async () => {
+    // A split inside a Cluster, past its first chunk: the stream stands after the Cluster's start.
+    const tracker = new WebmResumeTracker();
+    let k = 2;
+    for (const c of rec.chunks.slice(0, k)) tracker.push(c);
+    for (; k < rec.chunks.length - 1 && rec.chunks[k - 1].indexOf(Buffer.from([0x1f, 0x43, 0xb6, 0x75])) >= 0; k++) tracker.push(rec.chunks[k]);
+    const s = sequencer(60_000);
+    await s.seq.submit(webmPrimingBytes(tracker.initSegment!, tracker.resumePoint()));
+    let settled = false;
+    void s.seq.submit(rec.chunks[k]).then(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect({ k, settled, waiting: s.seq.stats().waiting }).toEqual({ k, settled: false, waiting: 1 });
+    s.seq.close();
+  });
 });

@@ -147,6 +147,13 @@ describe('SIGTERM of the owner during the frontend REST flow through nginx', () 
     });
     await stopped;
     console.log(`SIGTERM of ${ownerId} before chunk ${TERM_AT}: answers ${responses.map((r) => r.status).join(' ')}`);
+    if (responses.some((r) => r.status !== 200)) {
+      // Which instance answered what, and what each instance logged of the session (diagnosis of a failure).
+      console.log(`seed ${SEED}: not 200: ${JSON.stringify(responses.map((r, i) => ({ i, status: r.status, code: r.body.code, upstream: r.headers['x-upstream'] })).filter((r) => r.status !== 200))}`);
+      for (const inst of cluster.instances) {
+        console.log(`${inst.id} (seed ${SEED}):\n${inst.server.output().split('\n').filter((l) => l.includes(sessionId)).join('\n')}`);
+      }
+    }
     for (const r of responses) expect({ status: r.status, code: r.body.code }).toEqual({ status: 200, code: undefined });
     const exited = await owner.server.exited;
     expect(exited.code).toBe(0);

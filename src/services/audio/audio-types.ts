@@ -14,6 +14,11 @@ export interface ChunkDescriptor {
   sampleRate?: number;
   /** Only meaningful for `pcm`. Default 1. */
   channels?: number;
+  /**
+   * WebM only: the bytes put a fresh decoder where another one stood (a session taken over: init segment, the open
+   * Cluster's header, no blocks). The client's next chunk continues the stream from there and is written at once.
+   */
+  resumesStream?: boolean;
 }
 
 /** Output of every decoder: 16 kHz, mono, signed 16-bit little-endian PCM. */

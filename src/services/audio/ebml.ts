@@ -250,6 +250,8 @@ export class WebmStreamChecker {
   private stack: Array<{ id: number; end: number | null }> = [];
   private tracks: Set<number> | null = null;
   private failure: string | null = null;
+  /** Timestamp of the Cluster open now (its Timecode element, in timecode units), once read. */
+  private clusterTc: number | undefined;
 
   /**
    * Where the stream stands after the bytes pushed so far, so that another decoder can take it up (a session taken
@@ -258,8 +260,14 @@ export class WebmStreamChecker {
    * chunk starts inside an element body (`midBody`: its first bytes cannot be placed), and whether the stream is
    * inside a Cluster.
    */
-  resumePoint(): { pending: Buffer; midBody: boolean; inCluster: boolean } {
-    return { pending: Buffer.from(this.pending), midBody: this.skip > 0, inCluster: this.stack.some((e) => e.id === ID_CLUSTER) };
+  resumePoint(): { pending: Buffer; midBody: boolean; inCluster: boolean; clusterTc?: number } {
+    const inCluster = this.stack.some((e) => e.id === ID_CLUSTER);
+    return {
+      pending: Buffer.from(this.pending),
+      midBody: this.skip > 0,
+      inCluster,
+      ...(inCluster && this.clusterTc !== undefined ? { clusterTc: this.clusterTc } : {}),
+    };
   }
 
   /** Checks the next bytes of the stream. After a failure, every call fails. */
@@ -342,6 +350,7 @@ export class WebmStreamChecker {
 
       if (action === 'master') {
         if (size.unknown && id.value !== ID_SEGMENT && id.value !== ID_CLUSTER) return fail(p, 'unknown size');
+        if (id.value === ID_CLUSTER) this.clusterTc = undefined;
         this.stack.push({ id: id.value, end: size.unknown ? null : bufStart + bodyStart + size.value });
         p = bodyStart;
         continue;
@@ -359,6 +368,15 @@ export class WebmStreamChecker {
         const numbers = parseTrackNumbers(buf.subarray(bodyStart, end));
         if (!numbers) return fail(p, 'corrupt Tracks element');
         this.tracks = numbers;
+      } else if (id.value === ID_TIMECODE) {
+        // The Cluster's timestamp (at most 8 bytes, kept whole when split): where a taker-over resumes the timeline.
+        if (end > buf.length) {
+          this.pending = Buffer.from(buf.subarray(p));
+          break;
+        }
+        let tc = 0;
+        for (let q = bodyStart; q < end; q++) tc = tc * 256 + buf[q]!;
+        this.clusterTc = tc;
       } else if (action === 'block') {
         const track = readVint(buf, bodyStart, false);
         if (track === undefined) return fail(p, 'invalid SimpleBlock track number');

@@ -295,7 +295,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     switch (container) {
       case 'webm':
         if (this.lastContainer !== 'webm') this.lastContainer = 'webm';
-        return this.sequencer.submit(chunk);
+        return this.sequencer.submit(chunk, { resumesStream: desc.resumesStream === true });
       case 'wav':
         return this.routeRaw(this.wavJob(chunk));
       case 'ogg':

@@ -1,4 +1,5 @@
 import { readVint, startsWithEbmlHeader, WebmStreamChecker } from './ebml';
+import { syntheticCluster } from './webm/webm-header';
 
 const ID_EBML = 0x1a45dfa3;
 const ID_SEGMENT = 0x18538067;
@@ -14,6 +15,8 @@ export interface WebmResumePoint {
   midBody: boolean;
   /** The stream is inside a Cluster. */
   inCluster: boolean;
+  /** That Cluster's timestamp (timecode units), when read: the primed decoder's timeline goes on from it. */
+  clusterTc?: number;
 }
 
 /**
@@ -46,16 +49,15 @@ export function webmInitSegment(firstChunk: Buffer): Buffer | undefined {
   return undefined;
 }
 
-/** A Cluster with unknown size and timestamp 0: a fresh demuxer accepts the blocks that follow it. */
-const CLUSTER_HEADER = Buffer.from([0x1f, 0x43, 0xb6, 0x75, 0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xe7, 0x81, 0x00]);
-
 /**
  * The bytes that put a fresh decoder where the old one stood, so that the next continuation chunk decodes: the
- * stored init segment, a Cluster header when the stream was inside one, and the element the last chunk began.
- * Write them to a new decoder (they start with an EBML header, so it starts a new stream), then the chunk.
+ * stored init segment, a Cluster header when the stream was inside one (with that Cluster's timestamp, so the next
+ * chunk's blocks sit where they belong on the recording's timeline, not seconds "ahead" of a Cluster at 0), and
+ * the element the last chunk began. Write them to a new decoder (they start with an EBML header, so it starts a
+ * new stream; write them as `resumesStream`), then the chunk.
  */
 export function webmPrimingBytes(initSegment: Buffer, point: WebmResumePoint): Buffer {
-  return Buffer.concat([initSegment, point.inCluster ? CLUSTER_HEADER : Buffer.alloc(0), point.midBody ? Buffer.alloc(0) : point.pending]);
+  return Buffer.concat([initSegment, point.inCluster ? syntheticCluster(point.clusterTc ?? 0) : Buffer.alloc(0), point.midBody ? Buffer.alloc(0) : point.pending]);
 }
 
 /**

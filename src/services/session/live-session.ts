@@ -642,7 +642,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
    */
   prime(bytes: Buffer): Promise<ChunkOutcome> {
     if (this.endInfo) return Promise.reject(new AudioDecodeError('AUDIO_INVALID', 'Session has ended'));
-    return this.deps.decoder.write(bytes, { format: 'webm', sampleRate: 16000, channels: 1 });
+    return this.deps.decoder.write(bytes, { format: 'webm', sampleRate: 16000, channels: 1, resumesStream: true });
   }
 
   private handOverBegun = false;

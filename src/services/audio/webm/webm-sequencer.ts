@@ -168,9 +168,9 @@ export class WebmSequencer {
    * `AUDIO_UNSUPPORTED_CODEC`; an incomplete or corrupt head; bytes that are no WebM at all). Resolves with where the
    * chunk went once it was written or dropped; rejects with `AUDIO_STREAM_NO_HEADER` when no head came for it.
    */
-  submit(chunk: Buffer): Promise<ChunkOutcome> {
+  submit(chunk: Buffer, opts: { resumesStream?: boolean } = {}): Promise<ChunkOutcome> {
     if (this.closed) return Promise.reject(new AudioDecodeError('AUDIO_INVALID', 'Session has ended'));
-    if (startsWithEbmlHeader(chunk)) return this.submitHead(chunk);
+    if (startsWithEbmlHeader(chunk)) return this.submitHead(chunk, opts.resumesStream === true);
     const fingerprint = fingerprintOf(chunk);
     if (this.seen.has(fingerprint)) return this.drop('duplicate');
     const layout = parseWebmContinuation(chunk, { audioTrack: this.rec?.head.header.audioTrack });
@@ -224,7 +224,13 @@ export class WebmSequencer {
 
   // ------------------------------------------------------------------ heads
 
-  private submitHead(chunk: Buffer): Promise<ChunkOutcome> {
+  /**
+   * `resumes`: the head primes a fresh decoder where another instance's stood (`webmPrimingBytes`): it holds no
+   * audio and its Cluster's start is not where the stream stands (somewhere after it). Only the Cluster is kept; the
+   * next chunk that can be placed anchors the timing and is written at once (waiting for the chunks the dead
+   * instance took with it would only hold the live audio back: they never come).
+   */
+  private submitHead(chunk: Buffer, resumes = false): Promise<ChunkOutcome> {
     const fingerprint = fingerprintOf(chunk);
     if (this.seen.has(fingerprint)) return this.drop('duplicate');
     const parsed = parseWebmHeader(chunk);
@@ -266,7 +272,10 @@ export class WebmSequencer {
       complete = header.bodyOffset + layout.completeBytes;
       rec.tail = Buffer.from(chunk.subarray(complete));
       const span = chunkSpan(layout, { msPerTc: rec.msPerTc, clusterTc: undefined, toleranceMs: 2 });
-      if (span) {
+      if (span && resumes && layout.blockCount === 0) {
+        rec.clusterTc = span.endClusterTc;
+        durationMs = 0;
+      } else if (span) {
         rec.endMs = span.endMs;
         rec.lastFrameMs = span.lastFrameMs;
         rec.clusterTc = span.endClusterTc;
