@@ -10,7 +10,11 @@
  *    resumes (a chunk on another instance) shortly before its deadline: it keeps its session (no end, no webhook).
  * 2. SIGTERM of an owner (hand-over: the record is released), the client never comes back: the same end, by the
  *    instance that is left.
+ * 3. Attacker: one key's 2,000 abandoned sessions (records of a dead instance, written straight to Redis as its
+ *    sessions would have left them): the spawned instance sweeps them in bounded passes (read from its logs) while
+ *    /health keeps answering (latency printed); another key's records, served or still resumable, are untouched.
  */
+import { loadavg } from 'node:os';
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import type { StoredTurn } from '../../src/cluster/cluster-sessions';
@@ -18,6 +22,7 @@ import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API } from '../helpers/frontend-client';
 import { clusterWithWebhooksForFile, FAST_HEARTBEATS, sessionEndedOf, until as untilDefined, type ClusterInstance } from '../helpers/cluster';
 import { prng } from '../ops/helpers';
+import { probeHealth } from '../helpers/spawned-server';
 
 jest.setTimeout(240_000);
 
@@ -174,4 +179,64 @@ it(`SIGTERM hand-over, the client never comes back: the instance left ends it id
   expect(await file.records.get(ref(sessionId))).toMatchObject({ status: 'live', owner: '' });
   expect(hooksOf(sessionId)).toEqual([]); // handed over, not ended
   await expectSweptOnce(sessionId, await idleDeadline(sessionId), conn, [heir]);
+});
+
+it(`attacker: one key's 2,000 abandoned sessions are swept in bounded passes; another key's records are untouched (seed ${SEED})`, async () => {
+  const heir = cluster.instances[2];
+  const bob = { 'Content-Type': 'application/json', 'X-API-Key': cluster.keys.bob };
+  // Bob's session served by the heir (alive), and one of his on the dead instance whose client is still active.
+  const served = `bob_served_${SEED}`;
+  expect((await request(heir.advertiseUrl).post(`${API}/session/start`).set(bob).send({ session_id: served, response_modality: 'text' })).status).toBe(200);
+  const setup = (await file.records.get({ principal: 'key:bob', sessionId: served }))!.setup as { owner: { id: string } };
+  const N = 2000;
+  // /health on the heir before the attack (the machine's own load), for comparison.
+  const baseline = probeHealth(heir.advertiseUrl, 50);
+  await sleep(3_000);
+  const calm = await baseline.stop();
+  const logsBefore = heir.server.logLines().length;
+  const mallory = { ...setup, owner: { ...setup.owner, id: 'key:mallory' } };
+  const t0 = Date.now();
+  for (let i = 0; i < N; i += 200) {
+    await Promise.all(
+      Array.from({ length: Math.min(200, N - i) }, (_, k) =>
+        file.records.create({ principal: 'key:mallory', sessionId: `m${i + k}`, owner: 'ghost-1', setup: mallory, turn: { turnId: 0, lastActivityAt: t0 - IDLE_MS - 1_000 }, maxAgeMs: 600_000 }),
+      ),
+    );
+  }
+  const resumable = { principal: 'key:bob', sessionId: `bob_resumable_${SEED}` };
+  await file.records.create({ ...resumable, owner: 'ghost-1', setup: { ...setup }, turn: { turnId: 0, lastActivityAt: Date.now() + 60_000 }, maxAgeMs: 600_000 });
+  // Bob's client keeps talking (a chunk every 2 s) while the sweep runs.
+  let talking = true;
+  const talk = (async () => {
+    for (let i = 0; talking && i < rec.chunks.length; i++) {
+      const r = await request(heir.advertiseUrl).post(`${API}/transcribe`).set(bob).send({ session_id: served, audio_data: rec.chunks[i].toString('base64'), format: 'webm' });
+      expect(r.status).toBe(200);
+      await sleep(2_000);
+    }
+  })();
+  const probe = probeHealth(heir.advertiseUrl, 50);
+  await until(async () => ((await file.records.listByPrincipal('key:mallory')).length === 0 ? true : undefined), 90_000, `the ${N} abandoned sessions swept`);
+  const sweptMs = Date.now() - t0;
+  const health = await probe.stop();
+  talking = false;
+  await talk;
+  const passes = heir.server
+    .logLines()
+    .slice(logsBefore)
+    .filter((l) => l.msg === 'sweep: abandoned sessions ended') as unknown as { examined: number; ended: number; ms: number }[];
+  console.log(
+    `seed ${SEED}: ${N} abandoned sessions swept by one instance in ${sweptMs} ms over ${passes.length} passes ` +
+      `(pass ms ${passes.map((p) => p.ms).join(',')}; read per pass <= ${Math.max(...passes.map((p) => p.examined))}); ` +
+      `/health during it: ${health.samples.length} probes, p99 ${health.p99Ms.toFixed(1)} ms, max ${health.maxMs.toFixed(1)} ms, failures ${health.failures} ` +
+      `(before it: p99 ${calm.p99Ms.toFixed(1)} ms, max ${calm.maxMs.toFixed(1)} ms; load average ${loadavg()[0].toFixed(1)}); ` +
+      `${file.receiver.received.length} webhook deliveries received in all`,
+  );
+  expect(passes.reduce((a, p) => a + p.ended, 0)).toBe(N);
+  expect(passes.every((p) => p.examined <= 1000 && p.ended <= 100)).toBe(true);
+  expect(health.failures).toBe(0);
+  expect(await file.records.get({ principal: 'key:mallory', sessionId: 'm0' })).toMatchObject({ status: 'ended', endReason: 'idle_timeout' });
+  // Bob's records: untouched.
+  expect(await file.records.get({ principal: 'key:bob', sessionId: served })).toMatchObject({ status: 'live', owner: heir.id, epoch: 1 });
+  expect(await file.records.get(resumable)).toMatchObject({ status: 'live', owner: 'ghost-1', epoch: 1 });
+  expect((await request(heir.advertiseUrl).get(`${API}/session/${served}/status`).set(bob)).body.data).toMatchObject({ status: 'active' });
 });
