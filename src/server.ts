@@ -17,6 +17,7 @@ import { buildService } from './composition/session-service';
 import { buildUpstreamProvider } from './composition/upstream-provider';
 import type { ClusterNode } from './cluster/cluster-node';
 import { ClusterSessions } from './cluster/cluster-sessions';
+import { OrphanSweeper } from './cluster/orphan-sweeper';
 import { sessionStartCharge } from './cluster/hand-over-budget';
 import { OwnerCalls } from './cluster/owner-calls';
 import { Metrics } from './observability/metrics';
@@ -140,6 +141,24 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     metrics.clusterLostAudioSeconds.inc(e.lostMs / 1000);
   });
   clusterSessions?.on('endedFromRecord', (e) => metrics.clusterLostAudioSeconds.inc(e.lostMs / 1000));
+  // Sessions nobody comes back for (owner dead or handed over, client gone) end at their deadline all the same.
+  const sweeper = clusterNode
+    ? new OrphanSweeper({
+        records: clusterNode.records,
+        membership: {
+          id: clusterNode.id,
+          get registered() {
+            return clusterNode.registry.registered;
+          },
+          isAlive: (id) => clusterNode.registry.isAlive(id),
+          deadPeers: () => clusterNode.registry.deadPeers().map((d) => d.id),
+        },
+        idleTimeoutMs: config.sessions.idleTimeoutMs,
+        periodMs: config.cluster!.sweepIntervalMs,
+        archive,
+        logger,
+      })
+    : undefined;
 
   let ready = false;
   const app = buildHttpApp(config, {
@@ -220,11 +239,13 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       });
       // Cluster mode: join once this instance can be called (waits up to 5 s for Redis; serves local sessions meanwhile).
       await clusterNode?.start();
+      sweeper?.start();
       ready = true;
       return (httpServer.address() as AddressInfo).port;
     },
     async close() {
       registry.startDraining();
+      await sweeper?.stop();
       registry.endAll('server_shutdown', 'Server is shutting down');
       // WebSocket clients got session_ended above; now they get close 1001 (upgraded sockets keep httpServer.close waiting).
       await Promise.all([liveAudioWs.close(), dialects.close()]);
@@ -261,6 +282,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
       drainRun ??= (async () => {
         const t0 = Date.now();
         registry.startDraining();
+        // A draining instance ends nobody's sessions (the instances that stay do).
+        await sweeper?.stop();
         if (clusterSessions && clusterNode!.registry.peers().length > 0) {
           // Rolling deploy: with another instance alive, every session is handed over instead of waiting or ending.
           const handedOver = await clusterSessions.handOver(Math.min(ms, 10_000));

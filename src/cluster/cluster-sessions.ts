@@ -762,12 +762,12 @@ function storedTranscriptOf(session: LiveSession, endReason?: string): Transcrip
 }
 
 /** A stored transcript as the session's end leaves it: the open turn closed (interrupted if it was replying). */
-function closedTranscript(t: TranscriptRecord, endedAt: number, reason: string): TranscriptRecord {
+export function closedTranscript(t: TranscriptRecord, endedAt: number, reason: string): TranscriptRecord {
   const turns = t.turns.map((x) => (x.endedAt === null ? { ...x, endedAt, interrupted: x.interrupted || x.replyText !== '' } : x));
   return { ...t, turns, endedAt: t.endedAt ?? endedAt, endReason: t.endReason ?? reason };
 }
 
-function emptyTranscript(ref: SessionRef, startedAt: number): TranscriptRecord {
+export function emptyTranscript(ref: SessionRef, startedAt: number): TranscriptRecord {
   return { sessionId: ref.sessionId, owner: ref.principal, startedAt, endedAt: null, endReason: null, turns: [], usage: emptyUsage(), overheadUsage: emptyUsage(), droppedTurns: 0 };
 }
 

@@ -199,19 +199,8 @@ return {1, 'ok', tostring(epoch)}`,
   3,
 );
 
-/**
- * KEYS: rec, by-principal zset, owner's owned zset, transcript, principal's transcripts zset. ARGV: owner, epoch,
- * now, reason, tombstone ms, sid, member, summary ('' = none), final transcript JSON ('' = keep what is stored),
- * retention ms, transcripts kept per principal, the principal's transcript key prefix. The transcript is kept the
- * retention time; beyond the per-principal count the principal's oldest stored transcripts are deleted.
- */
-const END = new LuaScript(
-  'session-end',
-  `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch')
-if f[1] ~= 'live' then return 'gone' end
-if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 'not_owner' end
-local now = tonumber(ARGV[3])
-if ARGV[9] ~= '' then redis.call('SET', KEYS[4], ARGV[9], 'PX', ARGV[10]) else redis.call('PEXPIRE', KEYS[4], ARGV[10]) end
+/** The end of a live record (see `END`): KEYS 1-5 and ARGV 3-12 as there; `now` is set before it. */
+const END_BODY = `if ARGV[9] ~= '' then redis.call('SET', KEYS[4], ARGV[9], 'PX', ARGV[10]) else redis.call('PEXPIRE', KEYS[4], ARGV[10]) end
 if redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
   redis.call('ZADD', KEYS[5], now + tonumber(ARGV[10]), ARGV[6])
@@ -228,8 +217,55 @@ if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'summary', ARGV[8]) end
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 redis.call('ZREM', KEYS[2], ARGV[6])
 redis.call('ZREM', KEYS[3], ARGV[7])
-return 'ok'`,
+return 'ok'`;
+
+/**
+ * KEYS: rec, by-principal zset, owner's owned zset, transcript, principal's transcripts zset. ARGV: owner, epoch,
+ * now, reason, tombstone ms, sid, member, summary ('' = none), final transcript JSON ('' = keep what is stored),
+ * retention ms, transcripts kept per principal, the principal's transcript key prefix. The transcript is kept the
+ * retention time; beyond the per-principal count the principal's oldest stored transcripts are deleted.
+ */
+const END = new LuaScript(
+  'session-end',
+  `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch')
+if f[1] ~= 'live' then return 'gone' end
+if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] then return 'not_owner' end
+local now = tonumber(ARGV[3])
+${END_BODY}`,
   5,
+);
+
+/**
+ * The orphan sweep's claim and end in one step (see `endAbandoned`). KEYS: as `END` (the owned zset is the dead
+ * owner's, or the released one), then the expected owner's heartbeat key. ARGV 1-12 as `END` (1, 2: the owner and
+ * epoch read), then the `updatedAt` read, the idle timeout (ms) and the sweeping instance's id. It ends the session
+ * only if nothing wrote the record since it was read, its owner is dead (heartbeat gone) or released, and its
+ * deadline, read here from the record itself, has passed for the reason given: `expired` (max age) or
+ * `idle_timeout` (the client's last activity, stored in the turn, plus the idle timeout). A client's takeover bumps
+ * the epoch, a live owner's write bumps `updatedAt`: either makes this refuse, so a session is ended once, by one
+ * instance, and never after a client took it back.
+ */
+const SWEEP_END = new LuaScript(
+  'session-sweep-end',
+  `local f = redis.call('HMGET', KEYS[1], 'status', 'owner', 'epoch', 'updatedAt', 'expiresAt', 'createdAt', 'turn')
+if f[1] ~= 'live' then return 'gone' end
+if f[2] ~= ARGV[1] or f[3] ~= ARGV[2] or f[4] ~= ARGV[13] then return 'changed' end
+if f[2] ~= '' and redis.call('EXISTS', KEYS[6]) == 1 then return 'owner_alive' end
+local now = tonumber(ARGV[3])
+local due = 'none'
+if tonumber(f[5]) <= now then
+  due = 'expired'
+else
+  local last = tonumber(f[6])
+  local ok, t = pcall(cjson.decode, f[7] or 'null')
+  if ok and type(t) == 'table' and tonumber(t['lastActivityAt']) then last = tonumber(t['lastActivityAt']) end
+  if last + tonumber(ARGV[14]) <= now then due = 'idle_timeout' end
+end
+if due ~= ARGV[4] then return 'not_due' end
+redis.call('HINCRBY', KEYS[1], 'epoch', 1)
+redis.call('HSET', KEYS[1], 'owner', ARGV[15])
+${END_BODY}`,
+  6,
 );
 
 /**
@@ -254,6 +290,16 @@ return 'restored'`,
 
 const enc = (principal: string) => Buffer.from(principal, 'utf8').toString('base64url');
 const dec = (p: string) => Buffer.from(p, 'base64url').toString('utf8');
+/** Escapes a literal for a SCAN MATCH pattern. */
+const globEscape = (s: string) => s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+
+/** The session an owned-set member (`<principal, base64url>/<session id>`) names, if it is a valid one. */
+function refOfMember(m: string): SessionRef[] {
+  const i = m.indexOf('/');
+  if (i <= 0) return [];
+  const ref = { principal: dec(m.slice(0, i)), sessionId: m.slice(i + 1) };
+  return typeof ref.principal === 'string' && ref.principal.length > 0 && ref.principal.length <= 512 && SESSION_ID.test(ref.sessionId) ? [ref] : [];
+}
 
 /**
  * Session records in Redis, one hash per (principal, session id): owner instance and epoch, the owning principal,
@@ -470,6 +516,82 @@ export class SessionRecordStore {
   }
 
   /**
+   * Ends an abandoned session (the orphan sweep): `rec` as read by `get`, its owner dead or released, its deadline
+   * for `reason` passed. Claim and end are one script (see `SWEEP_END`): `ended` only if nothing touched the record
+   * since `rec` was read (else `changed`: a client took it over, its owner wrote; read it again), its owner is not
+   * alive (`owner_alive`) and the deadline, read from the record itself, has passed (`not_due`). The tombstone names
+   * `sweeper`; `summary` and `transcript` as in `end`.
+   */
+  async endAbandoned(
+    rec: SessionRecord,
+    a: { sweeper: string; reason: 'idle_timeout' | 'expired'; idleTimeoutMs: number; summary?: Record<string, string>; transcript?: TranscriptRecord },
+  ): Promise<'ended' | 'changed' | 'owner_alive' | 'not_due' | 'gone'> {
+    this.checkRef(rec);
+    this.checkOwner(a.sweeper);
+    const r = await this.c.run((cl) =>
+      SWEEP_END.run(
+        cl,
+        [
+          this.recKey(rec),
+          this.byPrincipalKey(rec.principal),
+          this.ownedKey(rec.owner),
+          this.transcriptKey(rec),
+          this.transcriptsOfKey(rec.principal),
+          rec.owner === RELEASED ? this.c.key('instance', '-released-') : this.o.liveness.heartbeatKey(rec.owner),
+        ],
+        [
+          rec.owner,
+          String(rec.epoch),
+          this.now(),
+          a.reason,
+          this.tombstoneMs,
+          rec.sessionId,
+          this.member(rec),
+          a.summary ? this.json('summary', a.summary) : '',
+          a.transcript ? storedTranscriptJson(a.transcript, this.maxTranscript) : '',
+          this.retentionMs,
+          this.transcriptsPerPrincipal,
+          this.transcriptPrefix(rec.principal),
+          String(rec.updatedAt),
+          Math.max(1, Math.round(a.idleTimeoutMs)),
+          a.sweeper,
+        ],
+      ),
+    );
+    return r === 'ok' ? 'ended' : (r as 'changed' | 'owner_alive' | 'not_due' | 'gone');
+  }
+
+  /**
+   * One step of a SCAN over the instances that hold sessions (their owned sets; an empty set does not exist):
+   * `count` is SCAN's COUNT. Answers the owner ids found and the next cursor ('0' when the scan is complete).
+   */
+  async scanOwners(cursor: string, count: number): Promise<{ cursor: string; owners: string[] }> {
+    const prefix = this.c.key('owned', '');
+    const [next, keys] = await this.c.run((cl) => cl.scan(cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', count));
+    const owners = keys.map((k) => k.slice(prefix.length)).filter((id) => OWNER_ID.test(id));
+    return { cursor: next, owners };
+  }
+
+  /**
+   * Up to `limit` sessions from position `offset` of the set `owner` holds ('' = the released ones), in order of
+   * their max-age deadline; members of records long gone (past their max age plus the tombstone time) are pruned
+   * first. `more`: the set goes on beyond this page.
+   */
+  async ownedPage(owner: string, offset: number, limit: number): Promise<{ refs: SessionRef[]; more: boolean }> {
+    const key = this.ownedKey(owner);
+    const members = await this.c.run(async (cl) => {
+      await cl.zremrangebyscore(key, '-inf', this.now() - this.tombstoneMs);
+      return cl.zrange(key, String(offset), String(offset + limit - 1));
+    });
+    return { refs: members.flatMap((m) => refOfMember(m)), more: members.length === limit };
+  }
+
+  /** Several records at once (one pipeline), in the order asked; absent ones left out. */
+  async getMany(refs: SessionRef[]): Promise<SessionRecord[]> {
+    return this.fetch(refs.filter((r) => SessionRecordStore.validRef(r)));
+  }
+
+  /**
    * Rewrites the record of a session this instance still serves, after Redis lost it (restarted without
    * persistence). `present` when it is there already, `conflict` when another owner (or epoch) holds it now.
    */
@@ -510,12 +632,7 @@ export class SessionRecordStore {
   /** Sessions `owner` holds (or, with '', the released ones waiting for anyone): for takeover after a death or a hand-over. */
   async listOwnedBy(owner: string): Promise<SessionRef[]> {
     const members = await this.c.run((cl) => cl.zrange(this.ownedKey(owner), '0', '-1'));
-    return members.flatMap((m) => {
-      const i = m.indexOf('/');
-      if (i <= 0) return [];
-      const ref = { principal: dec(m.slice(0, i)), sessionId: m.slice(i + 1) };
-      return SessionRecordStore.validRef(ref) ? [ref] : [];
-    });
+    return members.flatMap((m) => refOfMember(m));
   }
 
   private async fetch(refs: SessionRef[]): Promise<SessionRecord[]> {

@@ -343,6 +343,12 @@ export const SETTINGS = {
       LIVE_AUDIO_FORWARD_TIMEOUT_MS: int("Bound on a forwarded call until the owner's answer begins (covers its bounded wait)", 10_000, 100, 600_000),
       LIVE_AUDIO_CLUSTER_TRANSCRIPT_MAX_BYTES: int("Largest copy of one session's transcript kept in Redis (oldest turns left out beyond, counted as dropped)", 512 * 1024, 4096, 64 * 1024 * 1024),
       LIVE_AUDIO_CLUSTER_TRANSCRIPTS_PER_KEY: int("Ended sessions' transcripts kept in Redis per key or user (beyond: the oldest go first)", 100, 1, 100_000),
+      LIVE_AUDIO_CLUSTER_SWEEP_INTERVAL_MS: int(
+        "How often (jittered ±25 %) each instance ends abandoned sessions (owner dead or handed over, client gone) past their idle timeout or max age",
+        5_000,
+        100,
+        600_000,
+      ),
       LIVE_AUDIO_CLUSTER_KEY_CACHE_MS: int('How long an instance trusts its copy of the API keys in Redis: a revoked key stops working on every instance within this', 2_000, 0, 60_000),
     },
   },

@@ -38,6 +38,7 @@ it('with REDIS_URL: defaults and overrides', () => {
     forwardTimeoutMs: 10000,
     transcriptMaxBytes: 512 * 1024,
     transcriptsPerKey: 100,
+    sweepIntervalMs: 5000,
     keyCacheMs: 2000,
   });
   const c = loadConfig({
@@ -51,8 +52,9 @@ it('with REDIS_URL: defaults and overrides', () => {
     LIVE_AUDIO_CLUSTER_TRANSCRIPT_MAX_BYTES: '65536',
     LIVE_AUDIO_CLUSTER_TRANSCRIPTS_PER_KEY: '7',
     LIVE_AUDIO_CLUSTER_KEY_CACHE_MS: '250',
+    LIVE_AUDIO_CLUSTER_SWEEP_INTERVAL_MS: '750',
   }).cluster!;
-  expect(c).toMatchObject({ instanceId: 'web-1.eu', advertiseUrl: 'http://10.0.0.5:3000', heartbeatIntervalMs: 500, missedHeartbeats: 4, transcriptMaxBytes: 65536, transcriptsPerKey: 7, keyCacheMs: 250 });
+  expect(c).toMatchObject({ instanceId: 'web-1.eu', advertiseUrl: 'http://10.0.0.5:3000', heartbeatIntervalMs: 500, missedHeartbeats: 4, transcriptMaxBytes: 65536, transcriptsPerKey: 7, keyCacheMs: 250, sweepIntervalMs: 750 });
 });
 
 it.each([
