@@ -13,7 +13,7 @@
  * ffmpeg launcher (LIVE_AUDIO_DECODER_LAUNCHER), so the spawn calls counted here are the launcher's own start only.
  */
 import { ChildProcess } from 'node:child_process';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { startTimerProbe } from './timer-probe';
 import { createFfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import { loadChunks } from '../../test/helpers/fixtures';
 import { benchFfmpeg } from '../common';
@@ -53,20 +53,8 @@ async function main(): Promise<void> {
   const keep = factory.create('keepalive');
   await sleep(2000);
 
-  const lateness: number[] = [];
-  let maxGap = 0;
-  let last = performance.now();
-  const PERIOD = 10;
-  let due = performance.now() + PERIOD;
-  const probe = setInterval(() => {
-    const t = performance.now();
-    lateness.push(Math.max(0, t - due));
-    maxGap = Math.max(maxGap, t - last);
-    last = t;
-    due = t + PERIOD;
-  }, PERIOD);
-  const h = monitorEventLoopDelay({ resolution: 1 });
-  h.enable();
+  const probe = startTimerProbe(10);
+  const { lateness, loop: h } = probe;
   const spawnsBefore = spawnMs.length;
 
   const firstPcm: number[] = [];
@@ -80,8 +68,7 @@ async function main(): Promise<void> {
     await sleep(300);
   }
 
-  h.disable();
-  clearInterval(probe);
+  probe.stop();
   keep.destroy();
   await factory.close();
   proto.spawn = original;
@@ -97,7 +84,7 @@ async function main(): Promise<void> {
     spawn_call: fmtDist(dist(starts)),
     probe_lateness: fmtDist(dist(lateness)),
     probe_late_over_5ms: lateness.filter((v) => v > 5).length,
-    probe_max_gap: ms(maxGap),
+    probe_max_gap: ms(probe.maxGap()),
     loop_delay: `p50 ${ms(h.percentile(50) / 1e6)} / p99 ${ms(h.percentile(99) / 1e6)} / max ${ms(h.max / 1e6)}`,
     first_pcm: fmtDist(dist(firstPcm)),
     load_before: loadBefore,

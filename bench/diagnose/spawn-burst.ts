@@ -7,7 +7,7 @@
  * from the burst to each recording's first PCM, the load average. With a `bound`, exits 1 when the probe's worst
  * lateness exceeds it (the launcher's claim: a burst of starts does not block the main thread).
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { startTimerProbe } from './timer-probe';
 import { createFfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import { loadChunks } from '../../test/helpers/fixtures';
 import { benchFfmpeg } from '../common';
@@ -33,20 +33,8 @@ async function main(): Promise<void> {
   await factory.launcher?.whenReady();
   await sleep(500);
 
-  const lateness: number[] = [];
-  let maxGap = 0;
-  let last = performance.now();
-  const PERIOD = 10;
-  let due = performance.now() + PERIOD;
-  const probe = setInterval(() => {
-    const t = performance.now();
-    lateness.push(Math.max(0, t - due));
-    maxGap = Math.max(maxGap, t - last);
-    last = t;
-    due = t + PERIOD;
-  }, PERIOD);
-  const h = monitorEventLoopDelay({ resolution: 1 });
-  h.enable();
+  const probe = startTimerProbe(10);
+  const { lateness, loop: h } = probe;
   await sleep(200);
 
   const t0 = performance.now();
@@ -77,8 +65,7 @@ async function main(): Promise<void> {
   clearTimeout(giveUp);
   await sleep(200);
 
-  h.disable();
-  clearInterval(probe);
+  probe.stop();
   for (const d of decoders) d.destroy();
   const launcherStats = factory.launcher?.stats();
   await factory.close();
@@ -93,7 +80,7 @@ async function main(): Promise<void> {
     rss_mb: Math.round(process.memoryUsage().rss / 1e6),
     probe_lateness: fmtDist(dist(lateness)),
     probe_worst_ms: +worst.toFixed(1),
-    probe_max_gap: ms(maxGap),
+    probe_max_gap: ms(probe.maxGap()),
     loop_delay: `p50 ${ms(h.percentile(50) / 1e6)} / p99 ${ms(h.percentile(99) / 1e6)} / max ${ms(h.max / 1e6)}`,
     first_pcm_after_burst: fmtDist(dist(pcmMs)),
     bound_ms: bound,
