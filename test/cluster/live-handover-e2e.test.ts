@@ -11,11 +11,11 @@
  * (`TEST_SEED` replays one).
  */
 import { scriptedScenario } from '../../src/emulator';
-import { RedisConnection, SessionRecordStore } from '../../src/cluster';
+import type { RedisConnection, SessionRecordStore } from '../../src/cluster';
 import { webmPrimingBytes, WebmResumeTracker } from '../../src/services/audio/webm-resume';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
-import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import { openClusterRecords, startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
 import { startCuttableProxy, type CuttableProxy } from '../helpers/cuttable-proxy';
 import { prng } from '../ops/helpers';
 import { connect, type WsTestClient, wsUrl } from '../helpers/ws-test-client';
@@ -39,10 +39,7 @@ beforeAll(async () => {
     env: { LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300', LIVE_AUDIO_MISSED_HEARTBEATS: '3' },
   });
   cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: rec.spokenText, reply: REPLY } }));
-  redis = new RedisConnection({ url: cluster.redis.url });
-  redis.start();
-  await redis.waitUntilConnected(5000);
-  records = new SessionRecordStore({ connection: redis, liveness: { heartbeatKey: (id) => redis.key('instance', id) } });
+  ({ redis, records } = await openClusterRecords(cluster));
 }, 180_000);
 
 afterAll(async () => {

@@ -13,8 +13,8 @@
  * `LIVE_AUDIO_MAX_SESSION_CREATES_PER_MINUTE` a minute); a resume of an ended session hands nothing over.
  */
 import { scriptedScenario } from '../../src/emulator';
-import { RedisConnection, SessionRecordStore } from '../../src/cluster';
-import { startCluster, type ClusterInstance, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
+import type { RedisConnection, SessionRecordStore } from '../../src/cluster';
+import { openClusterRecords, startCluster, type ClusterInstance, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
 import { connect, type Msg, type WsTestClient, wsUrl } from '../helpers/ws-test-client';
 
 jest.setTimeout(180_000);
@@ -37,10 +37,7 @@ beforeAll(async () => {
   });
   [A, B] = cluster.instances;
   cluster.emulator.setScenario(scriptedScenario([], { fallback: { userTranscript: 'hello', reply: REPLY } }));
-  redis = new RedisConnection({ url: cluster.redis.url });
-  redis.start();
-  await redis.waitUntilConnected(5000);
-  records = new SessionRecordStore({ connection: redis, liveness: { heartbeatKey: (id) => redis.key('instance', id) } });
+  ({ redis, records } = await openClusterRecords(cluster));
 }, 180_000);
 
 afterAll(async () => {
