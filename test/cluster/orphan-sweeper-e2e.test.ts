@@ -30,7 +30,9 @@ const rec = loadRecording('chromium-long-22s');
 const SECRET = 'whsec-orphan-sweeper-0123456789abcdef';
 const SEED = Number(process.env.TEST_SEED ?? Date.now() % 100_000);
 const REPLY = 'Heard you.';
-const IDLE_MS = 10_000;
+// Long enough that the first session cannot idle out on its live owner while the second one speaks on a loaded CI
+// machine (a turn, then its usage in the record: CI once took over 10 s for that, and the owner ended it first).
+const IDLE_MS = 20_000;
 const SWEEP_MS = 1_000;
 /** The heartbeat expiry of FAST_HEARTBEATS (300 ms × 3). */
 const DEAD_AFTER_MS = 900;
