@@ -16,6 +16,7 @@ import { TurnTracker, type TurnSnapshot } from './turn-tracker';
 import { DEFAULT_TOOL_LIMITS, ToolCallLedger, type ClientToolResponse, type ToolLedgerLimits } from '../tools/tool-call-ledger';
 import type { GroundingInfo, ToolCallAnswer, ToolCallRequest } from '../tools/tool-types';
 import type { ToolBehavior } from '../models/capabilities';
+import { StreamEndTimer } from './stream-end-timer';
 
 /** A chunk receive time still unmatched by a sent frame after this long produced no audio. */
 const STALE_CHUNK_TIME_MS = 10_000;
@@ -92,6 +93,8 @@ export type AudioPacing = Omit<PcmPacerOptions, 'now'> & {
 
 /** The default pacing: at most twice real time, 5 s at once, nothing while 256 KiB wait in the socket, 1 s messages. */
 export const DEFAULT_PACING: AudioPacing = { realtimeFactor: 2, burstMs: 5000, maxBufferedBytes: 256 * 1024, maxFrameMs: 1000 };
+/** No audio upstream for this long sends `audioStreamEnd` (more than a REST client's 1 s between chunks). */
+export const DEFAULT_STREAM_END_GAP_MS = 1500;
 
 /** The stream was cut because the owner's audio budget is spent. */
 export interface AudioCut {
@@ -205,9 +208,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
   private endInfo: SessionEndInfo | undefined;
   private maxAgeTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
-  private streamEndTimer: NodeJS.Timeout | undefined;
-  /** When the last frame went upstream: the stream-end timer, armed once, looks at it instead of being re-armed per frame. */
-  private lastFrameAt = 0;
+  private readonly streamEnd: StreamEndTimer;
   private decodeErrorSeq = 0;
   private lastDecodeError: AudioDecodeError | undefined;
   private cutSeq = 0;
@@ -259,6 +260,13 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     // socket write instead of ten for a 1 s chunk), never larger than the pacer's burst.
     const maxFrameMs = Math.min(pacing.maxFrameMs ?? DEFAULT_PACING.maxFrameMs!, pacing.burstMs);
     this.framer = new PcmFramer((frame) => this.pacer.push(frame), { maxMs: Math.max(20, maxFrameMs) });
+    this.streamEnd = new StreamEndTimer({
+      // Manual activity detection: the client's activity_end ends the turn; no audioStreamEnd is ever sent.
+      gapMs: params.manualActivity ? 0 : (deps.streamEndGapMs ?? DEFAULT_STREAM_END_GAP_MS),
+      onQuiet: () => {
+        if (!this.endInfo) deps.upstream.sendAudioStreamEnd();
+      },
+    });
     this.tools = new ToolCallLedger(deps.tools?.limits ?? DEFAULT_TOOL_LIMITS, deps.tools?.behaviors ?? new Map());
     this.wireTools();
     this.markers = new ActivityMarkers({
@@ -504,20 +512,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     while (this.pendingChunkTimes.length && now - this.pendingChunkTimes[0]! > STALE_CHUNK_TIME_MS) this.pendingChunkTimes.shift();
     const t = this.pendingChunkTimes.shift();
     if (t !== undefined) this.deps.onRelayLatency?.(now - t);
-    this.lastFrameAt = now;
-    const gap = this.params.manualActivity ? 0 : (this.deps.streamEndGapMs ?? 1500);
-    if (gap > 0 && !this.streamEndTimer) this.armStreamEnd(gap);
-  }
-
-  /** `audioStreamEnd` once no frame went upstream for `gap` ms (one timer per gap, not one per frame). */
-  private armStreamEnd(gap: number): void {
-    this.streamEndTimer = setTimeout(() => {
-      this.streamEndTimer = undefined;
-      if (this.endInfo) return;
-      const idle = performance.now() - this.lastFrameAt;
-      if (idle >= gap - 1) this.deps.upstream.sendAudioStreamEnd();
-      else this.armStreamEnd(gap - idle);
-    }, gap);
+    this.streamEnd.frameSent();
   }
 
   /**
@@ -880,7 +875,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     };
     clearTimeout(this.maxAgeTimer);
     clearTimeout(this.idleTimer);
-    clearTimeout(this.streamEndTimer);
+    this.streamEnd.stop();
     this.tools.close();
     this.pacer.close();
     this.markers.dispose();
