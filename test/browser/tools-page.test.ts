@@ -4,8 +4,12 @@
  * transports. The fake microphone speaks a sentence once; the emulator's scripted turn calls `get_time`.
  *
  * Chromium loops its fake-microphone file, and every utterance is a new turn that calls `get_time` again; the fixture
- * is padded with silence past the test's length, so there is one utterance, one call and one answer. (The REST
- * variant still timed out once on CI waiting for the reply with this padding: that flake's cause is not known yet.)
+ * is padded with silence past the test's length, so there is one utterance, one call and one answer. The call is
+ * answered by its id: if it were withdrawn meanwhile, the test must not type into it and then press the Answer
+ * button of the next call (whose box is empty).
+ * (The REST variant used to time out now and then: the session sent `audioStreamEnd` in the middle of the sentence,
+ * which the page posts in 1 s chunks, so it became two turns and the first call was withdrawn; see
+ * test/rest/sentence-in-1s-chunks.test.ts.)
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -78,8 +82,9 @@ describe('the page answers function calls by hand, in real Chromium', () => {
       await page.waitForFunction(() => document.querySelector('[data-testid="key-hint"]')?.getAttribute('data-state') === 'ok');
       await byId(page, 'start').click();
 
-      const call = byId(page, 'tool-call').first();
-      await call.waitFor({ state: 'visible', timeout: 30_000 });
+      const first = byId(page, 'tool-call').first();
+      await first.waitFor({ state: 'visible', timeout: 30_000 });
+      const call = page.locator(`[data-testid="tool-call"][data-call-id="${await first.getAttribute('data-call-id')}"]`);
       expect(await call.locator('.tool-name').textContent()).toBe('get_time({"city":"Lima"})');
       await page.screenshot({ path: path.join(RESULTS_DIR, `browser-tools-${transport}-call.png`), fullPage: true });
       await call.locator('[data-testid="tool-answer"]').fill('{"output": "half past four"}');
