@@ -1,12 +1,13 @@
 /**
  * A REST client that posts its microphone in 1 s chunks, one a second (the page's MediaRecorder timeslice), says one
  * long sentence: the model must hear it as ONE turn. Each chunk's frames go upstream in one burst, so the upstream
- * sees a second without audio between bursts, every second, all through the sentence. The session sends
- * `audioStreamEnd` (which ends the user's turn at once, mid-word) only after its stream-end gap (1.5 s) with no
- * audio at all; it used to send it ~3 s into any such stream (its re-armed timer shrank the gap each time), so the
- * sentence became two turns: the model called a function after the first half, then the second half withdrew that
- * call and asked again. A page showing the first call got 409 for its answer, or answered the second call with an
- * empty box, and the reply that uses the answer never came (the REST browser tools test's timeouts).
+ * sees a second without audio between bursts, every second, all through the sentence, and two seconds where one
+ * chunk comes late. The session sends `audioStreamEnd` (which ends the user's turn at once, mid-word) only once the
+ * microphone has not been heard from for its stream-end gap (1.5 s) after the end of the audio it sent. It used to
+ * send it ~3 s into any such stream (its re-armed timer shrank the gap each time), so the sentence became two
+ * turns: the model called a function after the first half, then the second half withdrew that call and asked again.
+ * A page showing the first call got 409 for its answer, or answered the second call with an empty box, and the
+ * reply that uses the answer never came (the REST browser tools test's timeouts).
  *
  * Then the call is answered over REST and the reply that uses the answer shows in a later `/transcribe` answer.
  * Both on an in-process server and on a spawned server process. The chunks' spacing is jittered (seeded, printed)
@@ -103,9 +104,11 @@ describe(`one sentence posted in 1 s chunks over REST is one turn (seed ${SEED})
           const silence = Buffer.alloc(CHUNK_BYTES);
           const seen = () => [...new Set(answers.flatMap((a) => a.toolCalls.map((c) => c.id)))];
 
-          for (let off = 0; off < SENTENCE.length; off += CHUNK_BYTES) {
+          for (let off = 0, i = 0; off < SENTENCE.length; off += CHUNK_BYTES, i++) {
             post(SENTENCE.subarray(off, off + CHUNK_BYTES));
-            await nextSlot();
+            // The third chunk's successor comes a second late (a slow network): 2 s without audio, in mid-sentence.
+            if (i === 2) await new Promise((r) => setTimeout(r, 2000));
+            else await nextSlot();
           }
           // Silence goes on (the microphone stays open) until an answer lists the call.
           for (let i = 0; i < 10 && seen().length === 0; i++) {

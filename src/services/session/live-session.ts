@@ -93,7 +93,7 @@ export type AudioPacing = Omit<PcmPacerOptions, 'now'> & {
 
 /** The default pacing: at most twice real time, 5 s at once, nothing while 256 KiB wait in the socket, 1 s messages. */
 export const DEFAULT_PACING: AudioPacing = { realtimeFactor: 2, burstMs: 5000, maxBufferedBytes: 256 * 1024, maxFrameMs: 1000 };
-/** No audio upstream for this long sends `audioStreamEnd` (more than a REST client's 1 s between chunks). */
+/** The microphone unheard from for this long (after the end of the audio sent) sends `audioStreamEnd`. */
 export const DEFAULT_STREAM_END_GAP_MS = 1500;
 
 /** The stream was cut because the owner's audio budget is spent. */
@@ -117,7 +117,7 @@ export interface LiveSessionDeps {
    * and last client activity: its max age counts from the original start, its idle timer from that activity.
    */
   clock?: SessionClock;
-  /** Silence on the input for this long sends `audioStreamEnd` so the model flushes the turn. */
+  /** No audio on the input for this long (after the end of the audio sent) sends `audioStreamEnd`, so the model flushes the turn. */
   streamEndGapMs?: number;
   logger: Logger;
   logTranscripts?: boolean;
@@ -512,7 +512,7 @@ export class LiveSession extends TypedEmitter<LiveSessionEvents> {
     while (this.pendingChunkTimes.length && now - this.pendingChunkTimes[0]! > STALE_CHUNK_TIME_MS) this.pendingChunkTimes.shift();
     const t = this.pendingChunkTimes.shift();
     if (t !== undefined) this.deps.onRelayLatency?.(now - t);
-    this.streamEnd.frameSent();
+    this.streamEnd.frameSent(frame.length / UPSTREAM_BYTES_PER_MS);
   }
 
   /**
