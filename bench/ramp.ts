@@ -5,7 +5,7 @@
  */
 import type { BenchArgs } from './cli-args';
 import type { Recording } from './fixture';
-import { describeRun, KEPT_UP_LAG_MS, type LoadSummary } from './load-bench';
+import { describeRun, keptUp, type LoadSummary } from './load-bench';
 import { log, loadOnFreshStack } from './common';
 import type { Bundles } from './stack';
 
@@ -16,7 +16,7 @@ export function nextRampLevel(n: number): number {
 }
 
 export function held(s: LoadSummary): boolean {
-  return s.sessions_started === s.sessions && s.errors === 0 && s.lag_p99_ms !== null && s.lag_p99_ms <= KEPT_UP_LAG_MS;
+  return keptUp(s);
 }
 
 export interface RampResult {
