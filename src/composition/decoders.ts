@@ -23,6 +23,7 @@ export async function buildDecoders(
     reorderMaxBytes: config.audio.reorderMaxBytes,
     stallMs: config.audio.decoderStallMs,
     restartsPerMinute: config.audio.decoderRestartsPerMinute,
+    decoderNice: config.audio.decoderNice,
     poolSize: config.audio.decoderPoolSize,
     poolMaxAgeMs: config.audio.decoderPoolMaxAgeMs,
     useLauncher: config.audio.decoderLauncher,

@@ -174,6 +174,12 @@ export const SETTINGS = {
         64 * 1024 * 1024,
       ),
       LIVE_AUDIO_DECODER_STALL_MS: int('A decoder (ffmpeg) that accepts nothing for this long while it owes audio is killed and replaced', 5_000, 100, 600_000),
+      LIVE_AUDIO_DECODER_NICE: int(
+        "How far below the server's CPU priority the ffmpeg decoders run: added to the server's nice value, as nice -n (0 = the same priority). The server's one event loop relays every session, each decoder one: when the CPU is contended, decoders at a lower priority than the server no longer hold the loop (and every session's audio) behind them, and one session's decoding cannot starve the rest (BENCHMARKS.md)",
+        5,
+        0,
+        19,
+      ),
       LIVE_AUDIO_DECODER_RESTARTS_PER_MINUTE: int(
         'Decoder processes one session may start per minute (new recordings, format changes, restarts); 0 = unlimited',
         10,

@@ -4,7 +4,7 @@
  *
  * Only bytes outside strings count: `{` and `[` open a level (and count as an element), `,` separates elements.
  * Structural characters are ASCII and never occur inside a UTF-8 multi-byte sequence, so bytes need no decoding.
- * No recursion, no allocation; the scan is incremental (chunk by chunk, as the body arrives), so a body is refused
+ * No recursion, no allocation; strings are skipped with a native search for their end; the scan is incremental (chunk by chunk, as the body arrives), so a body is refused
  * at the first byte past a limit, before the rest of it is read.
  */
 
@@ -40,14 +40,31 @@ export class JsonShapeScanner {
     if (!this.verdict.ok) return this.verdict;
     const { maxDepth, maxElements } = this.limits;
     let { depth, elements, inString, escaped } = this;
-    for (let i = 0; i < bytes.length; i++) {
-      const c = bytes[i];
+    const n = bytes.length;
+    // Inside a string only a quote or a backslash matters: both are found with a native search (a body's audio is
+    // one long base64 string). Where the next of each is, from `i` on (-1: none left in this chunk).
+    let nextQuote = -2;
+    let nextBackslash = -2;
+    for (let i = 0; i < n; i++) {
       if (inString) {
-        if (escaped) escaped = false; // the escaped byte cannot end the string
-        else if (c === BACKSLASH) escaped = true;
-        else if (c === QUOTE) inString = false;
+        if (escaped) {
+          escaped = false; // the escaped byte cannot end the string
+          continue;
+        }
+        if (nextQuote !== -1 && nextQuote < i) nextQuote = bytes.indexOf(QUOTE, i);
+        if (nextBackslash !== -1 && nextBackslash < i) nextBackslash = bytes.indexOf(BACKSLASH, i);
+        if (nextBackslash !== -1 && (nextQuote === -1 || nextBackslash < nextQuote)) {
+          escaped = true;
+          i = nextBackslash;
+        } else if (nextQuote !== -1) {
+          inString = false;
+          i = nextQuote;
+        } else {
+          break; // the string goes on in the next chunk
+        }
         continue;
       }
+      const c = bytes[i];
       if (c === QUOTE) {
         inString = true;
       } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {

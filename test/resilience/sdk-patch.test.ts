@@ -1,5 +1,5 @@
-import { GoogleGenAI, Modality, type LiveServerMessage } from '@google/genai';
-import { WebSocket } from 'ws';
+import { GoogleGenAI, LiveServerMessage, Modality } from '@google/genai';
+import { WebSocket, WebSocketServer } from 'ws';
 import { NATIVE_AUDIO_MODEL } from '../emulator/helpers';
 import { startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
 import { patchLiveSocketFactory, SdkPatchError, type SdkLiveSocket } from '../../src/services/upstream/sdk-patches/live-socket-factory';
@@ -62,6 +62,54 @@ describe('SDK socket patch (src/services/upstream/sdk-patches)', () => {
     expect(framesSeen.length).toBeGreaterThanOrEqual(received.length);
     expect(received.some((m) => m.setupComplete)).toBe(true);
     session.close();
+  });
+
+  it('after the setup, hands each text frame on as Object.assign(new LiveServerMessage(), JSON) synchronously (what the provider then does itself, parsing once)', async () => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    const after = [
+      { serverContent: { inputTranscription: { text: 'one' } } },
+      { serverContent: { modelTurn: { parts: [{ inlineData: { data: 'AAAA', mimeType: 'audio/pcm;rate=24000' } }] } }, usageMetadata: { totalTokenCount: 3 } },
+      { sessionResumptionUpdate: { newHandle: 'h1', resumable: true } },
+    ];
+    wss.on('connection', (ws) => {
+      ws.once('message', () => {
+        ws.send(JSON.stringify({ setupComplete: {} }));
+        setTimeout(() => after.forEach((m) => ws.send(JSON.stringify(m))), 20);
+      });
+    });
+    try {
+      const ai = new GoogleGenAI({ apiKey: 'k', httpOptions: { baseUrl: `http://127.0.0.1:${(wss.address() as { port: number }).port}`, apiVersion: 'v1beta' } });
+      let inFrame = false;
+      patchLiveSocketFactory(ai, (create) => (url, headers, callbacks) =>
+        create(url, headers, {
+          ...callbacks,
+          onmessage: (e) => {
+            inFrame = true;
+            callbacks.onmessage(e);
+            inFrame = false;
+          },
+        }),
+      );
+      const got: Array<{ m: LiveServerMessage; sync: boolean }> = [];
+      const session = await ai.live.connect({
+        model: 'gemini-test',
+        config: { responseModalities: [Modality.AUDIO] },
+        callbacks: { onmessage: (m) => got.push({ m, sync: inFrame }), onerror: () => undefined, onclose: () => undefined },
+      });
+      const t0 = Date.now();
+      while (got.length < after.length + 1 && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 10));
+      const late = got.slice(1);
+      expect(late.map((g) => g.sync)).toEqual(after.map(() => true));
+      for (const [i, g] of late.entries()) {
+        expect(g.m).toBeInstanceOf(LiveServerMessage);
+        expect(g.m).toEqual(Object.assign(new LiveServerMessage(), after[i]));
+      }
+      session.close();
+    } finally {
+      for (const c of wss.clients) c.terminate();
+      await new Promise((r) => wss.close(r));
+    }
   });
 
   it('refuses to patch an SDK that no longer has the private factory (instead of patching nothing)', () => {

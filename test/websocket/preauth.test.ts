@@ -122,6 +122,46 @@ describe('jsonNestingExceeds', () => {
   });
 });
 
+describe('jsonNestingExceeds against the plain byte loop (seeded random texts)', () => {
+  /** The reference: one byte at a time, a backslash in a string skips the next byte. */
+  const reference = (text: Buffer, maxDepth: number): boolean => {
+    let depth = 0;
+    let inString = false;
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (inString) {
+        if (c === 0x5c) i++;
+        else if (c === 0x22) inString = false;
+      } else if (c === 0x22) inString = true;
+      else if (c === 0x5b || c === 0x7b) {
+        if (++depth > maxDepth) return true;
+      } else if (c === 0x5d || c === 0x7d) depth--;
+    }
+    return false;
+  };
+  it('agrees on 20 000 texts made of quotes, backslashes, brackets and letters', () => {
+    const seed = 1313;
+    console.log(`jsonNestingExceeds property seed ${seed}`);
+    let a = seed;
+    const rnd = () => {
+      a = (a * 1103515245 + 12345) % 2147483648;
+      return a / 2147483648;
+    };
+    const alphabet = ['"', '\\', '[', ']', '{', '}', 'a', ':', ','];
+    let exceeded = 0;
+    for (let k = 0; k < 20_000; k++) {
+      const len = Math.floor(rnd() * 40);
+      const text = Buffer.from(Array.from({ length: len }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join(''));
+      const depth = Math.floor(rnd() * 4);
+      const want = reference(text, depth);
+      if (want) exceeded++;
+      if (jsonNestingExceeds(text, depth) !== want) throw new Error(`seed ${seed}: ${JSON.stringify(text.toString())} depth ${depth}: want ${want}`);
+    }
+    expect(exceeded).toBeGreaterThan(1000); // both outcomes were exercised
+    expect(exceeded).toBeLessThan(19_000);
+  });
+});
+
 describe('the endpoint before and after authentication', () => {
   let t: TestServer;
   let logs: LogCapture;

@@ -25,6 +25,8 @@ export interface DecoderPoolOptions {
   logger?: Logger;
   /** Starts the processes off the main thread (see `FfmpegPcmStream`); without it they are spawned in-process. */
   launcher?: DecoderProcessLauncher;
+  /** How far below the server's priority its processes run (see `FfmpegPcmStreamOptions.niceness`). */
+  niceness?: number;
   /** After a pooled process died unused, the next start waits this long, doubling up to `maxBackoffMs`. */
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -304,6 +306,7 @@ export class DecoderPool {
       inputFormat: this.o.inputFormat,
       codec: this.o.codec,
       launcher: this.o.launcher,
+      niceness: this.o.niceness,
       logger: this.log,
       onPcm: () => undefined, // no input before it is bound: no output
       onFailure: () => undefined, // reported through `done` below while unbound; the owner's once bound

@@ -49,6 +49,8 @@ export interface AudioPathSettings {
   restartsPerMinute?: number;
   /** Input held for a paused decoder beyond which chunks are refused. */
   maxQueuedInputBytes?: number;
+  /** How far below the server's CPU priority the decoder processes run (LIVE_AUDIO_DECODER_NICE, nice -n; 0 = the same). */
+  decoderNice?: number;
 }
 
 export interface FfmpegSessionDecoderOptions extends AudioPathSettings {
@@ -137,6 +139,7 @@ const RAW_CODECS: Record<RawSampleFormat, string> = {
  */
 export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents> implements SessionAudioDecoder {
   private readonly ffmpegPath: string;
+  private readonly decoderNice: number;
   private readonly log: Logger;
   private readonly maxChunkBytes: number;
   private readonly closeTimeoutMs: number;
@@ -170,6 +173,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.launcher = opts.launcher;
     this.onRetired = opts.onRetired;
     this.ffmpegPath = opts.ffmpegPath;
+    this.decoderNice = opts.decoderNice ?? 0;
     this.log = (opts.logger ?? silentLogger).child({ component: 'audio-decoder', session: opts.sessionLabel });
     this.maxChunkBytes = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
@@ -557,6 +561,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
         codec: spec.codec,
         inputOptions: spec.options,
         launcher: this.launcher,
+        niceness: this.decoderNice,
         ...handlers,
         onSpawn: () => {
           counters.processesSpawned++;
@@ -716,6 +721,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
           maxAgeMs: opts.poolMaxAgeMs ?? DEFAULT_DECODER_POOL_MAX_AGE_MS,
           logger: opts.logger,
           launcher,
+          niceness: opts.decoderNice,
           // A warm process counts as a decoder (spawned, alive) once a session takes it; until then it is pooled.
           counters: {
             spawned: () => undefined,

@@ -4,6 +4,7 @@ import type { Logger } from '../../util/logger';
 import { UPSTREAM_SAMPLE_RATE } from './audio-types';
 import { AudioDecodeError } from './session-audio-decoder';
 import { argumentsOfCommand, childOfStartedCommand } from './fluent-ffmpeg-child';
+import { lowerProcessPriority } from './process-priority';
 import { childAsDecoderProcess, type DecoderProcessLauncher, type RunningDecoderProcess } from './decoder-process';
 
 export interface FfmpegPcmStreamOptions {
@@ -32,6 +33,12 @@ export interface FfmpegPcmStreamOptions {
    * the start, fluent-ffmpeg spawns it in this process.
    */
   launcher?: DecoderProcessLauncher;
+  /**
+   * How far below the server's CPU priority the process runs (LIVE_AUDIO_DECODER_NICE: added to the server's nice
+   * value; 0 or absent: the same), set as soon as it is spawned: the server's event loop, which relays every session,
+   * then wins a contended CPU over any one decoder.
+   */
+  niceness?: number;
   /** A process was spawned (pid known). */
   onSpawn?: (pid: number) => void;
   /** The spawned process exited. */
@@ -379,6 +386,8 @@ export class FfmpegPcmStream {
     this.proc = proc;
     if (!proc) return; // spawn failed; 'error' follows
     this.spawned = true;
+    const niceErr = lowerProcessPriority(proc.pid, this.opts.niceness ?? 0);
+    if (niceErr) this.log.debug({ ffmpegPid: proc.pid, err: niceErr.message }, 'could not lower the decoder priority');
     this.lastProgressAt = performance.now();
     proc.onStdinDrain(() => {
       this.lastProgressAt = performance.now();
