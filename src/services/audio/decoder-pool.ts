@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../../util/logger';
 import { FfmpegPcmStream } from './ffmpeg-stream';
 import type { DecoderProcessLauncher } from './decoder-process';
+import type { DecoderStartSink } from './decoder-starts';
 
 /** The ffmpeg processes a pool starts and hands over; the decoder factory's counters see them through it. */
 export interface PoolProcessCounters {
@@ -25,6 +26,8 @@ export interface DecoderPoolOptions {
   logger?: Logger;
   /** Starts the processes off the main thread (see `FfmpegPcmStream`); without it they are spawned in-process. */
   launcher?: DecoderProcessLauncher;
+  /** Where the processes' starts are reported (path and duration, for `/metrics`). */
+  starts?: DecoderStartSink;
   /** After a pooled process died unused, the next start waits this long, doubling up to `maxBackoffMs`. */
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -304,6 +307,7 @@ export class DecoderPool {
       inputFormat: this.o.inputFormat,
       codec: this.o.codec,
       launcher: this.o.launcher,
+      starts: this.o.starts,
       logger: this.log,
       onPcm: () => undefined, // no input before it is bound: no output
       onFailure: () => undefined, // reported through `done` below while unbound; the owner's once bound

@@ -23,6 +23,8 @@ import { WebmSequencer, type ChunkOutcome, type SequencedWrite } from './webm/we
 import { DecoderRestartBudget } from './decoder-restart-budget';
 import { DecoderPool } from './decoder-pool';
 import type { DecoderProcessLauncher } from './decoder-process';
+import { DecoderStarts } from './decoder-starts';
+import type { DecoderStartSink } from './decoder-starts';
 import { FfmpegLauncher } from './launcher/ffmpeg-launcher';
 
 export const DEFAULT_MAX_CHUNK_BYTES = 5 * 1024 * 1024;
@@ -66,6 +68,8 @@ export interface FfmpegSessionDecoderOptions extends AudioPathSettings {
   pool?: DecoderPool;
   /** Starts the processes outside the main thread (the ffmpeg launcher); without it they are spawned in-process. */
   launcher?: DecoderProcessLauncher;
+  /** Where its processes' starts are reported (path and duration, for `/metrics`). */
+  starts?: DecoderStartSink;
   /** Called once when the decoder is closed or destroyed (the factory counts open decoders). */
   onRetired?: () => void;
 }
@@ -162,12 +166,14 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   private readonly counts = { spawns: 0, restarts: 0, stalls: 0 };
   private readonly pool: DecoderPool | undefined;
   private readonly launcher: DecoderProcessLauncher | undefined;
+  private readonly starts: DecoderStartSink | undefined;
   private onRetired: (() => void) | undefined;
 
   constructor(opts: FfmpegSessionDecoderOptions) {
     super();
     this.pool = opts.pool;
     this.launcher = opts.launcher;
+    this.starts = opts.starts;
     this.onRetired = opts.onRetired;
     this.ffmpegPath = opts.ffmpegPath;
     this.log = (opts.logger ?? silentLogger).child({ component: 'audio-decoder', session: opts.sessionLabel });
@@ -557,6 +563,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
         codec: spec.codec,
         inputOptions: spec.options,
         launcher: this.launcher,
+        starts: this.starts,
         ...handlers,
         onSpawn: () => {
           counters.processesSpawned++;
@@ -688,6 +695,8 @@ export interface FfmpegDecoderFactory extends DecoderFactory, DecoderProcessCoun
   readonly pool: DecoderPool | undefined;
   /** The ffmpeg launcher (undefined unless `useLauncher`). */
   readonly launcher: FfmpegLauncher | undefined;
+  /** Its processes' starts (by path, timed) and the launcher's state, for `/metrics`. */
+  readonly starts: DecoderStarts;
   /** Decoders created and not yet closed. */
   readonly openDecoders: number;
   /** Stops the pool and the launcher; resolves once their processes are gone. */
@@ -706,6 +715,11 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
   const poolSize = opts.poolSize ?? 0;
   const launcher = opts.useLauncher ? new FfmpegLauncher({ logger: opts.logger }) : undefined;
   void launcher?.start().catch((err: Error) => opts.logger?.error({ err: err.message }, 'the ffmpeg launcher could not start; decoders start in-process'));
+  const starts = new DecoderStarts(() => {
+    if (!launcher) return undefined;
+    const s = launcher.stats();
+    return { up: launcher.available, restarts: Math.max(0, s.launchersStarted - 1) };
+  });
   const pool =
     poolSize > 0
       ? new DecoderPool({
@@ -716,6 +730,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
           maxAgeMs: opts.poolMaxAgeMs ?? DEFAULT_DECODER_POOL_MAX_AGE_MS,
           logger: opts.logger,
           launcher,
+          starts,
           // A warm process counts as a decoder (spawned, alive) once a session takes it; until then it is pooled.
           counters: {
             spawned: () => undefined,
@@ -738,6 +753,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
         sessionLabel,
         pool,
         launcher,
+        starts,
         onRetired: () => {
           open--;
           if (open === 0) pool?.setActive(false);
@@ -752,6 +768,9 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     },
     get launcher() {
       return launcher;
+    },
+    get starts() {
+      return starts;
     },
     get openDecoders() {
       return open;
