@@ -677,9 +677,9 @@ export interface FfmpegDecoderFactoryOptions extends AudioPathSettings {
   /** A warm decoder older than this is replaced (LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS). */
   poolMaxAgeMs?: number;
   /**
-   * Start ffmpeg from a small launcher process, off the main thread (LIVE_AUDIO_DECODER_LAUNCHER); off (the default
-   * here): spawned in-process. The launcher starts with the factory; until it is ready, and while it restarts,
-   * processes are spawned in-process.
+   * Start ffmpeg from a small launcher process, off the main thread (LIVE_AUDIO_DECODER_LAUNCHER, on by default in
+   * the server's config); off (this option's default): spawned in-process. The launcher starts with the factory;
+   * until it is ready, and while it restarts, processes are spawned in-process.
    */
   useLauncher?: boolean;
 }
