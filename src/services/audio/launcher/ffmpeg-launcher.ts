@@ -158,7 +158,7 @@ class LaunchedProcess implements RunningDecoderProcess {
  * (in-process decoders, forked later by the main thread, would take the new one). The respawn-storm attack test
  * had this hole: its renice of the server's pid left the launcher and its ffmpegs at 0, one cause of its failures
  * with the launcher under load (`test/ops/helpers.ts` `setProcessTreePriority` now renices the tree; after that it
- * still failed 3 of 9 loaded runs with the launcher vs 0 of 9 without, on run-queue waits of the main thread, not
+ * still failed 3 of 13 loaded runs with the launcher vs 0 of 13 without, on run-queue waits of the main thread, not
  * on more work there). Its state and the starts by path are on `/metrics` (`DecoderStarts`).
  */
 export class FfmpegLauncher implements DecoderProcessLauncher {
