@@ -117,6 +117,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   metrics.observeRegistry(registry);
   const decoderCounters = decoders.counters;
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
+  if (decoders.starts) metrics.observeDecoderStarts(decoders.starts);
   const { limitStore, limits } = buildLimits(config, clusterNode, metrics, logger);
   const { usage, archive, planner } = buildConversations(config, logger, metrics, clusterNode);
   // (The cluster's sessions need the service to adopt sessions; the service needs them as its directory.)

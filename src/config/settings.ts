@@ -194,8 +194,8 @@ export const SETTINGS = {
       ),
       LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS: int('A warm decoder that waited this long is replaced (ms)', 600_000, 1_000, 86_400_000),
       LIVE_AUDIO_DECODER_LAUNCHER: bool(
-        "Start ffmpeg decoders from a small launcher process, so that forking never blocks the server's event loop (audio goes over a private Unix socket straight to ffmpeg); off: spawned in-process. While the launcher restarts, decoders are spawned in-process. Off by default for now: it removes the fork from the event loop (BENCHMARKS.md), but under the full test suite's parallel load the respawn-storm attack's /health bound failed with it in 2 of 2 runs, cause not yet found",
-        false,
+        "Start ffmpeg decoders from a small launcher process, so that forking never blocks the server's event loop (audio goes over a private Unix socket straight to ffmpeg); off: spawned in-process. While the launcher restarts, decoders are spawned in-process (/metrics: live_audio_ffmpeg_launcher_up, live_audio_ffmpeg_decoder_starts_total{path}). The launcher inherits the server's scheduling priority at start: renice the server's whole process tree (every thread, the launcher, its ffmpegs), not its pid alone, or its decoders keep the old priority",
+        true,
       ),
     },
   },

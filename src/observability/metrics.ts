@@ -3,6 +3,7 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
 import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
 import type { EmulatorRetained } from '../emulator';
+import type { DecoderStartSource } from '../services/audio/decoder-starts';
 import { AudioDecodeError, AudioLimitError, type AudioPathEvent, type DecoderProcessCounters } from '../services/audio/session-audio-decoder';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
 import type { SessionRegistry } from '../services/session/session-registry';
@@ -49,6 +50,7 @@ export class Metrics {
   private readonly live = new Set<LiveSession>();
   private decoders: DecoderProcessCounters | undefined;
   private emulator: EmulatorRetentionSource | undefined;
+  private startSource: DecoderStartSource | undefined;
 
   readonly sessionsStarted: Counter<'transport'>;
   readonly sessionsEnded: Counter<'reason'>;
@@ -78,6 +80,10 @@ export class Metrics {
   readonly clusterLostAudioSeconds: Counter;
   /** Cluster mode: REST calls forwarded to the instance owning their session, by outcome, and their duration. */
   readonly clusterForwardSeconds: Histogram<'outcome'>;
+  /** ffmpeg decoder processes started, by path (`launcher`, or `in_process`: no launcher, or it was down). */
+  readonly decoderStarts: Counter<'path'>;
+  /** From asking for a decoder process to it running, by path. */
+  readonly decoderStartSeconds: Histogram<'path'>;
 
   constructor(opts: { eventLoopResolutionMs?: number } = {}) {
     const r = this.registry;
@@ -184,6 +190,36 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(self.decoders?.processesSpawned ?? 0);
+      },
+    });
+    this.decoderStarts = new Counter({
+      name: 'live_audio_ffmpeg_decoder_starts_total',
+      help: 'ffmpeg decoder processes started (for sessions and the warm pool), by path: launcher, or in_process (no launcher configured, or it was down or restarting)',
+      labelNames: ['path'],
+      registers: [r],
+    });
+    this.decoderStartSeconds = new Histogram({
+      name: 'live_audio_ffmpeg_decoder_start_seconds',
+      help: 'From asking for an ffmpeg decoder process to it running (pid known, its input and output connected), by path',
+      labelNames: ['path'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [r],
+    });
+    new Gauge({
+      name: 'live_audio_ffmpeg_launcher_up',
+      help: 'The ffmpeg launcher (LIVE_AUDIO_DECODER_LAUNCHER) is ready to start decoders: 1, else 0 (down, restarting, or not configured)',
+      registers: [r],
+      collect() {
+        this.set(self.startSource?.launcherStatus()?.up ? 1 : 0);
+      },
+    });
+    new Counter({
+      name: 'live_audio_ffmpeg_launcher_restarts_total',
+      help: 'ffmpeg launcher processes started again after the first one (it died, or did not get ready in time)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.startSource?.launcherStatus()?.restarts ?? 0);
       },
     });
     this.transcribeSeconds = new Histogram({
@@ -311,6 +347,17 @@ export class Metrics {
   /** ffmpeg process counters (read at scrape time). */
   observeDecoders(src: DecoderProcessCounters): void {
     this.decoders = src;
+  }
+
+  /** How decoder processes start and the ffmpeg launcher's state (starts as they happen; the launcher at scrape time). */
+  observeDecoderStarts(src: DecoderStartSource): void {
+    this.startSource = src;
+    // Both paths show (at 0) before their first start.
+    for (const path of ['launcher', 'in_process']) this.decoderStarts.inc({ path }, 0);
+    src.onStarted((e) => {
+      this.decoderStarts.inc({ path: e.path });
+      this.decoderStartSeconds.observe({ path: e.path }, e.ms / 1000);
+    });
   }
 
   /** `LiveAudioService`'s `onRelayLatency` hook. */

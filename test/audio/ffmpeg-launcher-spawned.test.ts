@@ -1,7 +1,8 @@
 /**
  * The ffmpeg launcher on a real spawned server (issue 13): a SIGKILLed server leaves no launcher and no ffmpeg; a
  * SIGKILLed launcher is replaced and its ffmpegs do not outlive it; a local stranger flooding the private socket
- * without the token gets no byte, starts no process and leaves nothing behind, while a session decodes on.
+ * without the token gets no byte, starts no process and leaves nothing behind, while a session decodes on; its
+ * metrics (up, restarts, starts by path and their duration) follow a SIGKILLed launcher.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -25,6 +26,26 @@ const parentOf = (pid: number) => {
 /** Its launcher has said ready `n` times (the first at start, before the server listens). */
 const launcherReadyCount = (s: SpawnedServer) => s.logLines().filter((l) => l.msg === 'ffmpeg launcher ready').length;
 const fdCount = (pid: number) => fs.readdirSync(`/proc/${pid}/fd`).length;
+/** A process's state letter (R, S, T for stopped, Z...; '' when it is gone). */
+const processState = (pid: number) => {
+  try {
+    return /^\d+ \(.*\) (\S)/.exec(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'))![1];
+  } catch {
+    return '';
+  }
+};
+/** The value of one sample line of a Prometheus text exposition (`name` with its labels as printed), NaN if absent. */
+function metricValue(text: string, name: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.slice(name.length + 1)) : NaN;
+}
+async function waitForAsync(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
 
 function start(extra: Record<string, string> = {}): Promise<SpawnedServer> {
   return spawnServer({
@@ -98,6 +119,66 @@ describe('ffmpeg launcher on a spawned server', () => {
     await waitFor(() => childProcesses(second, 'ffmpeg').length >= 2, 10_000);
     for (const pid of childProcesses(s.pid, 'ffmpeg')) expect(parentOf(pid)).toBe(second);
     expect((await request(s.url).get('/health')).status).toBe(200);
+  }, 90_000);
+
+  it('kill -9 of the launcher shows on /metrics: it is down, a restart counts, decoders start in-process until the new one is ready', async () => {
+    s = await start({ LIVE_AUDIO_DECODER_POOL_SIZE: '0' });
+    const h = { 'X-API-Key': s.keys.alice };
+    const scrape = async () => (await request(s!.url).get('/metrics').set(h)).text;
+    const m0 = await scrape();
+    expect(metricValue(m0, 'live_audio_ffmpeg_launcher_up')).toBe(1);
+    expect(metricValue(m0, 'live_audio_ffmpeg_launcher_restarts_total')).toBe(0);
+    expect(metricValue(m0, 'live_audio_ffmpeg_decoder_starts_total{path="launcher"}')).toBe(0);
+    expect(metricValue(m0, 'live_audio_ffmpeg_decoder_starts_total{path="in_process"}')).toBe(0);
+
+    const startsBy = async (path: string) => metricValue(await scrape(), `live_audio_ffmpeg_decoder_starts_total{path="${path}"}`);
+    await openSessionWithAudio(s, 'm1', hello.slice(0, 2));
+    await waitForAsync(async () => (await startsBy('launcher')) >= 1, 20_000); // its start may still be under way
+    const m1 = await scrape();
+    expect(metricValue(m1, 'live_audio_ffmpeg_decoder_starts_total{path="launcher"}')).toBe(1);
+    expect(metricValue(m1, 'live_audio_ffmpeg_decoder_start_seconds_count{path="launcher"}')).toBe(1);
+    expect(metricValue(m1, 'live_audio_ffmpeg_decoder_start_seconds_sum{path="launcher"}')).toBeGreaterThan(0);
+
+    // SIGKILL the launcher and hold its replacement (SIGSTOP) before it says ready, so that the next start has no
+    // launcher to go to. If the replacement was quicker than this test, kill that one too and try again.
+    let killed = 0;
+    let held: number | undefined;
+    let m2 = '';
+    while (held === undefined) {
+      expect(killed).toBeLessThan(5);
+      const current = ffmpegLauncherOf(s.pid)!;
+      process.kill(current, 'SIGKILL');
+      killed++;
+      await waitFor(() => (ffmpegLauncherOf(s!.pid) ?? current) !== current, 20_000);
+      const next = ffmpegLauncherOf(s.pid)!;
+      process.kill(next, 'SIGSTOP');
+      await waitFor(() => processState(next) === 'T', 5_000);
+      await scrape(); // a full turn of the server's loop after the stop: a 'ready' sent before it has been read
+      m2 = await scrape();
+      if (metricValue(m2, 'live_audio_ffmpeg_launcher_up') === 0) held = next;
+    }
+    expect(metricValue(m2, 'live_audio_ffmpeg_launcher_restarts_total')).toBe(killed);
+
+    await openSessionWithAudio(s, 'm2', hello.slice(0, 2));
+    await waitForAsync(async () => (await startsBy('in_process')) >= 1, 20_000);
+    const inProcess = childProcesses(s.pid, 'ffmpeg').filter((pid) => parentOf(pid) === s!.pid);
+    expect(inProcess).toHaveLength(1); // m2's decoder, forked by the server itself
+    const m3 = await scrape();
+    expect(metricValue(m3, 'live_audio_ffmpeg_decoder_starts_total{path="in_process"}')).toBe(1);
+    expect(metricValue(m3, 'live_audio_ffmpeg_decoder_start_seconds_count{path="in_process"}')).toBe(1);
+    expect(metricValue(m3, 'live_audio_ffmpeg_decoder_starts_total{path="launcher"}')).toBe(1);
+    expect(metricValue(m3, 'live_audio_ffmpeg_launcher_up')).toBe(0);
+
+    // Let it go: it gets ready, and the next decoder starts through it again.
+    process.kill(held, 'SIGCONT');
+    await waitForAsync(async () => metricValue(await scrape(), 'live_audio_ffmpeg_launcher_up') === 1, 20_000);
+    await openSessionWithAudio(s, 'm3', hello.slice(0, 2));
+    await waitForAsync(async () => (await startsBy('launcher')) >= 2, 20_000);
+    const m4 = await scrape();
+    expect(metricValue(m4, 'live_audio_ffmpeg_decoder_starts_total{path="launcher"}')).toBe(2);
+    expect(metricValue(m4, 'live_audio_ffmpeg_decoder_starts_total{path="in_process"}')).toBe(1);
+    expect(metricValue(m4, 'live_audio_ffmpeg_launcher_restarts_total')).toBe(killed);
+    expect(childProcesses(held, 'ffmpeg')).toHaveLength(1); // m3's
   }, 90_000);
 
   it('attacker: 300 local connections to the private socket without the token get no byte, start nothing, cost nothing lasting', async () => {

@@ -14,7 +14,6 @@
  * Seed: FUZZ_SEED (default below) — every failure message carries the seed and the request that caused it.
  */
 import http from 'node:http';
-import os from 'node:os';
 import request from 'supertest';
 import { InspectorSession, inspectorUrl } from '../../bench/inspector-gc';
 import { startGeminiLiveEmulator, type GeminiLiveEmulator } from '../../src/emulator';
@@ -22,7 +21,7 @@ import { signAccessToken } from '../helpers/jwt';
 import { loadRecording } from '../helpers/fixtures';
 import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { sleep } from '../helpers/test-server';
-import { childProcesses, prng } from './helpers';
+import { childProcesses, prng, setProcessTreePriority } from './helpers';
 import { connect, type WsTestClient, wsUrl, type Msg } from '../helpers/ws-test-client';
 
 const API = '/api/v1/live-audio';
@@ -356,8 +355,10 @@ describe(`fuzz on a spawned server (seed ${SEED})`, () => {
       },
     });
     // The fuzz asserts no timing: its server yields the CPU to the timing-sensitive suites that jest runs in the
-    // other worker at the same time (raising a child's niceness needs no privilege).
-    os.setPriority(s.pid, 10);
+    // other worker at the same time (raising a child's niceness needs no privilege). The whole server: every thread,
+    // its ffmpeg launcher (started at boot, before this) and the decoders it forks (os.setPriority(pid) alone would
+    // lower only the main thread, and the launcher's ffmpegs would run at 0, ahead of the suites they should yield to).
+    setProcessTreePriority(s.pid, 10);
     t = {
       s,
       emu,

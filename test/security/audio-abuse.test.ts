@@ -24,7 +24,7 @@ import os from 'node:os';
 import { probeHealth, spawnServer, type SpawnedServer } from '../helpers/spawned-server';
 import { referenceDecode } from '../helpers/ffmpeg';
 import { loadRecording } from '../helpers/fixtures';
-import { childProcesses, processAlive } from '../ops/helpers';
+import { childProcesses, processAlive, setProcessTreePriority } from '../ops/helpers';
 import { connect } from '../helpers/ws-test-client';
 import { flacInMatroska10h, opusWebmBomb } from './audio-bombs';
 import { spawnEmulator, type EmulatorProcess } from './emulator-process';
@@ -76,18 +76,24 @@ const serverLoopMaxMs = async (server: SpawnedServer) => (await metric(server, '
  */
 /**
  * What these tests measure is what the attack does to the server, not what other programs on the test machine do to
- * it: the server under attack (and the decoders it starts, which inherit it) and this test process (the prober and
- * the emulator) get a higher scheduling priority than the other test suites and tenants sharing the 2 cores. The
- * attack's own processes compete with the server exactly as in production. Needs CAP_SYS_NICE (root in CI); without
- * it the tests run unprioritised and say so.
+ * it: the server under attack (every thread of it, its ffmpeg launcher and the decoders they start) and this test
+ * process (the prober) get a higher scheduling priority than the other test suites and tenants sharing the 2 cores.
+ * The whole process tree is reniced (`setProcessTreePriority`): on Linux `os.setPriority(pid)` raises only the main
+ * thread; the server's 11 other threads stayed at 0, and so did its ffmpeg launcher (started at boot) and every
+ * ffmpeg it forked, while decoders forked in-process inherited -5 (read in /proc/<pid>/task/<tid>/stat during the
+ * row-7 storm). The attack's own processes compete with the server exactly as in production. Needs CAP_SYS_NICE
+ * (root in CI); without it the tests run unprioritised and say so.
  */
 function prioritise(server: SpawnedServer): void {
-  for (const pid of [server.pid, process.pid]) {
-    try {
-      os.setPriority(pid, -5);
-    } catch (err) {
-      console.log(`could not raise the priority of ${pid}: ${(err as Error).message}`);
-    }
+  try {
+    setProcessTreePriority(server.pid, -5);
+  } catch (err) {
+    console.log(`could not raise the priority of the server ${server.pid}: ${(err as Error).message}`);
+  }
+  try {
+    os.setPriority(process.pid, -5);
+  } catch (err) {
+    console.log(`could not raise the priority of ${process.pid}: ${(err as Error).message}`);
   }
 }
 

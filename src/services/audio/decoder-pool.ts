@@ -1,6 +1,7 @@
 import { silentLogger, type Logger } from '../../util/logger';
 import { FfmpegPcmStream } from './ffmpeg-stream';
 import type { DecoderProcessLauncher } from './decoder-process';
+import type { DecoderStartSink } from './decoder-starts';
 
 /** The ffmpeg processes a pool starts and hands over; the decoder factory's counters see them through it. */
 export interface PoolProcessCounters {
@@ -27,6 +28,8 @@ export interface DecoderPoolOptions {
   launcher?: DecoderProcessLauncher;
   /** How far below the server's priority its processes run (see `FfmpegPcmStreamOptions.niceness`). */
   niceness?: number;
+  /** Where the processes' starts are reported (path and duration, for `/metrics`). */
+  starts?: DecoderStartSink;
   /** After a pooled process died unused, the next start waits this long, doubling up to `maxBackoffMs`. */
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -307,6 +310,7 @@ export class DecoderPool {
       codec: this.o.codec,
       launcher: this.o.launcher,
       niceness: this.o.niceness,
+      starts: this.o.starts,
       logger: this.log,
       onPcm: () => undefined, // no input before it is bound: no output
       onFailure: () => undefined, // reported through `done` below while unbound; the owner's once bound

@@ -23,6 +23,8 @@ import { WebmSequencer, type ChunkOutcome, type SequencedWrite } from './webm/we
 import { DecoderRestartBudget } from './decoder-restart-budget';
 import { DecoderPool } from './decoder-pool';
 import type { DecoderProcessLauncher } from './decoder-process';
+import { DecoderStarts } from './decoder-starts';
+import type { DecoderStartSink } from './decoder-starts';
 import { FfmpegLauncher } from './launcher/ffmpeg-launcher';
 
 export const DEFAULT_MAX_CHUNK_BYTES = 5 * 1024 * 1024;
@@ -68,6 +70,8 @@ export interface FfmpegSessionDecoderOptions extends AudioPathSettings {
   pool?: DecoderPool;
   /** Starts the processes outside the main thread (the ffmpeg launcher); without it they are spawned in-process. */
   launcher?: DecoderProcessLauncher;
+  /** Where its processes' starts are reported (path and duration, for `/metrics`). */
+  starts?: DecoderStartSink;
   /** Called once when the decoder is closed or destroyed (the factory counts open decoders). */
   onRetired?: () => void;
 }
@@ -165,12 +169,14 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   private readonly counts = { spawns: 0, restarts: 0, stalls: 0 };
   private readonly pool: DecoderPool | undefined;
   private readonly launcher: DecoderProcessLauncher | undefined;
+  private readonly starts: DecoderStartSink | undefined;
   private onRetired: (() => void) | undefined;
 
   constructor(opts: FfmpegSessionDecoderOptions) {
     super();
     this.pool = opts.pool;
     this.launcher = opts.launcher;
+    this.starts = opts.starts;
     this.onRetired = opts.onRetired;
     this.ffmpegPath = opts.ffmpegPath;
     this.decoderNice = opts.decoderNice ?? 0;
@@ -562,6 +568,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
         inputOptions: spec.options,
         launcher: this.launcher,
         niceness: this.decoderNice,
+        starts: this.starts,
         ...handlers,
         onSpawn: () => {
           counters.processesSpawned++;
@@ -675,9 +682,9 @@ export interface FfmpegDecoderFactoryOptions extends AudioPathSettings {
   /** A warm decoder older than this is replaced (LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS). */
   poolMaxAgeMs?: number;
   /**
-   * Start ffmpeg from a small launcher process, off the main thread (LIVE_AUDIO_DECODER_LAUNCHER); off (the default
-   * here): spawned in-process. The launcher starts with the factory; until it is ready, and while it restarts,
-   * processes are spawned in-process.
+   * Start ffmpeg from a small launcher process, off the main thread (LIVE_AUDIO_DECODER_LAUNCHER, on by default in
+   * the server's config); off (this option's default): spawned in-process. The launcher starts with the factory;
+   * until it is ready, and while it restarts, processes are spawned in-process.
    */
   useLauncher?: boolean;
 }
@@ -693,6 +700,8 @@ export interface FfmpegDecoderFactory extends DecoderFactory, DecoderProcessCoun
   readonly pool: DecoderPool | undefined;
   /** The ffmpeg launcher (undefined unless `useLauncher`). */
   readonly launcher: FfmpegLauncher | undefined;
+  /** Its processes' starts (by path, timed) and the launcher's state, for `/metrics`. */
+  readonly starts: DecoderStarts;
   /** Decoders created and not yet closed. */
   readonly openDecoders: number;
   /** Stops the pool and the launcher; resolves once their processes are gone. */
@@ -711,6 +720,11 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
   const poolSize = opts.poolSize ?? 0;
   const launcher = opts.useLauncher ? new FfmpegLauncher({ logger: opts.logger }) : undefined;
   void launcher?.start().catch((err: Error) => opts.logger?.error({ err: err.message }, 'the ffmpeg launcher could not start; decoders start in-process'));
+  const starts = new DecoderStarts(() => {
+    if (!launcher) return undefined;
+    const s = launcher.stats();
+    return { up: launcher.available, restarts: Math.max(0, s.launchersStarted - 1) };
+  });
   const pool =
     poolSize > 0
       ? new DecoderPool({
@@ -722,6 +736,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
           logger: opts.logger,
           launcher,
           niceness: opts.decoderNice,
+          starts,
           // A warm process counts as a decoder (spawned, alive) once a session takes it; until then it is pooled.
           counters: {
             spawned: () => undefined,
@@ -744,6 +759,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
         sessionLabel,
         pool,
         launcher,
+        starts,
         onRetired: () => {
           open--;
           if (open === 0) pool?.setActive(false);
@@ -758,6 +774,9 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     },
     get launcher() {
       return launcher;
+    },
+    get starts() {
+      return starts;
     },
     get openDecoders() {
       return open;

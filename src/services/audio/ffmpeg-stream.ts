@@ -6,6 +6,7 @@ import { AudioDecodeError } from './session-audio-decoder';
 import { argumentsOfCommand, childOfStartedCommand } from './fluent-ffmpeg-child';
 import { lowerProcessPriority } from './process-priority';
 import { childAsDecoderProcess, type DecoderProcessLauncher, type RunningDecoderProcess } from './decoder-process';
+import type { DecoderStartPath, DecoderStartSink } from './decoder-starts';
 
 export interface FfmpegPcmStreamOptions {
   ffmpegPath: string;
@@ -39,6 +40,8 @@ export interface FfmpegPcmStreamOptions {
    * then wins a contended CPU over any one decoder.
    */
   niceness?: number;
+  /** Told once the process runs: by which path it was started and how long that took (for `/metrics`). */
+  starts?: DecoderStartSink;
   /** A process was spawned (pid known). */
   onSpawn?: (pid: number) => void;
   /** The spawned process exited. */
@@ -138,6 +141,10 @@ export class FfmpegPcmStream {
   private stallTimer: NodeJS.Timeout | undefined;
   /** Created, or taken from the pool (`bind`): a start before the first output is timed from here. */
   private createdAt = performance.now();
+  /** When the process was asked for (the start's duration is timed from here). */
+  private readonly askedAt = performance.now();
+  /** How the process is being started. */
+  private startPath: DecoderStartPath = 'in_process';
   private bound = false;
   /** The process has given output (it is up; before that it may still be loading). */
   private firstOutput = false;
@@ -169,7 +176,10 @@ export class FfmpegPcmStream {
     if (opts.inputOptions?.length) this.command.inputOptions(opts.inputOptions);
     this.command.noVideo().audioChannels(1).audioFrequency(UPSTREAM_SAMPLE_RATE).format('s16le');
 
-    if (opts.launcher && this.launch(opts.launcher)) return;
+    if (opts.launcher && this.launch(opts.launcher)) {
+      this.startPath = 'launcher';
+      return;
+    }
     this.command.on('start', (commandLine: string) => {
       const child = childOfStartedCommand(this.command);
       this.onStart(child && child.pid !== undefined ? childAsDecoderProcess(child as typeof child & { pid: number }) : null, commandLine);
@@ -397,6 +407,7 @@ export class FfmpegPcmStream {
       this.opts.onExit?.();
     });
     this.log.debug({ ffmpegPid: proc.pid, args: commandLine.replace(/^\S+/, 'ffmpeg') }, 'ffmpeg started');
+    this.opts.starts?.started({ path: this.startPath, ms: performance.now() - this.askedAt });
     this.opts.onSpawn?.(proc.pid);
     // Asked to die before it existed (killed, stalled while fluent-ffmpeg was still preparing it, or settled by the
     // kill safety net): no one else will ever end it, and its stdin may never close.

@@ -1,4 +1,5 @@
 import type { ChunkDescriptor } from './audio-types';
+import type { DecoderStartSource } from './decoder-starts';
 import type { TypedEmitter } from '../../util/typed-emitter';
 import type { ChunkOutcome, ReorderStats } from './webm/webm-sequencer';
 
@@ -98,6 +99,8 @@ export interface DecoderProcessCounters {
 export interface DecoderFactory {
   create(sessionLabel: string): SessionAudioDecoder;
   readonly counters?: DecoderProcessCounters;
+  /** How its processes start (path, duration) and its launcher's state, when it runs processes. */
+  readonly starts?: DecoderStartSource;
   /** Stops whatever the factory runs besides its decoders (a warm pool); at server shutdown; resolves once it has. */
   close?(): Promise<void>;
 }

@@ -151,6 +151,15 @@ class LaunchedProcess implements RunningDecoderProcess {
  * session decoder restarts them within its budget); a new launcher starts after a back-off, and until it is ready
  * `launch` returns false (the caller spawns in-process). When the server dies, the launcher's IPC channel closes and
  * it kills its ffmpeg children and exits.
+ *
+ * Scheduling: the launcher is started at boot and keeps the nice value the server's main thread had then; its
+ * ffmpegs inherit the launcher's. On Linux the nice value is per thread (`renice -p` / `os.setPriority(pid)` changes
+ * the main thread only), so a server reniced later must be reniced as a tree, or its decoders run at the old value
+ * (in-process decoders, forked later by the main thread, would take the new one). The respawn-storm attack test
+ * had this hole: its renice of the server's pid left the launcher and its ffmpegs at 0, one cause of its failures
+ * with the launcher under load (`test/ops/helpers.ts` `setProcessTreePriority` now renices the tree; after that it
+ * still failed 3 of 13 loaded runs with the launcher vs 0 of 13 without, on run-queue waits of the main thread, not
+ * on more work there). Its state and the starts by path are on `/metrics` (`DecoderStarts`).
  */
 export class FfmpegLauncher implements DecoderProcessLauncher {
   private readonly o: typeof DEFAULTS;
