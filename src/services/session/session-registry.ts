@@ -14,6 +14,7 @@ export interface RegistryLimits {
   maxGlobal: number;
   /** How long ended sessions are remembered (so a client learns "expired" instead of "unknown"). */
   tombstoneMs: number;
+  /** Tombstones held at most (`LIVE_AUDIO_SESSION_TOMBSTONE_MAX`, default 10,000): the oldest go first beyond it. */
   maxTombstones?: number;
 }
 
@@ -67,6 +68,11 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
 
   get size(): number {
     return this.sessions.size;
+  }
+
+  /** Ended sessions remembered now (bounded by `maxTombstones`; a gauge of /metrics). */
+  get tombstoneCount(): number {
+    return this.tombstones.size;
   }
 
   get isDraining(): boolean {
