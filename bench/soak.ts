@@ -18,6 +18,7 @@ import { InspectorSession, inspectorUrl } from './inspector-gc';
 interface ServerState {
   rssMb: number;
   heapUsedMb: number;
+  heapTotalMb: number;
   externalMb: number;
   fds: FdCounts;
   threads: number;
@@ -35,6 +36,7 @@ async function serverState(stack: Stack): Promise<ServerState> {
   return {
     rssMb: (readRssKb(pid) ?? NaN) / 1024,
     heapUsedMb: prom.value('live_audio_process_memory_bytes', { kind: 'heap_used' }) / 1024 / 1024,
+    heapTotalMb: prom.value('live_audio_process_memory_bytes', { kind: 'heap_total' }) / 1024 / 1024,
     externalMb: prom.value('live_audio_process_memory_bytes', { kind: 'external' }) / 1024 / 1024,
     fds: countFds(pid) ?? { total: NaN, socket: NaN, pipe: NaN, anon: NaN, file: NaN, other: NaN },
     threads: threadCount(pid) ?? NaN,
@@ -58,7 +60,7 @@ async function quiesce(stack: Stack, settleMs: number): Promise<void> {
 }
 
 const fmt = (s: ServerState) =>
-  `RSS ${s.rssMb.toFixed(1)} MB (V8 heap used ${s.heapUsedMb.toFixed(1)} MB, external ${s.externalMb.toFixed(1)} MB), fds ${s.fds.total} (sockets ${s.fds.socket}, pipes ${s.fds.pipe}, anon ${s.fds.anon}, files ${s.fds.file}), threads ${s.threads}, ffmpeg ${s.ffmpegChildren}, live sessions ${s.sessionsLive}, kept: tombstones ${s.tombstones}, transcripts ${s.transcripts}`;
+  `RSS ${s.rssMb.toFixed(1)} MB (V8 heap used ${s.heapUsedMb.toFixed(1)} of ${s.heapTotalMb.toFixed(1)} MB, external ${s.externalMb.toFixed(1)} MB), fds ${s.fds.total} (sockets ${s.fds.socket}, pipes ${s.fds.pipe}, anon ${s.fds.anon}, files ${s.fds.file}), threads ${s.threads}, ffmpeg ${s.ffmpegChildren}, live sessions ${s.sessionsLive}, kept: tombstones ${s.tombstones}, transcripts ${s.transcripts}`;
 
 export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs) {
   // /transcribe answers as soon as its chunk is accepted (no waiting for news): the soak is about the lifecycle.
@@ -150,7 +152,7 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
     await delay(500);
     const gc = await serverState(stack);
     log(`${label} (${sessions} sessions): ${fmt(state)}`);
-    log(`  after a full GC: RSS ${gc.rssMb.toFixed(1)} MB, V8 heap used ${gc.heapUsedMb.toFixed(1)} MB, external ${gc.externalMb.toFixed(1)} MB`);
+    log(`  after a full GC: RSS ${gc.rssMb.toFixed(1)} MB, V8 heap used ${gc.heapUsedMb.toFixed(1)} of ${gc.heapTotalMb.toFixed(1)} MB, external ${gc.externalMb.toFixed(1)} MB`);
     return { sessions, state, gc };
   };
 
@@ -227,6 +229,7 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
         rss_mb: round(p.state.rssMb, 1),
         rss_after_gc_mb: round(p.gc.rssMb, 1),
         heap_after_gc_mb: round(p.gc.heapUsedMb, 2),
+        heap_total_after_gc_mb: round(p.gc.heapTotalMb, 2),
         fds: p.state.fds.total,
         tombstones: p.state.tombstones,
         transcripts: p.state.transcripts,

@@ -302,6 +302,8 @@ export class Metrics {
         const m = process.memoryUsage();
         this.set({ kind: 'rss' }, m.rss);
         this.set({ kind: 'heap_used' }, m.heapUsed);
+        // What V8 holds from the system for its heap: RSS above it is the C++ side (malloc arenas, buffers, code).
+        this.set({ kind: 'heap_total' }, m.heapTotal);
         this.set({ kind: 'external' }, m.external);
       },
     });
