@@ -23,8 +23,16 @@ export async function takeHeapSnapshot(pid: number, dir: string, answered: () =>
     await delay(200);
     file = fs.readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f));
   }
-  // The snapshot is written on the server's main thread: once it answers a request, the file is complete.
-  await answered();
+  // The snapshot is written on the server's main thread: once it answers a request, the file is complete (on a
+  // loaded machine writing it takes longer than one request's timeout: asked again until the deadline).
+  for (;;) {
+    try {
+      await answered();
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+  }
   const full = path.join(dir, file);
   try {
     return countObjects(JSON.parse(fs.readFileSync(full, 'utf8')));

@@ -18,12 +18,16 @@ import { InspectorSession, inspectorUrl } from './inspector-gc';
 interface ServerState {
   rssMb: number;
   heapUsedMb: number;
+  heapTotalMb: number;
   externalMb: number;
   fds: FdCounts;
   threads: number;
   ffmpegChildren: number;
   sessionsLive: number;
   ffmpegAlive: number;
+  /** What the server keeps of ended sessions (bounded): tombstones and transcripts. */
+  tombstones: number;
+  transcripts: number;
 }
 
 async function serverState(stack: Stack): Promise<ServerState> {
@@ -32,12 +36,15 @@ async function serverState(stack: Stack): Promise<ServerState> {
   return {
     rssMb: (readRssKb(pid) ?? NaN) / 1024,
     heapUsedMb: prom.value('live_audio_process_memory_bytes', { kind: 'heap_used' }) / 1024 / 1024,
+    heapTotalMb: prom.value('live_audio_process_memory_bytes', { kind: 'heap_total' }) / 1024 / 1024,
     externalMb: prom.value('live_audio_process_memory_bytes', { kind: 'external' }) / 1024 / 1024,
     fds: countFds(pid) ?? { total: NaN, socket: NaN, pipe: NaN, anon: NaN, file: NaN, other: NaN },
     threads: threadCount(pid) ?? NaN,
     ffmpegChildren: childrenOf(pid).length,
     sessionsLive: prom.value('live_audio_sessions_live'),
     ffmpegAlive: prom.value('live_audio_ffmpeg_processes_alive'),
+    tombstones: prom.value('live_audio_retained_records', { kind: 'tombstones' }),
+    transcripts: prom.value('live_audio_retained_records', { kind: 'transcripts' }),
   };
 }
 
@@ -53,7 +60,7 @@ async function quiesce(stack: Stack, settleMs: number): Promise<void> {
 }
 
 const fmt = (s: ServerState) =>
-  `RSS ${s.rssMb.toFixed(1)} MB (V8 heap used ${s.heapUsedMb.toFixed(1)} MB, external ${s.externalMb.toFixed(1)} MB), fds ${s.fds.total} (sockets ${s.fds.socket}, pipes ${s.fds.pipe}, anon ${s.fds.anon}, files ${s.fds.file}), threads ${s.threads}, ffmpeg ${s.ffmpegChildren}, live sessions ${s.sessionsLive}`;
+  `RSS ${s.rssMb.toFixed(1)} MB (V8 heap used ${s.heapUsedMb.toFixed(1)} of ${s.heapTotalMb.toFixed(1)} MB, external ${s.externalMb.toFixed(1)} MB), fds ${s.fds.total} (sockets ${s.fds.socket}, pipes ${s.fds.pipe}, anon ${s.fds.anon}, files ${s.fds.file}), threads ${s.threads}, ffmpeg ${s.ffmpegChildren}, live sessions ${s.sessionsLive}, kept: tombstones ${s.tombstones}, transcripts ${s.transcripts}`;
 
 export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs) {
   // /transcribe answers as soon as its chunk is accepted (no waiting for news): the soak is about the lifecycle.
@@ -145,7 +152,7 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
     await delay(500);
     const gc = await serverState(stack);
     log(`${label} (${sessions} sessions): ${fmt(state)}`);
-    log(`  after a full GC: RSS ${gc.rssMb.toFixed(1)} MB, V8 heap used ${gc.heapUsedMb.toFixed(1)} MB, external ${gc.externalMb.toFixed(1)} MB`);
+    log(`  after a full GC: RSS ${gc.rssMb.toFixed(1)} MB, V8 heap used ${gc.heapUsedMb.toFixed(1)} of ${gc.heapTotalMb.toFixed(1)} MB, external ${gc.externalMb.toFixed(1)} MB`);
     return { sessions, state, gc };
   };
 
@@ -156,8 +163,15 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
     const t0 = Date.now();
     await runBatch(0, warmN);
     points.push(await checkpoint('warm', warmN));
-    const step = Math.max(warmN, Math.ceil((args.soakSessions - warmN) / 4));
-    for (let from = warmN; from < args.soakSessions; from += step) {
+    // Issue 13 compares the end with the first 1,000 sessions: a checkpoint there, then four steps to the end.
+    const firstN = Math.min(1000, args.soakSessions);
+    if (firstN > warmN) {
+      await runBatch(warmN, firstN);
+      points.push(await checkpoint('checkpoint', firstN));
+    }
+    const startFrom = Math.max(warmN, firstN);
+    const step = Math.max(warmN, Math.ceil((args.soakSessions - startFrom) / 4));
+    for (let from = startFrom; from < args.soakSessions; from += step) {
       const to = Math.min(args.soakSessions, from + step);
       const before = Date.now();
       await runBatch(from, to);
@@ -166,6 +180,7 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
     }
     const wallS = (Date.now() - t0) / 1000;
     const [first, warm, last] = [points[0], points[1], points[points.length - 1]];
+    const at1000 = points.find((p) => p.sessions === firstN) ?? warm;
     log(`statuses: ${[...statuses].map(([k, v]) => `${k}: ${v}`).join(', ')}`);
     const emu = (await (await fetch(`${stack.emulatorControlUrl}/stats`)).json()) as { connections: number; open: number };
     log(`emulator: ${emu.connections} upstream connections, ${emu.open} still open`);
@@ -190,6 +205,9 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
       rss_end_mb: round(last.state.rssMb, 1),
       rss_change_pct: pct(first.state.rssMb, last.state.rssMb),
       rss_change_vs_warm_pct: pct(warm.state.rssMb, last.state.rssMb),
+      rss_at_first_1000_mb: round(at1000.state.rssMb, 1),
+      rss_change_vs_first_1000_pct: pct(at1000.state.rssMb, last.state.rssMb),
+      rss_after_gc_change_vs_first_1000_pct: pct(at1000.gc.rssMb, last.gc.rssMb),
       rss_after_gc_start_mb: round(first.gc.rssMb, 1),
       rss_after_gc_warm_mb: round(warm.gc.rssMb, 1),
       rss_after_gc_end_mb: round(last.gc.rssMb, 1),
@@ -211,7 +229,10 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
         rss_mb: round(p.state.rssMb, 1),
         rss_after_gc_mb: round(p.gc.rssMb, 1),
         heap_after_gc_mb: round(p.gc.heapUsedMb, 2),
+        heap_total_after_gc_mb: round(p.gc.heapTotalMb, 2),
         fds: p.state.fds.total,
+        tombstones: p.state.tombstones,
+        transcripts: p.state.transcripts,
       })),
     };
   } finally {

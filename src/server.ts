@@ -111,7 +111,12 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   const { decoders, ffmpeg } = await buildDecoders(config, logger, o.decoders);
 
   const registry = new SessionRegistry(
-    { maxPerUser: config.sessions.maxSessionsPerUser, maxGlobal: config.sessions.maxConcurrentSessions, tombstoneMs: config.sessions.tombstoneMs },
+    {
+      maxPerUser: config.sessions.maxSessionsPerUser,
+      maxGlobal: config.sessions.maxConcurrentSessions,
+      tombstoneMs: config.sessions.tombstoneMs,
+      maxTombstones: config.sessions.tombstoneMax,
+    },
     logger,
   );
   metrics.observeRegistry(registry);
@@ -119,7 +124,8 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   if (decoderCounters) metrics.observeDecoders(decoderCounters);
   if (decoders.starts) metrics.observeDecoderStarts(decoders.starts);
   const { limitStore, limits } = buildLimits(config, clusterNode, metrics, logger);
-  const { usage, archive, planner } = buildConversations(config, logger, metrics, clusterNode);
+  const { usage, archive, planner, transcripts } = buildConversations(config, logger, metrics, clusterNode);
+  metrics.observeRetention({ tombstones: () => registry.tombstoneCount, transcripts: () => transcripts.stats() });
   // (The cluster's sessions need the service to adopt sessions; the service needs them as its directory.)
   const late: { service?: LiveAudioService } = {};
   const clusterSessions = clusterNode

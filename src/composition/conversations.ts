@@ -41,12 +41,16 @@ export function buildConversations(config: AppConfig, logger: Logger, metrics: M
         logger,
       })
     : undefined;
-  const localTranscripts = new MemoryTranscriptStore({ retentionMs: config.conversations.transcriptRetentionMs });
+  const localTranscripts = new MemoryTranscriptStore({
+    retentionMs: config.conversations.transcriptRetentionMs,
+    maxRecords: config.conversations.transcriptMaxRecords,
+    maxBytes: config.conversations.transcriptMaxBytes,
+  });
   const archive = new ConversationArchive({
     store: cluster ? new ClusterTranscriptStore(cluster.records, localTranscripts) : localTranscripts,
     webhook,
     logger,
   });
   const planner = new SessionPlanner({ models, profiles, serverSetup: { ...DEFAULT_SERVER_SETUP }, usage, logger });
-  return { usage, archive, planner };
+  return { usage, archive, planner, transcripts: localTranscripts };
 }

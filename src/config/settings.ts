@@ -115,6 +115,12 @@ export const SETTINGS = {
         900_000,
         0,
       ),
+      LIVE_AUDIO_SESSION_TOMBSTONE_MAX: int(
+        'Ended sessions remembered at most (the oldest go first beyond it; each holds its status: setup, usage, end reason, about 0.5 KB)',
+        10_000,
+        1,
+        1_000_000,
+      ),
     },
   },
   tools: {
@@ -308,6 +314,8 @@ export const SETTINGS = {
     vars: {
       LIVE_AUDIO_PROFILES_FILE: str('Named profiles (YAML or JSON), re-read when the file changes; built in without a file: default, interview, transcribe', undefined),
       LIVE_AUDIO_TRANSCRIPT_RETENTION_MS: int("How long an ended session's transcript stays readable (1 hour)", 3_600_000, 0, 30 * 24 * 3_600_000),
+      LIVE_AUDIO_TRANSCRIPT_MAX_RECORDS: int('Transcripts held in memory at most, live and ended (the ended ones that expire soonest go first beyond it)', 10_000, 1, 1_000_000),
+      LIVE_AUDIO_TRANSCRIPT_MAX_BYTES: int('Approximate memory the held transcripts may take (64 MiB; the ended ones that expire soonest go first beyond it)', 64 * 1024 * 1024, 1024 * 1024),
       LIVE_AUDIO_MAX_TOKENS_PER_DAY: int(
         'Daily token budget per API key or user (0 = none): new sessions get 429 TOKEN_BUDGET_EXHAUSTED, running ones end at the next turn boundary; a key\'s own "maxTokensPerDay" in the key file wins',
         0,

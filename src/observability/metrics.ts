@@ -32,6 +32,12 @@ export interface EmulatorRetentionSource {
   retained(): EmulatorRetained;
 }
 
+/** What this process keeps of ended sessions: tombstones (their status) and transcripts (live ones included). */
+export interface RetentionSource {
+  tombstones(): number;
+  transcripts(): { records: number; bytes: number; evicted: number };
+}
+
 interface AudioTotals {
   inSeconds: number;
   relayedSeconds: number;
@@ -51,6 +57,7 @@ export class Metrics {
   private decoders: DecoderProcessCounters | undefined;
   private emulator: EmulatorRetentionSource | undefined;
   private startSource: DecoderStartSource | undefined;
+  private retention: RetentionSource | undefined;
 
   readonly sessionsStarted: Counter<'transport'>;
   readonly sessionsEnded: Counter<'reason'>;
@@ -158,6 +165,26 @@ export class Metrics {
     audioCounter('live_audio_audio_relayed_seconds_total', 'PCM handed to the upstream sockets, seconds', (t) => t.relayedSeconds);
     audioCounter('live_audio_audio_dropped_seconds_total', 'PCM dropped because the upstream backlog overflowed, seconds', (t) => t.droppedSeconds);
     this.decodeErrors = new Counter({ name: 'live_audio_decode_errors_total', help: 'Audio chunks that failed to decode, by code', labelNames: ['code'], registers: [r] });
+    new Gauge({
+      name: 'live_audio_retained_records',
+      help: 'What is kept of sessions after their end, bounded: tombstones (their status), transcripts (live ones included)',
+      labelNames: ['kind'],
+      registers: [r],
+      collect() {
+        const src = self.retention;
+        if (!src) return;
+        this.set({ kind: 'tombstones' }, src.tombstones());
+        this.set({ kind: 'transcripts' }, src.transcripts().records);
+      },
+    });
+    new Gauge({
+      name: 'live_audio_retained_transcript_bytes',
+      help: 'Approximate memory of the transcripts held (bounded by LIVE_AUDIO_TRANSCRIPT_MAX_BYTES)',
+      registers: [r],
+      collect() {
+        if (self.retention) this.set(self.retention.transcripts().bytes);
+      },
+    });
     new Gauge({
       name: 'live_audio_ffmpeg_processes_alive',
       help: 'ffmpeg decoder processes currently running',
@@ -311,6 +338,8 @@ export class Metrics {
         const m = process.memoryUsage();
         this.set({ kind: 'rss' }, m.rss);
         this.set({ kind: 'heap_used' }, m.heapUsed);
+        // What V8 holds from the system for its heap: RSS above it is the C++ side (malloc arenas, buffers, code).
+        this.set({ kind: 'heap_total' }, m.heapTotal);
         this.set({ kind: 'external' }, m.external);
       },
     });
@@ -342,6 +371,11 @@ export class Metrics {
   /** What the embedded emulator holds (offline demo mode; read at scrape time). */
   observeEmulator(src: EmulatorRetentionSource): void {
     this.emulator = src;
+  }
+
+  /** What is kept of ended sessions in this process (read at scrape time). */
+  observeRetention(src: RetentionSource): void {
+    this.retention = src;
   }
 
   /** ffmpeg process counters (read at scrape time). */

@@ -51,6 +51,9 @@ describe('/metrics', () => {
     expect(metricValue(m, 'live_audio_http_responses_total', '{route="/api/v1/live-audio/session/start",method="POST",status="200"}')).toBe(1);
     expect(m).toMatch(/^live_audio_event_loop_delay_seconds\{quantile="0\.99"\} [0-9.e-]+$/m);
     expect(m).toMatch(/^live_audio_process_memory_bytes\{kind="rss"\} \d+/m);
+    expect(metricValue(m, 'live_audio_process_memory_bytes', '{kind="heap_total"}')).toBeGreaterThanOrEqual(metricValue(m, 'live_audio_process_memory_bytes', '{kind="heap_used"}'));
+    // Nothing has ended yet: no tombstone kept.
+    expect(metricValue(m, 'live_audio_retained_records', '{kind="tombstones"}')).toBe(0);
 
     // A goAway rotates the upstream: a reconnect by cause and a resumed connect (once the model handed out a
     // resumption handle: it does at the end of a turn, which on a loaded machine may come after the audio above).

@@ -1,4 +1,6 @@
 import type { TranscriptRecord } from './transcript-types';
+import type { SetupEcho } from '../session-setup/effective-setup';
+import { ValueInterner } from '../../util/value-interner';
 
 /**
  * Where transcripts live while a session runs and for a retention time after it ends. Async and plain-JSON so a
@@ -42,6 +44,8 @@ export class MemoryTranscriptStore implements TranscriptStore {
   private readonly maxRecords: number;
   private readonly maxBytes: number;
   private readonly now: () => number;
+  /** Stored transcripts share one frozen copy of each distinct setup (`get` hands out copies). */
+  private readonly setups = new ValueInterner<SetupEcho>();
   /** Transcripts dropped before their time to stay within the bounds. */
   evicted = 0;
 
@@ -57,6 +61,7 @@ export class MemoryTranscriptStore implements TranscriptStore {
     const key = keyOf(record.owner, record.sessionId);
     this.remove(key);
     const copy = structuredClone(record);
+    if (copy.setup) copy.setup = this.setups.intern(copy.setup);
     const bytes = transcriptBytes(copy);
     const expiresAt = copy.endedAt === null ? Infinity : copy.endedAt + this.retentionMs;
     if (expiresAt <= this.now()) return;

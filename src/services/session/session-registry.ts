@@ -6,6 +6,7 @@ import { TypedEmitter } from '../../util/typed-emitter';
 import type { LiveSession, SessionEndInfo, SessionEndReason } from './live-session';
 import type { ConversationUsage } from '../conversation/session-conversation';
 import { compactEcho, type SetupEcho } from '../session-setup/effective-setup';
+import { ValueInterner } from '../../util/value-interner';
 
 export const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -14,6 +15,7 @@ export interface RegistryLimits {
   maxGlobal: number;
   /** How long ended sessions are remembered (so a client learns "expired" instead of "unknown"). */
   tombstoneMs: number;
+  /** Tombstones held at most (`LIVE_AUDIO_SESSION_TOMBSTONE_MAX`, default 10,000): the oldest go first beyond it. */
   maxTombstones?: number;
 }
 
@@ -24,8 +26,8 @@ export interface Tombstone {
   model: string;
   responseModality: string;
   transport: 'rest' | 'ws';
-  /** The effective setup the session ran with (null when it kept no conversation record). */
-  setup: SetupEcho | null;
+  /** The effective setup the session ran with (null when it kept no conversation record); frozen, shared by equal setups. */
+  setup: Readonly<SetupEcho> | null;
   /** Its usage at the end: tokens, audio seconds, turns. */
   usage: ConversationUsage | null;
   at: number;
@@ -52,6 +54,8 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
   private readonly reserved = new Map<string, number>();
   private reservedTotal = 0;
   private readonly tombstones = new Map<string, Tombstone>();
+  /** Ended sessions of one deployment share a few setups: their tombstones share one copy of each. */
+  private readonly setups = new ValueInterner<SetupEcho>();
   private draining = false;
 
   constructor(
@@ -67,6 +71,11 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
 
   get size(): number {
     return this.sessions.size;
+  }
+
+  /** Ended sessions remembered now (bounded by `maxTombstones`; a gauge of /metrics). */
+  get tombstoneCount(): number {
+    return this.tombstones.size;
   }
 
   get isDraining(): boolean {
@@ -179,7 +188,7 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
       responseModality: session.params.responseModality,
       transport: session.params.transport,
       // (The conversation closed its books before `ended` was emitted: the usage is final.)
-      setup: session.conversation ? compactEcho(session.conversation.echo) : null,
+      setup: session.conversation ? this.setups.intern(compactEcho(session.conversation.echo)) : null,
       usage: session.conversation?.usage() ?? null,
       at: Date.now(),
     });
