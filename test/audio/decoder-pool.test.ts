@@ -9,8 +9,7 @@ import request from 'supertest';
 import { createFfmpegDecoderFactory, type FfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import { DecoderPool } from '../../src/services/audio/decoder-pool';
 import { childProcesses, processAlive, prng } from '../ops/helpers';
-import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
-import { collect, similarity, waitFor } from './helpers';
+import { collect, similarity, spawnedForAttack, waitFor } from './helpers';
 import { ffmpegBinary, referenceDecode } from '../helpers/ffmpeg';
 import { HELLO, loadChunks } from '../helpers/fixtures';
 
@@ -199,21 +198,10 @@ describe('warm decoder pool', () => {
 });
 
 describe('warm decoder pool on a spawned server (attacker: one key holder opening and closing sessions fast)', () => {
-  let s: SpawnedServer;
-  beforeAll(async () => {
-    s = await spawnServer({
-      env: {
-        LIVE_AUDIO_DECODER_POOL_SIZE: '2',
-        LIVE_AUDIO_MAX_SESSION_CREATES_PER_MINUTE: '0',
-        LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '0',
-        LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '0',
-        LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0',
-      },
-    });
-  }, 60_000);
-  afterAll(async () => s?.stop());
+  const server = spawnedForAttack({ LIVE_AUDIO_DECODER_POOL_SIZE: '2' });
 
   it('60 sessions started, given a recording and ended back to back: the pool stays within its budget, the process serves, and no ffmpeg is left', async () => {
+    const s = server();
     const API = '/api/v1/live-audio';
     const h = { 'X-API-Key': s.keys.alice };
     const metric = async (name: string) => {

@@ -10,8 +10,7 @@ import os from 'node:os';
 import request from 'supertest';
 import { createFfmpegDecoderFactory, type FfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import { childProcesses } from '../ops/helpers';
-import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
-import { collect, similarity, waitFor } from './helpers';
+import { collect, similarity, spawnedForAttack, waitFor } from './helpers';
 import { ffmpegBinary, referenceDecode } from '../helpers/ffmpeg';
 import { HELLO, loadChunks } from '../helpers/fixtures';
 
@@ -71,22 +70,10 @@ describe('decoder priority (in-process factory)', () => {
 });
 
 describe('decoder priority on a spawned server (attacker: one key holder starting recording after recording)', () => {
-  let s: SpawnedServer;
-  beforeAll(async () => {
-    s = await spawnServer({
-      env: {
-        LIVE_AUDIO_DECODER_NICE: '9',
-        LIVE_AUDIO_DECODER_POOL_SIZE: '1',
-        LIVE_AUDIO_MAX_SESSION_CREATES_PER_MINUTE: '0',
-        LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '0',
-        LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '0',
-        LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0',
-      },
-    });
-  }, 60_000);
-  afterAll(async () => s?.stop());
+  const server = spawnedForAttack({ LIVE_AUDIO_DECODER_NICE: '9', LIVE_AUDIO_DECODER_POOL_SIZE: '1' });
 
   it('every decoder he makes the server start (warm or its own, three sessions at once) runs below the server', async () => {
+    const s = server();
     const API = '/api/v1/live-audio';
     const h = { 'X-API-Key': s.keys.alice };
     const serverNice = niceOf(s.pid)!;

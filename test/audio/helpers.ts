@@ -1,4 +1,6 @@
 import type { AudioDecodeError, SessionAudioDecoder } from '../../src/services/audio/session-audio-decoder';
+import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
+import { NO_RATE_LIMITS } from '../resilience/helpers';
 
 export interface Collector {
   pcm(): Buffer;
@@ -259,4 +261,20 @@ export async function rejection(p: Promise<unknown>): Promise<AudioDecodeError> 
     return e as AudioDecodeError;
   }
   throw new Error('expected a rejection');
+}
+
+/**
+ * A spawned server for a describe block's attacker tests (started before them, stopped after): per-key and per-IP
+ * limits lifted, so one key holder goes as fast as he can; /transcribe answers without waiting for news.
+ */
+export function spawnedForAttack(env: Record<string, string>): () => SpawnedServer {
+  let s: SpawnedServer | undefined;
+  beforeAll(async () => {
+    s = await spawnServer({ env: { ...NO_RATE_LIMITS, LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0', ...env } });
+  }, 60_000);
+  afterAll(async () => s?.stop());
+  return () => {
+    if (!s) throw new Error('the spawned server did not start');
+    return s;
+  };
 }
