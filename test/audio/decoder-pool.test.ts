@@ -4,27 +4,17 @@
  * do, and gone when no session is open and at shutdown. Real ffmpeg processes throughout; the attacker's test runs
  * on a spawned server.
  */
-import fs from 'node:fs';
 import request from 'supertest';
 import { createFfmpegDecoderFactory, type FfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import { DecoderPool } from '../../src/services/audio/decoder-pool';
 import { childProcesses, processAlive, prng } from '../ops/helpers';
-import { collect, similarity, spawnedForAttack, waitFor } from './helpers';
+import { collect, decoderPids, similarity, spawnedForAttack, waitFor } from './helpers';
 import { ffmpegBinary, referenceDecode } from '../helpers/ffmpeg';
 import { HELLO, loadChunks } from '../helpers/fixtures';
 
 const hello = loadChunks(HELLO);
 const refHello = referenceDecode(Buffer.concat(hello));
 
-const cmdline = (pid: number) => {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
-};
-/** This process's ffmpeg children that read WebM from a pipe (the decoders, pooled or not). */
-const decoderPids = (pid = process.pid) => childProcesses(pid, 'ffmpeg').filter((p) => cmdline(p).includes('pipe:0'));
 
 describe('warm decoder pool', () => {
   const factories: FfmpegDecoderFactory[] = [];

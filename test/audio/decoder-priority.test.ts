@@ -9,8 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import request from 'supertest';
 import { createFfmpegDecoderFactory, type FfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
-import { childProcesses } from '../ops/helpers';
-import { collect, similarity, spawnedForAttack, waitFor } from './helpers';
+import { collect, decoderPids, similarity, spawnedForAttack, waitFor } from './helpers';
 import { ffmpegBinary, referenceDecode } from '../helpers/ffmpeg';
 import { HELLO, loadChunks } from '../helpers/fixtures';
 
@@ -28,15 +27,6 @@ function niceOf(pid: number): number | undefined {
 }
 
 const ownNice = os.getPriority();
-const cmdline = (pid: number) => {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-  } catch {
-    return '';
-  }
-};
-/** ffmpeg children of `pid` that decode from a pipe (not fluent-ffmpeg's capability probes). */
-const decoderPids = (pid = process.pid) => childProcesses(pid, 'ffmpeg').filter((p) => cmdline(p).includes('pipe:0'));
 
 describe('decoder priority (in-process factory)', () => {
   const factories: FfmpegDecoderFactory[] = [];

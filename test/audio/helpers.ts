@@ -1,5 +1,7 @@
 import type { AudioDecodeError, SessionAudioDecoder } from '../../src/services/audio/session-audio-decoder';
+import fs from 'node:fs';
 import { spawnServer, type SpawnedServer } from '../helpers/spawned-server';
+import { childProcesses } from '../ops/helpers';
 import { NO_RATE_LIMITS } from '../resilience/helpers';
 
 export interface Collector {
@@ -278,3 +280,14 @@ export function spawnedForAttack(env: Record<string, string>): () => SpawnedServ
     return s;
   };
 }
+
+const cmdline = (pid: number) => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return '';
+  }
+};
+
+/** ffmpeg children of `pid` (default: this process) that decode from a pipe: the decoders, pooled or not, not fluent-ffmpeg's capability probes. */
+export const decoderPids = (pid = process.pid) => childProcesses(pid, 'ffmpeg').filter((p) => cmdline(p).includes('pipe:0'));
