@@ -116,4 +116,9 @@ export function prng(seed: number): () => number {
   };
 }
 
+/** A random text of 0..maxLength-1 pieces drawn from `alphabet` (fuzzing scanners with their structural characters). */
+export function randomText(rnd: () => number, alphabet: readonly string[], maxLength: number): Buffer {
+  return Buffer.from(Array.from({ length: Math.floor(rnd() * maxLength) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join(''));
+}
+
 

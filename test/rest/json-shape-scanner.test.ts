@@ -3,6 +3,7 @@
  * same verdicts as the plain byte loop, whatever the chunking, on seeded random bodies.
  */
 import { JsonShapeScanner, type JsonShapeLimits, type JsonShapeVerdict } from '../../src/middleware/body-json-shape';
+import { prng, randomText } from '../ops/helpers';
 
 /** The reference: one byte at a time (as the scan was before), fed the same chunks. */
 function referenceScan(chunks: Buffer[], limits: JsonShapeLimits): JsonShapeVerdict {
@@ -33,15 +34,11 @@ describe('JsonShapeScanner', () => {
   it('gives the byte loop’s verdict on 20 000 random bodies cut into random chunks', () => {
     const seed = 4242;
     console.log(`JsonShapeScanner property seed ${seed}`);
-    let a = seed;
-    const rnd = () => {
-      a = (a * 1103515245 + 12345) % 2147483648;
-      return a / 2147483648;
-    };
+    const rnd = prng(seed);
     const alphabet = ['"', '\\', '[', ']', '{', '}', ',', 'a', 'QUJD'];
     const seen = { ok: 0, depth: 0, elements: 0 };
     for (let k = 0; k < 20_000; k++) {
-      const body = Buffer.from(Array.from({ length: Math.floor(rnd() * 60) }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join(''));
+      const body = randomText(rnd, alphabet, 60);
       const chunks: Buffer[] = [];
       for (let at = 0; at < body.length; ) {
         const len = 1 + Math.floor(rnd() * 12);

@@ -14,6 +14,7 @@ import { MAX_MESSAGE_DEPTH } from '../../src/contracts/ws-client-messages';
 import { PreAuthFrameFilter } from '../../src/websocket/preauth-frame-filter';
 import { PreAuthGate, type PreAuthRefusal } from '../../src/websocket/preauth-gate';
 import { PassThrough } from 'node:stream';
+import { prng, randomText } from '../ops/helpers';
 import { connect, connectRefused, wsUrl } from '../helpers/ws-test-client';
 
 const PATH = '/ws/live-audio';
@@ -142,16 +143,11 @@ describe('jsonNestingExceeds against the plain byte loop (seeded random texts)',
   it('agrees on 20 000 texts made of quotes, backslashes, brackets and letters', () => {
     const seed = 1313;
     console.log(`jsonNestingExceeds property seed ${seed}`);
-    let a = seed;
-    const rnd = () => {
-      a = (a * 1103515245 + 12345) % 2147483648;
-      return a / 2147483648;
-    };
+    const rnd = prng(seed);
     const alphabet = ['"', '\\', '[', ']', '{', '}', 'a', ':', ','];
     let exceeded = 0;
     for (let k = 0; k < 20_000; k++) {
-      const len = Math.floor(rnd() * 40);
-      const text = Buffer.from(Array.from({ length: len }, () => alphabet[Math.floor(rnd() * alphabet.length)]).join(''));
+      const text = randomText(rnd, alphabet, 40);
       const depth = Math.floor(rnd() * 4);
       const want = reference(text, depth);
       if (want) exceeded++;
