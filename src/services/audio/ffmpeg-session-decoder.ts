@@ -14,6 +14,7 @@ import {
 } from './session-audio-decoder';
 import { WebmStreamChecker } from './ebml';
 import { FfmpegPcmStream, type FfmpegStreamHandlers } from './ffmpeg-stream';
+import type { PcmStream } from './pcm-stream';
 import { checkRateAndChannels, parseWav, type RawSampleFormat } from './wav';
 import { sniffContainer } from './containers/sniff';
 import { checkOggHead, lastGranule, oggCarriesAudio } from './containers/ogg-pages';
@@ -96,7 +97,7 @@ type Job =
   | { kind: 'replace'; old: ActiveStream; writes: Array<{ bytes: Buffer; ms: number | undefined }>; discardBytes: number };
 
 interface ActiveStream {
-  stream: FfmpegPcmStream;
+  stream: PcmStream;
   /** Identifies what it decodes: `webm#2`, `ogg#1`, `pcm/s16le/24000/1`, ... */
   key: string;
   container: Container;
@@ -150,7 +151,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   private readonly stallMs: number;
   private readonly maxQueuedInputBytes: number;
   private readonly counters: DecoderCounters;
-  private readonly streams = new Set<FfmpegPcmStream>();
+  private readonly streams = new Set<PcmStream>();
   private readonly sequencer: WebmSequencer;
   private readonly restartBudget: DecoderRestartBudget;
   private current: ActiveStream | null = null;

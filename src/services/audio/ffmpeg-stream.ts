@@ -1,4 +1,5 @@
 import { PassThrough, Writable } from 'node:stream';
+import type { PcmStream } from './pcm-stream';
 import ffmpeg from 'fluent-ffmpeg';
 import type { Logger } from '../../util/logger';
 import { UPSTREAM_SAMPLE_RATE } from './audio-types';
@@ -98,7 +99,7 @@ const fluentLogger = { debug() {}, info() {}, warn() {}, error() {} };
  * - took no input and gave no output for `stallMs` while owing output (e.g. SIGSTOPped) → killed, AUDIO_DECODER_STALLED.
  * Error lines printed after the input was ended (e.g. a recording cut inside a block) are only logged.
  */
-export class FfmpegPcmStream {
+export class FfmpegPcmStream implements PcmStream {
   /** Resolves once the process is gone and its output delivered (or it never started). Never rejects. */
   readonly done: Promise<void>;
 
