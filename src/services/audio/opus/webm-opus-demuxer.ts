@@ -36,7 +36,9 @@ export type DemuxEvent =
   /** One Opus packet of the audio track; `timeMs`: its block's time on the recording's timeline. */
   | { kind: 'packet'; packet: Buffer; timeMs: number }
   /** A block of the audio track that cannot be decoded (laced, too large, empty): skipped. */
-  | { kind: 'bad'; reason: string };
+  | { kind: 'bad'; reason: string }
+  /** `next`'s element budget was used up before an event: call again (in a later turn). */
+  | { kind: 'budget' };
 
 /** The byte stream is not WebM/Opus any more (structure broken, no Opus track): nothing after it is decoded. */
 export class WebmDemuxError extends Error {}
@@ -132,13 +134,14 @@ export class WebmOpusDemuxer {
   }
 
   /**
-   * The next event, or null when more input is needed. Throws `WebmDemuxError` when the stream is not (any more)
-   * WebM/Opus; every later call throws it again.
+   * The next event, or null when more input is needed. Reads at most `elementBudget` elements (a stream of tiny
+   * elements without audio then returns `budget` instead of being parsed in one go). Throws `WebmDemuxError` when
+   * the stream is not (any more) WebM/Opus; every later call throws it again.
    */
-  next(): DemuxEvent | null {
+  next(elementBudget = Number.POSITIVE_INFINITY): DemuxEvent | null {
     if (this.failure) throw this.failure;
     try {
-      return this.step();
+      return this.step(elementBudget);
     } catch (err) {
       if (err instanceof WebmDemuxError) this.failure = err;
       throw err;
@@ -187,8 +190,9 @@ export class WebmOpusDemuxer {
 
   // ------------------------------------------------------------------ parsing
 
-  private step(): DemuxEvent | null {
-    for (;;) {
+  private step(elementBudget: number): DemuxEvent | null {
+    for (let n = 0; ; n++) {
+      if (n >= elementBudget) return { kind: 'budget' };
       if (!this.drainSkip()) return null;
       const closed = this.closeEnded();
       if (closed) return closed;
