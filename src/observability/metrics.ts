@@ -194,6 +194,14 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'live_audio_in_process_decoders',
+      help: 'WebM/Opus streams decoded inside the server now (LIVE_AUDIO_WEBM_DECODER=in_process; no process, not in live_audio_ffmpeg_processes_alive)',
+      registers: [r],
+      collect() {
+        this.set(self.decoders?.inProcessStreams ?? 0);
+      },
+    });
+    new Gauge({
       name: 'live_audio_ffmpeg_processes_pooled',
       help: 'Warm ffmpeg decoder processes waiting for a new recording (not in live_audio_ffmpeg_processes_alive)',
       registers: [r],
