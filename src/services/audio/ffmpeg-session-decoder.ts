@@ -29,6 +29,7 @@ import type { DecoderStartSink } from './decoder-starts';
 import { FfmpegLauncher } from './launcher/ffmpeg-launcher';
 import { WebmOpusStream } from './opus/webm-opus-stream';
 import type { OpusPacketDecoderFactory } from './opus/opus-packet-decoder';
+import { DecodeScheduler } from './opus/decode-scheduler';
 
 /** How browser WebM/Opus recordings are decoded (LIVE_AUDIO_WEBM_DECODER): in this process, or by ffmpeg. */
 export type WebmDecoderKind = 'in_process' | 'ffmpeg';
@@ -64,6 +65,8 @@ export interface AudioPathSettings {
   webmDecoder?: WebmDecoderKind;
   /** The Opus decoder of in-process WebM streams (default: libopus through @evan/opus). */
   opusDecoder?: OpusPacketDecoderFactory;
+  /** Shares the main thread's decoding time among in-process streams (the factory passes its one). */
+  decodeScheduler?: DecodeScheduler;
 }
 
 export interface FfmpegSessionDecoderOptions extends AudioPathSettings {
@@ -159,6 +162,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   private readonly decoderNice: number;
   private readonly webmDecoder: WebmDecoderKind;
   private readonly opusDecoder: OpusPacketDecoderFactory | undefined;
+  private readonly decodeScheduler: DecodeScheduler;
   private readonly log: Logger;
   private readonly maxChunkBytes: number;
   private readonly closeTimeoutMs: number;
@@ -197,6 +201,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.decoderNice = opts.decoderNice ?? 0;
     this.webmDecoder = opts.webmDecoder ?? DEFAULT_WEBM_DECODER;
     this.opusDecoder = opts.opusDecoder;
+    this.decodeScheduler = opts.decodeScheduler ?? new DecodeScheduler();
     this.log = (opts.logger ?? silentLogger).child({ component: 'audio-decoder', session: opts.sessionLabel });
     this.maxChunkBytes = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
@@ -622,6 +627,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       onFailure: h.onFailure,
       primed,
       decoder: this.opusDecoder,
+      scheduler: this.decodeScheduler,
       onFinished: () => counters.inProcessStreams--,
     });
   }
@@ -786,6 +792,8 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
           },
         })
       : undefined;
+  // One for all sessions: in-process WebM decoding shares the main thread fairly and yields to its I/O.
+  const decodeScheduler = new DecodeScheduler();
   let open = 0;
   return {
     create(sessionLabel: string) {
@@ -793,6 +801,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
       pool?.setActive(true);
       return new FfmpegSessionDecoder({
         ...opts,
+        decodeScheduler,
         counters,
         sessionLabel,
         pool,

@@ -4,6 +4,7 @@ import type { PcmStream, PcmStreamHandlers } from '../pcm-stream';
 import { AudioDecodeError } from '../session-audio-decoder';
 import { createLibopusDecoder, type OpusPacketDecoder, type OpusPacketDecoderFactory } from './opus-packet-decoder';
 import { TimelineGuard } from './timeline-guard';
+import { DecodeScheduler, type DecodeTask } from './decode-scheduler';
 import { WebmDemuxError, WebmOpusDemuxer, type OpusTrack } from './webm-opus-demuxer';
 
 export interface WebmOpusStreamOptions extends PcmStreamHandlers {
@@ -14,8 +15,10 @@ export interface WebmOpusStreamOptions extends PcmStreamHandlers {
    * OpusHead pre-skip, which belongs to the recording's first samples, is not dropped again.
    */
   primed?: boolean;
-  /** Most packets decoded in one turn of the event loop (then the next turn continues; default 50, ~3 s of audio). */
+  /** Most packets decoded in one slice (then other streams and the event loop's I/O get a turn; default 20). */
   packetsPerTurn?: number;
+  /** Shares decoding time with the other streams (the factory's one); default: a scheduler of its own. */
+  scheduler?: DecodeScheduler;
   /** Told once when the stream is finished (the owner counts live in-process streams). */
   onFinished?: () => void;
 }
@@ -27,7 +30,7 @@ export interface WebmOpusStreamStats {
   badPackets: number;
   /** Packets dropped because the audio decoded was already ahead of the block times (see TimelineGuard). */
   aheadOfTimeline: number;
-  /** Event-loop turns that decoded. */
+  /** Slices decoded (each one in a turn of the event loop given by the scheduler). */
   turns: number;
 }
 
@@ -40,8 +43,9 @@ const SAMPLES_PER_MS = 16;
 /**
  * A browser WebM/Opus recording decoded in this process (no ffmpeg): `WebmOpusDemuxer` → libopus at 16 kHz mono.
  *
- * - `write()` only queues: decoding runs in later turns of the event loop (`setImmediate`), at most
- *   `packetsPerTurn` packets a turn, so one 5 MB chunk cannot hold the loop and `onPcm` never runs inside `write()`.
+ * - `write()` only queues: decoding runs in later turns of the event loop given by the `DecodeScheduler` (shared by
+ *   the streams of a server), at most `packetsPerTurn` packets a slice, so one 5 MB chunk (or many streams at once)
+ *   cannot hold the loop, and `onPcm` never runs inside `write()`.
  * - Held output (`setOutputPaused(true)`) stops decoding: the input stays queued (`queuedBytes`), so the owner's
  *   backlog bound holds as it does for an ffmpeg whose pipe is full.
  * - Failure policy, as for ffmpeg: a packet libopus rejects (or that cannot be Opus) is skipped and counted; the
@@ -63,7 +67,8 @@ export class WebmOpusStream implements PcmStream {
   private heads = 0;
   /** 16 kHz samples still to drop at the start of the recording (its OpusHead pre-skip). */
   private dropSamples = 0;
-  private scheduled: NodeJS.Immediate | undefined;
+  private readonly scheduler: DecodeScheduler;
+  private readonly task: DecodeTask = { runSlice: () => this.turn() };
   private paused = false;
   private inputEnded = false;
   private killed = false;
@@ -78,7 +83,8 @@ export class WebmOpusStream implements PcmStream {
 
   constructor(private readonly opts: WebmOpusStreamOptions) {
     this.log = opts.logger;
-    this.packetsPerTurn = Math.max(1, opts.packetsPerTurn ?? 50);
+    this.packetsPerTurn = Math.max(1, opts.packetsPerTurn ?? 20);
+    this.scheduler = opts.scheduler ?? new DecodeScheduler();
     this.done = new Promise<void>((resolve) => (this.resolveDone = resolve));
   }
 
@@ -136,16 +142,26 @@ export class WebmOpusStream implements PcmStream {
   // ------------------------------------------------------------------ decoding
 
   private schedule(): void {
-    if (this.scheduled || this.settled || this.paused) return;
-    this.scheduled = setImmediate(() => {
-      this.scheduled = undefined;
-      this.turn();
-    });
+    if (this.settled || this.paused) return;
+    this.scheduler.request(this.task);
   }
 
-  /** One slice of decoding: at most `packetsPerTurn` packets, then the PCM of the slice in one `onPcm`. */
-  private turn(): void {
-    if (this.settled || this.paused) return;
+  /** One slice: at most `packetsPerTurn` packets, then their PCM in one `onPcm`. True: more is ready now. */
+  private turn(): boolean {
+    try {
+      return this.slice();
+    } catch (err) {
+      // A bug, not the input: the stream fails (the owner restarts it primed), the server goes on.
+      this.log.error({ err: (err as Error).message }, 'in-process WebM decoding failed');
+      this.broken = true;
+      this.failure ??= new AudioDecodeError('AUDIO_DECODER_CRASHED', 'The audio decoder failed');
+      this.settle();
+      return false;
+    }
+  }
+
+  private slice(): boolean {
+    if (this.settled || this.paused) return false;
     this.counts.turns++;
     const out: Buffer[] = [];
     let more = false;
@@ -181,14 +197,15 @@ export class WebmOpusStream implements PcmStream {
       else this.log.debug({ reason: err.message }, 'WebM stream broken after its end');
     }
     this.deliver(out);
-    if (this.settled) return;
+    if (this.settled) return false;
     if (this.broken) {
       // What was decoded before the failure point went out above; the rest of the input is not decoded.
       this.inputEnded = true;
-      return this.settle();
+      this.settle();
+      return false;
     }
-    if (more) this.schedule();
-    else if (this.inputEnded) this.settle();
+    if (!more && this.inputEnded) this.settle();
+    return more && !this.paused && !this.settled;
   }
 
   private startRecording(track: OpusTrack): void {
@@ -268,8 +285,7 @@ export class WebmOpusStream implements PcmStream {
     if (this.settled) return;
     this.settled = true;
     this.work = false;
-    if (this.scheduled) clearImmediate(this.scheduled);
-    this.scheduled = undefined;
+    this.scheduler.cancel(this.task);
     this.decoder?.free();
     this.decoder = null;
     if (this.counts.badPackets || this.counts.aheadOfTimeline) this.log.debug({ ...this.counts }, 'WebM/Opus stream finished');
