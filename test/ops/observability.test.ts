@@ -41,6 +41,7 @@ describe('/metrics', () => {
     expect(metricValue(m, 'live_audio_upstream_connects_total', '{resumed="false"}')).toBe(1);
     // The recording is decoded in-process (the default): a stream counted as such, no ffmpeg process.
     expect(metricValue(m, 'live_audio_in_process_decoders')).toBe(1);
+    expect(metricValue(m, 'live_audio_in_process_decoders_started_total')).toBe(1);
     expect(metricValue(m, 'live_audio_ffmpeg_processes_alive')).toBe(0);
     expect(metricValue(m, 'live_audio_ffmpeg_processes_spawned_total')).toBe(0);
     expect(metricValue(m, 'live_audio_audio_in_seconds_total')).toBeGreaterThan(1);

@@ -45,7 +45,9 @@ export const DEFAULT_DECODER_RESTARTS_PER_MINUTE = 10;
 export const DEFAULT_MAX_QUEUED_INPUT_BYTES = 2 * 1024 * 1024;
 
 /** The counters all decoders of one factory update (read through the factory's `DecoderProcessCounters`). */
-export type DecoderCounters = { -readonly [K in 'processesAlive' | 'processesSpawned' | 'decodeErrors' | 'inProcessStreams']: number };
+export type DecoderCounters = {
+  -readonly [K in 'processesAlive' | 'processesSpawned' | 'decodeErrors' | 'inProcessStreams' | 'inProcessStarted']: number;
+};
 
 /** The audio-path settings of a session decoder (from the config). */
 export interface AudioPathSettings {
@@ -207,7 +209,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.stallMs = opts.stallMs ?? DEFAULT_DECODER_STALL_MS;
     this.maxQueuedInputBytes = opts.maxQueuedInputBytes ?? DEFAULT_MAX_QUEUED_INPUT_BYTES;
-    this.counters = opts.counters ?? { processesAlive: 0, processesSpawned: 0, decodeErrors: 0, inProcessStreams: 0 };
+    this.counters = opts.counters ?? { processesAlive: 0, processesSpawned: 0, decodeErrors: 0, inProcessStreams: 0, inProcessStarted: 0 };
     this.restartBudget = new DecoderRestartBudget(opts.restartsPerMinute ?? DEFAULT_DECODER_RESTARTS_PER_MINUTE);
     this.sequencer = new WebmSequencer({
       waitMs: opts.reorderWaitMs ?? DEFAULT_REORDER_WAIT_MS,
@@ -621,6 +623,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   private inProcessWebm(h: FfmpegStreamHandlers, primed: boolean): WebmOpusStream {
     const counters = this.counters;
     counters.inProcessStreams++;
+    counters.inProcessStarted++;
     return new WebmOpusStream({
       logger: h.logger,
       onPcm: h.onPcm,
@@ -760,7 +763,7 @@ export interface FfmpegDecoderFactory extends DecoderFactory, DecoderProcessCoun
  * WebM only, so it is not started when WebM is decoded in-process (`webmDecoder`, the default).
  */
 export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): FfmpegDecoderFactory {
-  const counters: DecoderCounters = { processesAlive: 0, processesSpawned: 0, decodeErrors: 0, inProcessStreams: 0 };
+  const counters: DecoderCounters = { processesAlive: 0, processesSpawned: 0, decodeErrors: 0, inProcessStreams: 0, inProcessStarted: 0 };
   const poolSize = (opts.webmDecoder ?? DEFAULT_WEBM_DECODER) === 'ffmpeg' ? (opts.poolSize ?? 0) : 0;
   const launcher = opts.useLauncher ? new FfmpegLauncher({ logger: opts.logger }) : undefined;
   void launcher?.start().catch((err: Error) => opts.logger?.error({ err: err.message }, 'the ffmpeg launcher could not start; decoders start in-process'));
@@ -839,6 +842,9 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     },
     get inProcessStreams() {
       return counters.inProcessStreams;
+    },
+    get inProcessStarted() {
+      return counters.inProcessStarted;
     },
     get processesPooled() {
       const s = pool?.stats();
