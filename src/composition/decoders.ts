@@ -7,7 +7,10 @@ import type { Logger } from '../util/logger';
 /** How long the server's start waits for the ffmpeg launcher (it then listens anyway; decoders fork in-process). */
 const LAUNCHER_READY_WAIT_MS = 10_000;
 
-/** The audio decoders: ffmpeg processes (the system ffmpeg preferred; its path and version are logged once here). */
+/**
+ * The audio decoders: browser WebM/Opus in-process (LIVE_AUDIO_WEBM_DECODER=in_process, the default), everything
+ * else by ffmpeg processes (the system ffmpeg preferred; its path and version are logged once here).
+ */
 export async function buildDecoders(
   config: AppConfig,
   logger: Logger,
@@ -27,6 +30,7 @@ export async function buildDecoders(
     poolSize: config.audio.decoderPoolSize,
     poolMaxAgeMs: config.audio.decoderPoolMaxAgeMs,
     useLauncher: config.audio.decoderLauncher,
+    webmDecoder: config.audio.webmDecoder,
   });
   // The first sessions' decoders should not fork the server either: wait (bounded) for the launcher to be ready.
   if (decoders.launcher) {

@@ -158,6 +158,11 @@ export const SETTINGS = {
         undefined,
       ),
       LIVE_AUDIO_MAX_CHUNK_BYTES: int('Largest decoded audio chunk accepted (5 MiB)', 5 * 1024 * 1024, 1024),
+      LIVE_AUDIO_WEBM_DECODER: oneOf(
+        "How browser WebM/Opus recordings are decoded: in_process (a WebM demuxer and libopus at 16 kHz mono inside the server, no process per recording: ~1.3 ms CPU per audio second) | ffmpeg (one ffmpeg process per recording, as for Ogg/MP4/WAV, with the warm pool and the launcher). Ogg, MP4 and resampled WAV/PCM always use ffmpeg",
+        ['in_process', 'ffmpeg'],
+        'in_process',
+      ),
       LIVE_AUDIO_REORDER_WAIT_MS: int(
         'WebM chunks are put back in the order of their own timing: a chunk that arrives before an earlier one waits at most this long for it (then the gap is skipped and counted); in-order chunks never wait',
         1_500,

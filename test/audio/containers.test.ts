@@ -23,7 +23,7 @@ afterEach(() => created.splice(0).forEach((d) => d.destroy()));
 function setup(extra: { restartsPerMinute?: number } = {}) {
   const log = new LogCapture();
   const logger = pino({ level: 'debug' }, log);
-  const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), logger, ...extra });
+  const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), webmDecoder: 'ffmpeg', logger, ...extra });
   const dec = factory.create('containers');
   created.push(dec);
   const commandLines = () => log.lines().filter((l) => l.msg === 'ffmpeg started').map((l) => l.args as string);

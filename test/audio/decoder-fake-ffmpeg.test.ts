@@ -28,7 +28,7 @@ ${body}
 }
 
 function setup(ffmpegPath: string, closeTimeoutMs?: number) {
-  const factory = createFfmpegDecoderFactory({ ffmpegPath, closeTimeoutMs });
+  const factory = createFfmpegDecoderFactory({ ffmpegPath, webmDecoder: 'ffmpeg', closeTimeoutMs });
   const dec = factory.create('fake');
   created.push(dec);
   return { factory, dec, out: collect(dec) };

@@ -23,7 +23,7 @@ afterEach(() => {
 });
 
 function make(opts: Parameters<typeof createFfmpegDecoderFactory>[0] extends infer O ? Partial<O> : never = {}) {
-  const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), ...opts });
+  const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), webmDecoder: 'ffmpeg', ...opts });
   const dec = factory.create('guards');
   created.push(dec);
   return { factory, dec, out: collect(dec) };

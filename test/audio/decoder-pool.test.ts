@@ -26,7 +26,7 @@ describe('warm decoder pool', () => {
   });
 
   const newFactory = (poolSize: number, extra: { poolMaxAgeMs?: number } = {}) => {
-    const f = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), poolSize, ...extra });
+    const f = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), webmDecoder: 'ffmpeg', poolSize, ...extra });
     factories.push(f);
     return f;
   };
@@ -188,7 +188,7 @@ describe('warm decoder pool', () => {
 });
 
 describe('warm decoder pool on a spawned server (attacker: one key holder opening and closing sessions fast)', () => {
-  const server = spawnedForAttack({ LIVE_AUDIO_DECODER_POOL_SIZE: '2' });
+  const server = spawnedForAttack({ LIVE_AUDIO_WEBM_DECODER: 'ffmpeg', LIVE_AUDIO_DECODER_POOL_SIZE: '2' });
 
   it('60 sessions started, given a recording and ended back to back: the pool stays within its budget, the process serves, and no ffmpeg is left', async () => {
     const s = server();

@@ -40,7 +40,7 @@ describe('decoder priority (in-process factory)', () => {
     ['the server’s own with 0', 0],
   ])('pooled and session decoders run at %s', async (_name, decoderNice) => {
     if (ownNice + decoderNice > 19) throw new Error(`this test runs at nice ${ownNice}: cannot check ${decoderNice} below it`);
-    const f = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), poolSize: 1, decoderNice });
+    const f = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), webmDecoder: 'ffmpeg', poolSize: 1, decoderNice });
     factories.push(f);
     const d = f.create('s1');
     const out = collect(d);
@@ -60,7 +60,7 @@ describe('decoder priority (in-process factory)', () => {
 });
 
 describe('decoder priority on a spawned server (attacker: one key holder starting recording after recording)', () => {
-  const server = spawnedForAttack({ LIVE_AUDIO_DECODER_NICE: '9', LIVE_AUDIO_DECODER_POOL_SIZE: '1' });
+  const server = spawnedForAttack({ LIVE_AUDIO_WEBM_DECODER: 'ffmpeg', LIVE_AUDIO_DECODER_NICE: '9', LIVE_AUDIO_DECODER_POOL_SIZE: '1' });
 
   it('every decoder he makes the server start (warm or its own, three sessions at once) runs below the server', async () => {
     const s = server();

@@ -16,7 +16,7 @@ const created: Array<{ destroy(): void }> = [];
 afterEach(() => created.splice(0).forEach((d) => d.destroy()));
 
 function newFactory(extra: { maxChunkBytes?: number } = {}) {
-  const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), ...extra });
+  const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), webmDecoder: 'ffmpeg', ...extra });
   return {
     create(label: string) {
       const d = factory.create(label);
@@ -96,7 +96,7 @@ describe('FfmpegSessionDecoder: WebM/Opus from MediaRecorder', () => {
   it('uses the expected ffmpeg command line (no -fflags nobuffer)', async () => {
     const log = new LogCapture();
     const logger = pino({ level: 'debug' }, log);
-    const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), logger });
+    const factory = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), webmDecoder: 'ffmpeg', logger });
     const dec = factory.create('cmd');
     await dec.write(short[0]!, { format: 'webm' });
     await dec.close();

@@ -50,6 +50,7 @@ async function waitForAsync(cond: () => Promise<boolean>, timeoutMs: number): Pr
 function start(extra: Record<string, string> = {}): Promise<SpawnedServer> {
   return spawnServer({
     env: {
+      LIVE_AUDIO_WEBM_DECODER: 'ffmpeg', // the launcher starts the WebM decoders this test watches
       LIVE_AUDIO_DECODER_LAUNCHER: 'true',
       LIVE_AUDIO_DECODER_POOL_SIZE: '2',
       LIVE_AUDIO_MAX_SESSION_CREATES_PER_MINUTE: '0',

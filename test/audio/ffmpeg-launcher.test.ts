@@ -22,7 +22,7 @@ describe('ffmpeg launcher', () => {
   });
 
   const newFactory = async (extra: { poolSize?: number; stallMs?: number; useLauncher?: boolean } = {}) => {
-    const f = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), useLauncher: true, ...extra });
+    const f = createFfmpegDecoderFactory({ ffmpegPath: ffmpegBinary(), webmDecoder: 'ffmpeg', useLauncher: true, ...extra });
     factories.push(f);
     await f.launcher?.whenReady();
     return f;

@@ -12,7 +12,7 @@
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
 import { RedisConnection, SessionRecordStore } from '../../src/cluster';
-import { referenceDecode } from '../helpers/ffmpeg';
+import { inProcessDecode } from '../helpers/in-process-decode';
 import { loadRecording } from '../helpers/fixtures';
 import { LIVE_AUDIO_API as API, postChunksLikeTheFrontend } from '../helpers/frontend-client';
 import { startCluster, type TestCluster, stopClusterLeavingNone } from '../helpers/cluster';
@@ -21,7 +21,7 @@ import { prng } from '../ops/helpers';
 jest.setTimeout(180_000);
 
 const rec = loadRecording('chromium-long-22s');
-const reference = referenceDecode(Buffer.concat(rec.chunks));
+const reference = inProcessDecode(Buffer.concat(rec.chunks));
 const SEED = Number(process.env.TEST_SEED ?? Date.now() % 100_000);
 const ENV = { LIVE_AUDIO_HEARTBEAT_INTERVAL_MS: '300', LIVE_AUDIO_MISSED_HEARTBEATS: '3', LIVE_AUDIO_MAX_TRANSCRIPTIONS_PER_MINUTE: '1000' };
 

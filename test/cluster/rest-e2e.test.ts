@@ -9,7 +9,7 @@
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
-import { referenceDecode } from '../helpers/ffmpeg';
+import { inProcessDecode } from '../helpers/in-process-decode';
 import { loadRecording } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend, LIVE_AUDIO_API as API } from '../helpers/frontend-client';
 import { clusterForFile, keyHeaders, upstreamPortOf } from '../helpers/cluster';
@@ -17,7 +17,7 @@ import { clusterForFile, keyHeaders, upstreamPortOf } from '../helpers/cluster';
 jest.setTimeout(180_000);
 
 const rec = loadRecording('chromium-long-22s');
-const reference = referenceDecode(Buffer.concat(rec.chunks));
+const reference = inProcessDecode(Buffer.concat(rec.chunks));
 const REPLY = 'Nice to meet you. Let us begin.';
 const CHUNK_GAP_MS = 250;
 

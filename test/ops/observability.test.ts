@@ -39,8 +39,11 @@ describe('/metrics', () => {
     expect(metricValue(m, 'live_audio_sessions_live', '{transport="rest"}')).toBe(1);
     expect(metricValue(m, 'live_audio_sessions_started_total', '{transport="rest"}')).toBe(1);
     expect(metricValue(m, 'live_audio_upstream_connects_total', '{resumed="false"}')).toBe(1);
-    expect(metricValue(m, 'live_audio_ffmpeg_processes_alive')).toBe(1);
-    expect(metricValue(m, 'live_audio_ffmpeg_processes_spawned_total')).toBeGreaterThanOrEqual(1);
+    // The recording is decoded in-process (the default): a stream counted as such, no ffmpeg process.
+    expect(metricValue(m, 'live_audio_in_process_decoders')).toBe(1);
+    expect(metricValue(m, 'live_audio_in_process_decoders_started_total')).toBe(1);
+    expect(metricValue(m, 'live_audio_ffmpeg_processes_alive')).toBe(0);
+    expect(metricValue(m, 'live_audio_ffmpeg_processes_spawned_total')).toBe(0);
     expect(metricValue(m, 'live_audio_audio_in_seconds_total')).toBeGreaterThan(1);
     expect(metricValue(m, 'live_audio_audio_relayed_seconds_total')).toBeGreaterThan(1);
     expect(metricValue(m, 'live_audio_audio_dropped_seconds_total')).toBe(0);
@@ -84,6 +87,7 @@ describe('/metrics', () => {
     expect(metricValue(after, 'live_audio_upstream_connects_total', '{resumed="true"}')).toBe(1);
     expect(after).toMatch(/^live_audio_upstream_closes_total\{code="\d+"\} \d+$/m);
     expect(metricValue(after, 'live_audio_ffmpeg_processes_alive')).toBe(0);
+    expect(metricValue(after, 'live_audio_in_process_decoders')).toBe(0);
     // Audio counters stay monotonic after the session is gone.
     expect(metricValue(after, 'live_audio_audio_in_seconds_total')).toBeGreaterThanOrEqual(metricValue(m, 'live_audio_audio_in_seconds_total'));
   });

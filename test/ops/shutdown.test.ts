@@ -11,7 +11,8 @@ const rec = loadRecording('chromium-hello-1000ms');
 describe('drain (in-process)', () => {
   let t: TestServer;
   beforeEach(async () => {
-    t = await startTestServer({ env: { LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '5000' } });
+    // WebM through ffmpeg (not the in-process default): the drain must also end the session's decoder process.
+    t = await startTestServer({ env: { LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '5000', LIVE_AUDIO_WEBM_DECODER: 'ffmpeg' } });
   });
   afterEach(async () => {
     await t.close();
@@ -73,7 +74,8 @@ describe('SIGTERM on the real server process', () => {
     const emu = await startGeminiLiveEmulator({ apiKeys: ['test-gemini-key'] });
     const s = await spawnServer({
       geminiBaseUrl: emu.baseUrl,
-      env: { LIVE_AUDIO_DRAIN_MS: '1500', LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '100' },
+      // (WebM through ffmpeg, not the in-process default: SIGTERM must close every ffmpeg child)
+      env: { LIVE_AUDIO_DRAIN_MS: '1500', LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '100', LIVE_AUDIO_WEBM_DECODER: 'ffmpeg' },
       startTimeoutMs: 20_000,
     }).catch(async (err: unknown) => {
       await emu.stop();

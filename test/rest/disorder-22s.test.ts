@@ -2,9 +2,10 @@
  * Issue 10, item 5: the 22 s real Chromium MediaRecorder recording posted the way the frontend posts it (one
  * un-awaited POST /transcribe per chunk) but delivered the way a real network delivers it: a chunk after its
  * successor, one 1.2 s late, one posted twice, one that never arrives, all four at once, a seeded random arrival
- * order within the reorder window, and overlapping requests whose bodies arrive after random delays. Real ffmpeg,
+ * order within the reorder window, and overlapping requests whose bodies arrive after random delays. The server's
+ * WebM decoder (in-process, the default),
  * the real @google/genai SDK, the Gemini Live emulator; every scenario asserts the exact PCM the emulator received
- * (sample for sample against a one-shot decode of the same bytes by the same ffmpeg; for the missing chunk, its span
+ * (sample for sample against a one-shot decode of the same bytes by the same decoder; for the missing chunk, its span
  * excepted) and that every POST answers 200.
  *
  * Cadence: chunks are posted every CADENCE_MS = 200 ms (5x the 1 s timeslice, to keep the suite short) and the
@@ -12,7 +13,7 @@
  * tests). Delays and the reorder wait are wall-clock, as on a real network.
  */
 import http from 'node:http';
-import { referenceDecode } from '../helpers/ffmpeg';
+import { inProcessDecode } from '../helpers/in-process-decode';
 import { loadRecording } from '../helpers/fixtures';
 import { frontendSessionId, sleep, startTestServer, type TestServer } from '../helpers/test-server';
 import { prng } from '../ops/helpers';
@@ -26,7 +27,7 @@ const REORDER_WAIT_MS = 1500;
 const CARRY_BYTES = 21 * 32;
 
 const rec = loadRecording('chromium-long-22s');
-const reference = referenceDecode(Buffer.concat(rec.chunks));
+const reference = inProcessDecode(Buffer.concat(rec.chunks));
 const spans = chunkSpansMs(rec.chunks);
 
 interface Post {
@@ -173,9 +174,9 @@ describe('the 22 s recording as a real network delivers it', () => {
     expect(audio).toMatchObject({ duplicateChunks: 1, skippedChunks: 0 });
   }, 30_000);
 
-  /** The reference without the missing chunk's span: the same ffmpeg fed the recording without that chunk. */
+  /** The reference without the missing chunk's span: the same decoder fed the recording without that chunk. */
   function withoutChunk(k: number): Buffer {
-    return referenceDecode(Buffer.concat(rec.chunks.filter((_c, i) => i !== k)));
+    return inProcessDecode(Buffer.concat(rec.chunks.filter((_c, i) => i !== k)));
   }
 
   /**

@@ -1,10 +1,11 @@
 /**
  * The Sculptor frontend's exact REST calls (README "REST API") with real Chromium MediaRecorder chunks,
- * through real ffmpeg and the real @google/genai SDK to the Gemini Live emulator.
+ * through the server's WebM decoder (in-process, the default) and the real @google/genai SDK to the Gemini Live
+ * emulator.
  */
 import request from 'supertest';
 import { scriptedScenario } from '../../src/emulator';
-import { referenceDecode } from '../helpers/ffmpeg';
+import { inProcessDecode } from '../helpers/in-process-decode';
 import { loadRecording } from '../helpers/fixtures';
 import { postChunksLikeTheFrontend } from '../helpers/frontend-client';
 import { frontendSessionId, startLikeFrontend, startTestServer, type TestServer } from '../helpers/test-server';
@@ -54,7 +55,7 @@ describe('frontend REST flow', () => {
     }
 
     // Everything decoded reached the emulator: within 2% of a reference decode of the same bytes.
-    const reference = referenceDecode(Buffer.concat(rec.chunks));
+    const reference = inProcessDecode(Buffer.concat(rec.chunks));
     await t.emu.waitFor(() => t.emu.totalAudioBytes() - before >= reference.length * 0.98, 5000);
     const received = t.emu.totalAudioBytes() - before;
     expect(Math.abs(received - reference.length) / reference.length).toBeLessThan(0.02);
@@ -114,7 +115,7 @@ describe('frontend REST flow', () => {
     const before = t.emu.totalAudioBytes();
     const responses = await postChunksLikeTheFrontend({ url: t.url, headers, sessionId, chunks: rec.chunks, gapMs: 5 });
     expect(responses.map((r) => r.status)).toEqual(rec.chunks.map(() => 200));
-    const reference = referenceDecode(Buffer.concat(rec.chunks));
+    const reference = inProcessDecode(Buffer.concat(rec.chunks));
     await t.emu.waitFor(() => t.emu.totalAudioBytes() - before >= reference.length * 0.98, 5000);
     const got = t.emu.receivedPcm().subarray(before);
     expect(Math.abs(got.length - reference.length) / reference.length).toBeLessThan(0.02);

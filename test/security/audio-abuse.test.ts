@@ -5,13 +5,14 @@
  * /metrics over the same stretch (see `underProbe` for what is asserted on each).
  *
  * - row 4a: FLAC in Matroska (10 h of audio in ~250 KB) is refused 415 AUDIO_UNSUPPORTED_CODEC before any ffmpeg;
- * - row 4b: a WebM holding 15 min of Opus in one chunk: the upstream gets at most the owner's audio budget, never
- *   faster than LIVE_AUDIO_MAX_REALTIME_FACTOR x real time after the burst, RSS stays bounded and comes back, the
- *   stream is cut with 429 AUDIO_RATE_LIMITED + Retry-After, and its ffmpeg is gone;
- * - row 7: a respawn storm (PCM rate flipping on a WebSocket; a new WebM head on every REST post) is held to the
- *   per-session decoder start budget and refused with AUDIO_DECODER_RESTART_LIMITED (429);
- * - row 10: a SIGSTOPped ffmpeg: no /transcribe waits past the stall deadline plus the bounded wait, the decoder is
- *   killed and replaced, and the session goes on.
+ * - row 4b: a WebM holding 15 min of Opus in one chunk (decoded in-process, the default): the upstream gets at most
+ *   the owner's audio budget, never faster than LIVE_AUDIO_MAX_REALTIME_FACTOR x real time after the burst, RSS
+ *   stays bounded and comes back, the stream is cut with 429 AUDIO_RATE_LIMITED + Retry-After, and no ffmpeg runs;
+ * - row 7: a respawn storm (PCM rate flipping on a WebSocket: an ffmpeg each; a new WebM head on every REST post: an
+ *   in-process stream each) is held to the per-session decoder start budget and refused with
+ *   AUDIO_DECODER_RESTART_LIMITED (429);
+ * - row 10: a SIGSTOPped ffmpeg (WebM pinned to ffmpeg: LIVE_AUDIO_WEBM_DECODER=ffmpeg): no /transcribe waits past
+ *   the stall deadline plus the bounded wait, the decoder is killed and replaced, and the session goes on.
  *
  * The emulator runs in a process of its own (its reply synthesis must not run in the server or the prober); what
  * reached the upstream is the server's own count of the audio it handed to the upstream socket.
@@ -292,7 +293,7 @@ describe('audio attacks on a spawned server', () => {
     // Never faster than the factor after the burst (0.3 s of slack for the 100 ms sampling).
     expect(worstPace).toBeLessThanOrEqual(0.3);
     expect(cutAt).toBeGreaterThanOrEqual((BUDGET_S - BURST_S) / FACTOR - 1);
-    expect(Math.max(...samples.map((x) => x.ffmpeg))).toBeLessThanOrEqual(1);
+    expect(Math.max(...samples.map((x) => x.ffmpeg))).toBe(0); // decoded in-process
     expect(rssMax - rssBefore).toBeLessThan(100 * MB);
     expect(rssAfter - rssBefore).toBeLessThan(40 * MB);
     expectResponsive('decode bomb', r);
@@ -348,9 +349,10 @@ describe('audio attacks on a spawned server', () => {
       watching = false;
       await watch;
     });
-    expect((await metric(s, 'live_audio_ffmpeg_processes_spawned_total')) - spawnedBefore).toBe(20); // 10 per session
+    // 10 per session: the PCM flips started ffmpegs, the WebM heads in-process streams (no process).
+    expect((await metric(s, 'live_audio_ffmpeg_processes_spawned_total')) - spawnedBefore).toBe(10);
     expect(maxAlive).toBeLessThanOrEqual(2);
-    expectResponsive('respawn storm: 76 decoder starts asked, 20 made (10 per session), 56 refused 429', r);
+    expectResponsive('respawn storm: 76 decoder starts asked, 20 made (10 per session: 10 ffmpeg, 10 in-process), 56 refused 429', r);
   }, 60_000);
 
   it('row 10: a SIGSTOPped ffmpeg is killed at the stall deadline and replaced; no request hangs; the session goes on', async () => {
@@ -359,7 +361,8 @@ describe('audio attacks on a spawned server', () => {
     emu = await spawnEmulator();
     server = await spawnServer({
       geminiBaseUrl: emu.baseUrl,
-      env: { METRICS_TOKEN, [NO_POOL]: '0', LIVE_AUDIO_DECODER_STALL_MS: String(STALL_MS), LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '0' },
+      // (WebM through ffmpeg: an in-process decoder has no process to stop)
+      env: { METRICS_TOKEN, [NO_POOL]: '0', LIVE_AUDIO_WEBM_DECODER: 'ffmpeg', LIVE_AUDIO_DECODER_STALL_MS: String(STALL_MS), LIVE_AUDIO_MAX_REQUESTS_PER_MINUTE: '0' },
     });
     const s = server;
     const rec = loadRecording('chromium-long-22s');

@@ -27,6 +27,13 @@ import type { DecoderProcessLauncher } from './decoder-process';
 import { DecoderStarts } from './decoder-starts';
 import type { DecoderStartSink } from './decoder-starts';
 import { FfmpegLauncher } from './launcher/ffmpeg-launcher';
+import { WebmOpusStream } from './opus/webm-opus-stream';
+import type { OpusPacketDecoderFactory } from './opus/opus-packet-decoder';
+import { DecodeScheduler } from './opus/decode-scheduler';
+
+/** How browser WebM/Opus recordings are decoded (LIVE_AUDIO_WEBM_DECODER): in this process, or by ffmpeg. */
+export type WebmDecoderKind = 'in_process' | 'ffmpeg';
+export const DEFAULT_WEBM_DECODER: WebmDecoderKind = 'in_process';
 
 export const DEFAULT_MAX_CHUNK_BYTES = 5 * 1024 * 1024;
 export const DEFAULT_CLOSE_TIMEOUT_MS = 2000;
@@ -38,7 +45,9 @@ export const DEFAULT_DECODER_RESTARTS_PER_MINUTE = 10;
 export const DEFAULT_MAX_QUEUED_INPUT_BYTES = 2 * 1024 * 1024;
 
 /** The counters all decoders of one factory update (read through the factory's `DecoderProcessCounters`). */
-export type DecoderCounters = { -readonly [K in keyof DecoderProcessCounters]: number };
+export type DecoderCounters = {
+  -readonly [K in 'processesAlive' | 'processesSpawned' | 'decodeErrors' | 'inProcessStreams' | 'inProcessStarted']: number;
+};
 
 /** The audio-path settings of a session decoder (from the config). */
 export interface AudioPathSettings {
@@ -54,6 +63,12 @@ export interface AudioPathSettings {
   maxQueuedInputBytes?: number;
   /** How far below the server's CPU priority the decoder processes run (LIVE_AUDIO_DECODER_NICE, nice -n; 0 = the same). */
   decoderNice?: number;
+  /** WebM/Opus recordings: decoded in-process (default) or by one ffmpeg each (LIVE_AUDIO_WEBM_DECODER). */
+  webmDecoder?: WebmDecoderKind;
+  /** The Opus decoder of in-process WebM streams (default: libopus through @evan/opus). */
+  opusDecoder?: OpusPacketDecoderFactory;
+  /** Shares the main thread's decoding time among in-process streams (the factory passes its one). */
+  decodeScheduler?: DecodeScheduler;
 }
 
 export interface FfmpegSessionDecoderOptions extends AudioPathSettings {
@@ -128,7 +143,9 @@ const RAW_CODECS: Record<RawSampleFormat, string> = {
 
 /**
  * Per-session decoder: browser WebM/Opus, Ogg/Opus, fragmented MP4/AAC, WAV or raw PCM chunks in, 16 kHz mono
- * s16le PCM out (`pcm` events), using one long-lived ffmpeg per stream (see FfmpegPcmStream).
+ * s16le PCM out (`pcm` events), through one decoding stream (`PcmStream`) at a time: a WebM recording is decoded
+ * in this process by `WebmOpusStream` (demuxer + libopus; no process), unless `webmDecoder` is 'ffmpeg'; Ogg, MP4
+ * and WAV/PCM that needs resampling get one long-lived ffmpeg per stream (`FfmpegPcmStream`).
  *
  * - The container is taken from the bytes (`sniffContainer`), whatever the declared format says; the codec is
  *   checked before ffmpeg sees anything (WebM and Ogg: Opus; MP4: AAC), and ffmpeg is started with the demuxer and
@@ -145,6 +162,9 @@ const RAW_CODECS: Record<RawSampleFormat, string> = {
 export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents> implements SessionAudioDecoder {
   private readonly ffmpegPath: string;
   private readonly decoderNice: number;
+  private readonly webmDecoder: WebmDecoderKind;
+  private readonly opusDecoder: OpusPacketDecoderFactory | undefined;
+  private readonly decodeScheduler: DecodeScheduler;
   private readonly log: Logger;
   private readonly maxChunkBytes: number;
   private readonly closeTimeoutMs: number;
@@ -181,12 +201,15 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.onRetired = opts.onRetired;
     this.ffmpegPath = opts.ffmpegPath;
     this.decoderNice = opts.decoderNice ?? 0;
+    this.webmDecoder = opts.webmDecoder ?? DEFAULT_WEBM_DECODER;
+    this.opusDecoder = opts.opusDecoder;
+    this.decodeScheduler = opts.decodeScheduler ?? new DecodeScheduler();
     this.log = (opts.logger ?? silentLogger).child({ component: 'audio-decoder', session: opts.sessionLabel });
     this.maxChunkBytes = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
     this.stallMs = opts.stallMs ?? DEFAULT_DECODER_STALL_MS;
     this.maxQueuedInputBytes = opts.maxQueuedInputBytes ?? DEFAULT_MAX_QUEUED_INPUT_BYTES;
-    this.counters = opts.counters ?? { processesAlive: 0, processesSpawned: 0, decodeErrors: 0 };
+    this.counters = opts.counters ?? { processesAlive: 0, processesSpawned: 0, decodeErrors: 0, inProcessStreams: 0, inProcessStarted: 0 };
     this.restartBudget = new DecoderRestartBudget(opts.restartsPerMinute ?? DEFAULT_DECODER_RESTARTS_PER_MINUTE);
     this.sequencer = new WebmSequencer({
       waitMs: opts.reorderWaitMs ?? DEFAULT_REORDER_WAIT_MS,
@@ -557,11 +580,14 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
       },
       onStall: (err) => this.onStalled(active, err),
     };
-    // A browser recording takes a warm process when one is ready (the pool counts it); anything else starts its own.
-    const warm = !raw && container === 'webm' ? this.pool?.take() : undefined;
+    // A browser recording is decoded in-process, or takes a warm process when one is ready (the pool counts it);
+    // anything else starts its own.
+    const inProcess = !raw && container === 'webm' && this.webmDecoder === 'in_process';
+    const warm = !raw && !inProcess && container === 'webm' ? this.pool?.take() : undefined;
     warm?.bind(handlers);
-    const stream: FfmpegPcmStream =
-      warm ??
+    const stream: PcmStream = inProcess
+      ? this.inProcessWebm(handlers, restart)
+      : warm ??
       new FfmpegPcmStream({
         ffmpegPath: this.ffmpegPath,
         inputFormat: spec.format,
@@ -591,6 +617,22 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     }
     this.current = active;
     return active;
+  }
+
+  /** A WebM/Opus stream decoded in this process (`primed`: it continues a recording, fed its head again). */
+  private inProcessWebm(h: FfmpegStreamHandlers, primed: boolean): WebmOpusStream {
+    const counters = this.counters;
+    counters.inProcessStreams++;
+    counters.inProcessStarted++;
+    return new WebmOpusStream({
+      logger: h.logger,
+      onPcm: h.onPcm,
+      onFailure: h.onFailure,
+      primed,
+      decoder: this.opusDecoder,
+      scheduler: this.decodeScheduler,
+      onFinished: () => counters.inProcessStreams--,
+    });
   }
 
   /**
@@ -678,7 +720,10 @@ export interface FfmpegDecoderFactoryOptions extends AudioPathSettings {
   logger?: Logger;
   maxChunkBytes?: number;
   closeTimeoutMs?: number;
-  /** Warm WebM/Opus decoders kept while a session is open (LIVE_AUDIO_DECODER_POOL_SIZE; 0 = none). */
+  /**
+   * Warm WebM/Opus decoders kept while a session is open (LIVE_AUDIO_DECODER_POOL_SIZE; 0 = none). Only with
+   * `webmDecoder: 'ffmpeg'`: in-process WebM needs no process, and nothing else takes a warm one.
+   */
   poolSize?: number;
   /** A warm decoder older than this is replaced (LIVE_AUDIO_DECODER_POOL_MAX_AGE_MS). */
   poolMaxAgeMs?: number;
@@ -714,11 +759,12 @@ export interface FfmpegDecoderFactory extends DecoderFactory, DecoderProcessCoun
  * Note: fluent-ffmpeg keeps the binary path (and its capability probe) in a module-global cache, so all factories
  * of one process must use the same ffmpeg binary.
  *
- * The warm pool runs while at least one decoder (one session) is open: an idle server holds no ffmpeg.
+ * The warm pool runs while at least one decoder (one session) is open: an idle server holds no ffmpeg. It serves
+ * WebM only, so it is not started when WebM is decoded in-process (`webmDecoder`, the default).
  */
 export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): FfmpegDecoderFactory {
-  const counters: DecoderCounters = { processesAlive: 0, processesSpawned: 0, decodeErrors: 0 };
-  const poolSize = opts.poolSize ?? 0;
+  const counters: DecoderCounters = { processesAlive: 0, processesSpawned: 0, decodeErrors: 0, inProcessStreams: 0, inProcessStarted: 0 };
+  const poolSize = (opts.webmDecoder ?? DEFAULT_WEBM_DECODER) === 'ffmpeg' ? (opts.poolSize ?? 0) : 0;
   const launcher = opts.useLauncher ? new FfmpegLauncher({ logger: opts.logger }) : undefined;
   void launcher?.start().catch((err: Error) => opts.logger?.error({ err: err.message }, 'the ffmpeg launcher could not start; decoders start in-process'));
   const starts = new DecoderStarts(() => {
@@ -749,6 +795,8 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
           },
         })
       : undefined;
+  // One for all sessions: in-process WebM decoding shares the main thread fairly and yields to its I/O.
+  const decodeScheduler = new DecodeScheduler();
   let open = 0;
   return {
     create(sessionLabel: string) {
@@ -756,6 +804,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
       pool?.setActive(true);
       return new FfmpegSessionDecoder({
         ...opts,
+        decodeScheduler,
         counters,
         sessionLabel,
         pool,
@@ -790,6 +839,12 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     },
     get decodeErrors() {
       return counters.decodeErrors;
+    },
+    get inProcessStreams() {
+      return counters.inProcessStreams;
+    },
+    get inProcessStarted() {
+      return counters.inProcessStarted;
     },
     get processesPooled() {
       const s = pool?.stats();

@@ -6,7 +6,7 @@ import type { AudioDecodeError } from './session-audio-decoder';
  * out through the owner's `onPcm`. The session decoder keeps one current stream per recording or raw format and
  * replaces it on a new recording, a failure or a stall.
  *
- * Implementations: `FfmpegPcmStream` (one ffmpeg process).
+ * Implementations: `FfmpegPcmStream` (one ffmpeg process), `WebmOpusStream` (browser WebM/Opus decoded in-process).
  */
 export interface PcmStream {
   /** Resolves once the stream is finished and its output delivered (or it never started). Never rejects. */

@@ -89,6 +89,10 @@ export interface DecoderProcessCounters {
   readonly processesSpawned: number;
   /** `error` events (AUDIO_DECODE_FAILED / AUDIO_DECODER_CRASHED) and stalls since start; up-front refusals not counted. */
   readonly decodeErrors: number;
+  /** Streams decoded in this process now (WebM/Opus with LIVE_AUDIO_WEBM_DECODER=in_process; not processes). */
+  readonly inProcessStreams?: number;
+  /** Streams decoded in this process started since start. */
+  readonly inProcessStarted?: number;
   /** Warm processes of the decoder pool: waiting for a recording, starting, or being stopped (not in `processesAlive`). */
   readonly processesPooled?: number;
   /** Processes the decoder pool started since start (handed over or not). */
