@@ -1,0 +1,30 @@
+/**
+ * A decoding thread with faults injected (tests only): the real WebmOpusDecoder, but after `exitAfterPushes` pushes
+ * the thread exits (as a thread killed by an out-of-memory error or a crash in its own code would), and after
+ * `hangAfterPushes` it spins forever (as a decoder stuck in a loop would).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { runDecodeThread } from '../../../src/services/audio/threads/decode-thread';
+import { WebmOpusDecoder } from '../../../src/services/audio/opus/webm-opus-decoder';
+
+process.env.OPUS_FORCE_WASM = '1'; // as the real entry (decode-thread-entry.ts)
+const faults = (workerData ?? {}) as { exitAfterPushes?: number; hangAfterPushes?: number };
+let pushes = 0;
+
+if (parentPort) {
+  runDecodeThread(parentPort, {
+    'webm-opus': () => {
+      const d = new WebmOpusDecoder();
+      return {
+        push(bytes) {
+          pushes++;
+          if (faults.exitAfterPushes !== undefined && pushes > faults.exitAfterPushes) process.exit(3);
+          if (faults.hangAfterPushes !== undefined && pushes > faults.hangAfterPushes) for (;;);
+          return d.push(bytes);
+        },
+        finish: () => d.finish(),
+        close: () => d.close(),
+      };
+    },
+  });
+}
