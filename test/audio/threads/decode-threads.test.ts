@@ -14,10 +14,6 @@ import { suiteSeed, withSeed } from '../../helpers/seed';
 import { prng } from '../../ops/helpers';
 import { waitFor } from '../helpers';
 
-// The threads decode with @evan/opus's wasm build (decode-thread-entry.ts says why); the main-thread reference
-// below takes the same build, so the two must agree to the bit. (The native build differs from it in rounding.)
-process.env.OPUS_FORCE_WASM = '1';
-
 const FAULT_ENTRY = path.join(__dirname, 'fault-thread-entry.ts');
 
 interface Run {
@@ -32,7 +28,7 @@ function open(threads: DecodeThreads, withStall = false): Run {
   const pieces: Buffer[] = [];
   const failures: AudioDecodeError[] = [];
   const stalls: AudioDecodeError[] = [];
-  const stream = ThreadedPcmStream.open(threads, 'webm-opus', {
+  const stream = ThreadedPcmStream.open(threads, 'webm-opus', { primed: false }, {
     logger: silentLogger,
     onPcm: (b) => pieces.push(Buffer.from(b)),
     onFailure: (e) => failures.push(e),
@@ -184,7 +180,7 @@ describe('DecodeThreads + ThreadedPcmStream', () => {
     threads = new DecodeThreads({ threads: 1, logger: silentLogger, entry: FAULT_ENTRY, workerData: { exitAfterPushes: 0 } });
     let refused = 0;
     for (let i = 0; i < 8; i++) {
-      const s = ThreadedPcmStream.open(threads, 'webm-opus', { logger: silentLogger, onPcm: () => {}, onFailure: () => {} });
+      const s = ThreadedPcmStream.open(threads, 'webm-opus', { primed: false }, { logger: silentLogger, onPcm: () => {}, onFailure: () => {} });
       if (!s) {
         refused++;
         continue;
@@ -198,7 +194,7 @@ describe('DecodeThreads + ThreadedPcmStream', () => {
 
   it('an entry that is not installed: no thread, open() answers undefined', () => {
     threads = new DecodeThreads({ threads: 1, logger: silentLogger, entry: path.join(__dirname, 'no-such-entry.js') });
-    expect(ThreadedPcmStream.open(threads, 'webm-opus', { logger: silentLogger, onPcm: () => {}, onFailure: () => {} })).toBeUndefined();
+    expect(ThreadedPcmStream.open(threads, 'webm-opus', { primed: false }, { logger: silentLogger, onPcm: () => {}, onFailure: () => {} })).toBeUndefined();
     expect(threads.stats().started).toBe(0);
   });
 });

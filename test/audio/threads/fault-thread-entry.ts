@@ -7,14 +7,13 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { runDecodeThread } from '../../../src/services/audio/threads/decode-thread';
 import { WebmOpusDecoder } from '../../../src/services/audio/opus/webm-opus-decoder';
 
-process.env.OPUS_FORCE_WASM = '1'; // as the real entry (decode-thread-entry.ts)
 const faults = (workerData ?? {}) as { exitAfterPushes?: number; hangAfterPushes?: number };
 let pushes = 0;
 
 if (parentPort) {
   runDecodeThread(parentPort, {
-    'webm-opus': () => {
-      const d = new WebmOpusDecoder();
+    'webm-opus': (o) => {
+      const d = new WebmOpusDecoder({ primed: o.primed });
       return {
         push(bytes) {
           pushes++;

@@ -2,7 +2,7 @@ import type { SyncDecodeFailure, SyncPcmDecoderKind } from './sync-pcm-decoder';
 
 /** Main thread → decoding thread. `id` names one stream, unique per thread for the thread's life. */
 export type ToDecodeThread =
-  | { t: 'open'; id: number; kind: SyncPcmDecoderKind }
+  | { t: 'open'; id: number; kind: SyncPcmDecoderKind; primed: boolean }
   /** Bytes of the stream, in order (the buffer is transferred). */
   | { t: 'push'; id: number; bytes: Uint8Array }
   /** The input ended: decode what is left and forget the stream. */

@@ -55,7 +55,7 @@ export function runDecodeThread(port: DecodeThreadPort, makers: SyncPcmDecoderMa
       case 'open': {
         forget(m.id);
         try {
-          streams.set(m.id, makers[m.kind]());
+          streams.set(m.id, makers[m.kind]({ primed: m.primed }));
         } catch {
           // The next push answers with a failure (the stream is unknown).
         }

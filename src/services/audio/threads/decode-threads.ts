@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { silentLogger, type Logger } from '../../../util/logger';
 import type { DecodeThreadOutput, ToDecodeThread } from './decode-thread-protocol';
-import type { SyncPcmDecoderKind } from './sync-pcm-decoder';
+import type { SyncPcmDecoderKind, SyncPcmDecoderOptions } from './sync-pcm-decoder';
 
 /** What a stream on a decoding thread is told. */
 export interface DecodeThreadClient {
@@ -105,12 +105,12 @@ export class DecodeThreads {
   }
 
   /** Opens a stream of `kind` on a thread; undefined when threads are off, closed, not installed or dying repeatedly. */
-  open(kind: SyncPcmDecoderKind, client: DecodeThreadClient): DecodeThreadHandle | undefined {
+  open(kind: SyncPcmDecoderKind, opts: SyncPcmDecoderOptions, client: DecodeThreadClient): DecodeThreadHandle | undefined {
     const thread = this.pick();
     if (!thread) return undefined;
     const id = this.nextId++;
     thread.clients.set(id, client);
-    thread.post({ t: 'open', id, kind });
+    thread.post({ t: 'open', id, kind, primed: opts.primed });
     const forget = () => {
       thread.clients.delete(id);
     };

@@ -30,5 +30,11 @@ export interface SyncPcmDecoder {
 /** The synchronous decoders a decoding thread can run, by the stream kind they decode. */
 export type SyncPcmDecoderKind = 'webm-opus';
 
+/** How a stream's decoder starts. */
+export interface SyncPcmDecoderOptions {
+  /** The stream continues a recording that already had a decoder (fed its head again): see WebmOpusDecoder. */
+  primed: boolean;
+}
+
 /** Creates a decoder of each kind (a decoding thread is given one of these at its start). */
-export type SyncPcmDecoderMakers = Record<SyncPcmDecoderKind, () => SyncPcmDecoder>;
+export type SyncPcmDecoderMakers = Record<SyncPcmDecoderKind, (opts: SyncPcmDecoderOptions) => SyncPcmDecoder>;

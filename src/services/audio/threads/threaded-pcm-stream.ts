@@ -3,7 +3,7 @@ import type { PcmStream, PcmStreamHandlers } from '../pcm-stream';
 import { AudioDecodeError } from '../session-audio-decoder';
 import type { DecodeThreadOutput } from './decode-thread-protocol';
 import type { DecodeThreadHandle, DecodeThreads } from './decode-threads';
-import type { SyncPcmDecoderKind } from './sync-pcm-decoder';
+import type { SyncPcmDecoderKind, SyncPcmDecoderOptions } from './sync-pcm-decoder';
 
 /** Most input bytes in one message to the thread. */
 const SLICE_BYTES = 64 * 1024;
@@ -47,10 +47,15 @@ export class ThreadedPcmStream implements PcmStream {
   private lastProgressAt = performance.now();
 
   /** Opens the stream on a thread; undefined when no thread can take it (the caller decodes in-process). */
-  static open(threads: DecodeThreads, kind: SyncPcmDecoderKind, h: ThreadedPcmStreamHandlers): ThreadedPcmStream | undefined {
+  static open(
+    threads: DecodeThreads,
+    kind: SyncPcmDecoderKind,
+    opts: SyncPcmDecoderOptions,
+    h: ThreadedPcmStreamHandlers,
+  ): ThreadedPcmStream | undefined {
     // (The thread's callbacks are given before the stream exists: they reach it through the box.)
     const box: { stream?: ThreadedPcmStream } = {};
-    const handle = threads.open(kind, {
+    const handle = threads.open(kind, opts, {
       onOutput: (out) => box.stream?.onOutput(out),
       onLost: (reason) => box.stream?.onLost(reason),
     });
