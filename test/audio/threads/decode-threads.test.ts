@@ -111,6 +111,31 @@ describe('DecodeThreads + ThreadedPcmStream', () => {
     expect(r.pcm().subarray(0, expected.length).equals(expected)).toBe(true);
   });
 
+  it('released output comes in a later turn, so a release followed at once by kill() gives nothing (a budget cut does that)', async () => {
+    threads = new DecodeThreads({ threads: 1, logger: silentLogger });
+    const r = open(threads);
+    // Sent to the thread (within the in-flight bound), then held before the answers come back.
+    for (const c of loadChunks(LONG).slice(0, 5)) void r.stream.write(c);
+    r.stream.setOutputPaused(true);
+    await waitFor(() => r.stream.queuedBytes === 0, 5000); // all answered, and held
+    expect(r.pieces).toEqual([]);
+    r.stream.setOutputPaused(false);
+    expect(r.pieces).toEqual([]);
+    r.stream.kill();
+    await r.stream.done;
+    await new Promise((res) => setTimeout(res, 100));
+    expect(r.pieces).toEqual([]);
+    // Without the kill, the release gives it all.
+    const r2 = open(threads);
+    for (const c of loadChunks(LONG).slice(0, 5)) void r2.stream.write(c);
+    r2.stream.setOutputPaused(true);
+    await waitFor(() => r2.stream.queuedBytes === 0, 5000);
+    r2.stream.setOutputPaused(false);
+    await waitFor(() => r2.pieces.length > 0, 5000);
+    expect(expected.subarray(0, r2.pcm().length).equals(r2.pcm())).toBe(true);
+    r2.stream.kill();
+  });
+
   it('kill(): nothing more is delivered, and the thread serves the next stream', async () => {
     threads = new DecodeThreads({ threads: 1, logger: silentLogger });
     const r = open(threads);

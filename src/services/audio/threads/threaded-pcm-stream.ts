@@ -45,6 +45,8 @@ export class ThreadedPcmStream implements PcmStream {
   private killed = false;
   private settled = false;
   private lastProgressAt = performance.now();
+  /** The release of held output, due in the next turn. */
+  private releasing: NodeJS.Immediate | undefined;
 
   /** Opens the stream on a thread; undefined when no thread can take it (the caller decodes in-process). */
   static open(
@@ -85,14 +87,24 @@ export class ThreadedPcmStream implements PcmStream {
     return !this.settled && !this.killed && this.pendingBytes + this.inFlight > 0;
   }
 
+  /**
+   * Holds or releases the output. The held output is given in a later turn, never inside this call: the owner may
+   * release the output from code that is about to drop the stream (a budget cut clears its queue, which releases the
+   * output, then kills the stream), and that audio must not slip in between.
+   */
   setOutputPaused(paused: boolean): void {
     if (this.paused === paused) return;
     this.paused = paused;
     if (paused) return;
     this.lastProgressAt = performance.now();
-    for (const pcm of this.held.splice(0)) this.deliver(pcm);
-    this.pump();
-    this.maybeSettle();
+    if (this.releasing) return;
+    this.releasing = setImmediate(() => {
+      this.releasing = undefined;
+      if (this.paused || this.killed || this.settled) return;
+      for (const pcm of this.held.splice(0)) this.deliver(pcm);
+      this.pump();
+      this.maybeSettle();
+    });
   }
 
   write(buf: Buffer, _owesOutput = true): Promise<void> {
@@ -212,6 +224,8 @@ export class ThreadedPcmStream implements PcmStream {
   private settle(report: boolean): void {
     if (this.settled) return;
     this.settled = true;
+    if (this.releasing) clearImmediate(this.releasing);
+    this.releasing = undefined;
     if (!this.killed) this.handle.close();
     const failure = this.failure;
     if (report && failure && !this.killed) {
