@@ -201,6 +201,16 @@ describe('DecodeThreads + ThreadedPcmStream', () => {
     expect(threads.stats()).toMatchObject({ lost: 1, running: 0 });
   });
 
+  it('a thread slow to start is not taken for hung: messages sent meanwhile wait for it and are answered', async () => {
+    threads = new DecodeThreads({ threads: 1, logger: silentLogger, entry: FAULT_ENTRY, workerData: { startDelayMs: 1500 }, hungMs: 300 });
+    const r = open(threads, true);
+    for (const c of loadChunks(LONG)) await r.stream.write(c);
+    await r.stream.end(5000);
+    expect(r.stalls).toEqual([]);
+    expect(r.pcm().equals(expected)).toBe(true);
+    expect(threads.stats()).toMatchObject({ lost: 0, started: 1 });
+  });
+
   it('threads that keep dying are given up for a while: open() answers undefined (the caller decodes in-process)', async () => {
     threads = new DecodeThreads({ threads: 1, logger: silentLogger, entry: FAULT_ENTRY, workerData: { exitAfterPushes: 0 } });
     let refused = 0;

@@ -24,4 +24,9 @@ export interface DecodeThreadOutput {
   finished?: boolean;
 }
 
-export type FromDecodeThread = DecodeThreadOutput;
+/** Decoding thread → main thread, once: its entry is loaded and it takes messages (what was sent before waited). */
+export interface DecodeThreadReady {
+  t: 'ready';
+}
+
+export type FromDecodeThread = DecodeThreadOutput | DecodeThreadReady;

@@ -1,10 +1,10 @@
-import type { DecodeThreadOutput, ToDecodeThread } from './decode-thread-protocol';
+import type { FromDecodeThread, DecodeThreadOutput, ToDecodeThread } from './decode-thread-protocol';
 import type { SyncDecodeResult, SyncPcmDecoder, SyncPcmDecoderMakers } from './sync-pcm-decoder';
 
 /** The side of a MessagePort a decoding thread uses (worker_threads' `parentPort`). */
 export interface DecodeThreadPort {
   on(event: 'message', listener: (m: ToDecodeThread) => void): unknown;
-  postMessage(m: DecodeThreadOutput, transfer?: ArrayBuffer[]): void;
+  postMessage(m: FromDecodeThread, transfer?: ArrayBuffer[]): void;
 }
 
 /**
@@ -83,4 +83,5 @@ export function runDecodeThread(port: DecodeThreadPort, makers: SyncPcmDecoderMa
         return;
     }
   });
+  port.postMessage({ t: 'ready' });
 }

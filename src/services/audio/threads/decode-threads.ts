@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { silentLogger, type Logger } from '../../../util/logger';
-import type { DecodeThreadOutput, ToDecodeThread } from './decode-thread-protocol';
+import type { DecodeThreadOutput, FromDecodeThread, ToDecodeThread } from './decode-thread-protocol';
 import type { SyncPcmDecoderKind, SyncPcmDecoderOptions } from './sync-pcm-decoder';
 
 /** What a stream on a decoding thread is told. */
@@ -48,6 +48,8 @@ export interface DecodeThreadsStats {
 }
 
 const DEFAULT_HUNG_MS = 5000;
+/** A thread that has not started running its entry after this long (or twice `hungMs`) is dropped as hung. */
+const START_DEADLINE_MS = 10_000;
 /** Thread deaths within this window beyond which no new thread is started for a while (streams then decode in-process). */
 const CRASH_WINDOW_MS = 60_000;
 const MAX_CRASHES_PER_WINDOW = 5;
@@ -61,6 +63,9 @@ class DecodeThread {
   readonly clients = new Map<number, DecodeThreadClient>();
   /** When each message still owed an answer was sent, oldest first. */
   readonly owed: number[] = [];
+  readonly createdAt = performance.now();
+  /** When the thread said it was ready (its start, seconds on a loaded machine, is not a hang). */
+  onlineAt: number | undefined;
   gone = false;
 
   constructor(entry: string, execArgv: string[], maxOldMb: number, workerData: unknown) {
@@ -166,7 +171,11 @@ export class DecodeThreads {
     }
     this.counts.started++;
     this.threads.push(thread);
-    thread.worker.on('message', (m: DecodeThreadOutput) => {
+    thread.worker.on('message', (m: FromDecodeThread) => {
+      if (m.t === 'ready') {
+        thread.onlineAt = performance.now();
+        return;
+      }
       thread.owed.shift();
       thread.clients.get(m.id)?.onOutput(m);
     });
@@ -186,7 +195,12 @@ export class DecodeThreads {
       const now = performance.now();
       for (const t of [...this.threads]) {
         const oldest = t.owed[0];
-        if (oldest !== undefined && now - oldest > this.hungMs) {
+        // Messages wait for a starting thread: they are owed from when it runs, and its start has its own deadline.
+        const hung =
+          t.onlineAt === undefined
+            ? now - t.createdAt > Math.max(START_DEADLINE_MS, 2 * this.hungMs)
+            : oldest !== undefined && now - Math.max(oldest, t.onlineAt) > this.hungMs;
+        if (hung) {
           this.log.error({ hungMs: this.hungMs, owed: t.owed.length }, 'a decoding thread did not answer; terminating it');
           void this.drop(t, 'hung', true);
         }
