@@ -821,6 +821,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     create(sessionLabel: string) {
       open++;
       pool?.setActive(true);
+      decodeThreads?.prestart();
       return new FfmpegSessionDecoder({
         ...opts,
         decodeScheduler,

@@ -129,6 +129,17 @@ export class DecodeThreads {
     };
   }
 
+  /**
+   * Starts the threads now (up to `threads`), so that the first streams do not wait for a thread's start (tens of ms,
+   * its entry and the wasm decoder compiled; more on a loaded machine). The factory calls it when its first session opens.
+   */
+  prestart(): void {
+    if (this.closed) return;
+    while (this.threads.length < this.opts.threads && this.start()) {
+      // (start() adds it)
+    }
+  }
+
   stats(): DecodeThreadsStats {
     let streams = 0;
     for (const t of this.threads) streams += t.clients.size;
