@@ -33,6 +33,8 @@ export interface Bundles {
   naiveWorker: string;
   /** The ffmpeg launcher's entry, beside server.js: the server forks it by that name next to its own file. */
   'launcher-entry': string;
+  /** The decoding threads' entry, beside server.js for the same reason (LIVE_AUDIO_DECODE_THREADS). */
+  'decode-thread-entry': string;
 }
 
 /** Bundles the entry points the bench runs as child processes (esbuild, ~1 s). */
@@ -45,6 +47,7 @@ export async function buildBundles(): Promise<Bundles> {
     emulatorHost: path.join(REPO_ROOT, 'bench', 'emulator-host.ts'),
     naiveWorker: path.join(REPO_ROOT, 'bench', 'naive', 'worker.ts'),
     'launcher-entry': path.join(REPO_ROOT, 'src', 'services', 'audio', 'launcher', 'launcher-entry.ts'),
+    'decode-thread-entry': path.join(REPO_ROOT, 'src', 'services', 'audio', 'threads', 'decode-thread-entry.ts'),
   };
   const out = {} as Bundles;
   await Promise.all(

@@ -31,6 +31,7 @@ export async function buildDecoders(
     poolMaxAgeMs: config.audio.decoderPoolMaxAgeMs,
     useLauncher: config.audio.decoderLauncher,
     webmDecoder: config.audio.webmDecoder,
+    decodeThreads: config.audio.decodeThreads,
   });
   // The first sessions' decoders should not fork the server either: wait (bounded) for the launcher to be ready.
   if (decoders.launcher) {

@@ -163,6 +163,12 @@ export const SETTINGS = {
         ['in_process', 'ffmpeg'],
         'in_process',
       ),
+      LIVE_AUDIO_DECODE_THREADS: int(
+        'Worker threads that decode in-process WebM/Opus (LIVE_AUDIO_WEBM_DECODER=in_process), so decoding does not take the relaying thread\'s time; 0 = decode on the main thread. A thread that dies or hangs is replaced and its streams replayed',
+        1,
+        0,
+        16,
+      ),
       LIVE_AUDIO_REORDER_WAIT_MS: int(
         'WebM chunks are put back in the order of their own timing: a chunk that arrives before an earlier one waits at most this long for it (then the gap is skipped and counted); in-order chunks never wait',
         1_500,

@@ -211,6 +211,23 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'live_audio_decode_threads',
+      help: 'Worker threads decoding in-process WebM/Opus now (LIVE_AUDIO_DECODE_THREADS; they start with the first stream)',
+      registers: [r],
+      collect() {
+        this.set(self.decoders?.decodeThreads?.running ?? 0);
+      },
+    });
+    new Counter({
+      name: 'live_audio_decode_threads_lost_total',
+      help: 'Decoding threads that died or stopped answering (terminated); their streams were replayed into new ones',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(self.decoders?.decodeThreads?.lost ?? 0);
+      },
+    });
+    new Gauge({
       name: 'live_audio_ffmpeg_processes_pooled',
       help: 'Warm ffmpeg decoder processes waiting for a new recording (not in live_audio_ffmpeg_processes_alive)',
       registers: [r],

@@ -28,6 +28,8 @@ import { DecoderStarts } from './decoder-starts';
 import type { DecoderStartSink } from './decoder-starts';
 import { FfmpegLauncher } from './launcher/ffmpeg-launcher';
 import { WebmOpusStream } from './opus/webm-opus-stream';
+import { DecodeThreads } from './threads/decode-threads';
+import { ThreadedPcmStream } from './threads/threaded-pcm-stream';
 import type { OpusPacketDecoderFactory } from './opus/opus-packet-decoder';
 import { DecodeScheduler } from './opus/decode-scheduler';
 
@@ -90,6 +92,8 @@ export interface FfmpegSessionDecoderOptions extends AudioPathSettings {
   starts?: DecoderStartSink;
   /** Called once when the decoder is closed or destroyed (the factory counts open decoders). */
   onRetired?: () => void;
+  /** Decoding threads for in-process WebM (without them, or when none can take a stream, it decodes on this thread). */
+  decodeThreads?: DecodeThreads;
 }
 
 type Container = 'webm' | 'ogg' | 'mp4' | 'wav' | 'pcm';
@@ -165,6 +169,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   private readonly webmDecoder: WebmDecoderKind;
   private readonly opusDecoder: OpusPacketDecoderFactory | undefined;
   private readonly decodeScheduler: DecodeScheduler;
+  private readonly decodeThreads: DecodeThreads | undefined;
   private readonly log: Logger;
   private readonly maxChunkBytes: number;
   private readonly closeTimeoutMs: number;
@@ -204,6 +209,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     this.webmDecoder = opts.webmDecoder ?? DEFAULT_WEBM_DECODER;
     this.opusDecoder = opts.opusDecoder;
     this.decodeScheduler = opts.decodeScheduler ?? new DecodeScheduler();
+    this.decodeThreads = opts.decodeThreads;
     this.log = (opts.logger ?? silentLogger).child({ component: 'audio-decoder', session: opts.sessionLabel });
     this.maxChunkBytes = opts.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
     this.closeTimeoutMs = opts.closeTimeoutMs ?? DEFAULT_CLOSE_TIMEOUT_MS;
@@ -619,20 +625,21 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     return active;
   }
 
-  /** A WebM/Opus stream decoded in this process (`primed`: it continues a recording, fed its head again). */
-  private inProcessWebm(h: FfmpegStreamHandlers, primed: boolean): WebmOpusStream {
+  /**
+   * A WebM/Opus stream decoded in this process (`primed`: it continues a recording, fed its head again): on a
+   * decoding thread when there are threads (its loss is a stall: the undelivered input is replayed into a new
+   * stream), else on this thread in slices.
+   */
+  private inProcessWebm(h: FfmpegStreamHandlers, primed: boolean): PcmStream {
     const counters = this.counters;
+    const threads = this.decodeThreads;
+    const stream: PcmStream =
+      (threads && ThreadedPcmStream.open(threads, 'webm-opus', { primed }, { logger: h.logger, onPcm: h.onPcm, onFailure: h.onFailure, onStall: h.onStall })) ??
+      new WebmOpusStream({ logger: h.logger, onPcm: h.onPcm, onFailure: h.onFailure, primed, decoder: this.opusDecoder, scheduler: this.decodeScheduler });
     counters.inProcessStreams++;
     counters.inProcessStarted++;
-    return new WebmOpusStream({
-      logger: h.logger,
-      onPcm: h.onPcm,
-      onFailure: h.onFailure,
-      primed,
-      decoder: this.opusDecoder,
-      scheduler: this.decodeScheduler,
-      onFinished: () => counters.inProcessStreams--,
-    });
+    void stream.done.then(() => counters.inProcessStreams--);
+    return stream;
   }
 
   /**
@@ -733,6 +740,11 @@ export interface FfmpegDecoderFactoryOptions extends AudioPathSettings {
    * until it is ready, and while it restarts, processes are spawned in-process.
    */
   useLauncher?: boolean;
+  /**
+   * In-process WebM is decoded on this many worker threads (LIVE_AUDIO_DECODE_THREADS, 1 in the server's config), or
+   * by the given threads (tests); 0 or absent: on the main thread.
+   */
+  decodeThreads?: number | DecodeThreads;
 }
 
 /** The server's default comes from the config (LIVE_AUDIO_DECODER_POOL_SIZE); a factory made without one has none. */
@@ -765,6 +777,13 @@ export interface FfmpegDecoderFactory extends DecoderFactory, DecoderProcessCoun
 export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): FfmpegDecoderFactory {
   const counters: DecoderCounters = { processesAlive: 0, processesSpawned: 0, decodeErrors: 0, inProcessStreams: 0, inProcessStarted: 0 };
   const poolSize = (opts.webmDecoder ?? DEFAULT_WEBM_DECODER) === 'ffmpeg' ? (opts.poolSize ?? 0) : 0;
+  const inProcessWebm = (opts.webmDecoder ?? DEFAULT_WEBM_DECODER) === 'in_process';
+  const decodeThreads =
+    opts.decodeThreads instanceof DecodeThreads
+      ? opts.decodeThreads
+      : inProcessWebm && (opts.decodeThreads ?? 0) > 0
+        ? new DecodeThreads({ threads: opts.decodeThreads as number, logger: opts.logger })
+        : undefined;
   const launcher = opts.useLauncher ? new FfmpegLauncher({ logger: opts.logger }) : undefined;
   void launcher?.start().catch((err: Error) => opts.logger?.error({ err: err.message }, 'the ffmpeg launcher could not start; decoders start in-process'));
   const starts = new DecoderStarts(() => {
@@ -802,6 +821,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     create(sessionLabel: string) {
       open++;
       pool?.setActive(true);
+      decodeThreads?.prestart();
       return new FfmpegSessionDecoder({
         ...opts,
         decodeScheduler,
@@ -810,6 +830,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
         pool,
         launcher,
         starts,
+        decodeThreads,
         onRetired: () => {
           open--;
           if (open === 0) pool?.setActive(false);
@@ -853,9 +874,13 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     get poolSpawned() {
       return pool?.stats().spawned ?? 0;
     },
+    get decodeThreads() {
+      return decodeThreads?.stats();
+    },
     async close() {
       await pool?.close();
       await launcher?.close();
+      await decodeThreads?.close();
     },
   };
 }

@@ -21,7 +21,10 @@ export interface PcmStream {
   readonly queuedBytes: number;
   /** Input that must produce audio has not been answered with output yet. */
   readonly owesOutput: boolean;
-  /** Holds decoded output (and so the decoding of more input) until released. */
+  /**
+   * Holds decoded output (and so the decoding of more input) until released. Released output comes in a later turn,
+   * never inside this call (the owner may release it and drop the stream in one go).
+   */
   setOutputPaused(paused: boolean): void;
   /**
    * Hands bytes to the decoder and resolves at once; output follows through `onPcm`, never synchronously inside this

@@ -1,5 +1,6 @@
 import type { ChunkDescriptor } from './audio-types';
 import type { DecoderStartSource } from './decoder-starts';
+import type { DecodeThreadsStats } from './threads/decode-threads';
 import type { TypedEmitter } from '../../util/typed-emitter';
 import type { ChunkOutcome, ReorderStats } from './webm/webm-sequencer';
 
@@ -93,6 +94,8 @@ export interface DecoderProcessCounters {
   readonly inProcessStreams?: number;
   /** Streams decoded in this process started since start. */
   readonly inProcessStarted?: number;
+  /** The decoding threads of in-process WebM, if any. */
+  readonly decodeThreads?: DecodeThreadsStats;
   /** Warm processes of the decoder pool: waiting for a recording, starting, or being stopped (not in `processesAlive`). */
   readonly processesPooled?: number;
   /** Processes the decoder pool started since start (handed over or not). */

@@ -1,7 +1,6 @@
 /**
- * The libopus decoder of in-process WebM streams: 16 kHz mono out, corrupt packets rejected, and still right when
- * @evan/opus was loaded before by another module registry in the same process (its native loader then wraps its
- * class twice; a test runner does that for every test file of a worker).
+ * The libopus decoder of in-process WebM streams (@evan/opus's wasm build): 16 kHz mono out, corrupt packets rejected,
+ * the same output from a second module registry; and why not the package's native addon.
  */
 import { readVint } from '../../../src/services/audio/ebml';
 import type * as DecoderModule from '../../../src/services/audio/opus/opus-packet-decoder';
@@ -42,20 +41,20 @@ test('60 ms packets give 960 samples each at 16 kHz; a corrupt packet throws and
   expect(() => dec.decode(packets[3]!)).toThrow(/freed/);
 });
 
-test('the same PCM from an @evan/opus loaded again by another module registry of this process', () => {
-  const mod = freshModule();
-  const first = decodeAll(mod);
+test('the same PCM from the decoder module loaded again by another module registry (its own wasm instance)', () => {
+  const first = decodeAll(freshModule());
   expect(first.length).toBe(20 * 960 * 2);
   expect(first.some((b) => b !== 0)).toBe(true);
-  // Each registry evaluates @evan/opus's loader again, and its native addon's exports are cached by Node: the class
-  // is wrapped once more each time, and its own decode() then gives nothing (what every test file after the first
-  // of a test worker sees).
+  expect(decodeAll(freshModule()).equals(first)).toBe(true);
+});
+
+test("why not @evan/opus's native addon: loaded by a second module registry of one process, its decode() gives nothing", () => {
+  // Each registry evaluates the package's native loader again, and the addon's exports are cached by Node: the class
+  // is wrapped once more each time, and its decode() then returns an empty buffer (what every test file after the
+  // first of a test worker would see). Its output also lives in one static buffer shared by all threads. If this
+  // test fails, the package changed: the native build may be worth measuring again (createLibopusDecoder).
   type Lib = { Decoder: new (o: { channels: 1; sample_rate: 16000 }) => { decode(p: Uint8Array): Uint8Array } };
   let lib: Lib | undefined;
   for (let i = 0; i < 2; i++) jest.isolateModules(() => (lib = jest.requireActual<Lib>('@evan/opus')));
-  const hazard = new lib!.Decoder({ channels: 1, sample_rate: 16000 }).decode(packets[0]!).length;
-  if (!process.env.OPUS_FORCE_WASM) expect(hazard).toBe(0);
-  const again = mod.libopusDecoderOf(lib!.Decoder as Parameters<typeof mod.libopusDecoderOf>[0]);
-  expect(Buffer.concat(packets.map((p) => Buffer.from(again.decode(p)))).equals(first)).toBe(true);
-  again.free();
+  expect(new lib!.Decoder({ channels: 1, sample_rate: 16000 }).decode(packets[0]!).length).toBe(0);
 });

@@ -14,69 +14,48 @@ export interface OpusPacketDecoder {
 /** Creates a decoder for one stream. */
 export type OpusPacketDecoderFactory = () => OpusPacketDecoder;
 
-interface EvanDecoder {
+/** The decoder class of @evan/opus's wasm build (`wasm/index.js`: a raw libopus instance, no wrapper). */
+interface EvanWasmDecoder {
   decode(packet: ArrayBufferView): Uint8Array;
-  reset(): void;
-  /** Only the wasm build has it (the native one is released by the garbage collector). */
-  drop?: () => void;
+  /** opus_decoder_ctl; with no argument, the get form (OPUS_RESET_STATE takes none). */
+  ctl(cmd: number, arg?: number): number;
+  /** Frees its state in the wasm heap. */
+  drop(): void;
 }
 
-type EvanOpus = { Decoder: new (opts: { channels: 1 | 2; sample_rate: 16000 }) => EvanDecoder };
+type EvanWasm = { Decoder: new (opts: { channels: 1 | 2; sample_rate: 16000 }) => EvanWasmDecoder };
 
-type DecoderClass = EvanOpus['Decoder'];
-type DecodeFn = (dec: EvanDecoder, packet: ArrayBufferView) => Uint8Array;
+/** opus_defines.h: OPUS_RESET_STATE. */
+const OPUS_RESET_STATE = 4028;
 
-let evanOpus: { Decoder: DecoderClass; decode: DecodeFn } | undefined;
-
-/**
- * The packet → PCM bytes call of @evan/opus's Decoder class. Its native build wraps the addon's class once per
- * evaluation of its loader (`decode(buf) { return shared.slice(0, super.decode(buf)) }`) and mutates the addon's
- * exports, which Node caches per process: a second evaluation in the same process (a test runner's fresh module
- * registry per file) wraps the wrapper, whose `decode` then returns nothing. So the wrapper right above the
- * native class (the last class down the prototype chain that has its own `decode` but one) is called directly. With
- * one evaluation, or with the wasm build (one class), that is what `decode` is anyway.
- */
-function packetDecodeOf(top: DecoderClass): DecodeFn {
-  const own: Array<{ prototype: { decode: (p: ArrayBufferView) => Uint8Array } }> = [];
-  for (let c: unknown = top; typeof c === 'function' && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
-    const proto = (c as { prototype?: object }).prototype;
-    if (proto && Object.prototype.hasOwnProperty.call(proto, 'decode')) own.push(c as (typeof own)[number]);
-  }
-  const wrapper = own.length >= 2 ? own[own.length - 2]! : undefined;
-  return wrapper ? (dec, packet) => wrapper.prototype.decode.call(dec, packet) : (dec, packet) => dec.decode(packet);
-}
+let evanWasm: EvanWasm | undefined;
 
 /**
- * libopus through `@evan/opus` (its prebuilt native addon, else its own wasm build; `OPUS_FORCE_WASM=1` forces the
- * wasm one), opened at 16 kHz with 1 channel: a stereo stream is down-mixed by libopus. Loaded on first use.
+ * libopus through `@evan/opus`'s wasm build, opened at 16 kHz with 1 channel: a stereo stream is down-mixed by
+ * libopus. Loaded on first use, once per thread.
+ *
+ * Not its native addon, although the package prefers it: the addon decodes every packet into one static buffer
+ * shared by all threads of the process (`node/index.js` slices it after the call), so decoding threads corrupt each
+ * other's audio (measured: two threads decoding the 22 s fixture at once differed from the 7,680th byte on). The wasm
+ * build is an instance per thread, runs sandboxed (the bytes it parses come from strangers), and cost 10-30 % more
+ * CPU per audio second here (2.4-2.7 against 1.9-2.4 ms, load 9-11). One build everywhere also means one output
+ * whatever thread decodes (the two builds round differently).
  */
 export function createLibopusDecoder(): OpusPacketDecoder {
-  if (!evanOpus) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, not at import (it loads a native addon)
-    const Decoder = (require('@evan/opus') as EvanOpus).Decoder;
-    evanOpus = { Decoder, decode: packetDecodeOf(Decoder) };
-  }
-  return libopusDecoder(evanOpus.Decoder, evanOpus.decode);
-}
-
-/** A decoder of the given @evan/opus `Decoder` class (for tests: a class loaded by another module registry). */
-export function libopusDecoderOf(Decoder: DecoderClass): OpusPacketDecoder {
-  return libopusDecoder(Decoder, packetDecodeOf(Decoder));
-}
-
-function libopusDecoder(Decoder: DecoderClass, decode: DecodeFn): OpusPacketDecoder {
-  let dec: EvanDecoder | undefined = new Decoder({ channels: 1, sample_rate: 16000 });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, not at import (it compiles a wasm module)
+  evanWasm ??= require('@evan/opus/wasm/index.js') as EvanWasm;
+  let dec: EvanWasmDecoder | undefined = new evanWasm.Decoder({ channels: 1, sample_rate: 16000 });
   return {
     decode(packet) {
       if (!dec) throw new Error('opus decoder already freed');
-      const out = decode(dec, packet);
+      const out = dec.decode(packet);
       return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
     },
     reset() {
-      dec?.reset();
+      dec?.ctl(OPUS_RESET_STATE);
     },
     free() {
-      dec?.drop?.();
+      dec?.drop();
       dec = undefined;
     },
   };

@@ -1,11 +1,9 @@
 import type { Logger } from '../../../util/logger';
-import { opusPacketDurationMs } from '../opus-packet';
 import type { PcmStream, PcmStreamHandlers } from '../pcm-stream';
 import { AudioDecodeError } from '../session-audio-decoder';
-import { createLibopusDecoder, type OpusPacketDecoder, type OpusPacketDecoderFactory } from './opus-packet-decoder';
-import { TimelineGuard } from './timeline-guard';
+import type { OpusPacketDecoderFactory } from './opus-packet-decoder';
 import { DecodeScheduler, type DecodeTask } from './decode-scheduler';
-import { WebmDemuxError, WebmOpusDemuxer, type OpusTrack } from './webm-opus-demuxer';
+import { WebmOpusDecoder, type WebmOpusDecoderStats } from './webm-opus-decoder';
 
 export interface WebmOpusStreamOptions extends PcmStreamHandlers {
   /** The Opus decoder of the stream (default: libopus at 16 kHz mono). */
@@ -24,33 +22,22 @@ export interface WebmOpusStreamOptions extends PcmStreamHandlers {
 }
 
 /** What a stream did (for tests and logs). */
-export interface WebmOpusStreamStats {
-  packets: number;
-  /** Packets skipped as undecodable (rejected by libopus, no valid TOC, laced, oversized, empty). */
-  badPackets: number;
-  /** Packets dropped because the audio decoded was already ahead of the block times (see TimelineGuard). */
-  aheadOfTimeline: number;
+export interface WebmOpusStreamStats extends WebmOpusDecoderStats {
   /** Slices decoded (each one in a turn of the event loop given by the scheduler). */
   turns: number;
 }
 
-/** Undecodable packets accepted while the input is open before the stream is declared undecodable (as ffmpeg's 5 error lines). */
-const MAX_BAD_PACKETS = 5;
-/** Elements the demuxer may read per packet of the turn's budget (a stream of tiny non-audio elements yields too). */
-const ELEMENTS_PER_PACKET = 8;
-const SAMPLES_PER_MS = 16;
-
 /**
- * A browser WebM/Opus recording decoded in this process (no ffmpeg): `WebmOpusDemuxer` → libopus at 16 kHz mono.
+ * A browser WebM/Opus recording decoded on this thread (no ffmpeg): `WebmOpusDecoder` (demuxer → libopus at 16 kHz
+ * mono) run in slices.
  *
  * - `write()` only queues: decoding runs in later turns of the event loop given by the `DecodeScheduler` (shared by
  *   the streams of a server), at most `packetsPerTurn` packets a slice, so one 5 MB chunk (or many streams at once)
  *   cannot hold the loop, and `onPcm` never runs inside `write()`.
  * - Held output (`setOutputPaused(true)`) stops decoding: the input stays queued (`queuedBytes`), so the owner's
  *   backlog bound holds as it does for an ffmpeg whose pipe is full.
- * - Failure policy, as for ffmpeg: a packet libopus rejects (or that cannot be Opus) is skipped and counted; the
- *   5th while the input is open fails the stream with AUDIO_DECODE_FAILED after the PCM decoded before it. A broken
- *   structure or a recording without an Opus track fails it the same way. After `end()`, bad packets are only logged.
+ * - Failures are the core's (bad packets, broken structure: see WebmOpusDecoder), reported after the PCM decoded
+ *   before them; after `end()` a broken stream only ends.
  * - Not a process: `pid` is undefined and `alive` false (`processesAlive` counts processes only). It cannot stall.
  */
 export class WebmOpusStream implements PcmStream {
@@ -58,50 +45,42 @@ export class WebmOpusStream implements PcmStream {
   readonly pid = undefined;
   readonly alive = false;
 
-  private readonly demuxer = new WebmOpusDemuxer();
-  private readonly guard = new TimelineGuard();
+  private readonly core: WebmOpusDecoder;
   private readonly log: Logger;
   private readonly packetsPerTurn: number;
-  private decoder: OpusPacketDecoder | null = null;
-  private resolveDone!: () => void;
-  private heads = 0;
-  /** 16 kHz samples still to drop at the start of the recording (its OpusHead pre-skip). */
-  private dropSamples = 0;
   private readonly scheduler: DecodeScheduler;
   private readonly task: DecodeTask = { runSlice: () => this.turn() };
+  private resolveDone!: () => void;
   private paused = false;
   private inputEnded = false;
   private killed = false;
   private settled = false;
-  private failure: AudioDecodeError | null = null;
-  /** The stream failed by itself (bad packets, broken structure): nothing more is decoded. */
-  private broken = false;
-  /** Input was written since decoding last ran out of bytes (there may be audio to give). */
-  private work = false;
-  private lastBadReason = '';
-  private readonly counts: WebmOpusStreamStats = { packets: 0, badPackets: 0, aheadOfTimeline: 0, turns: 0 };
+  /** Set by the owner (`failAndEnd`) or by a bug in decoding; the core's own failure is reported otherwise. */
+  private ownFailure: AudioDecodeError | null = null;
+  private turns = 0;
 
   constructor(private readonly opts: WebmOpusStreamOptions) {
     this.log = opts.logger;
     this.packetsPerTurn = Math.max(1, opts.packetsPerTurn ?? 20);
     this.scheduler = opts.scheduler ?? new DecodeScheduler();
+    this.core = new WebmOpusDecoder({ logger: opts.logger, decoder: opts.decoder, primed: opts.primed });
     this.done = new Promise<void>((resolve) => (this.resolveDone = resolve));
   }
 
   get usable(): boolean {
-    return !this.inputEnded && !this.killed && !this.failure && !this.settled;
+    return !this.inputEnded && !this.killed && !this.ownFailure && !this.core.isStopped && !this.settled;
   }
 
   get queuedBytes(): number {
-    return this.settled ? 0 : this.demuxer.bufferedBytes;
+    return this.settled ? 0 : this.core.bufferedBytes;
   }
 
   get owesOutput(): boolean {
-    return !this.settled && !this.killed && this.work;
+    return !this.settled && !this.killed && this.core.pendingWork;
   }
 
   stats(): WebmOpusStreamStats {
-    return { ...this.counts };
+    return { ...this.core.stats(), turns: this.turns };
   }
 
   setOutputPaused(paused: boolean): void {
@@ -112,8 +91,7 @@ export class WebmOpusStream implements PcmStream {
 
   write(buf: Buffer, _owesOutput = true): Promise<void> {
     if (!this.usable || buf.length === 0) return Promise.resolve();
-    this.demuxer.push(buf);
-    this.work = true;
+    this.core.write(buf);
     this.schedule();
     return Promise.resolve();
   }
@@ -122,13 +100,14 @@ export class WebmOpusStream implements PcmStream {
     // Decoding in-process cannot stall: what is queued is decoded (while the output is held, once it is released).
     if (!this.inputEnded) {
       this.inputEnded = true;
+      this.core.endInput();
       this.schedule();
     }
     await this.done;
   }
 
   async failAndEnd(err: AudioDecodeError, timeoutMs: number): Promise<void> {
-    if (!this.failure && !this.killed) this.failure = err;
+    if (!this.ownFailure && !this.killed) this.ownFailure = err;
     await this.end(timeoutMs);
   }
 
@@ -138,8 +117,6 @@ export class WebmOpusStream implements PcmStream {
     this.inputEnded = true;
     this.settle();
   }
-
-  // ------------------------------------------------------------------ decoding
 
   private schedule(): void {
     if (this.settled || this.paused) return;
@@ -153,8 +130,7 @@ export class WebmOpusStream implements PcmStream {
     } catch (err) {
       // A bug, not the input: the stream fails (the owner restarts it primed), the server goes on.
       this.log.error({ err: (err as Error).message }, 'in-process WebM decoding failed');
-      this.broken = true;
-      this.failure ??= new AudioDecodeError('AUDIO_DECODER_CRASHED', 'The audio decoder failed');
+      this.ownFailure ??= new AudioDecodeError('AUDIO_DECODER_CRASHED', 'The audio decoder failed');
       this.settle();
       return false;
     }
@@ -162,43 +138,11 @@ export class WebmOpusStream implements PcmStream {
 
   private slice(): boolean {
     if (this.settled || this.paused) return false;
-    this.counts.turns++;
-    const out: Buffer[] = [];
-    let more = false;
-    let budget = this.packetsPerTurn;
-    try {
-      while (budget > 0 && !this.broken) {
-        const ev = this.demuxer.next(budget * ELEMENTS_PER_PACKET);
-        if (!ev) {
-          this.work = false;
-          break;
-        }
-        if (ev.kind === 'budget') {
-          more = true;
-          break;
-        }
-        if (ev.kind === 'head') {
-          this.startRecording(ev.track);
-          continue;
-        }
-        budget--;
-        if (ev.kind === 'bad') {
-          this.badPacket(ev.reason);
-          continue;
-        }
-        const pcm = this.decodePacket(ev.packet, ev.timeMs);
-        if (pcm) out.push(pcm);
-      }
-      if (budget === 0) more = true;
-    } catch (err) {
-      if (!(err instanceof WebmDemuxError)) throw err;
-      this.broken = true;
-      if (!this.failure && !this.inputEnded) this.failure = new AudioDecodeError('AUDIO_DECODE_FAILED', `Audio could not be decoded: ${err.message}`);
-      else this.log.debug({ reason: err.message }, 'WebM stream broken after its end');
-    }
-    this.deliver(out);
+    this.turns++;
+    const { pcm, more } = this.core.decodeSome(this.packetsPerTurn);
+    this.deliver(pcm);
     if (this.settled) return false;
-    if (this.broken) {
+    if (this.core.isStopped) {
       // What was decoded before the failure point went out above; the rest of the input is not decoded.
       this.inputEnded = true;
       this.settle();
@@ -206,69 +150,6 @@ export class WebmOpusStream implements PcmStream {
     }
     if (!more && this.inputEnded) this.settle();
     return more && !this.paused && !this.settled;
-  }
-
-  private startRecording(track: OpusTrack): void {
-    const first = this.heads++ === 0;
-    if (!this.decoder) {
-      try {
-        this.decoder = (this.opts.decoder ?? createLibopusDecoder)();
-      } catch (err) {
-        this.broken = true;
-        this.failure ??= new AudioDecodeError('AUDIO_DECODER_CRASHED', 'The audio decoder could not be run');
-        this.log.error({ err: (err as Error).message }, 'could not create the Opus decoder');
-        return;
-      }
-    } else {
-      this.decoder.reset();
-    }
-    this.guard.reset();
-    // 48 kHz samples → 16 kHz; not again when a restart is primed with the recording's head.
-    this.dropSamples = first && this.opts.primed ? 0 : Math.round(track.preSkip / 3);
-    this.log.debug({ track: track.number, channels: track.channels, preSkip: track.preSkip, primed: !!this.opts.primed }, 'WebM/Opus recording');
-  }
-
-  private decodePacket(packet: Buffer, timeMs: number): Buffer | undefined {
-    const ms = opusPacketDurationMs(packet);
-    if (ms === undefined) {
-      this.badPacket('not an Opus packet');
-      return undefined;
-    }
-    if (!this.decoder) {
-      // (Only when the decoder could not be created; the failure is set.)
-      return undefined;
-    }
-    if (!this.guard.admits(timeMs)) {
-      if (this.counts.aheadOfTimeline++ === 0) this.log.warn({ timeMs }, 'Opus packets beyond their block times dropped');
-      return undefined;
-    }
-    let pcm: Buffer;
-    try {
-      pcm = this.decoder.decode(packet);
-    } catch (err) {
-      this.badPacket((err as Error).message);
-      return undefined;
-    }
-    this.counts.packets++;
-    this.guard.decoded(pcm.length / 2 / SAMPLES_PER_MS);
-    if (this.dropSamples > 0) {
-      const n = Math.min(this.dropSamples, pcm.length >> 1);
-      this.dropSamples -= n;
-      pcm = pcm.subarray(n * 2);
-    }
-    return pcm.length ? pcm : undefined;
-  }
-
-  private badPacket(reason: string): void {
-    this.counts.badPackets++;
-    this.lastBadReason = reason;
-    this.log.debug({ reason, badPackets: this.counts.badPackets }, 'Opus packet skipped');
-    if (this.inputEnded || this.failure || this.counts.badPackets < MAX_BAD_PACKETS) return;
-    this.broken = true;
-    this.failure = new AudioDecodeError(
-      'AUDIO_DECODE_FAILED',
-      `Audio could not be decoded: ${this.counts.badPackets} Opus packets were rejected (${this.lastBadReason.slice(0, 80)})`,
-    );
   }
 
   private deliver(out: Buffer[]): void {
@@ -284,15 +165,13 @@ export class WebmOpusStream implements PcmStream {
   private settle(): void {
     if (this.settled) return;
     this.settled = true;
-    this.work = false;
     this.scheduler.cancel(this.task);
-    this.decoder?.free();
-    this.decoder = null;
-    if (this.counts.badPackets || this.counts.aheadOfTimeline) this.log.debug({ ...this.counts }, 'WebM/Opus stream finished');
-    if (this.failure && !this.killed) {
-      this.log.warn({ code: this.failure.code, reason: this.failure.message }, 'audio decoder failed');
+    this.core.close();
+    const failure = this.ownFailure ?? this.core.failure;
+    if (failure && !this.killed) {
+      this.log.warn({ code: failure.code, reason: failure.message }, 'audio decoder failed');
       try {
-        this.opts.onFailure(this.failure);
+        this.opts.onFailure(failure);
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'onFailure threw');
       }
