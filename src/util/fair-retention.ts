@@ -1,4 +1,4 @@
-import { IndexedHeap } from './indexed-heap';
+import { IndexedHeap, type HeapSlot } from './indexed-heap';
 
 /** Why a record went before its time: over the record cap, over the byte cap, over its owner's own cap. */
 export type EvictionReason = 'records' | 'bytes' | 'per_key';
@@ -22,6 +22,9 @@ interface Entry<V> {
   expiresAt: number;
   /** Insertion order: breaks ties between equal expiries (the older goes first). */
   seq: number;
+  /** Its places in the expiry heap and in its owner's heap. */
+  atExpiry: number;
+  atOwner: number;
 }
 
 interface Owner<V> {
@@ -30,6 +33,20 @@ interface Owner<V> {
   weight: number;
   /** Its records that may be evicted, soonest to expire first (the record being stored is not among them yet). */
   evictable: IndexedHeap<Entry<V>>;
+  /** Its places in the owner heaps by count and by weight. */
+  atCount: number;
+  atWeight: number;
+}
+
+type Slotted<K extends string> = Record<K, number>;
+
+function slot<T extends Slotted<K>, K extends string>(field: K): HeapSlot<T> {
+  return {
+    get: (item) => item[field],
+    set: (item, index) => {
+      (item as Slotted<K>)[field] = index;
+    },
+  };
 }
 
 function sooner<V>(a: Entry<V>, b: Entry<V>): boolean {
@@ -60,9 +77,9 @@ function olderFront<V>(a: Owner<V>, b: Owner<V>): boolean {
 export class FairRetention<V> {
   private readonly entries = new Map<string, Entry<V>>();
   private readonly owners = new Map<string, Owner<V>>();
-  private readonly byExpiry = new IndexedHeap<Entry<V>>(sooner);
-  private readonly byCount = new IndexedHeap<Owner<V>>((a, b) => a.count > b.count || (a.count === b.count && olderFront(a, b)));
-  private readonly byWeight = new IndexedHeap<Owner<V>>((a, b) => a.weight > b.weight || (a.weight === b.weight && olderFront(a, b)));
+  private readonly byExpiry = new IndexedHeap<Entry<V>>(sooner, slot('atExpiry'));
+  private readonly byCount = new IndexedHeap<Owner<V>>((a, b) => a.count > b.count || (a.count === b.count && olderFront(a, b)), slot('atCount'));
+  private readonly byWeight = new IndexedHeap<Owner<V>>((a, b) => a.weight > b.weight || (a.weight === b.weight && olderFront(a, b)), slot('atWeight'));
   private readonly maxRecords: number;
   private readonly maxWeight: number;
   private readonly maxPerOwner: number;
@@ -119,11 +136,11 @@ export class FairRetention<V> {
     if (o.expiresAt <= this.now()) return false;
     let who = this.owners.get(owner);
     if (!who) {
-      who = { id: owner, count: 0, weight: 0, evictable: new IndexedHeap<Entry<V>>(sooner) };
+      who = { id: owner, count: 0, weight: 0, evictable: new IndexedHeap<Entry<V>>(sooner, slot('atOwner')), atCount: -1, atWeight: -1 };
       this.owners.set(owner, who);
     }
     const weight = o.weight ?? 0;
-    const entry: Entry<V> = { key, owner: who, value, weight, expiresAt: o.expiresAt, seq: this.seq++ };
+    const entry: Entry<V> = { key, owner: who, value, weight, expiresAt: o.expiresAt, seq: this.seq++, atExpiry: -1, atOwner: -1 };
     this.entries.set(key, entry);
     this.byExpiry.push(entry);
     who.count++;

@@ -86,12 +86,15 @@ class ReferenceModel {
 describe(`IndexedHeap (seed ${SEED})`, () => {
   it('pops in order after random pushes, deletes and key changes (against a sorted array)', () => {
     const rand = prng(SEED);
-    const heap = new IndexedHeap<{ k: number }>((a, b) => a.k < b.k);
-    let held: Array<{ k: number }> = [];
+    const heap = new IndexedHeap<{ k: number; at: number }>(
+      (a, b) => a.k < b.k,
+      { get: (x) => x.at, set: (x, i) => (x.at = i) },
+    );
+    let held: Array<{ k: number; at: number }> = [];
     for (let step = 0; step < 5_000; step++) {
       const r = rand();
       if (r < 0.5 || held.length === 0) {
-        const item = { k: Math.floor(rand() * 1_000) };
+        const item = { k: Math.floor(rand() * 1_000), at: -1 };
         heap.push(item);
         held.push(item);
       } else if (r < 0.7) {
@@ -113,7 +116,12 @@ describe(`IndexedHeap (seed ${SEED})`, () => {
     const out: number[] = [];
     for (let x = heap.pop(); x; x = heap.pop()) out.push(x.k);
     expect(out).toEqual(held.map((x) => x.k).sort((a, b) => a - b));
-    expect(heap.delete({ k: 1 })).toBe(false);
+    expect(heap.delete({ k: 1, at: -1 })).toBe(false);
+    // A stale slot (an item never pushed claiming index 0) is not taken for a held item.
+    const held0 = { k: 5, at: -1 };
+    heap.push(held0);
+    expect(heap.delete({ k: 5, at: 0 })).toBe(false);
+    expect(heap.pop()).toBe(held0);
   });
 });
 
