@@ -125,7 +125,11 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
   if (decoders.starts) metrics.observeDecoderStarts(decoders.starts);
   const { limitStore, limits } = buildLimits(config, clusterNode, metrics, logger);
   const { usage, archive, planner, transcripts } = buildConversations(config, logger, metrics, clusterNode);
-  metrics.observeRetention({ tombstones: () => registry.tombstoneCount, transcripts: () => transcripts.stats() });
+  metrics.observeRetention({
+    tombstones: () => registry.tombstoneCount,
+    tombstoneEvictions: () => registry.tombstoneEvictions(),
+    transcripts: () => transcripts.stats(),
+  });
   // (The cluster's sessions need the service to adopt sessions; the service needs them as its directory.)
   const late: { service?: LiveAudioService } = {};
   const clusterSessions = clusterNode

@@ -45,6 +45,8 @@ export function buildConversations(config: AppConfig, logger: Logger, metrics: M
     retentionMs: config.conversations.transcriptRetentionMs,
     maxRecords: config.conversations.transcriptMaxRecords,
     maxBytes: config.conversations.transcriptMaxBytes,
+    // Cluster mode: the local copies (read when Redis lacks one) are capped per key as Redis caps its copies.
+    ...(cluster && config.cluster ? { maxPerOwner: config.cluster.transcriptsPerKey } : {}),
   });
   const archive = new ConversationArchive({
     store: cluster ? new ClusterTranscriptStore(cluster.records, localTranscripts) : localTranscripts,

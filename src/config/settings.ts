@@ -116,7 +116,7 @@ export const SETTINGS = {
         0,
       ),
       LIVE_AUDIO_SESSION_TOMBSTONE_MAX: int(
-        'Ended sessions remembered at most (the oldest go first beyond it; each holds its status: setup, usage, end reason, about 0.5 KB)',
+        'Ended sessions remembered at most (beyond it the key holding the most gives its oldest, so one key cannot push out the others; each holds its status: setup, usage, end reason, about 0.5 KB)',
         10_000,
         1,
         1_000_000,
@@ -325,8 +325,8 @@ export const SETTINGS = {
     vars: {
       LIVE_AUDIO_PROFILES_FILE: str('Named profiles (YAML or JSON), re-read when the file changes; built in without a file: default, interview, transcribe', undefined),
       LIVE_AUDIO_TRANSCRIPT_RETENTION_MS: int("How long an ended session's transcript stays readable (1 hour)", 3_600_000, 0, 30 * 24 * 3_600_000),
-      LIVE_AUDIO_TRANSCRIPT_MAX_RECORDS: int('Transcripts held in memory at most, live and ended (the ended ones that expire soonest go first beyond it)', 10_000, 1, 1_000_000),
-      LIVE_AUDIO_TRANSCRIPT_MAX_BYTES: int('Approximate memory the held transcripts may take (64 MiB; the ended ones that expire soonest go first beyond it)', 64 * 1024 * 1024, 1024 * 1024),
+      LIVE_AUDIO_TRANSCRIPT_MAX_RECORDS: int('Transcripts held in memory at most, live and ended (beyond it the key holding the most gives its soonest-expiring one)', 10_000, 1, 1_000_000),
+      LIVE_AUDIO_TRANSCRIPT_MAX_BYTES: int('Approximate memory the held transcripts may take (64 MiB; beyond it the key holding the most bytes gives its soonest-expiring one)', 64 * 1024 * 1024, 1024 * 1024),
       LIVE_AUDIO_MAX_TOKENS_PER_DAY: int(
         'Daily token budget per API key or user (0 = none): new sessions get 429 TOKEN_BUDGET_EXHAUSTED, running ones end at the next turn boundary; a key\'s own "maxTokensPerDay" in the key file wins',
         0,
@@ -367,7 +367,7 @@ export const SETTINGS = {
       LIVE_AUDIO_MISSED_HEARTBEATS: int('Missed heartbeats after which an instance is dead', 3, 2, 100),
       LIVE_AUDIO_FORWARD_TIMEOUT_MS: int("Bound on a forwarded call until the owner's answer begins (covers its bounded wait)", 10_000, 100, 600_000),
       LIVE_AUDIO_CLUSTER_TRANSCRIPT_MAX_BYTES: int("Largest copy of one session's transcript kept in Redis (oldest turns left out beyond, counted as dropped)", 512 * 1024, 4096, 64 * 1024 * 1024),
-      LIVE_AUDIO_CLUSTER_TRANSCRIPTS_PER_KEY: int("Ended sessions' transcripts kept in Redis per key or user (beyond: the oldest go first)", 100, 1, 100_000),
+      LIVE_AUDIO_CLUSTER_TRANSCRIPTS_PER_KEY: int("Ended sessions' transcripts kept in Redis per key or user (beyond: the oldest go first; the local copies are capped alike)", 100, 1, 100_000),
       LIVE_AUDIO_CLUSTER_SWEEP_INTERVAL_MS: int(
         "How often (jittered ±25 %) each instance ends abandoned sessions (owner dead or handed over, client gone) past their idle timeout or max age",
         5_000,

@@ -7,6 +7,7 @@ import type { DecoderStartSource } from '../services/audio/decoder-starts';
 import { AudioDecodeError, AudioLimitError, type AudioPathEvent, type DecoderProcessCounters } from '../services/audio/session-audio-decoder';
 import type { LiveSession, SessionEndInfo } from '../services/session/live-session';
 import type { SessionRegistry } from '../services/session/session-registry';
+import type { EvictionCounts } from '../util/fair-retention';
 
 
 const KNOWN_ROUTES: [RegExp, string][] = [
@@ -35,7 +36,9 @@ export interface EmulatorRetentionSource {
 /** What this process keeps of ended sessions: tombstones (their status) and transcripts (live ones included). */
 export interface RetentionSource {
   tombstones(): number;
-  transcripts(): { records: number; bytes: number; evicted: number };
+  /** Tombstones evicted before their time, by reason (over the cap: `records`). */
+  tombstoneEvictions(): EvictionCounts;
+  transcripts(): { records: number; bytes: number; evicted: number; evictions: EvictionCounts };
 }
 
 interface AudioTotals {
@@ -175,6 +178,22 @@ export class Metrics {
         if (!src) return;
         this.set({ kind: 'tombstones' }, src.tombstones());
         this.set({ kind: 'transcripts' }, src.transcripts().records);
+      },
+    });
+    new Counter({
+      name: 'live_audio_retained_evictions_total',
+      help: 'Records of ended sessions dropped before their time to stay within the caps, by kind and reason (records, bytes: the key holding the most gave its oldest; per_key: over its own cap)',
+      labelNames: ['kind', 'reason'],
+      registers: [r],
+      collect() {
+        const src = self.retention;
+        if (!src) return;
+        this.reset();
+        const kinds: Array<[string, EvictionCounts]> = [
+          ['tombstones', src.tombstoneEvictions()],
+          ['transcripts', src.transcripts().evictions],
+        ];
+        for (const [kind, counts] of kinds) for (const [reason, n] of Object.entries(counts)) this.inc({ kind, reason }, n);
       },
     });
     new Gauge({

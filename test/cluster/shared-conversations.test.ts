@@ -150,6 +150,28 @@ it('the cluster transcript store reads the Redis copy first, its own copy when R
   void c;
 });
 
+it("the local copies are capped per key like Redis's: a transcript Redis dropped for the key's cap is not answered from the local copy either", async () => {
+  const prefix = `sc${++n}:`;
+  const { s } = await records(prefix, { maxTranscriptsPerPrincipal: 5 });
+  const local = new MemoryTranscriptStore({ maxPerOwner: 5 });
+  const store = new ClusterTranscriptStore(s, local);
+  const bob = ref('key:bob', 'b1');
+  for (const r of [bob, ...Array.from({ length: 12 }, (_, i) => ref('key:mallory', `m${i}`))]) {
+    const cr = await s.create({ ...r, owner: 'i', setup: {}, maxAgeMs: 600_000 });
+    if (!cr.created) throw new Error('no');
+    const ended = { ...transcript(r, [turn(0, r.sessionId)]), endedAt: Date.now(), endReason: 'client_end' };
+    // As the instance where it ended does it: the Redis copy at the end, then the archive's local copy.
+    expect(await s.end(r, cr.ownership, 'client_end', undefined, ended)).toBe('ok');
+    await store.put(ended);
+  }
+  for (let i = 0; i < 12; i++) {
+    const got = await store.get('key:mallory', `m${i}`);
+    expect([i, got?.turns[0].userText]).toEqual([i, i < 7 ? undefined : `m${i}`]);
+  }
+  expect((await store.get('key:bob', 'b1'))!.turns[0].userText).toBe('b1');
+  expect(local.stats()).toMatchObject({ records: 6, evictions: { per_key: 7 } });
+});
+
 it('usage added on two instances is one report on either; a key has one hash per day and no field it can invent', async () => {
   const prefix = `sc${++n}:`;
   const a = new RedisUsageStore({ connection: await conn(prefix) });

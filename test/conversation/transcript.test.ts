@@ -135,6 +135,34 @@ describe('MemoryTranscriptStore', () => {
     expect(big.stats().bytes).toBeLessThanOrEqual(200_000);
     expect(big.stats().records).toBe(Math.floor(200_000 / transcriptBytes(r)));
   });
+
+  it("is fair between keys: one key's flood of ended sessions evicts its own transcripts, not another key's", async () => {
+    const c = clock(0);
+    const store = new MemoryTranscriptStore({ maxRecords: 50, now: c.now });
+    await store.put(record('bob', 'before', c.now()));
+    for (let i = 0; i < 500; i++) {
+      c.advance(10);
+      await store.put(record('alice', `flood${i}`, c.now()));
+      if (i === 250) await store.put(record('bob', 'during', c.now()));
+    }
+    expect(store.stats()).toMatchObject({ records: 50, evicted: 452, evictions: { records: 452, bytes: 0, per_key: 0 } });
+    expect((await store.get('bob', 'before'))?.sessionId).toBe('before');
+    expect((await store.get('bob', 'during'))?.sessionId).toBe('during');
+    expect(await store.get('alice', 'flood451')).toBeUndefined();
+    expect(await store.get('alice', 'flood452')).toBeDefined();
+  });
+
+  it('capped per key when told (cluster mode: as Redis caps its copies), the soonest-expiring of that key first', async () => {
+    const c = clock(0);
+    const store = new MemoryTranscriptStore({ maxPerOwner: 2, now: c.now });
+    for (const id of ['s1', 's2', 's3']) {
+      c.advance(1);
+      await store.put(record('alice', id, c.now()));
+    }
+    await store.put(record('bob', 'b1', c.now()));
+    expect([await store.get('alice', 's1'), (await store.get('alice', 's3'))?.sessionId, (await store.get('bob', 'b1'))?.sessionId]).toEqual([undefined, 's3', 'b1']);
+    expect(store.stats()).toMatchObject({ records: 3, evictions: { per_key: 1 } });
+  });
 });
 
 describe('transcript and usage fed by the real SDK from the emulator, across a reconnect', () => {

@@ -57,6 +57,8 @@ describe('/metrics', () => {
     expect(metricValue(m, 'live_audio_process_memory_bytes', '{kind="heap_total"}')).toBeGreaterThanOrEqual(metricValue(m, 'live_audio_process_memory_bytes', '{kind="heap_used"}'));
     // Nothing has ended yet: no tombstone kept.
     expect(metricValue(m, 'live_audio_retained_records', '{kind="tombstones"}')).toBe(0);
+    expect(metricValue(m, 'live_audio_retained_evictions_total', '{kind="tombstones",reason="records"}')).toBe(0);
+    expect(metricValue(m, 'live_audio_retained_evictions_total', '{kind="transcripts",reason="bytes"}')).toBe(0);
 
     // A goAway rotates the upstream: a reconnect by cause and a resumed connect (once the model handed out a
     // resumption handle: it does at the end of a turn, which on a loaded machine may come after the audio above).

@@ -1,6 +1,7 @@
 import type { TranscriptRecord } from './transcript-types';
 import type { SetupEcho } from '../session-setup/effective-setup';
 import { ValueInterner } from '../../util/value-interner';
+import { FairRetention, type EvictionCounts } from '../../util/fair-retention';
 
 /**
  * Where transcripts live while a session runs and for a retention time after it ends. Async and plain-JSON so a
@@ -16,17 +17,13 @@ export interface TranscriptStore {
 export interface MemoryTranscriptStoreOptions {
   /** `LIVE_AUDIO_TRANSCRIPT_RETENTION_MS`: how long an ended session's transcript is kept. Default 1 h. */
   retentionMs?: number;
-  /** Transcripts held at most; beyond, the ended ones that end soonest go first, then the oldest. Default 10,000. */
+  /** Transcripts held at most; beyond, the key holding the most gives its soonest-expiring one. Default 10,000. */
   maxRecords?: number;
-  /** Approximate bytes (UTF-16 characters × 2 + per-turn overhead) held at most. Default 64 MiB. */
+  /** Approximate bytes (UTF-16 characters × 2 + per-turn overhead) held at most; beyond, the key holding the most bytes gives. Default 64 MiB. */
   maxBytes?: number;
+  /** Transcripts one key or user may hold at most (cluster mode: `LIVE_AUDIO_CLUSTER_TRANSCRIPTS_PER_KEY`, as in Redis). Default: no own cap. */
+  maxPerOwner?: number;
   now?: () => number;
-}
-
-interface Entry {
-  record: TranscriptRecord;
-  bytes: number;
-  expiresAt: number; // Infinity while the session lives
 }
 
 /** Rough size of a record in memory, linear in its text. */
@@ -36,74 +33,45 @@ export function transcriptBytes(r: TranscriptRecord): number {
   return chars * 2;
 }
 
-/** In-process transcripts with a retention after the session ends, bounded in count and bytes. */
+/**
+ * In-process transcripts with a retention after the session ends, bounded in count and bytes, fair between keys
+ * (`FairRetention`): one key holder's flood of ended sessions evicts its own transcripts, not another key's.
+ */
 export class MemoryTranscriptStore implements TranscriptStore {
-  private readonly entries = new Map<string, Entry>();
-  private bytes = 0;
+  private readonly records: FairRetention<TranscriptRecord>;
   private readonly retentionMs: number;
-  private readonly maxRecords: number;
-  private readonly maxBytes: number;
   private readonly now: () => number;
   /** Stored transcripts share one frozen copy of each distinct setup (`get` hands out copies). */
   private readonly setups = new ValueInterner<SetupEcho>();
-  /** Transcripts dropped before their time to stay within the bounds. */
-  evicted = 0;
 
   constructor(opts: MemoryTranscriptStoreOptions = {}) {
     this.retentionMs = Math.max(0, opts.retentionMs ?? 60 * 60 * 1000);
-    this.maxRecords = Math.max(1, opts.maxRecords ?? 10_000);
-    this.maxBytes = Math.max(1024, opts.maxBytes ?? 64 * 1024 * 1024);
     this.now = opts.now ?? Date.now;
+    this.records = new FairRetention<TranscriptRecord>({
+      maxRecords: Math.max(1, opts.maxRecords ?? 10_000),
+      maxWeight: Math.max(1024, opts.maxBytes ?? 64 * 1024 * 1024),
+      maxPerOwner: opts.maxPerOwner,
+      now: this.now,
+    });
   }
 
   async put(record: TranscriptRecord): Promise<void> {
-    this.prune();
-    const key = keyOf(record.owner, record.sessionId);
-    this.remove(key);
     const copy = structuredClone(record);
     if (copy.setup) copy.setup = this.setups.intern(copy.setup);
-    const bytes = transcriptBytes(copy);
     const expiresAt = copy.endedAt === null ? Infinity : copy.endedAt + this.retentionMs;
-    if (expiresAt <= this.now()) return;
-    this.entries.set(key, { record: copy, bytes, expiresAt });
-    this.bytes += bytes;
-    this.enforceBounds(key);
+    this.records.set(keyOf(copy.owner, copy.sessionId), copy.owner, copy, { expiresAt, weight: transcriptBytes(copy) });
   }
 
   async get(owner: string, sessionId: string): Promise<TranscriptRecord | undefined> {
-    this.prune();
-    const e = this.entries.get(keyOf(owner, sessionId));
-    return e ? structuredClone(e.record) : undefined;
+    const r = this.records.get(keyOf(owner, sessionId));
+    return r ? structuredClone(r) : undefined;
   }
 
-  /** What is held (tests, status). */
-  stats(): { records: number; bytes: number; evicted: number } {
-    return { records: this.entries.size, bytes: this.bytes, evicted: this.evicted };
-  }
-
-  private remove(key: string): void {
-    const e = this.entries.get(key);
-    if (!e) return;
-    this.bytes -= e.bytes;
-    this.entries.delete(key);
-  }
-
-  private prune(): void {
-    const t = this.now();
-    for (const [k, e] of this.entries) if (e.expiresAt <= t) this.remove(k);
-  }
-
-  /** Over a bound: ended transcripts first (soonest to expire), then the oldest live ones; never `keep` alone. */
-  private enforceBounds(keep: string): void {
-    if (this.entries.size <= this.maxRecords && this.bytes <= this.maxBytes) return;
-    const order = [...this.entries.entries()]
-      .filter(([k]) => k !== keep)
-      .sort((a, b) => a[1].expiresAt - b[1].expiresAt);
-    for (const [k] of order) {
-      if (this.entries.size <= this.maxRecords && this.bytes <= this.maxBytes) break;
-      this.remove(k);
-      this.evicted++;
-    }
+  /** What is held (tests, /metrics): expired transcripts are taken out first. */
+  stats(): { records: number; bytes: number; evicted: number; evictions: EvictionCounts } {
+    this.records.expire();
+    const evictions = this.records.evictions();
+    return { records: this.records.size, bytes: this.records.weight, evicted: evictions.records + evictions.bytes + evictions.per_key, evictions };
   }
 }
 

@@ -7,6 +7,7 @@ import type { LiveSession, SessionEndInfo, SessionEndReason } from './live-sessi
 import type { ConversationUsage } from '../conversation/session-conversation';
 import { compactEcho, type SetupEcho } from '../session-setup/effective-setup';
 import { ValueInterner } from '../../util/value-interner';
+import { FairRetention, type EvictionCounts } from '../../util/fair-retention';
 
 export const SESSION_ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 
@@ -15,7 +16,10 @@ export interface RegistryLimits {
   maxGlobal: number;
   /** How long ended sessions are remembered (so a client learns "expired" instead of "unknown"). */
   tombstoneMs: number;
-  /** Tombstones held at most (`LIVE_AUDIO_SESSION_TOMBSTONE_MAX`, default 10,000): the oldest go first beyond it. */
+  /**
+   * Tombstones held at most (`LIVE_AUDIO_SESSION_TOMBSTONE_MAX`, default 10,000): beyond it the oldest of the owner
+   * holding the most goes first (one owner alone may fill it; see `FairRetention`).
+   */
   maxTombstones?: number;
 }
 
@@ -53,7 +57,8 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
   /** Slots held by starts that are still connecting upstream (counted against the caps). */
   private readonly reserved = new Map<string, number>();
   private reservedTotal = 0;
-  private readonly tombstones = new Map<string, Tombstone>();
+  /** Ended sessions' tombstones, bounded and fair between owners (one key's flood of ended sessions evicts its own). */
+  private readonly tombstones: FairRetention<Tombstone>;
   /** Ended sessions of one deployment share a few setups: their tombstones share one copy of each. */
   private readonly setups = new ValueInterner<SetupEcho>();
   private draining = false;
@@ -63,6 +68,7 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
     private readonly log: Logger,
   ) {
     super();
+    this.tombstones = new FairRetention<Tombstone>({ maxRecords: limits.maxTombstones ?? 10_000 });
   }
 
   static key(ownerId: string, sessionId: string): string {
@@ -75,7 +81,13 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
 
   /** Ended sessions remembered now (bounded by `maxTombstones`; a gauge of /metrics). */
   get tombstoneCount(): number {
+    this.tombstones.expire();
     return this.tombstones.size;
+  }
+
+  /** Tombstones dropped before their time to stay within `maxTombstones`, by reason (a counter of /metrics). */
+  tombstoneEvictions(): EvictionCounts {
+    return this.tombstones.evictions();
   }
 
   get isDraining(): boolean {
@@ -106,7 +118,7 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
     const s = this.sessions.get(key);
     if (s) return { kind: 'live', session: s };
     const t = this.tombstones.get(key);
-    if (t && Date.now() - t.at < this.limits.tombstoneMs) return { kind: 'ended', tombstone: t };
+    if (t) return { kind: 'ended', tombstone: t };
     return { kind: 'unknown' };
   }
 
@@ -181,7 +193,8 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
 
   private onEnded(key: string, session: LiveSession, info: SessionEndInfo): void {
     if (this.sessions.get(key) === session) this.sessions.delete(key);
-    this.tombstones.set(key, {
+    const at = Date.now();
+    const tombstone: Tombstone = {
       info,
       startTime: session.startTime.toISOString(),
       model: session.params.model,
@@ -190,19 +203,10 @@ export class SessionRegistry extends TypedEmitter<RegistryEvents> {
       // (The conversation closed its books before `ended` was emitted: the usage is final.)
       setup: session.conversation ? this.setups.intern(compactEcho(session.conversation.echo)) : null,
       usage: session.conversation?.usage() ?? null,
-      at: Date.now(),
-    });
-    this.pruneTombstones();
+      at,
+    };
+    this.tombstones.set(key, session.ownerId, tombstone, { expiresAt: at + this.limits.tombstoneMs });
     this.emit('ended', session, info);
-  }
-
-  private pruneTombstones(): void {
-    const max = this.limits.maxTombstones ?? 10_000;
-    const now = Date.now();
-    for (const [k, t] of this.tombstones) {
-      if (this.tombstones.size <= max && now - t.at < this.limits.tombstoneMs) break;
-      this.tombstones.delete(k); // Map iterates oldest first
-    }
   }
 
   /** Seconds until one of these sessions frees its slot at the latest (idle timeout or max age). */
