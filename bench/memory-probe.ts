@@ -6,12 +6,17 @@
  * - glibc's own view (`malloc_info`: bytes each arena holds from the system and how much of it is free), asked
  *   through gdb when it is installed (the process stops for a moment while gdb is attached);
  * - `mallocTrim`: glibc's `malloc_trim(0)` called in the process (an experiment: how much of the RSS is freed memory
- *   glibc keeps).
+ *   glibc keeps);
+ * - V8's view (process.memoryUsage, heap statistics and spaces), evaluated through the inspector.
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { InspectorSession } from './inspector-gc';
+import { readRssKb } from './proc';
+
+const mb = (bytes: number) => bytes / 1024 / 1024;
 
 export interface SmapsKinds {
   /** glibc's main arena (brk). */
@@ -137,4 +142,66 @@ export async function mallocTrim(pid: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The server's own view of its memory (process.memoryUsage, V8's heap statistics and spaces), bytes. */
+export interface V8View {
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  /** V8 heap pages resident (all spaces). */
+  physical: number;
+  /** V8's own malloc'd memory (outside its heap). */
+  malloced: number;
+  spaces: Record<string, { size: number; used: number; physical: number }>;
+}
+
+const V8_VIEW_EXPR = `(() => {
+  const v8 = process.getBuiltinModule('v8');
+  const m = process.memoryUsage();
+  const h = v8.getHeapStatistics();
+  const spaces = {};
+  for (const s of v8.getHeapSpaceStatistics()) spaces[s.space_name] = { size: s.space_size, used: s.space_used_size, physical: s.physical_space_size };
+  return { heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers,
+    physical: h.total_physical_size, malloced: h.malloced_memory, spaces };
+})()`;
+
+/** Where the memory is after a full GC (MB): smaps by kind, V8's and glibc's views, and RSS after malloc_trim. */
+export interface MemoryDetail {
+  smaps: SmapsKinds | undefined;
+  v8: V8View | undefined;
+  malloc: MallocView | undefined;
+  rssAfterTrimMb: number | undefined;
+}
+
+export function fmtMemoryDetail(d: MemoryDetail): string {
+  const parts: string[] = [];
+  if (d.smaps) {
+    const k = d.smaps;
+    parts.push(`smaps: [heap] ${(k.brkHeapKb / 1024).toFixed(1)}, anon ${(k.anonKb / 1024).toFixed(1)} (${Object.entries(k.anonBySize).map(([c, kb]) => `${c} ${(kb / 1024).toFixed(1)}`).join(', ')}), code ${(k.codeKb / 1024).toFixed(1)}, other ${(k.otherKb / 1024).toFixed(1)}`);
+  }
+  if (d.v8) {
+    const v = d.v8;
+    const sp = Object.entries(v.spaces).map(([n, x]) => `${n.replace('_space', '')} ${mb(x.used).toFixed(1)}/${mb(x.physical).toFixed(1)}`).join(', ');
+    parts.push(`V8: physical ${mb(v.physical).toFixed(1)}, malloced ${mb(v.malloced).toFixed(2)}, external ${mb(v.external).toFixed(2)} (arrayBuffers ${mb(v.arrayBuffers).toFixed(2)}); spaces used/resident: ${sp}`);
+  }
+  if (d.malloc) {
+    const m = d.malloc;
+    parts.push(`glibc: ${m.arenas} arenas hold ${mb(m.systemBytes).toFixed(1)} (${mb(m.freeBytes).toFixed(1)} free), main arena ${mb(m.mainSystemBytes).toFixed(1)} (${mb(m.mainFreeBytes).toFixed(1)} free), mmapped blocks ${mb(m.mmapBytes).toFixed(1)}`);
+  }
+  if (d.rssAfterTrimMb !== undefined) parts.push(`RSS after malloc_trim(0) ${d.rssAfterTrimMb.toFixed(1)}`);
+  return parts.map((p) => `    ${p}`).join('\n');
+}
+
+/** Everything above, read after a full GC; `trim`: then malloc_trim(0) and RSS again (changes what follows). */
+export async function readMemoryDetail(pid: number, inspector: InspectorSession, opts: { trim: boolean }): Promise<MemoryDetail> {
+  const detail: MemoryDetail = {
+    smaps: readSmapsKinds(pid),
+    v8: await inspector.evaluate<V8View>(V8_VIEW_EXPR).catch(() => undefined),
+    malloc: await readMallocInfo(pid),
+    rssAfterTrimMb: undefined,
+  };
+  if (opts.trim && (await mallocTrim(pid))) detail.rssAfterTrimMb = (readRssKb(pid) ?? NaN) / 1024;
+  return detail;
 }

@@ -14,7 +14,8 @@ import { startStack, delay, type Bundles, type Stack } from './stack';
 import { round } from './stats';
 import { HEAP_SNAPSHOT_SIGNAL, diffSizes, takeHeapSnapshotSummary, type NodeSizes } from './heap-snapshot';
 import { InspectorSession, inspectorUrl } from './inspector-gc';
-import { mallocTrim, readMallocInfo, readSmapsKinds, type MallocView, type SmapsKinds } from './memory-probe';
+import { fmtMemoryDetail, readMemoryDetail } from './memory-probe';
+import { START_NODE_FLAGS } from '../src/config/process-flags';
 
 interface ServerState {
   rssMb: number;
@@ -47,58 +48,6 @@ async function serverState(stack: Stack): Promise<ServerState> {
     tombstones: prom.value('live_audio_retained_records', { kind: 'tombstones' }),
     transcripts: prom.value('live_audio_retained_records', { kind: 'transcripts' }),
   };
-}
-
-/** The server's own view of its memory (process.memoryUsage, V8's heap statistics and spaces), bytes. */
-interface V8View {
-  heapTotal: number;
-  heapUsed: number;
-  external: number;
-  arrayBuffers: number;
-  /** V8 heap pages resident (all spaces). */
-  physical: number;
-  /** V8's own malloc'd memory (outside its heap). */
-  malloced: number;
-  spaces: Record<string, { size: number; used: number; physical: number }>;
-}
-
-const V8_VIEW_EXPR = `(() => {
-  const v8 = process.getBuiltinModule('v8');
-  const m = process.memoryUsage();
-  const h = v8.getHeapStatistics();
-  const spaces = {};
-  for (const s of v8.getHeapSpaceStatistics()) spaces[s.space_name] = { size: s.space_size, used: s.space_used_size, physical: s.physical_space_size };
-  return { heapTotal: m.heapTotal, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers,
-    physical: h.total_physical_size, malloced: h.malloced_memory, spaces };
-})()`;
-
-/** Where the memory is after a full GC (MB): smaps by kind, V8's and glibc's views, and RSS after malloc_trim. */
-interface MemoryDetail {
-  smaps: SmapsKinds | undefined;
-  v8: V8View | undefined;
-  malloc: MallocView | undefined;
-  rssAfterTrimMb: number | undefined;
-}
-
-const mb = (bytes: number) => bytes / 1024 / 1024;
-
-function fmtDetail(d: MemoryDetail): string {
-  const parts: string[] = [];
-  if (d.smaps) {
-    const k = d.smaps;
-    parts.push(`smaps: [heap] ${(k.brkHeapKb / 1024).toFixed(1)}, anon ${(k.anonKb / 1024).toFixed(1)} (${Object.entries(k.anonBySize).map(([c, kb]) => `${c} ${(kb / 1024).toFixed(1)}`).join(', ')}), code ${(k.codeKb / 1024).toFixed(1)}, other ${(k.otherKb / 1024).toFixed(1)}`);
-  }
-  if (d.v8) {
-    const v = d.v8;
-    const sp = Object.entries(v.spaces).map(([n, x]) => `${n.replace('_space', '')} ${mb(x.used).toFixed(1)}/${mb(x.physical).toFixed(1)}`).join(', ');
-    parts.push(`V8: physical ${mb(v.physical).toFixed(1)}, malloced ${mb(v.malloced).toFixed(2)}, external ${mb(v.external).toFixed(2)} (arrayBuffers ${mb(v.arrayBuffers).toFixed(2)}); spaces used/resident: ${sp}`);
-  }
-  if (d.malloc) {
-    const m = d.malloc;
-    parts.push(`glibc: ${m.arenas} arenas hold ${mb(m.systemBytes).toFixed(1)} (${mb(m.freeBytes).toFixed(1)} free), main arena ${mb(m.mainSystemBytes).toFixed(1)} (${mb(m.mainFreeBytes).toFixed(1)} free), mmapped blocks ${mb(m.mmapBytes).toFixed(1)}`);
-  }
-  if (d.rssAfterTrimMb !== undefined) parts.push(`RSS after malloc_trim(0) ${d.rssAfterTrimMb.toFixed(1)}`);
-  return parts.map((p) => `    ${p}`).join('\n');
 }
 
 /** Waits until the server has no live session and no ffmpeg, then lets it settle. */
@@ -204,17 +153,10 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
     await inspector.collectGarbage();
     await delay(500);
     const gc = await serverState(stack);
-    const pid = stack.server.pid;
-    const detail: MemoryDetail = {
-      smaps: readSmapsKinds(pid),
-      v8: await inspector.evaluate<V8View>(V8_VIEW_EXPR).catch(() => undefined),
-      malloc: await readMallocInfo(pid),
-      rssAfterTrimMb: undefined,
-    };
-    if (args.soakMallocTrim && (await mallocTrim(pid))) detail.rssAfterTrimMb = (readRssKb(pid) ?? NaN) / 1024;
+    const detail = await readMemoryDetail(stack.server.pid, inspector, { trim: args.soakMallocTrim });
     log(`${label} (${sessions} sessions): ${fmt(state)}`);
     log(`  after a full GC: RSS ${gc.rssMb.toFixed(1)} MB, V8 heap used ${gc.heapUsedMb.toFixed(1)} of ${gc.heapTotalMb.toFixed(1)} MB, external ${gc.externalMb.toFixed(1)} MB`);
-    log(fmtDetail(detail));
+    log(fmtMemoryDetail(detail));
     return { sessions, state, gc, detail };
   };
 
@@ -264,13 +206,15 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
     const top = [...objects].sort((a, b) => b[1] - a[1]).slice(0, 8);
     log(`most numerous objects: ${top.map(([n, c]) => `${n} ${c}`).join(', ')}`);
     const pct = (a: number, b: number) => round((100 * (b - a)) / a, 1);
+    const mb = (bytes: number) => bytes / 1024 / 1024;
     return {
       mode: 'soak',
       transport: args.transport,
       sessions: args.soakSessions,
       concurrency: args.soakConcurrency,
       server_env: args.serverEnv,
-      server_node_args: args.serverNodeArgs,
+      // The start script's flags, then the run's own (a flag given again wins).
+      server_node_args: [...START_NODE_FLAGS, ...args.serverNodeArgs],
       settle_ms: args.soakSettleMs,
       wall_s: round(wallS, 1),
       sessions_per_s: round(args.soakSessions / wallS, 1),
