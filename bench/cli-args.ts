@@ -21,6 +21,14 @@ export interface BenchArgs {
   profileDir: string | undefined;
   /** Extra server settings (`--server-env KEY=VALUE`, repeatable), e.g. LIVE_AUDIO_TRANSCRIBE_WAIT_MS=0. */
   serverEnv: Record<string, string>;
+  /** Extra `node` flags for the server (`--server-node-arg FLAG`, repeatable), e.g. --max-semi-space-size=4. */
+  serverNodeArgs: string[];
+  /** Soak: call glibc's malloc_trim(0) in the server (through gdb) after each checkpoint's GC and read RSS again. */
+  soakMallocTrim: boolean;
+  /** Soak: heap snapshots at the first 1,000 sessions and at the end, and what grew between them (by kind of node). */
+  soakHeapDiff: boolean;
+  /** Soak: how long the server is left idle at each checkpoint before its memory is read. */
+  soakSettleMs: number;
   /** Load mode: server instances sharing a Redis behind nginx (cluster mode); 1 = the single process. */
   instances: number;
   help: boolean;
@@ -42,6 +50,13 @@ export const USAGE = `Usage: npm run bench -- [options]
   --designs a,b,c                compare: long-lived,per-chunk,redecode (default all)
   --profile DIR                  load: write a V8 CPU profile of the server into DIR
   --server-env KEY=VALUE         extra server setting (repeatable), e.g. LIVE_AUDIO_TRANSCRIBE_WAIT_MS=0
+  --server-node-arg FLAG         extra node flag for the server (repeatable), e.g. --max-semi-space-size=4
+  --soak-malloc-trim             soak: after each checkpoint's GC, call glibc's malloc_trim(0) in the server (gdb) and
+                                 read RSS again (an experiment: changes what the next checkpoints see)
+  --soak-settle-ms MS            soak: idle time at each checkpoint before memory is read. Default 3000 (V8's memory
+                                 reducer starts after 8 s idle: 10000 shows RSS once it has run)
+  --soak-heap-diff               soak: heap snapshots after the first 1,000 sessions and at the end; prints what grew
+                                 (bytes per ended session by kind of object)
   --instances N                  load: N instances sharing a real redis-server behind nginx (round-robin); also
                                  measures the forwarding cost (p50/p99 added by a forwarded call). Default 1
 The bench first prints the machine, Node and the ffmpeg build, and measures the floor (one ffmpeg's CPU per audio
@@ -67,6 +82,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     designs: ['long-lived', 'per-chunk', 'redecode'],
     profileDir: undefined,
     serverEnv: {},
+    serverNodeArgs: [],
+    soakMallocTrim: false,
+    soakHeapDiff: false,
+    soakSettleMs: 3000,
     instances: 1,
     help: false,
   };
@@ -130,6 +149,21 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
         a.serverEnv[m[1]] = m[2];
         break;
       }
+      case '--server-node-arg': {
+        const f = value();
+        if (!f.startsWith('--')) throw new UsageError('--server-node-arg needs a node flag (--name or --name=value)');
+        a.serverNodeArgs.push(f);
+        break;
+      }
+      case '--soak-malloc-trim':
+        a.soakMallocTrim = true;
+        break;
+      case '--soak-settle-ms':
+        a.soakSettleMs = int(arg, value(), 0);
+        break;
+      case '--soak-heap-diff':
+        a.soakHeapDiff = true;
+        break;
       case '--instances':
         a.instances = int(arg, value(), 1);
         break;

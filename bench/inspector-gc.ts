@@ -10,13 +10,18 @@ export function inspectorUrl(output: string): string | undefined {
   return /Debugger listening on (ws:\/\/\S+)/.exec(output)?.[1];
 }
 
+interface InspectorReply {
+  error?: { message: string };
+  result?: unknown;
+}
+
 export class InspectorSession {
   private nextId = 1;
-  private readonly pending = new Map<number, (msg: { error?: { message: string } }) => void>();
+  private readonly pending = new Map<number, (msg: InspectorReply) => void>();
 
   private constructor(private readonly ws: WebSocket) {
     ws.on('message', (data) => {
-      const msg = JSON.parse(data.toString()) as { id?: number; error?: { message: string } };
+      const msg = JSON.parse(data.toString()) as InspectorReply & { id?: number };
       if (msg.id !== undefined) this.pending.get(msg.id)?.(msg);
     });
   }
@@ -29,7 +34,7 @@ export class InspectorSession {
     });
   }
 
-  call(method: string, params: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<void> {
+  call(method: string, params: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<unknown> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -40,15 +45,25 @@ export class InspectorSession {
         clearTimeout(timer);
         this.pending.delete(id);
         if (msg.error) reject(new Error(`inspector ${method}: ${msg.error.message}`));
-        else resolve();
+        else resolve(msg.result);
       });
       this.ws.send(JSON.stringify({ id, method, params }));
     });
   }
 
   /** A full, compacting collection. */
-  collectGarbage(): Promise<void> {
-    return this.call('HeapProfiler.collectGarbage');
+  async collectGarbage(): Promise<void> {
+    await this.call('HeapProfiler.collectGarbage');
+  }
+
+  /** Evaluates a JSON-returning expression in the process (its globals: `process`, ...) and returns the value. */
+  async evaluate<T>(expression: string): Promise<T> {
+    const r = (await this.call('Runtime.evaluate', { expression, returnByValue: true })) as {
+      result?: { value?: T };
+      exceptionDetails?: { text: string };
+    };
+    if (r.exceptionDetails) throw new Error(`inspector evaluate: ${r.exceptionDetails.text}`);
+    return r.result?.value as T;
   }
 
   close(): void {

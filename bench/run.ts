@@ -39,7 +39,8 @@ async function main(args: BenchArgs): Promise<void> {
       // Absolute: the server runs in a temporary working directory.
       const profileDir = args.profileDir ? path.resolve(args.profileDir) : undefined;
       if (profileDir) fs.mkdirSync(profileDir, { recursive: true });
-      const serverNodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : undefined;
+      const serverNodeArgs = [...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []), ...args.serverNodeArgs];
+      if (args.serverNodeArgs.length) log(`server node flags: ${args.serverNodeArgs.join(' ')}`);
       if (Object.keys(args.serverEnv).length) log(`server settings: ${Object.entries(args.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`);
       const r = await loadOnFreshStack(bundles, rec, {
         sessions: args.sessions,

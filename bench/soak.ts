@@ -12,8 +12,10 @@ import { childrenOf, countFds, readRssKb, threadCount, type FdCounts } from './p
 import { PromSnapshot } from './prom';
 import { startStack, delay, type Bundles, type Stack } from './stack';
 import { round } from './stats';
-import { HEAP_SNAPSHOT_SIGNAL, takeHeapSnapshot } from './heap-snapshot';
+import { HEAP_SNAPSHOT_SIGNAL, diffSizes, takeHeapSnapshotSummary, type NodeSizes } from './heap-snapshot';
 import { InspectorSession, inspectorUrl } from './inspector-gc';
+import { fmtMemoryDetail, readMemoryDetail } from './memory-probe';
+import { START_NODE_FLAGS } from '../src/config/process-flags';
 
 interface ServerState {
   rssMb: number;
@@ -68,7 +70,7 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
     bundles,
     plan: hostPlan(rec, false),
     serverEnv: { LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0', ...args.serverEnv },
-    serverNodeArgs: ['--inspect=127.0.0.1:0', `--heapsnapshot-signal=${HEAP_SNAPSHOT_SIGNAL}`],
+    serverNodeArgs: ['--inspect=127.0.0.1:0', `--heapsnapshot-signal=${HEAP_SNAPSHOT_SIGNAL}`, ...args.serverNodeArgs],
   });
   const url = inspectorUrl(stack.server.output());
   if (!url) {
@@ -146,14 +148,16 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
    */
   const checkpoint = async (label: string, sessions: number) => {
     dropIdleSockets();
-    await quiesce(stack, 3000);
+    await quiesce(stack, args.soakSettleMs);
     const state = await serverState(stack);
     await inspector.collectGarbage();
     await delay(500);
     const gc = await serverState(stack);
+    const detail = await readMemoryDetail(stack.server.pid, inspector, { trim: args.soakMallocTrim });
     log(`${label} (${sessions} sessions): ${fmt(state)}`);
     log(`  after a full GC: RSS ${gc.rssMb.toFixed(1)} MB, V8 heap used ${gc.heapUsedMb.toFixed(1)} of ${gc.heapTotalMb.toFixed(1)} MB, external ${gc.externalMb.toFixed(1)} MB`);
-    return { sessions, state, gc };
+    log(fmtMemoryDetail(detail));
+    return { sessions, state, gc, detail };
   };
 
   try {
@@ -169,6 +173,9 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
       await runBatch(warmN, firstN);
       points.push(await checkpoint('checkpoint', firstN));
     }
+    const snapshotAtFirst: NodeSizes | undefined = args.soakHeapDiff
+      ? (await takeHeapSnapshotSummary(stack.server.pid, stack.workDir, () => PromSnapshot.fetch(stack.baseUrl))).sizes
+      : undefined;
     const startFrom = Math.max(warmN, firstN);
     const step = Math.max(warmN, Math.ceil((args.soakSessions - startFrom) / 4));
     for (let from = startFrom; from < args.soakSessions; from += step) {
@@ -186,17 +193,29 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
     log(`emulator: ${emu.connections} upstream connections, ${emu.open} still open`);
 
     // Finally a heap snapshot: which objects are still alive.
-    const objects = await takeHeapSnapshot(stack.server.pid, stack.workDir, () => PromSnapshot.fetch(stack.baseUrl));
+    const { counts: objects, sizes } = await takeHeapSnapshotSummary(stack.server.pid, stack.workDir, () => PromSnapshot.fetch(stack.baseUrl));
+    if (snapshotAtFirst) {
+      const n = args.soakSessions - firstN;
+      const grew = diffSizes(snapshotAtFirst, sizes, 25);
+      const total = [...sizes.values()].reduce((t, e) => t + e.bytes, 0) - [...snapshotAtFirst.values()].reduce((t, e) => t + e.bytes, 0);
+      log(`heap snapshot, ${firstN} → ${args.soakSessions} sessions: ${(total / 1024 / 1024).toFixed(2)} MB more, ${(total / n).toFixed(0)} B per session; by kind (count, bytes per session):`);
+      for (const g of grew) log(`  ${g.key}: ${g.count >= 0 ? '+' : ''}${g.count} (${(g.count / n).toFixed(2)}/session), ${(g.bytes / n).toFixed(1)} B/session`);
+    }
     const tracked = ['LiveSession', 'ResilientUpstream', 'FfmpegSessionDecoder', 'FfmpegPcmStream', 'ChildProcess', 'LiveAudioConnection', 'WebSocket', 'Socket', 'Timeout'];
     log(`live instances at the end: ${tracked.map((n) => `${n} ${objects.get(n) ?? 0}`).join(', ')}`);
     const top = [...objects].sort((a, b) => b[1] - a[1]).slice(0, 8);
     log(`most numerous objects: ${top.map(([n, c]) => `${n} ${c}`).join(', ')}`);
     const pct = (a: number, b: number) => round((100 * (b - a)) / a, 1);
+    const mb = (bytes: number) => bytes / 1024 / 1024;
     return {
       mode: 'soak',
       transport: args.transport,
       sessions: args.soakSessions,
       concurrency: args.soakConcurrency,
+      server_env: args.serverEnv,
+      // The start script's flags, then the run's own (a flag given again wins).
+      server_node_args: [...START_NODE_FLAGS, ...args.serverNodeArgs],
+      settle_ms: args.soakSettleMs,
       wall_s: round(wallS, 1),
       sessions_per_s: round(args.soakSessions / wallS, 1),
       errors,
@@ -233,6 +252,18 @@ export async function runSoak(bundles: Bundles, rec: Recording, args: BenchArgs)
         fds: p.state.fds.total,
         tombstones: p.state.tombstones,
         transcripts: p.state.transcripts,
+        // After the GC: RSS outside V8's resident heap pages, and where it is.
+        non_v8_after_gc_mb: p.detail.v8 ? round(p.gc.rssMb - mb(p.detail.v8.physical), 1) : null,
+        smaps_after_gc_mb: p.detail.smaps
+          ? { brk_heap: round(p.detail.smaps.brkHeapKb / 1024, 1), anon: round(p.detail.smaps.anonKb / 1024, 1), code: round(p.detail.smaps.codeKb / 1024, 1), other: round(p.detail.smaps.otherKb / 1024, 1) }
+          : null,
+        glibc_after_gc_mb: p.detail.malloc
+          ? { system: round(mb(p.detail.malloc.systemBytes), 1), free: round(mb(p.detail.malloc.freeBytes), 1), main_system: round(mb(p.detail.malloc.mainSystemBytes), 1), main_free: round(mb(p.detail.malloc.mainFreeBytes), 1), mmapped: round(mb(p.detail.malloc.mmapBytes), 1) }
+          : null,
+        v8_after_gc_mb: p.detail.v8
+          ? { physical: round(mb(p.detail.v8.physical), 1), external: round(mb(p.detail.v8.external), 2), array_buffers: round(mb(p.detail.v8.arrayBuffers), 2), malloced: round(mb(p.detail.v8.malloced), 2), code: round(mb(p.detail.v8.spaces.code_space?.physical ?? NaN), 2), new: round(mb(p.detail.v8.spaces.new_space?.physical ?? NaN), 2), large: round(mb(p.detail.v8.spaces.large_object_space?.physical ?? NaN), 2) }
+          : null,
+        rss_after_trim_mb: p.detail.rssAfterTrimMb === undefined ? null : round(p.detail.rssAfterTrimMb, 1),
       })),
     };
   } finally {

@@ -4,6 +4,7 @@
  * its own. Each gets a clean environment; the server's limits are raised for the bench user.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { START_ENV, START_NODE_FLAGS } from '../src/config/process-flags';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -224,7 +225,7 @@ export function benchServerEnv(o: { port: number; apiKey: string; keysFile: stri
     ...BENCH_LIMITS_ENV,
     LIVE_AUDIO_DRAIN_MS: '0',
     // What `npm start` and the Docker image set (the allocator setting the memory figures rely on).
-    MALLOC_ARENA_MAX: '2',
+    ...START_ENV,
     // The benchmark scrapes /metrics on loopback without a token.
     METRICS_PUBLIC: 'true',
   };
@@ -266,7 +267,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     ...o.serverEnv,
   };
   // cwd = the work dir: no repository `.env` is loaded into the server.
-  const server = new Child('server', process.execPath, [...(o.serverNodeArgs ?? []), o.bundles.server], { env, cwd: workDir });
+  // The node flags of `npm start` and the Docker image first: a flag given again later (serverNodeArgs) wins.
+  const server = new Child('server', process.execPath, [...START_NODE_FLAGS, ...(o.serverNodeArgs ?? []), o.bundles.server], { env, cwd: workDir });
   const baseUrl = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {

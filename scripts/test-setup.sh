@@ -12,6 +12,7 @@ REQUIREMENTS=(
   "ffmpeg|ffmpeg|the audio decoder; the tests run on the distribution's ffmpeg, not the bundled 2018 build"
   "redis-server|redis-server|the cluster tests (test/cluster) run a real Redis for shared sessions and limits"
   "nginx|nginx|the cluster tests put Debian's nginx in front of several instances as the load balancer"
+  "gdb|gdb|the soak's memory probes read glibc's arenas through gdb (bench/memory-probe, test/bench/memory-probe)"
 )
 # Besides PATH, where Debian puts daemons (a non-root PATH often lacks /usr/sbin, where nginx lives).
 SBIN_DIRS="${TEST_SETUP_SBIN_DIRS-/usr/sbin /sbin}"

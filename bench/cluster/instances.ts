@@ -5,6 +5,7 @@
  * the same `GET /session/:id/status` sent to the owner and to another instance (which forwards it), alternately,
  * p50/p99 of both and the difference. CPU and memory figures are the first instance's.
  */
+import { START_NODE_FLAGS } from '../../src/config/process-flags';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { startNginx } from '../../test/helpers/nginx';
@@ -57,7 +58,7 @@ export async function loadOnCluster(bundles: Bundles, rec: Recording, args: Benc
         ...args.serverEnv,
         ...clusterEnv(`bench-${i}`),
       };
-      const child = new Child(`server-${i}`, process.execPath, [bundles.server], { env, cwd: stack.workDir });
+      const child = new Child(`server-${i}`, process.execPath, [...START_NODE_FLAGS, bundles.server], { env, cwd: stack.workDir });
       others.push(child);
       await waitReady(`http://127.0.0.1:${port}`, child);
       ports.push(port);

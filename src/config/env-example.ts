@@ -1,11 +1,20 @@
 import { SETTINGS, type SectionName } from './settings';
+import { START_ENV, START_NODE_FLAGS } from './process-flags';
 
 const HEADER = [
   '# live-audio settings. Copy to .env and adjust. Every value here is optional: with none set, the server',
   '# runs in offline demo mode (built-in Gemini Live emulator) with a development API key printed once.',
   '#',
   '# Generated from src/config/settings.ts by `npm run env:example`: edit the table there, not this file.',
+  '#',
+  `# Not read from here: \`npm start\` and the Docker image run \`${startCommand()}\``,
+  '# (src/config/process-flags.ts): glibc and V8 read them when the process starts. Starting node yourself, pass both.',
 ];
+
+function startCommand(): string {
+  const env = Object.entries(START_ENV).map(([k, v]) => `${k}=${v}`);
+  return [...env, 'node', ...START_NODE_FLAGS, '...'].join(' ');
+}
 
 const WIDTH = 118;
 

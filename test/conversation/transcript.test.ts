@@ -120,6 +120,34 @@ describe('MemoryTranscriptStore', () => {
     expect(store.stats()).toMatchObject({ records: 0, bytes: 0 });
   });
 
+  it('gives back the record it was given (texts of any script, tool calls, setup) as a fresh copy on each read', async () => {
+    const t = new Transcript({ sessionId: 'u1', owner: 'alice', startedAt: 5 });
+    t.userText('Grüße, 你好 👋 \u2028 "quoted" \\ and a lone \ud800 surrogate');
+    t.replyText('réponse');
+    t.turnComplete();
+    t.usage({ promptTokenCount: 7, responseTokenCount: 3, totalTokenCount: 10, promptTokensDetails: [{ modality: 'AUDIO', tokenCount: 7 } as never] });
+    const setup = { model: 'gemini-3.8-live', tools: [{ name: 'lookup', behavior: 'BLOCKING' }], sources: { model: 'request' } } as never;
+    const given = { ...t.snapshot(), endedAt: 90, endReason: 'client_end', setup };
+    given.turns[0].toolCalls.push({ id: 'c1', name: 'lookup', args: { q: 'x', n: [1, 2, { deep: null }] }, state: 'answered', response: { ok: true } });
+    const store = new MemoryTranscriptStore({ now: () => 100 });
+    await store.put(given);
+
+    const first = await store.get('alice', 'u1');
+    expect(first).toEqual(JSON.parse(JSON.stringify(given)));
+    first!.turns[0].userText = 'changed';
+    first!.setup!.model = 'changed';
+    (first!.turns[0].toolCalls[0].args as { q: string }).q = 'changed';
+    const second = await store.get('alice', 'u1');
+    expect(second).toEqual(JSON.parse(JSON.stringify(given)));
+    expect(second!.setup).not.toBe(first!.setup);
+
+    // A record without a setup comes back without one (not with `setup: null` added), one with `null` keeps it.
+    await store.put({ ...given, sessionId: 'u2', setup: undefined });
+    expect(await store.get('alice', 'u2')).not.toHaveProperty('setup');
+    await store.put({ ...given, sessionId: 'u3', setup: null });
+    expect((await store.get('alice', 'u3'))?.setup).toBeNull();
+  });
+
   it('is bounded in records and bytes overall: ended transcripts go first', async () => {
     const store = new MemoryTranscriptStore({ maxRecords: 3, now: () => 100 });
     await store.put(record('a', 'live', null));

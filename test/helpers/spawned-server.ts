@@ -1,3 +1,4 @@
+import { START_ENV, START_NODE_FLAGS } from '../../src/config/process-flags';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -59,9 +60,11 @@ export async function spawnServer(opts: SpawnServerOptions = {}): Promise<Spawne
   const upstream: Record<string, string> = opts.geminiBaseUrl
     ? { GEMINI_API_KEY: 'test-gemini-key', GEMINI_BASE_URL: opts.geminiBaseUrl }
     : {};
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? ['--import', 'tsx']), 'backend-server.ts'], {
+  // Started as `npm start` starts it: its allocator environment and node flags (src/config/process-flags.ts) first.
+  const child = spawn(process.execPath, [...START_NODE_FLAGS, ...(opts.nodeArgs ?? ['--import', 'tsx']), 'backend-server.ts'], {
     cwd: ROOT,
     env: {
+      ...START_ENV,
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       NODE_ENV: 'test',
