@@ -58,18 +58,23 @@ async function retained(s: SpawnedServer): Promise<{ tombstones: number; transcr
   };
 }
 
+/** A spawned server keeping at most `tombstones` ended sessions' status and `transcripts` transcripts, limits lifted. */
+function serverWithCaps(tombstones: number, transcripts: number): Promise<SpawnedServer> {
+  return spawnServer({
+    env: {
+      METRICS_TOKEN,
+      LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0',
+      LIVE_AUDIO_SESSION_TOMBSTONE_MAX: String(tombstones),
+      LIVE_AUDIO_TRANSCRIPT_MAX_RECORDS: String(transcripts),
+      ...LIFTED_LIMITS,
+    },
+  });
+}
+
 describe(`what is kept of ended sessions stays bounded (issue 13; seed ${SEED})`, () => {
   let srv: SpawnedServer;
   beforeAll(async () => {
-    srv = await spawnServer({
-      env: {
-        METRICS_TOKEN,
-        LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0',
-        LIVE_AUDIO_SESSION_TOMBSTONE_MAX: String(TOMBSTONE_MAX),
-        LIVE_AUDIO_TRANSCRIPT_MAX_RECORDS: String(TRANSCRIPT_MAX),
-        ...LIFTED_LIMITS,
-      },
-    });
+    srv = await serverWithCaps(TOMBSTONE_MAX, TRANSCRIPT_MAX);
   }, 60_000);
   afterAll(async () => srv?.stop());
 
@@ -126,15 +131,7 @@ describe(`one key's flood of ended sessions does not push another key's records 
   const TRANSCRIPTS = 200;
   let srv: SpawnedServer;
   beforeAll(async () => {
-    srv = await spawnServer({
-      env: {
-        METRICS_TOKEN,
-        LIVE_AUDIO_TRANSCRIBE_WAIT_MS: '0',
-        LIVE_AUDIO_SESSION_TOMBSTONE_MAX: String(TOMBSTONES),
-        LIVE_AUDIO_TRANSCRIPT_MAX_RECORDS: String(TRANSCRIPTS),
-        ...LIFTED_LIMITS,
-      },
-    });
+    srv = await serverWithCaps(TOMBSTONES, TRANSCRIPTS);
   }, 60_000);
   afterAll(async () => srv?.stop());
 

@@ -1,3 +1,4 @@
+import { ID_EBML, ID_SEGMENT, ID_CLUSTER, ID_TRACKS, ID_TRACK_ENTRY, ID_TRACK_NUMBER, ID_SIMPLE_BLOCK, ID_BLOCK_GROUP, ID_TIMECODE, ID_VOID, ID_CRC32 } from './webm/ebml-ids';
 /**
  * Tiny EBML/Matroska sniffing helpers for MediaRecorder WebM chunks.
  *
@@ -209,17 +210,6 @@ export function looksLikeWebmContinuation(buf: Uint8Array): boolean {
 
 export type WebmCheckResult = { ok: true } | { ok: false; validBytes: number; reason: string };
 
-const ID_EBML = 0x1a45dfa3;
-const ID_SEGMENT = 0x18538067;
-const ID_CLUSTER = 0x1f43b675;
-const ID_TRACKS = 0x1654ae6b;
-const ID_TRACK_ENTRY = 0xae;
-const ID_TRACK_NUMBER = 0xd7;
-const ID_SIMPLE_BLOCK = 0xa3;
-const ID_BLOCK_GROUP = 0xa0;
-const ID_TIMECODE = 0xe7;
-const ID_VOID = 0xec;
-const ID_CRC32 = 0xbf;
 
 /** Level-1 children of a Segment besides Cluster/Tracks: skipped. */
 const SEGMENT_LEAVES = new Set([0x114d9b74, 0x1549a966, 0x1254c367, 0x1c53bb6b, 0x1043a770, 0x1941a469, ID_VOID, ID_CRC32]);

@@ -1,9 +1,7 @@
 import { readVint, startsWithEbmlHeader, WebmStreamChecker } from './ebml';
 import { syntheticCluster } from './webm/webm-header';
+import { ID_EBML, ID_SEGMENT, ID_CLUSTER } from './webm/ebml-ids';
 
-const ID_EBML = 0x1a45dfa3;
-const ID_SEGMENT = 0x18538067;
-const ID_CLUSTER = 0x1f43b675;
 /** Largest init segment kept (EBML header, Segment header, Info, Tracks, SeekHead…); MediaRecorder's is ~150 bytes. */
 export const MAX_INIT_SEGMENT_BYTES = 64 * 1024;
 

@@ -1,4 +1,5 @@
 import { readVint } from '../ebml';
+import { ID_EBML, ID_SEGMENT, ID_INFO, ID_TIMECODE_SCALE, ID_TRACKS, ID_TRACK_ENTRY, ID_TRACK_NUMBER, ID_TRACK_TYPE, ID_CODEC_ID, ID_CODEC_PRIVATE, ID_AUDIO, ID_CHANNELS, ID_CLUSTER, ID_TIMECODE, ID_SIMPLE_BLOCK, ID_BLOCK_GROUP, ID_BLOCK } from '../webm/ebml-ids';
 
 /**
  * Incremental WebM/Matroska demuxer for one Opus audio track: bytes in (split anywhere, down to single bytes),
@@ -43,23 +44,6 @@ export type DemuxEvent =
 /** The byte stream is not WebM/Opus any more (structure broken, no Opus track): nothing after it is decoded. */
 export class WebmDemuxError extends Error {}
 
-const ID_EBML = 0x1a45dfa3;
-const ID_SEGMENT = 0x18538067;
-const ID_INFO = 0x1549a966;
-const ID_TIMECODE_SCALE = 0x2ad7b1;
-const ID_TRACKS = 0x1654ae6b;
-const ID_TRACK_ENTRY = 0xae;
-const ID_TRACK_NUMBER = 0xd7;
-const ID_TRACK_TYPE = 0x83;
-const ID_CODEC_ID = 0x86;
-const ID_CODEC_PRIVATE = 0x63a2;
-const ID_AUDIO = 0xe1;
-const ID_CHANNELS = 0x9f;
-const ID_CLUSTER = 0x1f43b675;
-const ID_TIMECODE = 0xe7;
-const ID_SIMPLE_BLOCK = 0xa3;
-const ID_BLOCK_GROUP = 0xa0;
-const ID_BLOCK = 0xa1;
 
 /** Level-1 elements: each ends an unknown-size Cluster. */
 const LEVEL1 = new Set([ID_CLUSTER, ID_TRACKS, ID_INFO, 0x114d9b74, 0x1254c367, 0x1c53bb6b, 0x1043a770, 0x1941a469]);

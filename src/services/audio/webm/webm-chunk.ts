@@ -1,5 +1,6 @@
 import { readVint } from '../ebml';
 import { opusPacketDurationMs } from '../opus-packet';
+import { ID_CLUSTER, ID_TIMECODE, ID_SIMPLE_BLOCK, ID_BLOCK_GROUP, ID_BLOCK } from './ebml-ids';
 
 /**
  * The layout of one MediaRecorder chunk inside its recording: which blocks it carries and where they sit in time.
@@ -54,11 +55,6 @@ export interface ParseWebmChunkOptions {
   audioTrack?: number;
 }
 
-const ID_CLUSTER = 0x1f43b675;
-const ID_TIMECODE = 0xe7;
-const ID_SIMPLE_BLOCK = 0xa3;
-const ID_BLOCK_GROUP = 0xa0;
-const ID_BLOCK = 0xa1;
 
 /** Cluster children (besides blocks and the timecode) skipped whole. */
 const CLUSTER_LEAVES = new Set([0xab, 0xa7, 0xec, 0xbf, 0x5854, 0xaf]);

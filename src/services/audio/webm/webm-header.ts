@@ -1,4 +1,5 @@
 import { readVint } from '../ebml';
+import { ID_EBML, ID_DOCTYPE, ID_SEGMENT, ID_INFO, ID_TIMECODE_SCALE, ID_TRACKS, ID_TRACK_ENTRY, ID_TRACK_NUMBER, ID_TRACK_TYPE, ID_CODEC_ID, ID_CLUSTER } from './ebml-ids';
 
 /**
  * The head of a WebM/Matroska recording (EBML header, Segment, Info, Tracks), read from its first chunk.
@@ -28,17 +29,6 @@ export type WebmHeaderParse =
   /** Well-formed, but not one Opus audio track (`codecs`: what it carries instead). */
   | { kind: 'unsupported_codec'; codecs: string[] };
 
-const ID_EBML = 0x1a45dfa3;
-const ID_DOCTYPE = 0x4282;
-const ID_SEGMENT = 0x18538067;
-const ID_INFO = 0x1549a966;
-const ID_TIMECODE_SCALE = 0x2ad7b1;
-const ID_TRACKS = 0x1654ae6b;
-const ID_TRACK_ENTRY = 0xae;
-const ID_TRACK_NUMBER = 0xd7;
-const ID_TRACK_TYPE = 0x83;
-const ID_CODEC_ID = 0x86;
-const ID_CLUSTER = 0x1f43b675;
 /** Level-1 elements a recording may carry before its first Cluster; not needed to decode, so not in the primer. */
 const SKIPPED_LEVEL1 = new Set([0x114d9b74, 0x1254c367, 0x1c53bb6b, 0x1043a770, 0x1941a469, 0xec, 0xbf]);
 
