@@ -28,7 +28,7 @@ function fakeAptGet(exitCode = 0): void {
     `echo "apt-get $*" >> ${calls}
 if [ "${exitCode}" -ne 0 ]; then echo "E: Unable to locate package" >&2; exit ${exitCode}; fi
 if [ "$1" = install ] || printf '%s\\n' "$@" | grep -qx install; then
-  for a in "$@"; do case "$a" in chromium|ffmpeg|redis-server|nginx) printf '#!${BASH}\\nexit 0\\n' > ${bin}/$a; chmod +x ${bin}/$a;; esac; done
+  for a in "$@"; do case "$a" in chromium|ffmpeg|redis-server|nginx|gdb) printf '#!${BASH}\\nexit 0\\n' > ${bin}/$a; chmod +x ${bin}/$a;; esac; done
 fi`,
   );
 }
@@ -51,11 +51,11 @@ beforeEach(() => {
 });
 afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-it('on this machine (Chromium, ffmpeg, redis-server and nginx installed) it installs nothing', () => {
+it('on this machine (Chromium, ffmpeg, redis-server, nginx and gdb installed) it installs nothing', () => {
   fakeAptGet();
   const r = spawnSync(BASH, [SCRIPT], { env: { PATH: `${bin}:${process.env.PATH}` }, encoding: 'utf8' });
   expect(r.status).toBe(0);
-  expect(r.stdout).toMatch(/nothing to install \(found chromium \(\/usr\/bin\/chromium\) ffmpeg \(\/usr\/bin\/ffmpeg\) redis-server \(\/usr\/bin\/redis-server\) nginx \(\/usr\/sbin\/nginx\)\)/);
+  expect(r.stdout).toMatch(/nothing to install \(found chromium \(\/usr\/bin\/chromium\) ffmpeg \(\/usr\/bin\/ffmpeg\) redis-server \(\/usr\/bin\/redis-server\) nginx \(\/usr\/sbin\/nginx\) gdb \(\/usr\/bin\/gdb\)\)/);
   expect(recorded()).toEqual([]);
 });
 
@@ -64,13 +64,14 @@ it('as root: says what it will install and why, installs the missing packages, t
   tool('id', 'echo 0');
   const r = run();
   expect(r.code).toBe(0);
-  expect(r.out).toContain('missing chromium ffmpeg redis-server nginx; will install with apt-get:');
+  expect(r.out).toContain('missing chromium ffmpeg redis-server nginx gdb; will install with apt-get:');
   expect(r.out).toMatch(/- chromium: the browser tests/);
   expect(r.out).toMatch(/- ffmpeg: the audio decoder/);
   expect(r.out).toMatch(/- redis-server: the cluster tests/);
   expect(r.out).toMatch(/- nginx: the cluster tests/);
-  expect(r.out).toContain('installed chromium ffmpeg redis-server nginx');
-  expect(recorded()).toEqual(['apt-get update -qq', expect.stringMatching(/^apt-get install -y -qq --no-install-recommends .* chromium ffmpeg redis-server nginx$/)]);
+  expect(r.out).toMatch(/- gdb: the soak's memory probes/);
+  expect(r.out).toContain('installed chromium ffmpeg redis-server nginx gdb');
+  expect(recorded()).toEqual(['apt-get update -qq', expect.stringMatching(/^apt-get install -y -qq --no-install-recommends .* chromium ffmpeg redis-server nginx gdb$/)]);
   const again = run();
   expect(again.code).toBe(0);
   expect(again.out).toContain('nothing to install');
@@ -79,7 +80,7 @@ it('as root: says what it will install and why, installs the missing packages, t
 
 it('as a user with passwordless sudo: installs through `sudo -n`', () => {
   fakeAptGet();
-  for (const present of ['ffmpeg', 'redis-server', 'nginx']) fs.writeFileSync(path.join(bin, present), `#!${BASH}\nexit 0\n`, { mode: 0o755 });
+  for (const present of ['ffmpeg', 'redis-server', 'nginx', 'gdb']) fs.writeFileSync(path.join(bin, present), `#!${BASH}\nexit 0\n`, { mode: 0o755 });
   tool('id', 'echo 1000');
   tool('sudo', `echo "sudo $*" >> ${calls}\n[ "$1" = -n ] || exit 1\nshift\n"$@"`);
   const r = run();
@@ -100,7 +101,7 @@ it('as a user without sudo: installs nothing and says what to run', () => {
   const r = run();
   expect(r.code).toBe(1);
   expect(r.err).toContain('not root and no passwordless sudo');
-  expect(r.err).toContain('sudo apt-get install -y --no-install-recommends chromium ffmpeg redis-server nginx');
+  expect(r.err).toContain('sudo apt-get install -y --no-install-recommends chromium ffmpeg redis-server nginx gdb');
   expect(recorded()).toEqual([]);
 });
 
@@ -117,13 +118,13 @@ it('without apt-get (not Debian) it says what to install', () => {
   tool('id', 'echo 0');
   const r = run();
   expect(r.code).toBe(1);
-  expect(r.err).toContain('install chromium ffmpeg redis-server nginx yourself');
+  expect(r.err).toContain('install chromium ffmpeg redis-server nginx gdb yourself');
 });
 
 it('finds a daemon in an sbin folder that is not on PATH (nginx in /usr/sbin for a non-root user)', () => {
   fakeAptGet();
   tool('id', 'echo 1000');
-  for (const present of ['chromium', 'ffmpeg', 'redis-server']) fs.writeFileSync(path.join(bin, present), `#!${BASH}\nexit 0\n`, { mode: 0o755 });
+  for (const present of ['chromium', 'ffmpeg', 'redis-server', 'gdb']) fs.writeFileSync(path.join(bin, present), `#!${BASH}\nexit 0\n`, { mode: 0o755 });
   const sbin = path.join(dir, 'sbin');
   fs.mkdirSync(sbin);
   fs.writeFileSync(path.join(sbin, 'nginx'), `#!${BASH}\nexit 0\n`, { mode: 0o755 });
