@@ -47,7 +47,14 @@ describe('JwtVerifier', () => {
   });
 
   it('rejects RS256 tokens', () => {
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    // The key as PEM text, not a KeyObject: signing with the KeyObject of a key pair generated here makes jsonwebtoken
+    // read its details under the key's lock, and a garbage collection at that moment that collects the generation job
+    // deadlocks Node 20 (seen in CI: the jest worker's main thread stuck in ~KeyGenJob under GetRsaKeyDetail).
+    const { privateKey } = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
     const rs = jwt.sign(payload, privateKey, { algorithm: 'RS256' });
     expect(v.check(rs)).toEqual({ ok: false, reason: 'invalid' });
   });
