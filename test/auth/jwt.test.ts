@@ -1,4 +1,5 @@
-import { generateKeyPairSync } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import jwt from 'jsonwebtoken';
 import { JwtVerifier, MIN_JWT_SECRET_LENGTH } from '../../src/services/auth/jwt';
 import { signAccessToken } from '../helpers/jwt';
@@ -47,14 +48,10 @@ describe('JwtVerifier', () => {
   });
 
   it('rejects RS256 tokens', () => {
-    // The key as PEM text, not a KeyObject: signing with the KeyObject of a key pair generated here makes jsonwebtoken
-    // read its details under the key's lock, and a garbage collection at that moment that collects the generation job
-    // deadlocks Node 20 (seen in CI: the jest worker's main thread stuck in ~KeyGenJob under GetRsaKeyDetail).
-    const { privateKey } = generateKeyPairSync('rsa', {
-      modulusLength: 2048,
-      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
-      publicKeyEncoding: { type: 'spki', format: 'pem' },
-    });
+    // A fixed key (PEM, made once with openssl for the tests), not one generated here: signing with the KeyObject of a
+    // pair from generateKeyPairSync once deadlocked Node 20 in CI (a GC inside GetRsaKeyDetail ran ~KeyGenJob, which
+    // waited on a lock the same thread held: the jest worker's main thread stuck, per its gdb backtrace).
+    const privateKey = fs.readFileSync(path.join(__dirname, '../fixtures/keys/test-only-rsa-2048.pem'), 'utf8');
     const rs = jwt.sign(payload, privateKey, { algorithm: 'RS256' });
     expect(v.check(rs)).toEqual({ ok: false, reason: 'invalid' });
   });
