@@ -784,6 +784,8 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
       : inProcessWebm && (opts.decodeThreads ?? 0) > 0
         ? new DecodeThreads({ threads: opts.decodeThreads as number, logger: opts.logger })
         : undefined;
+  // Started with the server, so that no session's first chunk waits for a thread's start (its entry and wasm loaded).
+  decodeThreads?.prestart();
   const launcher = opts.useLauncher ? new FfmpegLauncher({ logger: opts.logger }) : undefined;
   void launcher?.start().catch((err: Error) => opts.logger?.error({ err: err.message }, 'the ffmpeg launcher could not start; decoders start in-process'));
   const starts = new DecoderStarts(() => {

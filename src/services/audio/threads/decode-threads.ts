@@ -131,7 +131,8 @@ export class DecodeThreads {
 
   /**
    * Starts the threads now (up to `threads`), so that the first streams do not wait for a thread's start (tens of ms,
-   * its entry and the wasm decoder compiled; more on a loaded machine). The factory calls it when its first session opens.
+   * its entry and the wasm decoder compiled; more on a loaded machine). The factory calls it when it is created
+   * (server start) and as each session opens (a lost thread is replaced before a stream needs it).
    */
   prestart(): void {
     if (this.closed) return;
