@@ -122,7 +122,7 @@ export interface LoadBenchResult {
     sendLagMs: Dist;
     lagSteadyMs: Dist;
     lagAllMs: Dist;
-    /** Steady-phase lag of the chunks that start a new recording (a new ffmpeg) versus the others. */
+    /** Steady-phase lag of the chunks that start a new recording (a new decoding stream: in-process, or an ffmpeg) versus the others. */
     lagStreamStartMs: Dist;
     lagContinuationMs: Dist;
     sessionsBehind: number;
@@ -379,7 +379,7 @@ export function describeRun(r: LoadBenchResult): string[] {
     `sessions ${s.sessions} (${s.sessions_started} started) over ${s.transport}, steady ${f(d.steadyWallS)} s after a ${f(d.startPhaseS)} s start phase`,
     `kept up with real time: ${s.kept_up ? 'yes' : 'NO'} (upstream lag p99 ≤ ${KEPT_UP_LAG_MS} ms: ${fmtDist(d.lagSteadyMs)}; ${d.sessionsBehind} sessions had a chunk over ${KEPT_UP_LAG_MS} ms; client send lag ${fmtDist(d.sendLagMs)})`,
     `  upstream lag incl. start phase: ${fmtDist(d.lagAllMs)}; upstream connections ${d.upstreamConnections}`,
-    `  steady lag of chunks starting a new recording (new ffmpeg): ${fmtDist(d.lagStreamStartMs)}; of the others: ${fmtDist(d.lagContinuationMs)}`,
+    `  steady lag of chunks starting a new recording (new decoding stream): ${fmtDist(d.lagStreamStartMs)}; of the others: ${fmtDist(d.lagContinuationMs)}`,
     `relay-added latency (server, last ≤60 s): p50 ${f(d.relayServer.p50, 2)} / p90 ${f(d.relayServer.p90, 2)} / p99 ${f(d.relayServer.p99, 2)} ms; ${f(s.relay_le_10ms_pct ?? NaN, 2)}% of steady chunks ≤ 10 ms`,
     ...(s.transport === 'rest'
       ? [
