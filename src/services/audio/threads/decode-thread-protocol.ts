@@ -3,7 +3,7 @@ import type { SyncDecodeFailure, SyncPcmDecoderKind } from './sync-pcm-decoder';
 /** Main thread → decoding thread. `id` names one stream, unique per thread for the thread's life. */
 export type ToDecodeThread =
   | { t: 'open'; id: number; kind: SyncPcmDecoderKind; primed: boolean }
-  /** Bytes of the stream, in order (the buffer is transferred). */
+  /** Bytes of the stream, in order (copied: see DecodeThreads on why nothing is transferred). */
   | { t: 'push'; id: number; bytes: Uint8Array }
   /** The input ended: decode what is left and forget the stream. */
   | { t: 'finish'; id: number }
@@ -14,7 +14,7 @@ export type ToDecodeThread =
 export interface DecodeThreadOutput {
   t: 'out';
   id: number;
-  /** PCM it produced (transferred), if any. */
+  /** PCM it produced (copied), if any. */
   pcm: Uint8Array | null;
   /** Input bytes of the `push` answered (0 for `finish`). */
   consumed: number;

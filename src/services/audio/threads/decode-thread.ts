@@ -4,7 +4,7 @@ import type { SyncDecodeResult, SyncPcmDecoder, SyncPcmDecoderMakers } from './s
 /** The side of a MessagePort a decoding thread uses (worker_threads' `parentPort`). */
 export interface DecodeThreadPort {
   on(event: 'message', listener: (m: ToDecodeThread) => void): unknown;
-  postMessage(m: FromDecodeThread, transfer?: ArrayBuffer[]): void;
+  postMessage(m: FromDecodeThread): void;
 }
 
 /**
@@ -18,14 +18,14 @@ export function runDecodeThread(port: DecodeThreadPort, makers: SyncPcmDecoderMa
   const answer = (id: number, consumed: number, res: SyncDecodeResult | undefined, finished: boolean): void => {
     let pcm: Uint8Array | null = null;
     if (res && res.pcm.length > 0) {
-      // A copy the thread can give away (the decoder's Buffer may be a view of a pooled or native buffer).
+      // An exact-size copy (the decoder's Buffer may be a view of a larger one, which a message would copy whole).
       pcm = new Uint8Array(res.pcm.length);
       pcm.set(res.pcm);
     }
     const out: DecodeThreadOutput = { t: 'out', id, pcm, consumed };
     if (res?.failure) out.failure = res.failure;
     if (finished) out.finished = true;
-    port.postMessage(out, pcm ? [pcm.buffer as ArrayBuffer] : []);
+    port.postMessage(out);
   };
 
   const run = (id: number, dec: SyncPcmDecoder, f: (d: SyncPcmDecoder) => SyncDecodeResult): SyncDecodeResult => {
