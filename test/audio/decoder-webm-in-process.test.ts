@@ -5,7 +5,7 @@
  */
 import { createFfmpegDecoderFactory, type FfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import { AudioDecodeError, AudioLimitError } from '../../src/services/audio/session-audio-decoder';
-import { collect, decoderPids, pseudoRandomBytes, rejection } from './helpers';
+import { collect, decoderPids, headerThenGarbage, rejection } from './helpers';
 import { ffmpegBinary } from '../helpers/ffmpeg';
 import { HELLO, LONG, SHORT, loadChunks } from '../helpers/fixtures';
 import { inProcessDecode } from '../helpers/in-process-decode';
@@ -76,10 +76,7 @@ describe('session decoder, WebM/Opus decoded in-process', () => {
     const { factory, create } = newFactory();
     const dec = create('s3');
     const out = collect(dec);
-    await dec.write(hello[0]!, { format: 'webm' });
-    const errP = out.nextError();
-    await dec.write(pseudoRandomBytes(20000, 42), { format: 'webm' });
-    const err = await errP;
+    const err = await headerThenGarbage(dec, out, hello[0]!);
     expect(err).toBeInstanceOf(AudioDecodeError);
     expect(err.code).toBe('AUDIO_DECODE_FAILED');
     const before = out.pcm().length;

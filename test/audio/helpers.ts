@@ -291,3 +291,14 @@ const cmdline = (pid: number) => {
 
 /** ffmpeg children of `pid` (default: this process) that decode from a pipe: the decoders, pooled or not, not fluent-ffmpeg's capability probes. */
 export const decoderPids = (pid = process.pid) => childProcesses(pid, 'ffmpeg').filter((p) => cmdline(p).includes('pipe:0'));
+
+/**
+ * Writes a recording's header chunk, then 20 KB of garbage as its continuation, and returns the error event that
+ * follows (the decoder keeps going: its next chunks decode on a restart primed with the head).
+ */
+export async function headerThenGarbage(dec: SessionAudioDecoder, out: Collector, header: Buffer): Promise<AudioDecodeError> {
+  await dec.write(header, { format: 'webm' });
+  const errP = out.nextError();
+  await dec.write(pseudoRandomBytes(20000, 42), { format: 'webm' });
+  return errP;
+}

@@ -18,9 +18,7 @@ export function runDecodeThread(port: DecodeThreadPort, makers: SyncPcmDecoderMa
   const answer = (id: number, consumed: number, res: SyncDecodeResult | undefined, finished: boolean): void => {
     let pcm: Uint8Array | null = null;
     if (res && res.pcm.length > 0) {
-      // An exact-size copy (the decoder's Buffer may be a view of a larger one, which a message would copy whole).
-      pcm = new Uint8Array(res.pcm.length);
-      pcm.set(res.pcm);
+      pcm = ownBytes(res.pcm);
     }
     const out: DecodeThreadOutput = { t: 'out', id, pcm, consumed };
     if (res?.failure) out.failure = res.failure;
@@ -84,4 +82,15 @@ export function runDecodeThread(port: DecodeThreadPort, makers: SyncPcmDecoderMa
     }
   });
   port.postMessage({ t: 'ready' });
+}
+
+/**
+ * Bytes a message can carry as they are: the array itself when it spans its whole buffer, else an exact-size copy (a
+ * message copies a view's whole underlying buffer).
+ */
+export function ownBytes(b: Uint8Array): Uint8Array {
+  if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength) return b;
+  const copy = new Uint8Array(b.length);
+  copy.set(b);
+  return copy;
 }

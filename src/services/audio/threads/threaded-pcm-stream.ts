@@ -1,6 +1,7 @@
 import type { Logger } from '../../../util/logger';
 import type { PcmStream, PcmStreamHandlers } from '../pcm-stream';
 import { AudioDecodeError } from '../session-audio-decoder';
+import { ownBytes } from './decode-thread';
 import type { DecodeThreadOutput } from './decode-thread-protocol';
 import type { DecodeThreadHandle, DecodeThreads } from './decode-threads';
 import type { SyncPcmDecoderKind, SyncPcmDecoderOptions } from './sync-pcm-decoder';
@@ -155,8 +156,7 @@ export class ThreadedPcmStream implements PcmStream {
     while (this.pending.length && this.inFlight < MAX_IN_FLIGHT_BYTES) {
       const head = this.pending[0]!;
       const n = Math.min(head.length, SLICE_BYTES, MAX_IN_FLIGHT_BYTES - this.inFlight);
-      const slice = new Uint8Array(n);
-      slice.set(head.subarray(0, n));
+      const slice = ownBytes(head.subarray(0, n));
       if (n === head.length) this.pending.shift();
       else this.pending[0] = head.subarray(n);
       this.pendingBytes -= n;
