@@ -102,6 +102,7 @@ export class ThreadedPcmStream implements PcmStream {
     this.releasing = setImmediate(() => {
       this.releasing = undefined;
       if (this.paused || this.killed || this.settled) return;
+      // (A handler that holds the output again sends the rest back to `held`, in order.)
       for (const pcm of this.held.splice(0)) this.deliver(pcm);
       this.pump();
       this.maybeSettle();
@@ -204,7 +205,9 @@ export class ThreadedPcmStream implements PcmStream {
 
   private deliver(pcm: Buffer): void {
     if (this.killed) return;
-    if (this.paused) {
+    // Output that arrives after a release but before the held output went (the release is due in a later turn)
+    // queues behind it: given now, it would overtake audio decoded before it.
+    if (this.paused || this.releasing) {
       this.held.push(pcm);
       return;
     }
