@@ -57,8 +57,7 @@ describe('ThreadedPcmStream: held output and answers arriving around its release
   it('a handler that holds the output again during the release keeps the rest held, in order', async () => {
     const t = scriptedThreads();
     const delivered: number[][] = [];
-    let stream!: ThreadedPcmStream;
-    stream = ThreadedPcmStream.open(t.threads, 'webm-opus', { primed: false }, {
+    const stream: ThreadedPcmStream = ThreadedPcmStream.open(t.threads, 'webm-opus', { primed: false }, {
       logger: silentLogger,
       onPcm: (b) => {
         delivered.push([...b]);
