@@ -1,7 +1,8 @@
 import { designedWaitOf } from './designed-wait';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
-import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { WindowSummary } from './window-summary';
 import type { EmulatorRetained } from '../emulator';
 import type { DecoderStartSource } from '../services/audio/decoder-starts';
 import { AudioDecodeError, AudioLimitError, type AudioPathEvent, type DecoderProcessCounters } from '../services/audio/session-audio-decoder';
@@ -72,10 +73,10 @@ export class Metrics {
   readonly transcribeSeconds: Histogram<'status'>;
   readonly relayLatencySeconds: Histogram;
   /** Sliding-window quantiles of the same two latencies (the histograms' buckets are too coarse for p50/p99). */
-  readonly transcribeRecentSeconds: Summary;
-  readonly relayLatencyRecentSeconds: Summary;
+  readonly transcribeRecentSeconds: WindowSummary;
+  readonly relayLatencyRecentSeconds: WindowSummary;
   /** `/transcribe`'s own handling: its latency minus the designed wait for news (sliding-window quantiles). */
-  readonly transcribeHandlingRecentSeconds: Summary;
+  readonly transcribeHandlingRecentSeconds: WindowSummary;
   readonly httpResponses: Counter<'route' | 'method' | 'status'>;
   readonly rateLimited: Counter<'limit'>;
   /** WebM chunks the reorder buffer did something about, by what (reordered, duplicate, skipped, late, unplaced). */
@@ -315,20 +316,20 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [r],
     });
-    // Exact-enough p50/p90/p99 for dashboards and the benchmarks: t-digest quantiles over the last 60 s
-    // (5 rotating buckets, so a scrape sees the last 48-60 s). The histograms above stay for aggregation.
+    // Exact p50/p90/p99 for dashboards and the benchmarks: quantiles over the last 60 s (5 rotating buckets, so a
+    // scrape sees the last 48-60 s), computed when scraped. The histograms above stay for aggregation.
     const recent = { percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 60, ageBuckets: 5, registers: [r] };
-    this.transcribeRecentSeconds = new Summary({
+    this.transcribeRecentSeconds = new WindowSummary({
       name: 'live_audio_transcribe_duration_recent_seconds',
       help: 'POST /transcribe latency, quantiles over a sliding 60 s window',
       ...recent,
     });
-    this.transcribeHandlingRecentSeconds = new Summary({
+    this.transcribeHandlingRecentSeconds = new WindowSummary({
       name: 'live_audio_transcribe_handling_recent_seconds',
       help: "POST /transcribe's own handling time (latency minus the designed bounded wait for news), quantiles over a sliding 60 s window",
       ...recent,
     });
-    this.relayLatencyRecentSeconds = new Summary({
+    this.relayLatencyRecentSeconds = new WindowSummary({
       name: 'live_audio_relay_latency_recent_seconds',
       help: "The relay's own added latency (chunk received to PCM handed to the upstream socket), quantiles over a sliding 60 s window",
       ...recent,
