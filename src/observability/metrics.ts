@@ -21,8 +21,17 @@ const KNOWN_ROUTES: [RegExp, string][] = [
   [/^\/(health|ready|metrics)$/, '/$1'],
 ];
 
+/** The labels of routes without parameters, looked up before the patterns. */
+const STATIC_ROUTES: ReadonlySet<string> = new Set([
+  ...['sessions', 'session/start', 'streaming/start', 'transcribe', 'session/end'].map((r) => `/api/v1/live-audio/${r}`),
+  '/health',
+  '/ready',
+  '/metrics',
+]);
+
 /** A bounded route label (no ids, no arbitrary paths). */
 export function routeLabel(path: string): string {
+  if (STATIC_ROUTES.has(path)) return path;
   for (const [re, label] of KNOWN_ROUTES) {
     if (re.test(path)) return path.replace(re, label);
   }
@@ -456,18 +465,37 @@ export class Metrics {
     }
   }
 
-  /** Counts HTTP responses and times `/transcribe` (mount early: the clock starts when the request arrives). */
+  /**
+   * Counts HTTP responses and times `/transcribe` (mount early: the clock starts when the request arrives). The
+   * counters' children are bound once per (route, method, status): prom-client hashes a label object on every
+   * `inc`/`observe` otherwise. The set is bounded as the labels are: routes by `routeLabel`, methods by Node's
+   * parser (it refuses unknown ones), statuses by HTTP.
+   */
   httpMiddleware(): RequestHandler {
+    const responses = new Map<string, { inc(): void }>();
+    const transcribeByStatus = new Map<number, { observe(v: number): void }>();
     return (req, res, next) => {
       const start = process.hrtime.bigint();
       res.once('finish', () => {
-        const path = (req.originalUrl ?? req.url).split('?')[0];
-        const route = routeLabel(path);
-        const status = String(res.statusCode);
-        this.httpResponses.inc({ route, method: req.method, status });
+        const url = req.originalUrl ?? req.url;
+        const q = url.indexOf('?');
+        const route = routeLabel(q === -1 ? url : url.slice(0, q));
+        const status = res.statusCode;
+        const key = `${route} ${req.method} ${status}`;
+        let counter = responses.get(key);
+        if (!counter) {
+          counter = this.httpResponses.labels({ route, method: req.method, status: String(status) });
+          responses.set(key, counter);
+        }
+        counter.inc();
         if (route === '/api/v1/live-audio/transcribe' && req.method === 'POST') {
           const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-          this.transcribeSeconds.observe({ status }, seconds);
+          let h = transcribeByStatus.get(status);
+          if (!h) {
+            h = this.transcribeSeconds.labels({ status: String(status) });
+            transcribeByStatus.set(status, h);
+          }
+          h.observe(seconds);
           this.transcribeRecentSeconds.observe(seconds);
           this.transcribeHandlingRecentSeconds.observe(Math.max(0, seconds - designedWaitOf(res) / 1000));
         }
