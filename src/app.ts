@@ -5,7 +5,7 @@ import { createLiveAudioController } from './controllers/live-audio-controller';
 import { corsPolicy } from './middleware/cors-policy';
 import type { TrustProxy } from './services/policy/client-ip';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
-import { httpLogger } from './middleware/http-logger';
+import { CHUNK_ROUTE, httpLogger } from './middleware/http-logger';
 import { requestId } from './middleware/request-id';
 import { BodyBudget, type BodyBudgetLimits } from './middleware/body-budget';
 import { jsonBody } from './middleware/body-json';
@@ -48,6 +48,8 @@ export interface AppDeps {
   }) => Array<{ path: string; router: Router }>;
   /** More documented routes for `/openapi.json` (the dialects' HTTP routes). */
   openApiPaths?: () => Record<string, unknown>;
+  /** More POST routes carrying audio chunks (the dialects'): their successful requests are logged at debug, as `/transcribe`'s. */
+  chunkRoutes?: readonly string[];
   /** Extra routers mounted before the 404 handler (health, metrics, static page). */
   mount?: (app: Express) => void;
   /** Proxies trusted to set X-Forwarded-For (`TRUST_PROXY`); default none. */
@@ -89,7 +91,7 @@ export function createApp(deps: AppDeps): Express {
   if (deps.cluster) app.use(deps.cluster.guard);
   app.use(requestId);
   if (deps.metrics) app.use(deps.metrics.httpMiddleware());
-  app.use(httpLogger(deps.logger));
+  app.use(httpLogger(deps.logger, { chunkRoutes: [CHUNK_ROUTE, ...(deps.chunkRoutes ?? [])] }));
   app.use(helmet());
   app.use(corsPolicy({ origins: deps.corsOrigins, allowLocalhost: deps.allowLocalhostOrigins }));
 

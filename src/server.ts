@@ -36,7 +36,7 @@ import type { UpstreamProvider } from './services/upstream/upstream-types';
 import type { Logger } from './util/logger';
 import { attachLiveAudioWebSocket, type LiveAudioWsEndpoint } from './websocket/attach-live-audio-ws';
 import { ConnectionCounter } from './websocket/connection-counter';
-import { dialectOpenApiPaths, dialectRouters, mountDialects } from './dialects';
+import { DIALECT_CHUNK_ROUTES, dialectOpenApiPaths, dialectRouters, mountDialects } from './dialects';
 
 export const EMULATED_NOTICE =
   'Offline demo mode: no GEMINI_API_KEY is set, so replies come from the built-in Gemini Live emulator, not from Gemini.';
@@ -186,6 +186,7 @@ export async function createLiveAudioServer(config: AppConfig, o: ServerOverride
     isReady: () => ready && !registry.isDraining,
     webRoot: o.webRoot,
     openApiPaths: dialectOpenApiPaths,
+    chunkRoutes: DIALECT_CHUNK_ROUTES,
     routers: (r) =>
       dialectRouters({
         service,

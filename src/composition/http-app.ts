@@ -35,6 +35,7 @@ export interface HttpAppParts {
   /** More HTTP routes behind the same guards (the client dialects), and their OpenAPI paths. */
   routers?: AppDeps['routers'];
   openApiPaths?: AppDeps['openApiPaths'];
+  chunkRoutes?: AppDeps['chunkRoutes'];
 }
 
 /** The REST door: the Express app with auth, request limits, body caps, the page and (cluster mode) forwarding. */
@@ -79,6 +80,7 @@ export function buildHttpApp(config: AppConfig, p: HttpAppParts): Express {
     emulatedNotice: p.emulatedNotice,
     routers: p.routers,
     openApiPaths: p.openApiPaths,
+    chunkRoutes: p.chunkRoutes,
     isReady: p.isReady,
     mount: (a) => a.use(createWebPageRouter({ root: p.webRoot ?? defaultWebRoot(), logger })),
     trustProxy: config.limits.trustProxy,

@@ -11,6 +11,9 @@ import { mountVoicePipeline } from './voice-pipeline';
 export type { DialectDeps, DialectEndpoint } from './dialect-socket';
 export { dialectOpenApiPaths } from './dialect-schemas';
 
+/** The dialects' HTTP routes that carry audio chunks (logged at debug when they succeed, as `/transcribe`). */
+export const DIALECT_CHUNK_ROUTES: readonly string[] = [`${ELK_HTTP_BASE}/send-audio`];
+
 /** The four dialects' WebSocket endpoints, mounted on the server's upgrade router (README "Dialects"). */
 export function mountDialects(d: DialectDeps): { endpoints: DialectEndpoint[]; close(graceMs?: number): Promise<void> } {
   const endpoints = [mountVoicePipeline(d), mountInterviewCoach(d), mountElkRealtime(d), mountFastapiLive(d)];

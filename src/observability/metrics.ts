@@ -1,7 +1,8 @@
 import { designedWaitOf } from './designed-wait';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { RequestHandler } from 'express';
-import { Counter, Gauge, Histogram, Registry, Summary } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { WindowSummary } from './window-summary';
 import type { EmulatorRetained } from '../emulator';
 import type { DecoderStartSource } from '../services/audio/decoder-starts';
 import { AudioDecodeError, AudioLimitError, type AudioPathEvent, type DecoderProcessCounters } from '../services/audio/session-audio-decoder';
@@ -20,8 +21,17 @@ const KNOWN_ROUTES: [RegExp, string][] = [
   [/^\/(health|ready|metrics)$/, '/$1'],
 ];
 
+/** The labels of routes without parameters, looked up before the patterns. */
+const STATIC_ROUTES: ReadonlySet<string> = new Set([
+  ...['sessions', 'session/start', 'streaming/start', 'transcribe', 'session/end'].map((r) => `/api/v1/live-audio/${r}`),
+  '/health',
+  '/ready',
+  '/metrics',
+]);
+
 /** A bounded route label (no ids, no arbitrary paths). */
 export function routeLabel(path: string): string {
+  if (STATIC_ROUTES.has(path)) return path;
   for (const [re, label] of KNOWN_ROUTES) {
     if (re.test(path)) return path.replace(re, label);
   }
@@ -72,10 +82,10 @@ export class Metrics {
   readonly transcribeSeconds: Histogram<'status'>;
   readonly relayLatencySeconds: Histogram;
   /** Sliding-window quantiles of the same two latencies (the histograms' buckets are too coarse for p50/p99). */
-  readonly transcribeRecentSeconds: Summary;
-  readonly relayLatencyRecentSeconds: Summary;
+  readonly transcribeRecentSeconds: WindowSummary;
+  readonly relayLatencyRecentSeconds: WindowSummary;
   /** `/transcribe`'s own handling: its latency minus the designed wait for news (sliding-window quantiles). */
-  readonly transcribeHandlingRecentSeconds: Summary;
+  readonly transcribeHandlingRecentSeconds: WindowSummary;
   readonly httpResponses: Counter<'route' | 'method' | 'status'>;
   readonly rateLimited: Counter<'limit'>;
   /** WebM chunks the reorder buffer did something about, by what (reordered, duplicate, skipped, late, unplaced). */
@@ -315,20 +325,20 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [r],
     });
-    // Exact-enough p50/p90/p99 for dashboards and the benchmarks: t-digest quantiles over the last 60 s
-    // (5 rotating buckets, so a scrape sees the last 48-60 s). The histograms above stay for aggregation.
+    // Exact p50/p90/p99 for dashboards and the benchmarks: quantiles over the last 60 s (5 rotating buckets, so a
+    // scrape sees the last 48-60 s), computed when scraped. The histograms above stay for aggregation.
     const recent = { percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 60, ageBuckets: 5, registers: [r] };
-    this.transcribeRecentSeconds = new Summary({
+    this.transcribeRecentSeconds = new WindowSummary({
       name: 'live_audio_transcribe_duration_recent_seconds',
       help: 'POST /transcribe latency, quantiles over a sliding 60 s window',
       ...recent,
     });
-    this.transcribeHandlingRecentSeconds = new Summary({
+    this.transcribeHandlingRecentSeconds = new WindowSummary({
       name: 'live_audio_transcribe_handling_recent_seconds',
       help: "POST /transcribe's own handling time (latency minus the designed bounded wait for news), quantiles over a sliding 60 s window",
       ...recent,
     });
-    this.relayLatencyRecentSeconds = new Summary({
+    this.relayLatencyRecentSeconds = new WindowSummary({
       name: 'live_audio_relay_latency_recent_seconds',
       help: "The relay's own added latency (chunk received to PCM handed to the upstream socket), quantiles over a sliding 60 s window",
       ...recent,
@@ -455,18 +465,37 @@ export class Metrics {
     }
   }
 
-  /** Counts HTTP responses and times `/transcribe` (mount early: the clock starts when the request arrives). */
+  /**
+   * Counts HTTP responses and times `/transcribe` (mount early: the clock starts when the request arrives). The
+   * counters' children are bound once per (route, method, status): prom-client hashes a label object on every
+   * `inc`/`observe` otherwise. The set is bounded as the labels are: routes by `routeLabel`, methods by Node's
+   * parser (it refuses unknown ones), statuses by HTTP.
+   */
   httpMiddleware(): RequestHandler {
+    const responses = new Map<string, { inc(): void }>();
+    const transcribeByStatus = new Map<number, { observe(v: number): void }>();
     return (req, res, next) => {
       const start = process.hrtime.bigint();
       res.once('finish', () => {
-        const path = (req.originalUrl ?? req.url).split('?')[0];
-        const route = routeLabel(path);
-        const status = String(res.statusCode);
-        this.httpResponses.inc({ route, method: req.method, status });
+        const url = req.originalUrl ?? req.url;
+        const q = url.indexOf('?');
+        const route = routeLabel(q === -1 ? url : url.slice(0, q));
+        const status = res.statusCode;
+        const key = `${route} ${req.method} ${status}`;
+        let counter = responses.get(key);
+        if (!counter) {
+          counter = this.httpResponses.labels({ route, method: req.method, status: String(status) });
+          responses.set(key, counter);
+        }
+        counter.inc();
         if (route === '/api/v1/live-audio/transcribe' && req.method === 'POST') {
           const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-          this.transcribeSeconds.observe({ status }, seconds);
+          let h = transcribeByStatus.get(status);
+          if (!h) {
+            h = this.transcribeSeconds.labels({ status: String(status) });
+            transcribeByStatus.set(status, h);
+          }
+          h.observe(seconds);
           this.transcribeRecentSeconds.observe(seconds);
           this.transcribeHandlingRecentSeconds.observe(Math.max(0, seconds - designedWaitOf(res) / 1000));
         }
