@@ -1,0 +1,59 @@
+/**
+ * `npx tsx bench/diagnose/thread-memory.ts [sessions=3000] [young_mb=default] [concurrency=50]`: what a decoding
+ * thread keeps of the soak's work, seen from inside the thread. In one process, one decoding thread
+ * (`DecodeThreads`), `sessions` streams, `concurrency` at a time, each as a soak session: open, the recording's first
+ * two chunks, finish. Every 500 sessions: the thread's own heap, external memory and array buffers, its
+ * collections (scavenges / full), and this process's RSS. Prints the load average.
+ */
+import os from 'node:os';
+import { loadChunks, LONG } from '../../test/helpers/fixtures';
+import { DecodeThreads } from '../../src/services/audio/threads/decode-threads';
+import { ThreadedPcmStream } from '../../src/services/audio/threads/threaded-pcm-stream';
+import { readRssKb } from '../proc';
+import { silentLogger } from '../../src/util/logger';
+
+const mb = (b: number) => (b / 1024 / 1024).toFixed(1);
+
+async function oneSession(threads: DecodeThreads, chunks: Buffer[]): Promise<number> {
+  let bytes = 0;
+  const s = ThreadedPcmStream.open(threads, 'webm-opus', { primed: false }, { logger: silentLogger, onPcm: (b) => (bytes += b.length), onFailure: (e) => { throw e; } }); // prettier-ignore
+  if (!s) throw new Error('no decoding thread');
+  await s.write(chunks[0]!);
+  await new Promise((r) => setTimeout(r, 5));
+  await s.write(chunks[1]!);
+  await s.end(5000);
+  return bytes;
+}
+
+async function main(): Promise<void> {
+  const sessions = Number(process.argv[2] ?? 3000);
+  const young = process.argv[3] && process.argv[3] !== 'default' ? Number(process.argv[3]) : undefined;
+  const concurrency = Number(process.argv[4] ?? 50);
+  const chunks = loadChunks(LONG);
+  console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${sessions} sessions, ${concurrency} at a time, young generation ${young ?? 'default'} MB`);
+  const threads = new DecodeThreads({ threads: 1, logger: silentLogger, ...(young !== undefined ? { maxYoungGenerationSizeMb: young } : {}) });
+  threads.prestart();
+  const report = async (n: number) => {
+    const [m] = await threads.memory();
+    if (!m) return console.log(`${n}: no answer`);
+    console.log(`${String(n).padStart(6)} sessions: thread heap ${mb(m.heapUsed)}/${mb(m.heapTotal)}, external ${mb(m.external)}, arrayBuffers ${mb(m.arrayBuffers)}, scavenges ${m.scavenges}, full GCs ${m.fullGcs}; process RSS ${mb((readRssKb(process.pid) ?? NaN) * 1024)}`);
+  };
+  await new Promise((r) => setTimeout(r, 500));
+  await report(0);
+  const cpu0 = process.cpuUsage();
+  let next = 0;
+  let done = 0;
+  const worker = async () => {
+    while (next < sessions) {
+      next++;
+      await oneSession(threads, chunks);
+      if (++done % 500 === 0) await report(done);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const cpu = process.cpuUsage(cpu0);
+  console.log(`process CPU ${((cpu.user + cpu.system) / 1000).toFixed(0)} ms for ${sessions} sessions`);
+  await threads.close();
+}
+
+void main();
