@@ -31,7 +31,7 @@ export interface DecodeThreadsOptions {
   entry?: string;
   /** Each thread's V8 old-generation limit (MB). */
   maxOldGenerationSizeMb?: number;
-  /** Each thread's V8 young-generation size (MB; V8's default when absent). */
+  /** Each thread's V8 young-generation size (MB; default DEFAULT_YOUNG_MB, see there). */
   maxYoungGenerationSizeMb?: number;
   /** Given to each thread's entry (`workerData`; tests use it to inject faults). */
   workerData?: unknown;
@@ -50,6 +50,15 @@ export interface DecodeThreadsStats {
 }
 
 const DEFAULT_HUNG_MS = 5000;
+/**
+ * A thread's young generation, MB (V8 raises it to its minimum semi-space). The thread runs little JS but allocates
+ * ~100 KB of array buffers per chunk outside its heap (the message's copy of the chunk, libopus's output per packet,
+ * the PCM answered); they are freed only when a collection finds them dead, and with V8's default young generation
+ * the thread collected once per ~200 chunks, so tens of MB of dead buffers passed through glibc's arena of the
+ * non-main threads at a time, and glibc kept the high-water mark (BENCHMARKS §4.5). A small young generation makes
+ * the thread scavenge every ~50 chunks (4×: measured with bench/diagnose/thread-memory.ts).
+ */
+const DEFAULT_YOUNG_MB = 2;
 /** A thread that has not started running its entry after this long (or twice `hungMs`) is dropped as hung. */
 const START_DEADLINE_MS = 10_000;
 /** Thread deaths within this window beyond which no new thread is started for a while (streams then decode in-process). */
@@ -208,8 +217,7 @@ export class DecodeThreads {
     }
     let thread: DecodeThread;
     try {
-      const limits: ResourceLimits = { maxOldGenerationSizeMb: this.maxOldMb };
-      if (this.opts.maxYoungGenerationSizeMb !== undefined) limits.maxYoungGenerationSizeMb = this.opts.maxYoungGenerationSizeMb;
+      const limits: ResourceLimits = { maxOldGenerationSizeMb: this.maxOldMb, maxYoungGenerationSizeMb: this.opts.maxYoungGenerationSizeMb ?? DEFAULT_YOUNG_MB };
       thread = new DecodeThread(this.entry, this.execArgv, limits, this.opts.workerData);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'could not start a decoding thread');
