@@ -1,10 +1,12 @@
 /**
- * `npx tsx bench/diagnose/thread-memory.ts [sessions=3000] [young_mb=default] [concurrency=50] [hold_s=0] [gap_ms=5]`: what a decoding
- * thread keeps of the soak's work, seen from inside the thread. In one process, one decoding thread
+ * `npx tsx bench/diagnose/thread-memory.ts [sessions=3000] [young_mb=default] [concurrency=50] [hold_s=0] [gap_ms=5]`:
+ * what a decoding thread keeps of the soak's work, seen from inside the thread. In one process, one decoding thread
  * (`DecodeThreads`), `sessions` streams, `concurrency` at a time, each as a soak session: open, the recording's first
- * two chunks `gap_ms` apart, finish `gap_ms` later (a soak session lives ~0.2-2 s). Every 500 sessions: the thread's own heap, external memory and array buffers, its
- * collections (scavenges / full), and this process's RSS. Prints the load average. `hold_s`: the process waits that
- * long at the end, its thread still running, for probes from outside (gdb's malloc_info: bench/memory-probe.ts).
+ * two chunks `gap_ms` apart, finish `gap_ms` later (a soak session lives ~0.2-2 s). Every 500 sessions: the thread's
+ * own heap, external memory and array buffers, its collections (scavenges / full), and this process's RSS; at the
+ * end the most array buffers seen (sampled every 100 ms). `young_mb`: the thread's young generation (default: the
+ * server's; 48 scavenges as rarely as V8's own default did). Prints the load average. `hold_s`: the process waits
+ * that long at the end, its thread still running, for probes from outside (gdb's malloc_info: bench/memory-probe.ts).
  */
 import os from 'node:os';
 import { loadChunks, LONG } from '../../test/helpers/fixtures';
@@ -33,7 +35,7 @@ async function main(): Promise<void> {
   const concurrency = Number(process.argv[4] ?? 50);
   const gapMs = Number(process.argv[6] ?? 5);
   const chunks = loadChunks(LONG);
-  console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${sessions} sessions, ${concurrency} at a time, ${gapMs} ms apart, young generation ${young ?? 'default'} MB`);
+  console.log(`load average ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; ${sessions} sessions, ${concurrency} at a time, ${gapMs} ms apart, young generation ${young ?? "the server's default"} MB`);
   const threads = new DecodeThreads({ threads: 1, logger: silentLogger, ...(young !== undefined ? { maxYoungGenerationSizeMb: young } : {}) });
   threads.prestart();
   const report = async (n: number) => {

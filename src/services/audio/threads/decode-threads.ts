@@ -103,7 +103,8 @@ class DecodeThread {
  *
  * Buffers are copied between the threads, never transferred: a transferred ArrayBuffer is freed through the other
  * thread, and after a 10,000-session soak the server still counted 43 MB of array buffers after a full GC (0.15 MB
- * with copies). Memory outside the V8 heap still grows more than with decoding on the main thread (BENCHMARKS §4.5).
+ * with copies). Each thread runs with a small young generation (DEFAULT_YOUNG_MB) so that its dead buffers are
+ * collected as it goes (BENCHMARKS §4.5).
  */
 export class DecodeThreads {
   private readonly log: Logger;
