@@ -8,7 +8,9 @@ export type ToDecodeThread =
   /** The input ended: decode what is left and forget the stream. */
   | { t: 'finish'; id: number }
   /** Forget the stream now (killed by its owner). */
-  | { t: 'close'; id: number };
+  | { t: 'close'; id: number }
+  /** Report the thread's own memory (answered with `memory`, out of the streams' order count). */
+  | { t: 'memory'; req: number };
 
 /** Decoding thread → main thread: one answer per `push` and per `finish`, in order. */
 export interface DecodeThreadOutput {
@@ -29,4 +31,23 @@ export interface DecodeThreadReady {
   t: 'ready';
 }
 
-export type FromDecodeThread = DecodeThreadOutput | DecodeThreadReady;
+/** A decoding thread's own memory, as it sees it (its isolate's heap and the buffers it allocated), bytes. */
+export interface DecodeThreadMemory {
+  heapUsed: number;
+  heapTotal: number;
+  /** Memory outside the heap that its isolate accounts for (array buffers' backing stores, wasm memories). */
+  external: number;
+  arrayBuffers: number;
+  /** Young-generation collections (scavenges) and full collections since the thread started. */
+  scavenges: number;
+  fullGcs: number;
+}
+
+/** Decoding thread → main thread: the answer to `memory`. */
+export interface DecodeThreadMemoryAnswer {
+  t: 'memory';
+  req: number;
+  memory: DecodeThreadMemory;
+}
+
+export type FromDecodeThread = DecodeThreadOutput | DecodeThreadReady | DecodeThreadMemoryAnswer;

@@ -1,4 +1,4 @@
-import type { FromDecodeThread, DecodeThreadOutput, ToDecodeThread } from './decode-thread-protocol';
+import type { FromDecodeThread, DecodeThreadMemory, DecodeThreadOutput, ToDecodeThread } from './decode-thread-protocol';
 import type { SyncDecodeResult, SyncPcmDecoder, SyncPcmDecoderMakers } from './sync-pcm-decoder';
 
 /** The side of a MessagePort a decoding thread uses (worker_threads' `parentPort`). */
@@ -12,7 +12,7 @@ export interface DecodeThreadPort {
  * answered (`push` and `finish` get exactly one `out` each, in order, so the main thread can count its bytes in
  * flight). A decoder that throws fails its stream, never the thread.
  */
-export function runDecodeThread(port: DecodeThreadPort, makers: SyncPcmDecoderMakers): void {
+export function runDecodeThread(port: DecodeThreadPort, makers: SyncPcmDecoderMakers, memory?: () => DecodeThreadMemory): void {
   const streams = new Map<number, SyncPcmDecoder>();
 
   const answer = (id: number, consumed: number, res: SyncDecodeResult | undefined, finished: boolean): void => {
@@ -78,6 +78,9 @@ export function runDecodeThread(port: DecodeThreadPort, makers: SyncPcmDecoderMa
       }
       case 'close':
         forget(m.id);
+        return;
+      case 'memory':
+        if (memory) port.postMessage({ t: 'memory', req: m.req, memory: memory() });
         return;
     }
   });

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { silentLogger, type Logger } from '../../../util/logger';
-import type { DecodeThreadOutput, FromDecodeThread, ToDecodeThread } from './decode-thread-protocol';
+import type { DecodeThreadMemory, DecodeThreadOutput, FromDecodeThread, ToDecodeThread } from './decode-thread-protocol';
 import type { SyncPcmDecoderKind, SyncPcmDecoderOptions } from './sync-pcm-decoder';
 
 /** What a stream on a decoding thread is told. */
@@ -31,6 +31,8 @@ export interface DecodeThreadsOptions {
   entry?: string;
   /** Each thread's V8 old-generation limit (MB). */
   maxOldGenerationSizeMb?: number;
+  /** Each thread's V8 young-generation size (MB; default DEFAULT_YOUNG_MB, see there). */
+  maxYoungGenerationSizeMb?: number;
   /** Given to each thread's entry (`workerData`; tests use it to inject faults). */
   workerData?: unknown;
 }
@@ -48,6 +50,15 @@ export interface DecodeThreadsStats {
 }
 
 const DEFAULT_HUNG_MS = 5000;
+/**
+ * A thread's young generation, MB (V8 raises it to its minimum semi-space). The thread runs little JS but allocates
+ * ~100 KB of array buffers per chunk outside its heap (the message's copy of the chunk, libopus's output per packet,
+ * the PCM answered); they are freed only when a collection finds them dead, and with V8's default young generation
+ * the thread collected once per ~200 chunks, so tens of MB of dead buffers passed through glibc's arena of the
+ * non-main threads at a time, and glibc kept the high-water mark (BENCHMARKS §4.5). A small young generation makes
+ * the thread scavenge every ~50 chunks (4×: measured with bench/diagnose/thread-memory.ts).
+ */
+const DEFAULT_YOUNG_MB = 2;
 /** A thread that has not started running its entry after this long (or twice `hungMs`) is dropped as hung. */
 const START_DEADLINE_MS = 10_000;
 /** Thread deaths within this window beyond which no new thread is started for a while (streams then decode in-process). */
@@ -67,9 +78,11 @@ class DecodeThread {
   /** When the thread said it was ready (its start, seconds on a loaded machine, is not a hang). */
   onlineAt: number | undefined;
   gone = false;
+  /** `memory` requests waiting for their answer. */
+  readonly memoryAsks = new Map<number, (m: DecodeThreadMemory | undefined) => void>();
 
-  constructor(entry: string, execArgv: string[], maxOldMb: number, workerData: unknown) {
-    this.worker = new Worker(entry, { execArgv, workerData, resourceLimits: { maxOldGenerationSizeMb: maxOldMb }, stdout: false, stderr: false });
+  constructor(entry: string, execArgv: string[], limits: ResourceLimits, workerData: unknown) {
+    this.worker = new Worker(entry, { execArgv, workerData, resourceLimits: limits, stdout: false, stderr: false });
     this.worker.unref();
   }
 
@@ -90,7 +103,8 @@ class DecodeThread {
  *
  * Buffers are copied between the threads, never transferred: a transferred ArrayBuffer is freed through the other
  * thread, and after a 10,000-session soak the server still counted 43 MB of array buffers after a full GC (0.15 MB
- * with copies). Memory outside the V8 heap still grows more than with decoding on the main thread (BENCHMARKS §4.5).
+ * with copies). Each thread runs with a small young generation (DEFAULT_YOUNG_MB) so that its dead buffers are
+ * collected as it goes (BENCHMARKS §4.5).
  */
 export class DecodeThreads {
   private readonly log: Logger;
@@ -151,6 +165,31 @@ export class DecodeThreads {
     return { running: this.threads.length, started: this.counts.started, lost: this.counts.lost, streams };
   }
 
+  /**
+   * Each running thread's own view of its memory (its isolate's heap, array buffers, collections), asked by message;
+   * a thread that does not answer within `timeoutMs` is left out. For the bench's memory probes and diagnosis.
+   */
+  async memory(timeoutMs = 2000): Promise<DecodeThreadMemory[]> {
+    const asks = this.threads.map(
+      (t) =>
+        new Promise<DecodeThreadMemory | undefined>((resolve) => {
+          const req = this.nextId++;
+          const timer = setTimeout(() => {
+            t.memoryAsks.delete(req);
+            resolve(undefined);
+          }, timeoutMs);
+          timer.unref();
+          t.memoryAsks.set(req, (m) => {
+            clearTimeout(timer);
+            t.memoryAsks.delete(req);
+            resolve(m);
+          });
+          t.post({ t: 'memory', req });
+        }),
+    );
+    return (await Promise.all(asks)).filter((m): m is DecodeThreadMemory => m !== undefined);
+  }
+
   /** Terminates every thread (their streams are told they were lost). */
   async close(): Promise<void> {
     this.closed = true;
@@ -179,7 +218,8 @@ export class DecodeThreads {
     }
     let thread: DecodeThread;
     try {
-      thread = new DecodeThread(this.entry, this.execArgv, this.maxOldMb, this.opts.workerData);
+      const limits: ResourceLimits = { maxOldGenerationSizeMb: this.maxOldMb, maxYoungGenerationSizeMb: this.opts.maxYoungGenerationSizeMb ?? DEFAULT_YOUNG_MB };
+      thread = new DecodeThread(this.entry, this.execArgv, limits, this.opts.workerData);
     } catch (err) {
       this.log.error({ err: (err as Error).message }, 'could not start a decoding thread');
       this.deaths.push(now);
@@ -190,6 +230,10 @@ export class DecodeThreads {
     thread.worker.on('message', (m: FromDecodeThread) => {
       if (m.t === 'ready') {
         thread.onlineAt = performance.now();
+        return;
+      }
+      if (m.t === 'memory') {
+        thread.memoryAsks.get(m.req)?.(m.memory);
         return;
       }
       thread.owed.shift();
@@ -236,6 +280,7 @@ export class DecodeThreads {
     }
     const clients = [...thread.clients.values()];
     thread.clients.clear();
+    for (const answer of [...thread.memoryAsks.values()]) answer(undefined);
     for (const c of clients) {
       try {
         c.onLost(reason);
