@@ -81,10 +81,15 @@ describe('session decoder, WebM decoded on a thread', () => {
     expect(got.length).toBe(refLong.length);
     let same = 0;
     while (same < got.length && got[same] === refLong[same]) same++;
-    const after = similarity(got.subarray(same), refLong.subarray(same));
-    console.log(`identical for ${(same / 32_000).toFixed(2)} s; after: corr ${after.corr.toFixed(5)}, SNR ${after.snrDb.toFixed(1)} dB`);
     expect(same).toBeGreaterThan(32_000 * 3);
-    expect(after.corr).toBeGreaterThan(0.99);
+    if (same === got.length) {
+      // The loss fell where the primed replacement decodes exactly as the lost stream would have.
+      console.log('identical to the end');
+    } else {
+      const after = similarity(got.subarray(same), refLong.subarray(same));
+      console.log(`identical for ${(same / 32_000).toFixed(2)} s; after: corr ${after.corr.toFixed(5)}, SNR ${after.snrDb.toFixed(1)} dB`);
+      expect(after.corr).toBeGreaterThan(0.99);
+    }
     expect(dec.stats()).toMatchObject({ stalls: 1, restarts: 1 });
   });
 });
