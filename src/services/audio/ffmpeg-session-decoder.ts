@@ -745,6 +745,8 @@ export interface FfmpegDecoderFactoryOptions extends AudioPathSettings {
    * by the given threads (tests); 0 or absent: on the main thread.
    */
   decodeThreads?: number | DecodeThreads;
+  /** The decoding threads' entry file (LIVE_AUDIO_DECODE_THREAD_ENTRY: tests only, the config refuses it outside NODE_ENV=test). */
+  decodeThreadEntry?: string;
 }
 
 /** The server's default comes from the config (LIVE_AUDIO_DECODER_POOL_SIZE); a factory made without one has none. */
@@ -782,7 +784,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     opts.decodeThreads instanceof DecodeThreads
       ? opts.decodeThreads
       : inProcessWebm && (opts.decodeThreads ?? 0) > 0
-        ? new DecodeThreads({ threads: opts.decodeThreads as number, logger: opts.logger })
+        ? new DecodeThreads({ threads: opts.decodeThreads as number, logger: opts.logger, entry: opts.decodeThreadEntry })
         : undefined;
   // Started with the server, so that no session's first chunk waits for a thread's start (its entry and wasm loaded).
   decodeThreads?.prestart();
