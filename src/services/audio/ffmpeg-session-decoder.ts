@@ -107,6 +107,11 @@ interface ContainerRecording {
   primer: Buffer;
   /** Ogg: the last granule position seen (48 kHz samples), to time the next pages. */
   lastGranule?: bigint;
+  /**
+   * WebM: the recording began on another instance (a takeover primes this decoder with its head): every stream of
+   * it here, the first included, continues it and does not drop the OpusHead pre-skip again.
+   */
+  continues?: boolean;
 }
 
 type Job =
@@ -449,7 +454,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   }
 
   private async processWebm(w: SequencedWrite): Promise<void> {
-    const rec: ContainerRecording = { container: 'webm', no: w.recording.no, primer: w.recording.header.primer };
+    const rec: ContainerRecording = { container: 'webm', no: w.recording.no, primer: w.recording.header.primer, continues: w.resumesStream === true };
     const key = `webm#${w.recording.no}`;
     if (w.startsRecording) {
       await this.endCurrent();
@@ -592,7 +597,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     const warm = !raw && !inProcess && container === 'webm' ? this.pool?.take() : undefined;
     warm?.bind(handlers);
     const stream: PcmStream = inProcess
-      ? this.inProcessWebm(handlers, restart)
+      ? this.inProcessWebm(handlers, restart || recording?.continues === true)
       : warm ??
       new FfmpegPcmStream({
         ffmpegPath: this.ffmpegPath,
