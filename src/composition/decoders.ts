@@ -32,6 +32,7 @@ export async function buildDecoders(
     useLauncher: config.audio.decoderLauncher,
     webmDecoder: config.audio.webmDecoder,
     decodeThreads: config.audio.decodeThreads,
+    decodeThreadEntry: config.audio.decodeThreadEntry,
   });
   // The first sessions' decoders should not fork the server either: wait (bounded) for the launcher to be ready.
   if (decoders.launcher) {

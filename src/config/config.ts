@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path';
 import { z } from 'zod';
 import { parseAdvertiseUrl } from '../cluster/advertise-url';
 import { SETTINGS, fieldName, type SectionName, type SettingsTable } from './settings';
@@ -77,6 +78,15 @@ function deriveConfig(s: Settings, opts: { isTTY?: boolean }) {
   }
   if (http.headersTimeoutMs > http.requestTimeoutMs) {
     throw new ConfigError(['LIVE_AUDIO_HTTP_HEADERS_TIMEOUT_MS: must not exceed LIVE_AUDIO_HTTP_REQUEST_TIMEOUT_MS']);
+  }
+  if (audio.decodeThreadEntry !== undefined) {
+    // A file run inside the server's process: a test's fault-injecting thread, never a deployment's.
+    if (s.nodeEnv !== 'test') {
+      throw new ConfigError([
+        `LIVE_AUDIO_DECODE_THREAD_ENTRY: tests only, honoured with NODE_ENV=test (NODE_ENV is ${s.nodeEnv}); unset it to decode on the server's own threads`,
+      ]);
+    }
+    if (!isAbsolute(audio.decodeThreadEntry)) throw new ConfigError(['LIVE_AUDIO_DECODE_THREAD_ENTRY: must be an absolute path']);
   }
   if (isProduction && !ops.metricsToken && !ops.metricsPublic) {
     throw new ConfigError([

@@ -169,6 +169,11 @@ export const SETTINGS = {
         0,
         16,
       ),
+      LIVE_AUDIO_DECODE_THREAD_ENTRY: str(
+        "Tests only: the decoding threads' entry file (an absolute path), so a spawned test server can run a thread that fails on purpose. Honoured with NODE_ENV=test; with any other NODE_ENV the server refuses to start. Unset: the server's own entry",
+        undefined,
+        { example: '', commented: true },
+      ),
       LIVE_AUDIO_REORDER_WAIT_MS: int(
         'WebM chunks are put back in the order of their own timing: a chunk that arrives before an earlier one waits at most this long for it (then the gap is skipped and counted); in-order chunks never wait',
         1_500,

@@ -5,11 +5,15 @@
  */
 import { createFfmpegDecoderFactory, type FfmpegDecoderFactory } from '../../src/services/audio/ffmpeg-session-decoder';
 import { AudioDecodeError, AudioLimitError } from '../../src/services/audio/session-audio-decoder';
-import { collect, decoderPids, headerThenGarbage, rejection } from './helpers';
+import { collect, decoderPids, headerThenGarbage, rejection, similarity } from './helpers';
+import { webmPrimingBytes, WebmResumeTracker } from '../../src/services/audio/webm-resume';
+import { suiteSeed } from '../helpers/seed';
+import { prng } from '../ops/helpers';
 import { ffmpegBinary } from '../helpers/ffmpeg';
 import { HELLO, LONG, SHORT, loadChunks } from '../helpers/fixtures';
 import { inProcessDecode } from '../helpers/in-process-decode';
 
+const SEED = suiteSeed();
 const hello = loadChunks(HELLO);
 const short = loadChunks(SHORT);
 const long = loadChunks(LONG);
@@ -145,5 +149,30 @@ describe('session decoder, WebM/Opus decoded in-process', () => {
     expect(factory.processesSpawned).toBe(1);
     expect(factory.inProcessStreams).toBe(0);
     expect(Math.abs(out.pcm().length - refShort.length)).toBeLessThanOrEqual(960 * 2);
+  });
+
+  // A takeover primes a fresh decoder with the recording's head (webmPrimingBytes, written as resumesStream): the
+  // recording began on the dead instance, which dropped its OpusHead pre-skip; the new stream must not drop it again.
+  // Chromium's pre-skip is 0; other recorders write 312 (104 samples at 16 kHz), patched in here.
+  it.each([0, 1])(`a stream primed for a takeover keeps a non-Chrome pre-skip (312) dropped once (decoding threads: %i; seed ${SEED})`, async (threads) => {
+    const chunks = [Buffer.from(long[0]!), ...long.slice(1)];
+    const at = chunks[0]!.indexOf(Buffer.from('OpusHead'));
+    chunks[0]!.writeUInt16LE(312, at + 10);
+    const ref = inProcessDecode(Buffer.concat(chunks));
+    const k = 2 + Math.floor(prng(SEED)() * (chunks.length - 4));
+    const tracker = new WebmResumeTracker();
+    for (const c of chunks.slice(0, k)) tracker.push(c);
+    const prefix = inProcessDecode(Buffer.concat(chunks.slice(0, k)));
+    const { create } = newFactory({ decodeThreads: threads });
+    const dec = create(`preskip${threads}`);
+    const out = collect(dec);
+    await dec.write(webmPrimingBytes(tracker.initSegment!, tracker.resumePoint()), { format: 'webm', resumesStream: true });
+    for (const c of chunks.slice(k)) await dec.write(c, { format: 'webm' });
+    await dec.close();
+    expect(out.errors).toEqual([]);
+    const got = out.pcm();
+    // Every sample after the split, none dropped (104 fewer with the pre-skip dropped again); the same audio.
+    expect({ k, samples: got.length / 2 }).toEqual({ k, samples: (ref.length - prefix.length) / 2 });
+    expect(similarity(got, ref.subarray(prefix.length)).corr).toBeGreaterThan(0.99);
   });
 });

@@ -107,6 +107,11 @@ interface ContainerRecording {
   primer: Buffer;
   /** Ogg: the last granule position seen (48 kHz samples), to time the next pages. */
   lastGranule?: bigint;
+  /**
+   * WebM: the recording began on another instance (a takeover primes this decoder with its head): every stream of
+   * it here, the first included, continues it and does not drop the OpusHead pre-skip again.
+   */
+  continues?: boolean;
 }
 
 type Job =
@@ -449,7 +454,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
   }
 
   private async processWebm(w: SequencedWrite): Promise<void> {
-    const rec: ContainerRecording = { container: 'webm', no: w.recording.no, primer: w.recording.header.primer };
+    const rec: ContainerRecording = { container: 'webm', no: w.recording.no, primer: w.recording.header.primer, continues: w.resumesStream === true };
     const key = `webm#${w.recording.no}`;
     if (w.startsRecording) {
       await this.endCurrent();
@@ -592,7 +597,7 @@ export class FfmpegSessionDecoder extends TypedEmitter<SessionAudioDecoderEvents
     const warm = !raw && !inProcess && container === 'webm' ? this.pool?.take() : undefined;
     warm?.bind(handlers);
     const stream: PcmStream = inProcess
-      ? this.inProcessWebm(handlers, restart)
+      ? this.inProcessWebm(handlers, restart || recording?.continues === true)
       : warm ??
       new FfmpegPcmStream({
         ffmpegPath: this.ffmpegPath,
@@ -745,6 +750,8 @@ export interface FfmpegDecoderFactoryOptions extends AudioPathSettings {
    * by the given threads (tests); 0 or absent: on the main thread.
    */
   decodeThreads?: number | DecodeThreads;
+  /** The decoding threads' entry file (LIVE_AUDIO_DECODE_THREAD_ENTRY: tests only, the config refuses it outside NODE_ENV=test). */
+  decodeThreadEntry?: string;
 }
 
 /** The server's default comes from the config (LIVE_AUDIO_DECODER_POOL_SIZE); a factory made without one has none. */
@@ -782,7 +789,7 @@ export function createFfmpegDecoderFactory(opts: FfmpegDecoderFactoryOptions): F
     opts.decodeThreads instanceof DecodeThreads
       ? opts.decodeThreads
       : inProcessWebm && (opts.decodeThreads ?? 0) > 0
-        ? new DecodeThreads({ threads: opts.decodeThreads as number, logger: opts.logger })
+        ? new DecodeThreads({ threads: opts.decodeThreads as number, logger: opts.logger, entry: opts.decodeThreadEntry })
         : undefined;
   // Started with the server, so that no session's first chunk waits for a thread's start (its entry and wasm loaded).
   decodeThreads?.prestart();

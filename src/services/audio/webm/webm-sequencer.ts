@@ -55,6 +55,11 @@ export interface SequencedWrite {
   recording: RecordingHead;
   /** The write begins a recording: the decoder ends its stream and starts a new one with these bytes. */
   startsRecording: boolean;
+  /**
+   * The write is a head that primes a fresh decoder where another instance's stood (a takeover): the recording
+   * began there, so the new stream continues it (its OpusHead pre-skip was dropped there, not again here).
+   */
+  resumesStream?: boolean;
   /** What to write when the decoder's stream holds everything written before. */
   bytes: Buffer;
   /** What to write after `recording.header.primer` to a decoder started afresh (undefined: not possible). */
@@ -303,6 +308,7 @@ export class WebmSequencer {
     const written = this.o.write({
       recording: head,
       startsRecording: true,
+      ...(resumes ? { resumesStream: true } : {}),
       bytes,
       restartBytes: chunk.subarray(header.bodyOffset, complete),
       blocks: layout?.blockCount ?? 1,
