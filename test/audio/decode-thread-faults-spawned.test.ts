@@ -4,7 +4,7 @@
  * FAULT_THREAD_OPTIONS to exit or to spin after some pushes. The 22 s Chromium recording goes in over REST
  * (un-awaited POSTs) and over WebSocket with seeded jitter:
  * - the thread exits mid-recording: no client error, the emulator receives as many samples as the one-shot decode
- *   (identical before the loss, correlation > 0.999 overall), `live_audio_decode_threads_lost_total` is 1;
+ *   (identical but for at most 600 ms after the loss, while the new decoder converges), `live_audio_decode_threads_lost_total` is 1;
  * - the thread hangs: the same, once the 5 s watchdog has terminated it;
  * - every thread dies on its first push: after 5 deaths the server decodes on the main thread and keeps serving.
  * And the setting itself: a server started with it outside NODE_ENV=test refuses to start, naming it.
@@ -22,7 +22,6 @@ import { suiteSeed, withSeed } from '../helpers/seed';
 import { connectAuthed } from '../helpers/ws-test-client';
 import { prng } from '../ops/helpers';
 import { NO_RATE_LIMITS } from '../resilience/helpers';
-import { similarity } from './helpers';
 import type { ThreadFaults } from './threads/fault-thread-entry';
 
 const API = '/api/v1/live-audio';
@@ -142,13 +141,22 @@ describe(`the server's decoding thread dies or hangs, on a spawned server (seed 
     await new Promise((r) => setTimeout(r, 300));
   }
 
-  /** As many samples as the one-shot decode (but the framer's last < 20 ms), and the same audio. */
+  /**
+   * As many samples as the one-shot decode (but the framer's last < 20 ms), and the same audio: identical up to the
+   * loss, and identical again once the replacement's fresh libopus state has converged (within 600 ms, as after a
+   * skipped chunk in test/rest/disorder-22s), so nothing was shifted, lost or given twice.
+   */
   function expectSameAudio(got: Buffer, context: string): void {
-    const sim = similarity(got.subarray(0, reference.length), reference);
-    const summary = `${context}: got ${got.length / 32} ms, want ${reference.length / 32} ms, correlation ${sim.corr.toFixed(5)}`;
+    const n = Math.min(got.length, reference.length) - CARRY_BYTES;
+    let first = 0;
+    while (first < n && got[first] === reference[first]) first++;
+    let last = n - 1;
+    while (last >= first && got[last] === reference[last]) last--;
+    const differsMs = first >= n ? 0 : (last + 1 - first) / 32;
+    const summary = `${context}: got ${got.length / 32} ms, want ${reference.length / 32} ms; identical but for ${differsMs.toFixed(1)} ms from ${(first / 32).toFixed(0)} ms`;
     console.log(summary);
     expect({ summary, enough: got.length >= reference.length - CARRY_BYTES && got.length <= reference.length }).toEqual({ summary, enough: true });
-    expect(sim.corr).toBeGreaterThan(0.999);
+    expect({ summary, withinResync: differsMs <= 600 }).toEqual({ summary, withinResync: true });
   }
 
   const cases: Array<{ name: string; faults: ThreadFaults; transport: Transport }> = [
