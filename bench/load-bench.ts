@@ -89,6 +89,8 @@ export interface LoadSummary {
   loadgen_cpu_pct: number | null;
   /** CPU used by processes other than the bench's own during the steady phase (% of one core): should be ~0. */
   other_cpu_pct: number | null;
+  /** Of `other_cpu_pct`: CPU the hypervisor gave to other guests while this machine wanted it (% of one core). */
+  steal_cpu_pct: number | null;
   sessions_started: number;
   errors: number;
 }
@@ -192,7 +194,8 @@ export async function runLoadBench(o: LoadBenchOptions): Promise<LoadBenchResult
   const reports = gen.reports();
 
   const machineBusyMs = m1.busyMs - m0.busyMs;
-  return summarize({ o, reports, lags, baseline, s0, s1, samples, emu0, emu1, genCpu, prom, h0, steadyStartRel, steadyWallS, machineBusyMs });
+  const machineStealMs = m1.stealMs - m0.stealMs;
+  return summarize({ o, reports, lags, baseline, s0, s1, samples, emu0, emu1, genCpu, prom, h0, steadyStartRel, steadyWallS, machineBusyMs, machineStealMs });
 }
 
 interface Collected {
@@ -212,6 +215,8 @@ interface Collected {
   steadyWallS: number;
   /** CPU time the whole machine used in the steady phase (every process), ms. */
   machineBusyMs: number;
+  /** Of which stolen by the hypervisor (other guests ran on our cores), ms. */
+  machineStealMs: number;
 }
 
 function summarize(c: Collected): LoadBenchResult {
@@ -233,6 +238,7 @@ function summarize(c: Collected): LoadBenchResult {
   const machinePct = (100 * c.machineBusyMs) / (c.steadyWallS * 1000);
   // (Clamped at 0: the process and machine counters are read a few ms apart, at 10 ms resolution.)
   const otherPct = Math.max(0, machinePct - (cpu.selfPct + cpu.childrenPct) - (Number.isFinite(emulatorPct) ? emulatorPct : 0) - loadgenPct);
+  const stealPct = (100 * c.machineStealMs) / (c.steadyWallS * 1000);
 
   const lagSteady = lags.flatMap((l) => l.lags.slice(nMin));
   const lagAll = lags.flatMap((l) => l.lags);
@@ -311,6 +317,7 @@ function summarize(c: Collected): LoadBenchResult {
     emulator_cpu_pct: round(emulatorPct, 1),
     loadgen_cpu_pct: round(loadgenPct, 1),
     other_cpu_pct: round(otherPct, 1),
+    steal_cpu_pct: round(stealPct, 1),
     sessions_started: started,
     errors: errors.length,
   };
@@ -393,7 +400,7 @@ export function describeRun(r: LoadBenchResult): string[] {
     `cost ratio: ${f(s.cost_ratio ?? NaN, 2)} × the floor of ${f(s.floor_ms_per_audio_s ?? NaN, 2)} ms CPU per audio second (one ffmpeg alone)`,
     `server memory: node RSS ${f(d.memory.steadyRssMb)} MB (baseline ${f(d.memory.baselineRssMb)}, peak ${f(d.memory.peakRssMb)}) → ${f(s.mb_per_session ?? NaN, 3)} MB/session; ffmpeg children (${d.memory.ffmpegAlive}) RSS ${f(d.memory.childrenRssMb)} MB, PSS ${f(d.memory.childrenPssMb)} MB (${f(d.memory.childrenPssMb / s.sessions, 2)} MB/session)`,
     `event-loop delay (beyond the 20 ms sampling interval) p50 ${f(d.eventLoop.p50Ms)} / p99 ${f(d.eventLoop.p99Ms)} / max ${f(d.eventLoop.maxMs)} ms; session start ${fmtDist(d.startMs)}`,
-    `other processes: emulator ${f(d.cpu.emulatorPct)}%, load generator ${f(d.cpu.loadgenPct)}%, everything else on the machine ${f(s.other_cpu_pct ?? NaN)}% of one core`,
+    `other processes: emulator ${f(d.cpu.emulatorPct)}%, load generator ${f(d.cpu.loadgenPct)}%, everything else on the machine ${f(s.other_cpu_pct ?? NaN)}% of one core (of which stolen by the hypervisor for other guests ${f(s.steal_cpu_pct ?? NaN)}%)`,
     ...(d.errors.length ? [`errors (${s.errors}): ${d.errors.join(' | ')}`] : []),
   ];
 }

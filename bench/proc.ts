@@ -196,12 +196,15 @@ export function loadAverages(): string {
   return fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 }
 
-/** Busy and total CPU time of the whole machine so far (/proc/stat, all cores), ms. */
-export function machineCpuMs(): { busyMs: number; totalMs: number } {
+/**
+ * Busy and total CPU time of the whole machine so far (/proc/stat, all cores), ms; `stealMs` is the part of busy
+ * that the hypervisor gave to other guests while ours wanted to run (a virtual machine's noisy neighbours).
+ */
+export function machineCpuMs(): { busyMs: number; totalMs: number; stealMs: number } {
   const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   // user nice system idle iowait irq softirq steal (guest time is already inside user/nice)
   const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
   const idle = v[3] + v[4];
-  return { busyMs: ((total - idle) * 1000) / CLK_TCK, totalMs: (total * 1000) / CLK_TCK };
+  return { busyMs: ((total - idle) * 1000) / CLK_TCK, totalMs: (total * 1000) / CLK_TCK, stealMs: ((v[7] ?? 0) * 1000) / CLK_TCK };
 }
