@@ -150,28 +150,6 @@ describe('DecodeThreads + ThreadedPcmStream', () => {
     expect(r.pcm().equals(expected)).toBe(true);
   });
 
-  it("answers a chunk's first 4 KB on their own: its head's audio is delivered before the rest is decoded", async () => {
-    threads = new DecodeThreads({ threads: 1, logger: silentLogger });
-    const [c0, c1] = loadChunks(LONG) as [Buffer, Buffer];
-    expect(c1.length).toBeGreaterThan(8 * 1024);
-    // The main-thread reference, fed the same way: the first chunk, then the second chunk's head, then its rest.
-    const d = new WebmOpusDecoder();
-    d.push(c0);
-    const head = d.push(c1.subarray(0, 4096)).pcm;
-    const rest = d.push(c1.subarray(4096)).pcm;
-    d.close();
-    expect(head.length).toBeGreaterThan(0);
-    const r = open(threads);
-    await r.stream.write(c0);
-    await waitFor(() => r.pieces.length >= 2, 5000);
-    const before = r.pieces.length;
-    await r.stream.write(c1);
-    await waitFor(() => r.pieces.length >= before + 2, 5000);
-    expect(r.pieces[before]!.equals(head)).toBe(true);
-    expect(r.pieces[before + 1]!.equals(rest)).toBe(true);
-    await r.stream.end(5000);
-  });
-
   it('holds decoding while the output is held: the backlog stays input, at most 128 KB with the thread', async () => {
     threads = new DecodeThreads({ threads: 1, logger: silentLogger });
     const r = open(threads);

@@ -10,12 +10,6 @@ import type { SyncPcmDecoderKind, SyncPcmDecoderOptions } from './sync-pcm-decod
 const SLICE_BYTES = 64 * 1024;
 /** Most input bytes sent and not yet answered: bounds the PCM that can arrive while the output is held. */
 const MAX_IN_FLIGHT_BYTES = 128 * 1024;
-/**
- * A write larger than twice this goes to the thread as two messages, its first FIRST_SLICE_BYTES alone: the thread
- * answers each message when it is decoded, so the head of a MediaRecorder chunk (4 KB: ~100-300 ms of Opus) is
- * relayed while the thread decodes the rest, instead of after the whole chunk.
- */
-const FIRST_SLICE_BYTES = 4 * 1024;
 
 export interface ThreadedPcmStreamHandlers extends PcmStreamHandlers {
   /**
@@ -117,8 +111,7 @@ export class ThreadedPcmStream implements PcmStream {
 
   write(buf: Buffer, _owesOutput = true): Promise<void> {
     if (!this.usable || buf.length === 0) return Promise.resolve();
-    if (buf.length > 2 * FIRST_SLICE_BYTES) this.pending.push(buf.subarray(0, FIRST_SLICE_BYTES), buf.subarray(FIRST_SLICE_BYTES));
-    else this.pending.push(buf);
+    this.pending.push(buf);
     this.pendingBytes += buf.length;
     this.pump();
     return Promise.resolve();
