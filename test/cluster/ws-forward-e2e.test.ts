@@ -272,6 +272,8 @@ it(`one key ping-ponging resume between A and B reopens at most ${STARTS_PER_MIN
   const here = await open(servedBy, 'bob');
   const m = await here.ask({ type: 'start_session', session_id: sessionId, resume: true }, ['session_started', 'error'], 20_000);
   expect(m).toMatchObject({ type: 'session_started', data: { resumed: true } });
+  // (The old connection is told on its own socket: its message may arrive after the new one's answer.)
+  await holder.waitFor((msg) => msg.type === 'session_detached', 5000);
   expect(holder.ofType('session_detached')).toHaveLength(1);
   holder = here;
   expect(cluster.emulator.connections.length).toBe(connsBefore + STARTS_PER_MINUTE);
