@@ -254,9 +254,10 @@ describe('FfmpegSessionDecoder: WebM/Opus from MediaRecorder', () => {
     const before = out.pcm().length;
     for (const c of short) await dec.write(c, { format: 'webm' });
     await dec.close();
-    // The restarted hello stream's last samples come out when it is flushed for the new recording, then short.
+    // The restarted hello stream's last samples come out when it is flushed for the new recording, then short: at
+    // most the 100 ms the wait above left out, plus what the stream held back (a 20 ms frame and 1 ms of resampler).
     const pcm = out.pcm();
-    expect(pcm.length - before).toBeLessThan(refShort.length + 3200);
+    expect(pcm.length - before).toBeLessThanOrEqual(refShort.length + 3200 + 21 * 32);
     expect(pcm.subarray(pcm.length - refShort.length).equals(refShort)).toBe(true);
     expect(factory.decodeErrors).toBe(1);
   });
