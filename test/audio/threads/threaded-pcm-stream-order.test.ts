@@ -45,12 +45,15 @@ describe('ThreadedPcmStream: held output and answers arriving around its release
     expect(delivered).toEqual([]);
     stream.setOutputPaused(false); // the held output goes in a later turn...
     t.answer(100, [2, 2]); // ...and the second answer arrives before that turn
+    // Everything was answered, but not delivered: it is still owed (an activity marker must wait for it).
+    expect(stream.owesOutput).toBe(true);
     await nextTurn();
     await nextTurn();
     expect(delivered).toEqual([
       [1, 1],
       [2, 2],
     ]);
+    expect(stream.owesOutput).toBe(false);
     stream.kill();
   });
 

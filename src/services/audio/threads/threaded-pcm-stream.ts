@@ -85,7 +85,8 @@ export class ThreadedPcmStream implements PcmStream {
   }
 
   get owesOutput(): boolean {
-    return !this.settled && !this.killed && this.pendingBytes + this.inFlight > 0;
+    // Held output is owed too: the owner places what follows the audio (an activity marker) after it.
+    return !this.settled && !this.killed && (this.pendingBytes + this.inFlight > 0 || this.held.length > 0);
   }
 
   /**
