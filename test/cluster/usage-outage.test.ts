@@ -205,12 +205,13 @@ describe('Redis stopped and restarted (empty) mid-session, on real processes', (
     const e = upstream();
     expect(cluster.emulator.connections.length).toBe(connsBefore + 1); // one upstream: the figures are its
     const expected = { turns: e.turns, sessions: 1, tokens: { totalTokens: e.usage.totalTokenCount, promptTokens: e.usage.promptTokenCount, responseTokens: e.usage.responseTokenCount, reports: e.usage.messages } };
-    // (The owner's last meter writes follow the end by moments: wait for the turns and tokens to be in.)
+    // (The owner's last meter writes follow the end by moments: wait for the turns, tokens and audio to be in.)
     const deadline = Date.now() + 10_000;
     let today: { turns: number; sessions: number; tokens: { totalTokens: number }; audioSeconds: { input: number } } | undefined;
     for (;;) {
       today = (await request(b).get(`${API}/usage`).set(headers)).body.data?.today;
-      if ((today?.turns === expected.turns && today.tokens.totalTokens >= expected.tokens.totalTokens) || Date.now() > deadline) break;
+      const audioIn = today !== undefined && today.audioSeconds.input >= e.audioBytes / 32_000 - 0.05;
+      if ((today?.turns === expected.turns && today.tokens.totalTokens >= expected.tokens.totalTokens && audioIn) || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     console.log(`seed ${SEED}: /usage today ${JSON.stringify(today)} vs the emulator's ${JSON.stringify(expected)} (audio ${e.audioBytes / 32_000} s in)`);
